@@ -1,0 +1,57 @@
+"""``mlci config check|schema``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlci.cli.context import AppContext, pass_app
+from mlci.cli.output import emit
+
+
+@click.group()
+def config() -> None:
+    """Check mlci.yaml or print the JSON Schema of mlci's files."""
+
+
+@config.command()
+@pass_app
+def check(app: AppContext) -> int:
+    """Validate mlci.yaml; every problem is listed with file, line and key. Exit 0 or 2."""
+    project = app.project()
+    from mlci.core.dataschema import load_schema
+
+    schema_path = project.path(project.config.data.schema)
+    schema = load_schema(schema_path, _display(schema_path)) if schema_path.exists() else None
+    result = {"ok": True, "config": str(project.config_path), "project": project.config.project,
+              "schema": str(schema_path) if schema else None}
+    emit(app, result, lambda r: f"{r['config']}: ok (project {r['project']})"
+         + (f"\n{r['schema']}: ok" if r["schema"] else ""))
+    return 0
+
+
+@config.command("schema")
+@click.option("--data", "data_schema", is_flag=True, help="The schema of schema.yaml instead of mlci.yaml.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+def schema_command(data_schema: bool, output: Path | None) -> int:
+    """Print the JSON Schema of mlci.yaml (or of schema.yaml with --data), for editors."""
+    from mlci.ops.schemas import json_schema_text
+
+    text = json_schema_text(data=data_schema)
+    if output:
+        from mlci.core.atomic import atomic_write_text
+
+        atomic_write_text(output, text)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    return 0
+
+
+def _display(path: Path) -> str:
+    import os
+    return os.path.relpath(path)
+
+
+

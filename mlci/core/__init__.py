@@ -1,0 +1,1 @@
+"""Pure logic: stdlib and PyYAML only. Nothing here imports pandas, scikit-learn, docker or jenkins."""

@@ -1,0 +1,276 @@
+"""``mlci.yaml``: the one file that describes an ML project. One section class per concern.
+
+Precedence: command-line flag > ``MLCI_*`` environment variable > file > default. Environment
+overrides name a key path with double underscores: ``MLCI_MODEL__SEED=7``, ``MLCI_JENKINS__URL=...``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from mlci.core.spec import IDENTIFIER, build, opt, section
+from mlci.core.yamlsrc import YamlDocument, load_yaml_file
+from mlci.errors import ConfigError, ConfigIssue
+
+CONFIG_FILE = "mlci.yaml"
+ENV_PREFIX = "MLCI_"
+Task = Literal["binary", "multiclass", "regression"]
+Severity = Literal["fail", "warn"]
+
+
+@section
+class CsvOptions:
+    """How CSV files are read."""
+
+    delimiter: str = opt(",", help="field separator")
+    encoding: str = opt("utf-8", help="text encoding")
+    decimal: str = opt(".", help="decimal mark for numbers")
+
+
+@section
+class DataSection:
+    """Where the data lives. Paths are relative to the project directory."""
+
+    train: str = opt(help="training data, CSV or Parquet")
+    holdout: str | None = opt(None, help="evaluation data; without it a seeded split of `train` is held out")
+    holdout_fraction: float = opt(0.2, min=0.01, max=0.9, help="share of `train` held out when `holdout` is not set")
+    schema: str = opt("schema.yaml", help="the data schema file (see `mlci schema infer`)")
+    csv: CsvOptions = opt(CsvOptions, help="CSV reading options")
+    batch_rows: int = opt(200_000, min=1000, help="rows per batch when streaming large files")
+
+
+@section
+class ModelSection:
+    """What to train."""
+
+    task: Task = opt(help="binary, multiclass or regression")
+    estimator: str = opt(help="import path of a scikit-learn compatible estimator class")
+    params: dict[str, Any] = opt(dict, help="keyword arguments for the estimator")
+    seed: int = opt(42, min=0, help="random seed for splits, estimator and bootstrap")
+    cv_folds: int = opt(5, min=0, max=50, help="k-fold cross-validation folds (0 turns it off)")
+    metrics: list[str] = opt(list, help="metrics reported in cross-validation (default: per task)")
+    scale_numeric: bool = opt(True, help="standardise numeric columns")
+    datetime_parts: list[Literal["year", "month", "day", "dayofweek", "hour"]] = opt(
+        list, help="parts extracted from datetime columns")
+
+
+@section
+class EvaluationSection:
+    """Holdout evaluation."""
+
+    slices: list[str] = opt(list, help="columns whose values get per-slice metrics")
+    latency_rows: int = opt(1000, min=1, help="rows timed one by one for prediction latency")
+
+
+@section
+class SliceRef:
+    column: str = opt(help="slice column")
+    value: str | int | float | bool = opt(help="slice value")
+
+
+@section
+class GateRule:
+    """One rule. Give `min` and/or `max` for a threshold, or `max_drop` to compare with the champion."""
+
+    metric: str = opt(help="metric name, e.g. roc_auc, f1_macro, rmse")
+    min: float | None = opt(None, help="the metric must be at least this")
+    max: float | None = opt(None, help="the metric must be at most this")
+    max_drop: float | None = opt(None, min=0, help="allowed drop against the champion (ε)")
+    relative: bool = opt(False, help="max_drop is a fraction of the champion's value")
+    bootstrap: bool = opt(False, help="require the bootstrap lower bound of (challenger - champion) >= -ε")
+    slice: SliceRef | None = opt(None, help="apply the rule to one slice")
+    severity: Severity = opt("fail", help="fail: exit 1; warn: reported, exit 0, UNSTABLE in Jenkins")
+    name: str | None = opt(None, help="a name for reports (default: derived)")
+
+    def check(self):
+        if self.min is None and self.max is None and self.max_drop is None:
+            yield (), "a rule needs min, max or max_drop", "e.g. `min: 0.8`"
+        if self.bootstrap and self.max_drop is None:
+            yield ("bootstrap",), "bootstrap needs max_drop", "set `max_drop: 0` for 'no worse'"
+
+
+@section
+class GatesSection:
+    """Quality gates that decide whether a model may ship."""
+
+    rules: list[GateRule] = opt(list, help="the rules, checked in order")
+    champion: str = opt("production", pattern=IDENTIFIER, help="registry alias of the model to beat")
+    first_run: Literal["pass", "fail"] = opt("pass", help="verdict of champion rules when there is no champion")
+    confidence: float = opt(0.95, min=0.5, max=0.999, help="confidence level of bootstrap bounds")
+    bootstrap_samples: int = opt(1000, min=100, max=100_000, help="paired bootstrap resamples")
+
+
+@section
+class RegistrySection:
+    path: str = opt(".mlci/registry", help="directory of the embedded model registry")
+    lock_timeout: float = opt(60.0, min=0.1, help="seconds to wait for the registry lock")
+
+
+@section
+class ImageSection:
+    """The serving image."""
+
+    name: str = opt(help="image repository, e.g. registry.example.com/team/credit-risk")
+    base: str = opt("python:3.11-slim", help="base image with Python 3")
+    registry: str | None = opt(None, help="registry host[:port] to push to (default: from `name`)")
+    registry_credentials: str | None = opt(None, pattern=IDENTIFIER,
+                                           help="Jenkins credentials id for the registry (username/password)")
+
+
+@section
+class Environment:
+    """A deployment target."""
+
+    target: Literal["docker", "kubernetes", "local"] = opt(help="docker, kubernetes or local")
+    port: int = opt(8080, min=1, max=65535, help="port the service listens on")
+    health_timeout: float = opt(60.0, min=1, help="seconds to wait for readiness before rolling back")
+    namespace: str = opt("default", pattern=IDENTIFIER, help="kubernetes namespace")
+    replicas: int = opt(1, min=1, help="kubernetes replicas")
+    autoscale_max: int | None = opt(None, min=1, help="add an HPA up to this many replicas")
+    cpu: str = opt("500m", help="kubernetes cpu request")
+    memory: str = opt("512Mi", help="kubernetes memory request")
+    approval: bool = opt(False, help="the Jenkins pipeline asks for approval before deploying here")
+    branch: str | None = opt(None, help="deploy only from this branch (Jenkins `when { branch }`)")
+
+
+@section
+class ServeSection:
+    max_body_bytes: int = opt(1_048_576, min=1024, help="largest accepted request body")
+    max_rows: int = opt(1000, min=1, help="largest accepted batch")
+    log_dir: str = opt("predictions", help="where the server appends prediction logs")
+    log_max_bytes: int = opt(50_000_000, min=1_000_000, help="rotate a prediction log file at this size")
+
+
+@section
+class ColumnDrift:
+    method: str | None = opt(None, help="ks, wasserstein, psi, chi2, jensenshannon")
+    threshold: float | None = opt(None, min=0, help="threshold for this column's method")
+    ignore: bool = opt(False, help="leave this column out of drift checks")
+
+
+@section
+class MonitorSection:
+    """Nightly drift and performance monitoring."""
+
+    reference: str | None = opt(None, help="reference data (default: the deployed version's training data)")
+    current: str | None = opt(None, help="current data file or glob (default: the server's prediction logs)")
+    window: str = opt("24h", help="how far back prediction logs are read")
+    labels: str | None = opt(None, help="labels arriving later: a file joined on request_id")
+    numeric_method: Literal["ks", "wasserstein", "psi"] = opt("ks", help="default test for numeric columns")
+    categorical_method: Literal["chi2", "jensenshannon", "psi"] = opt("chi2", help="default test for categories")
+    p_value: float = opt(0.05, min=0, max=1, help="significance for statistical tests")
+    correction: Literal["none", "bonferroni", "bh"] = opt("none", help="multiple-testing correction")
+    drift_share: float = opt(0.5, min=0, max=1, help="dataset drift when this share of features drift")
+    max_metric_drop: float = opt(0.05, min=0, help="performance decay allowed against the evaluation metrics")
+    columns: dict[str, ColumnDrift] = opt(dict, help="per-column overrides")
+    pushgateway: str | None = opt(None, help="Pushgateway URL, e.g. http://pushgateway:9091")
+    retrain_job: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins job triggered when drift is found")
+    schedule: str = opt("H 2 * * *", help="cron spec of the nightly Jenkins job")
+
+
+@section
+class JenkinsAgent:
+    label: str | None = opt(None, pattern=IDENTIFIER, help="agent label")
+    docker_image: str | None = opt(None, help="run the pipeline inside this image")
+    kubernetes_yaml: str | None = opt(None, help="pod template file for the Kubernetes plugin")
+
+
+@section
+class JenkinsSection:
+    url: str | None = opt(None, help="Jenkins URL (or JENKINS_URL); credentials only from the environment")
+    folder: str | None = opt(None, help="folder that holds the jobs")
+    job: str | None = opt(None, pattern=IDENTIFIER, help="commit job name (default: the project name)")
+    scm_url: str | None = opt(None, help="git URL the jobs check out")
+    branch: str = opt("main", help="branch that deploys to production")
+    agent: JenkinsAgent = opt(JenkinsAgent, help="where the pipeline runs")
+    timeout_minutes: int = opt(60, min=1, help="pipeline timeout")
+    keep_builds: int = opt(30, min=1, help="builds kept by buildDiscarder")
+    publish_html: bool = opt(True, help="publish HTML reports (HTML Publisher plugin)")
+    request_timeout: float = opt(30.0, min=1, help="seconds per Jenkins API call")
+
+
+@section
+class Config:
+    """An mlci project."""
+
+    project: str = opt(help="project name", pattern=IDENTIFIER)
+    version: int = opt(1, min=1, max=1, help="config format version")
+    data: DataSection = opt(help="datasets")
+    model: ModelSection = opt(help="what to train")
+    evaluation: EvaluationSection = opt(EvaluationSection)
+    gates: GatesSection = opt(GatesSection)
+    registry: RegistrySection = opt(RegistrySection)
+    image: ImageSection | None = opt(None)
+    environments: dict[str, Environment] = opt(dict, help="deployment environments by name")
+    serve: ServeSection = opt(ServeSection)
+    monitor: MonitorSection = opt(MonitorSection)
+    jenkins: JenkinsSection = opt(JenkinsSection)
+    reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
+
+    def check(self):
+        for name in self.environments:
+            if not _is_identifier(name):
+                yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"
+
+
+def _is_identifier(text: str) -> bool:
+    return re.match(IDENTIFIER, text) is not None
+
+
+@dataclass
+class Project:
+    """A loaded config plus where it came from; resolves paths relative to the project directory."""
+
+    config: Config
+    root: Path
+    config_path: Path
+    document: YamlDocument = field(repr=False)
+
+    def path(self, relative: str | os.PathLike) -> Path:
+        return (self.root / relative).resolve() if not Path(relative).is_absolute() else Path(relative)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.path(self.config.reports)
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.path(self.config.registry.path)
+
+
+def load_project(project_dir: Path | None = None, config_file: Path | None = None,
+                 environ: dict[str, str] | None = None) -> Project:
+    root = Path(project_dir or ".").resolve()
+    path = config_file if config_file else root / CONFIG_FILE
+    if config_file and project_dir is None:
+        root = Path(config_file).resolve().parent
+    display = os.path.relpath(path) if not str(path).startswith("..") else str(path)
+    doc = load_yaml_file(Path(path), display_name=display)
+    _apply_env_overrides(doc, os.environ if environ is None else environ)
+    return Project(config=build(Config, doc), root=root, config_path=Path(path), document=doc)
+
+
+def _apply_env_overrides(doc: YamlDocument, environ: dict[str, str]) -> None:
+    """Fold ``MLCI_SECTION__KEY=value`` variables into the parsed file, values parsed as YAML."""
+    issues = []
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__")]
+        target = doc.data if isinstance(doc.data, dict) else {}
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                issues.append(ConfigIssue("cannot override inside a non-mapping value", file=f"${name}"))
+                break
+        else:
+            target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else raw
+            doc.origins[tuple(keys)] = f"environment variable {name}"
+    if issues:
+        raise ConfigError(issues)

@@ -1,0 +1,1 @@
+"""Use cases: one module per command family; plain functions with keyword arguments returning reports."""

@@ -1,0 +1,73 @@
+"""The one module that renders templates (Jinja2) from the ``mlci.templates`` package.
+
+Templates live in the repository's top-level ``templates/`` folder, which ships inside the wheel as
+``mlci.templates``; they are read through ``importlib.resources``, so an editable install and a wheel
+in a fresh venv behave the same. HTML templates are autoescaped; everything else is not, so templates
+of other languages must escape through their own filters (Jenkinsfiles: the ``groovy`` filter).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable
+
+import jinja2
+
+_FILTERS: dict[str, Callable[..., Any]] = {}
+
+
+def register_filter(name: str, function: Callable[..., Any]) -> None:
+    """Make ``function`` available to templates as ``{{ value | name }}``."""
+    _FILTERS[name] = function
+    _environment.cache_clear()
+
+
+class _ResourceLoader(jinja2.BaseLoader):
+    def get_source(self, environment: jinja2.Environment, template: str):
+        node = resources.files("mlci.templates")
+        for part in template.split("/"):
+            if part in ("", ".", ".."):
+                raise jinja2.TemplateNotFound(template)
+            node = node / part
+        if not node.is_file():
+            raise jinja2.TemplateNotFound(template)
+        return node.read_text(encoding="utf-8"), None, lambda: True
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=_ResourceLoader(),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["number"] = _number
+    env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
+    env.filters.update(_FILTERS)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>`` with ``context``; unknown variables are errors, not blanks."""
+    return _environment().get_template(template).render(**context)
+
+
+def template_text(name: str) -> str:
+    """The raw text of a template file (for files copied as they are, e.g. a .dockerignore)."""
+    return (resources.files("mlci.templates") / name).read_text(encoding="utf-8")
