@@ -203,14 +203,14 @@ class Config:
     version: int = opt(1, min=1, max=1, help="config format version")
     data: DataSection = opt(help="datasets")
     model: ModelSection = opt(help="what to train")
-    evaluation: EvaluationSection = opt(EvaluationSection)
-    gates: GatesSection = opt(GatesSection)
-    registry: RegistrySection = opt(RegistrySection)
-    image: ImageSection | None = opt(None)
+    evaluation: EvaluationSection = opt(EvaluationSection, help="holdout evaluation")
+    gates: GatesSection = opt(GatesSection, help="quality gates")
+    registry: RegistrySection = opt(RegistrySection, help="the embedded model registry")
+    image: ImageSection | None = opt(None, help="the serving image (build, push, deploy need it)")
     environments: dict[str, Environment] = opt(dict, help="deployment environments by name")
-    serve: ServeSection = opt(ServeSection)
-    monitor: MonitorSection = opt(MonitorSection)
-    jenkins: JenkinsSection = opt(JenkinsSection)
+    serve: ServeSection = opt(ServeSection, help="the model server")
+    monitor: MonitorSection = opt(MonitorSection, help="nightly monitoring")
+    jenkins: JenkinsSection = opt(JenkinsSection, help="Jenkins jobs and pipelines")
     reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
 
     def check(self):
@@ -250,10 +250,16 @@ def load_project(project_dir: Path | None = None, config_file: Path | None = Non
     path = config_file if config_file else root / CONFIG_FILE
     if config_file and project_dir is None:
         root = Path(config_file).resolve().parent
-    display = os.path.relpath(path) if not str(path).startswith("..") else str(path)
+    display = _display_path(Path(path))
     doc = load_yaml_file(Path(path), display_name=display)
     _apply_env_overrides(doc, os.environ if environ is None else environ)
     return Project(config=build(Config, doc), root=root, config_path=Path(path), document=doc)
+
+
+def _display_path(path: Path) -> str:
+    """The path relative to the working directory when it lies below it, else as absolute."""
+    relative = os.path.relpath(path.resolve())
+    return str(path.resolve()) if relative.startswith("..") else relative
 
 
 def _apply_env_overrides(doc: YamlDocument, environ: dict[str, str]) -> None:
