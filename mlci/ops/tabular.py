@@ -1,0 +1,592 @@
+"""Safe table reading: every command reads CSV and Parquet data through this module.
+
+Files are read with pyarrow (a streaming CSV reader, Parquet row groups), so memory stays bounded by the
+batch size. Hostile files never become a silently altered table: an empty file, a header without rows,
+ragged rows, undecodable bytes, NUL bytes, an unclosed quote, duplicate column names and broken Parquet
+files raise ``DataError`` (exit 2) with one line naming the file and, where one exists, the line.
+
+Numbering: *rows* are 1-based data rows (the header is not a row); *lines* are 1-based physical lines of
+the file. In a CSV without line breaks inside quoted values, line = row + 1.
+
+A UTF-8 byte-order mark is accepted and stripped, so it never becomes part of the first column's name.
+"""
+
+from __future__ import annotations
+
+import csv as pycsv
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from mlci.core.config import CsvOptions
+from mlci.core.dataschema import DataSchema
+from mlci.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+FileKind = Literal["csv", "parquet"]
+
+ARROW_TYPES = {"integer": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "category": pa.string(),
+               "string": pa.string(), "datetime": pa.timestamp("ns")}
+TRUE_VALUES = ["1", "true", "True", "TRUE", "yes", "Yes", "YES"]
+FALSE_VALUES = ["0", "false", "False", "FALSE", "no", "No", "NO"]
+NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
+_SAMPLE_BYTES = 1 << 16
+_RAW_CHUNK = 1 << 22
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
+
+
+@dataclass
+class ParseFailures:
+    """Values of one column in one batch that do not parse as the schema's type."""
+
+    rows: np.ndarray  # 0-based positions inside the batch
+    values: list[str]
+
+
+@dataclass
+class ArrowBatch:
+    """A batch as pyarrow sees it, with the values that failed to convert (lenient reading only)."""
+
+    first_row: int
+    batch: pa.RecordBatch
+    failures: dict[str, ParseFailures] = field(default_factory=dict)
+
+
+def file_kind(path: str | os.PathLike) -> FileKind:
+    """``csv`` or ``parquet`` from the file's extension; DataError for anything that cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a data file", hint="give a .csv or .parquet file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file", hint="check the path (relative paths start at the project)")
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise DataError(f"{path}: unsupported file type '{suffix or '(none)'}'",
+                    hint="mlci reads .csv (.tsv, .txt) and .parquet (.pq) files")
+
+
+def table_rows(path: str | os.PathLike) -> int | None:
+    """The number of data rows: exact for Parquet, estimated from a sample for CSV (for progress)."""
+    path = Path(path)
+    if file_kind(path) == "parquet":
+        return _parquet_file(path).metadata.num_rows
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    lines = sample.count(b"\n")
+    if lines <= 1:
+        return max(lines, 0) if len(sample) == size else None
+    if len(sample) == size:
+        return lines - 1 + (0 if sample.endswith(b"\n") else 1)
+    return int(size / (len(sample) / lines)) - 1
+
+
+def read_table(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema: DataSchema | None = None,
+               columns: list[str] | None = None) -> pandas.DataFrame:
+    """The whole file as a DataFrame, typed from ``schema`` where given (see ``pandas_types``)."""
+    batches = [b.batch for b in iter_arrow_batches(path, csv=csv, schema=schema, columns=columns)]
+    table = pa.Table.from_batches(batches) if batches else _empty_table(path, csv, schema, columns)
+    return _to_pandas(table, schema)
+
+
+def iter_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema: DataSchema | None = None,
+                 batch_rows: int = 200_000, columns: list[str] | None = None
+                 ) -> Iterator[tuple[int, pandas.DataFrame]]:
+    """``(first_row_number, DataFrame)`` batches in bounded memory; row numbers are 1-based data rows."""
+    for item in iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows, columns=columns):
+        yield item.first_row, _to_pandas(pa.Table.from_batches([item.batch]), schema)
+
+
+def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None,
+                       schema: DataSchema | None = None, batch_rows: int = 200_000,
+                       columns: list[str] | None = None, lenient: bool = False) -> Iterator[ArrowBatch]:
+    """Batches as pyarrow RecordBatches, columns typed from ``schema``.
+
+    Values that do not parse as their column's type raise DataError, or with ``lenient`` become nulls
+    reported in ``ArrowBatch.failures`` (so validation can count them and name their rows).
+    A file with a header and no rows raises DataError unless the schema allows zero rows.
+    """
+    path = Path(path)
+    kind = file_kind(path)
+    reader = _CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient) if kind == "csv" \
+        else _ParquetReader(path, schema, batch_rows, columns, lenient)
+    rows = 0
+    for item in reader:
+        rows += item.batch.num_rows
+        yield item
+    if rows == 0 and (schema is None or schema.rows.min > 0):
+        raise DataError(f"{path}: no data rows (only a header)",
+                        hint="add rows, or set `rows: {min: 0}` in the schema to allow an empty table")
+
+
+def pandas_types(schema: DataSchema) -> dict[str, str]:
+    """The pandas dtype each schema type becomes.
+
+    integer: int64, or float64 when the column is nullable (missing values are NaN, as scikit-learn
+    expects); float: float64; boolean: bool, or "boolean" when nullable; category and string: object;
+    datetime: datetime64[ns].
+    """
+    out = {}
+    for name, col in schema.columns.items():
+        out[name] = {"integer": "float64" if col.nullable else "int64", "float": "float64",
+                     "boolean": "boolean" if col.nullable else "bool", "category": "object",
+                     "string": "object", "datetime": "datetime64[ns]"}[col.type]
+    return out
+
+
+def _to_pandas(table: pa.Table, schema: DataSchema | None) -> pandas.DataFrame:
+    frame = table.to_pandas()
+    if schema is None:
+        return frame
+    types = pandas_types(schema)
+    for name in frame.columns:
+        wanted = types.get(name)
+        if wanted is None:
+            continue
+        column = frame[name]
+        if wanted in ("int64", "bool") and column.isna().any():
+            wanted = "float64" if wanted == "int64" else "boolean"  # invalid data; never fail the cast
+        if str(column.dtype) != wanted:
+            frame[name] = column.astype(wanted)
+    return frame
+
+
+def _empty_table(path: Path, csv: CsvOptions | None, schema: DataSchema | None,
+                 columns: list[str] | None) -> pa.Table:
+    if file_kind(path) == "parquet":
+        arrow_schema = _parquet_file(path).schema_arrow
+    else:
+        names = _csv_header(path, csv or CsvOptions())
+        arrow_schema = pa.schema([(n, pa.string()) for n in names])
+    fields = [f for f in arrow_schema if columns is None or f.name in columns]
+    if schema is not None:
+        fields = [pa.field(f.name, _target_type(schema, f.name) or f.type) for f in fields]
+    return pa.schema(fields).empty_table()
+
+
+def _target_type(schema: DataSchema | None, name: str) -> pa.DataType | None:
+    if schema is None or name not in schema.columns:
+        return None
+    return ARROW_TYPES[schema.columns[name].type]
+
+
+class _CsvReader:
+    """Streams a CSV with pyarrow; on a parse error, a slow exact scan finds the line to report."""
+
+    def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
+                 columns: list[str] | None, lenient: bool) -> None:
+        self.path = path
+        self.options = options
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.columns = columns
+        self.lenient = lenient
+        self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
+
+    def __iter__(self) -> Iterator[ArrowBatch]:
+        header = _csv_header(self.path, self.options)
+        _check_header(self.path, header)
+        while True:
+            try:
+                yield from self._read(header)
+                return
+            except _Restart:
+                continue
+
+    def _read(self, header: list[str]) -> Iterator[ArrowBatch]:
+        guard = _RawGuard(self.path)
+        reader = self._open(guard, header)
+        first_row = 1
+        started = False
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as exc:
+                self._on_arrow_error(exc, header, started)
+            started = True
+            item = ArrowBatch(first_row, batch)
+            batch = self._convert_text_columns(item)
+            self._check_binary(batch)
+            first_row += batch.num_rows
+            yield item
+        guard.finish(self)
+
+    def _open(self, guard: _RawGuard, header: list[str]) -> pa_csv.CSVStreamingReader:
+        types = {}
+        for name in header:
+            target = _target_type(self.schema, name)
+            if target is not None:
+                types[name] = pa.string() if name in self.as_text else target
+        include = [n for n in header if n in self.columns] if self.columns is not None else None
+        try:
+            return pa_csv.open_csv(
+                guard,
+                read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
+                parse_options=pa_csv.ParseOptions(delimiter=self.options.delimiter),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=types, null_values=NULL_VALUES, strings_can_be_null=True,
+                    true_values=TRUE_VALUES, false_values=FALSE_VALUES, decimal_point=self.options.decimal,
+                    include_columns=include, timestamp_parsers=None))
+        except pa.ArrowInvalid as exc:
+            self._on_arrow_error(exc, header, started=False)
+            raise  # not reached: _on_arrow_error always raises
+
+    def _encoding(self) -> str:
+        return "utf8" if self.options.encoding.lower().replace("-", "") in ("utf8", "utf8sig") \
+            else self.options.encoding
+
+    def _block_size(self) -> int:
+        with self.path.open("rb") as handle:
+            sample = handle.read(_SAMPLE_BYTES)
+        bytes_per_row = len(sample) / max(sample.count(b"\n"), 1)
+        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), 1 << 30))
+
+    def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str], started: bool) -> None:
+        match = _CONVERSION_ERROR.search(str(exc))
+        if match and header:
+            index = int(match.group(1))
+            names = [n for n in header if self.columns is None or n in self.columns]
+            name = names[index] if index < len(names) else header[index]
+            if self.lenient and name not in self.as_text:
+                self.as_text.add(name)
+                raise _Restart()
+            raise _diagnose_conversion(self.path, self.options, header, name, self.schema) from None
+        raise _diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
+
+    def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
+        batch = item.batch
+        for name in self.as_text:
+            if name not in batch.schema.names:
+                continue
+            index = batch.schema.get_field_index(name)
+            converted, failures = convert_text(batch.column(index), self.schema.columns[name].type,
+                                               decimal=self.options.decimal)
+            if failures is not None:
+                item.failures[name] = failures
+            batch = batch.set_column(index, name, converted)
+        item.batch = batch
+        return batch
+
+    def _check_binary(self, batch: pa.RecordBatch) -> None:
+        if any(pa.types.is_binary(f.type) for f in batch.schema):
+            raise _diagnose(self.path, self.options, "invalid UTF-8")  # type: ignore[misc]
+
+
+class _Restart(Exception):
+    """Read the file again: a column's values failed to convert and will be read as text."""
+
+
+class _RawGuard(io.RawIOBase):
+    """The file as pyarrow reads it, checked on the way for NUL bytes and an unclosed quote.
+
+    Both checks are byte counts at memory speed: a NUL byte anywhere is refused, and an odd number of
+    double quotes means a quoted field never ends (doubled quotes inside fields keep the count even).
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.handle = path.open("rb")
+        self.quotes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.quotes += data.count(b'"')
+        if b"\x00" in data:
+            raise DataError(_nul_message(self.path))
+        return data
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()
+
+    def finish(self, reader: _CsvReader) -> None:
+        self.close()
+        if self.quotes % 2:
+            problem = _diagnose(reader.path, reader.options, None)
+            if problem is not None:  # an odd count can also come from a stray quote inside a field
+                raise problem
+
+
+def _nul_message(path: Path) -> str:
+    offset, line = _find_byte(path, b"\x00")
+    return f"{path}:{line}: NUL byte at byte offset {offset}: a binary or corrupted file, not text CSV"
+
+
+def _find_byte(path: Path, needle: bytes) -> tuple[int, int]:
+    """Byte offset and 1-based line of the first ``needle`` in the file."""
+    offset, lines = 0, 1
+    with path.open("rb") as handle:
+        while chunk := handle.read(_RAW_CHUNK):
+            at = chunk.find(needle)
+            if at >= 0:
+                return offset + at, lines + chunk.count(b"\n", 0, at)
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+    return -1, lines
+
+
+def _csv_header(path: Path, options: CsvOptions) -> list[str]:
+    """The column names, read with Python's csv module (BOM stripped)."""
+    with _open_text(path, options) as text:
+        try:
+            reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
+            for row in reader:
+                if any(cell.strip() for cell in row):
+                    return row
+        except UnicodeDecodeError:
+            raise _decode_error(path, options) from None
+        except pycsv.Error as exc:
+            raise DataError(f"{path}:1: cannot read the header: {exc}") from None
+    raise DataError(f"{path}: the file is empty", hint="a CSV file needs a header line and data rows")
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    seen = set()
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            raise DataError(f"{path}:1: duplicate column name '{name[:80]}' (column {position})",
+                            hint="every column needs its own name")
+        if not name.strip():
+            raise DataError(f"{path}:1: column {position} has no name", hint="name every column in the header")
+        seen.add(name)
+
+
+def _open_text(path: Path, options: CsvOptions):
+    encoding = options.encoding
+    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
+        encoding = "utf-8-sig"
+    return path.open("r", encoding=encoding, errors="strict", newline="")
+
+
+def _decode_error(path: Path, options: CsvOptions) -> DataError:
+    offset, line = _find_undecodable(path, options.encoding)
+    return DataError(f"{path}:{line}: bytes that are not valid {options.encoding} at byte offset {offset}",
+                     hint="set data.csv.encoding in mlci.yaml (e.g. latin-1) or re-encode the file")
+
+
+def _find_undecodable(path: Path, encoding: str) -> tuple[int, int]:
+    """Byte offset and line of the first bytes that do not decode (a multi-byte character may span chunks)."""
+    offset, lines, carry = 0, 1, b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_RAW_CHUNK):
+            data = carry + chunk
+            carry = b""
+            try:
+                data.decode(encoding)
+            except UnicodeDecodeError as exc:
+                if exc.end < len(data) or exc.reason != "unexpected end of data":
+                    return offset + exc.start, lines + data.count(b"\n", 0, exc.start)
+                carry, data = data[exc.start:], data[:exc.start]
+            offset += len(data)
+            lines += data.count(b"\n")
+    return offset, lines
+
+
+def _diagnose(path: Path, options: CsvOptions, arrow_message: str | None) -> DataError | None:
+    """Find what is wrong, and where, with an exact (slow) pass of Python's csv module.
+
+    Without ``arrow_message`` (a suspicion, not a failure) it returns None when nothing is wrong.
+    """
+    try:
+        with _open_text(path, options) as text:
+            reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
+            expected = None
+            record_line = 1
+            for row in reader:
+                if not row:
+                    record_line = reader.line_num + 1
+                    continue
+                if expected is None:
+                    expected = len(row)
+                elif len(row) != expected:
+                    kind = "too many" if len(row) > expected else "too few"
+                    return DataError(f"{path}:{record_line}: {kind} fields: expected {expected}, found {len(row)}",
+                                     hint="check the delimiter (data.csv.delimiter) and quoting of this line")
+                record_line = reader.line_num + 1
+    except UnicodeDecodeError:
+        return _decode_error(path, options)
+    except pycsv.Error as exc:
+        if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+            return DataError(f"{path}:{record_line}: unclosed quote: the quoted field starting on this line "
+                             "never ends", hint="close the quote, or double quotes inside a quoted field (\"\")")
+        return DataError(f"{path}:{record_line}: {exc}")
+    if arrow_message is None:
+        return None
+    return DataError(f"{path}: cannot read the file as CSV: {arrow_message.splitlines()[0][:200]}")
+
+
+def _diagnose_conversion(path: Path, options: CsvOptions, header: list[str], name: str,
+                         schema: DataSchema | None) -> DataError:
+    col_type = schema.columns[name].type if schema is not None else "the inferred type"
+    index = header.index(name)
+    with _open_text(path, options) as text:
+        reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
+        next(reader)
+        for row_number, row in enumerate(reader, start=1):
+            raw = row[index] if index < len(row) else ""
+            if raw in NULL_VALUES:
+                continue
+            _, failures = convert_text(pa.array([raw], pa.string()), col_type, decimal=options.decimal)
+            if failures is not None:
+                return DataError(f"{path}:{reader.line_num}: column '{name}', row {row_number}: "
+                                 f"{_short(raw)!r} is not a valid {col_type}",
+                                 hint="fix the value, or change the column's type in the schema")
+    return DataError(f"{path}: column '{name}' has values that are not a valid {col_type}")
+
+
+def _short(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+_INT = r"^\s*[+-]?[0-9]+\s*$"
+_BOOL = TRUE_VALUES + FALSE_VALUES
+
+
+def _float_pattern(decimal: str) -> str:
+    d = re.escape(decimal)
+    return (rf"^\s*[+-]?(([0-9]+({d}[0-9]*)?|{d}[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\s*$")
+
+
+def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple[pa.Array, ParseFailures | None]:
+    """Convert text values to ``col_type``; values that do not parse become null and are returned."""
+    target = ARROW_TYPES[col_type]
+    if pa.types.is_string(target):
+        return array.cast(pa.string()), None
+    array = array.cast(pa.string())
+    if col_type == "integer":
+        ok = pc.match_substring_regex(array, _INT)
+    elif col_type == "float":
+        ok = pc.match_substring_regex(array, _float_pattern(decimal))
+    elif col_type == "boolean":
+        ok = pc.is_in(array, pa.array(_BOOL))
+    else:
+        ok = pc.invert(pc.is_null(_parse_datetimes(array), nan_is_null=True))
+    ok = pc.fill_null(ok, True)
+    bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
+    clean = pc.if_else(ok, array, pa.scalar(None, pa.string()))
+    converted = _cast_text(clean, col_type, decimal)
+    failures = ParseFailures(rows=bad, values=array.take(pa.array(bad)).to_pylist()) if len(bad) else None
+    return converted, failures
+
+
+def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
+    if col_type == "boolean":
+        return pc.if_else(pc.is_null(array), pa.scalar(None, pa.bool_()), pc.is_in(array, pa.array(TRUE_VALUES)))
+    if col_type == "datetime":
+        return _parse_datetimes(array)
+    if col_type == "float" and decimal != ".":
+        array = pc.replace_substring(array, decimal, ".")
+    return pc.cast(pc.utf8_trim_whitespace(array), ARROW_TYPES[col_type])
+
+
+def _parse_datetimes(array: pa.Array) -> pa.Array:
+    """ISO 8601 dates and times; values with an offset are converted to UTC; others become null."""
+    values = array.to_pylist()
+    out = []
+    from datetime import datetime, timezone
+
+    for value in values:
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            out.append(None)
+            continue
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        out.append(parsed)
+    return pa.array(out, pa.timestamp("ns"))
+
+
+class _ParquetReader:
+    def __init__(self, path: Path, schema: DataSchema | None, batch_rows: int, columns: list[str] | None,
+                 lenient: bool) -> None:
+        self.path = path
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.columns = columns
+        self.lenient = lenient
+
+    def __iter__(self) -> Iterator[ArrowBatch]:
+        parquet = _parquet_file(self.path)
+        names = parquet.schema_arrow.names
+        _check_header(self.path, names)
+        columns = [n for n in names if n in self.columns] if self.columns is not None else None
+        first_row = 1
+        try:
+            for batch in parquet.iter_batches(batch_size=self.batch_rows, columns=columns):
+                item = ArrowBatch(first_row, batch)
+                item.batch = self._conform(item)
+                first_row += batch.num_rows
+                yield item
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"{self.path}: corrupted Parquet data near row {first_row}: "
+                            f"{str(exc).splitlines()[0][:200]}") from None
+
+    def _conform(self, item: ArrowBatch) -> pa.RecordBatch:
+        """Cast each column to the schema's type; text that does not parse is a failure."""
+        batch = item.batch
+        for index, name in enumerate(batch.schema.names):
+            target = _target_type(self.schema, name)
+            column = batch.column(index)
+            if target is None or column.type == target:
+                continue
+            col_type = self.schema.columns[name].type
+            converted, failures = _cast_parquet_column(column, col_type, target)
+            if failures is not None:
+                if not self.lenient:
+                    row = item.first_row + int(failures.rows[0])
+                    raise DataError(f"{self.path}: column '{name}', row {row}: "
+                                    f"{_short(str(failures.values[0]))!r} is not a valid {col_type}",
+                                    hint="fix the value, or change the column's type in the schema")
+                item.failures[name] = failures
+            batch = batch.set_column(index, name, converted)
+        return batch
+
+
+def _cast_parquet_column(column: pa.Array, col_type: str, target: pa.DataType
+                         ) -> tuple[pa.Array, ParseFailures | None]:
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return convert_text(column, col_type)
+    if pa.types.is_string(target):
+        return column.cast(pa.string()), None
+    try:
+        return column.cast(target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        text = column.cast(pa.string())
+        return convert_text(text, col_type)
+
+
+def _parquet_file(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        reason = str(exc).splitlines()[0][:160]
+        raise DataError(f"{path}: not a valid Parquet file ({reason})",
+                        hint="the file may be truncated or not Parquet at all; re-export it") from None
