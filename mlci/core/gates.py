@@ -1,0 +1,217 @@
+"""Gate arithmetic: whether a model's metrics pass the rules of ``gates:`` in ``mlci.yaml``.
+
+For a metric m with orientation s = +1 when higher is better and s = -1 when lower is better:
+
+* threshold rule:  pass iff  min <= m  and  m <= max            (bounds inclusive, each optional)
+* champion rule:   Δ = s * (m_challenger - m_champion),  ε = max_drop            (absolute)
+                                                         ε = max_drop * |m_champion|  (relative)
+                   pass iff  Δ >= -ε                      (one-sided: improvements always pass)
+* bootstrap rule:  Δ*_1..Δ*_B from a paired bootstrap over the same holdout rows;
+                   L = the (1 - confidence) quantile of Δ*;  pass iff  L >= -ε
+
+A missing, NaN or infinite metric never passes (fail closed). Without a champion, champion rules
+follow the ``first_run`` policy. Pure functions: the resampling itself lives in ``mlci.ops.metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from mlci.core.config import GateRule, GatesSection
+from mlci.core.reports import Check, Report
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier", "latency_p50_ms", "latency_p95_ms"})
+
+
+@dataclass
+class MetricSet:
+    """A model's holdout metrics, overall and per slice (``slices[column][value][metric]``)."""
+
+    metrics: dict[str, Any]
+    slices: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    label: str = ""
+
+    def value(self, metric: str, slice_column: str | None = None, slice_value: Any = None) -> Any:
+        if slice_column is None:
+            return self.metrics.get(metric)
+        entry = self.slices.get(slice_column, {}).get(slice_key(slice_value))
+        return None if entry is None else entry.get(metric)
+
+    def has_slice(self, column: str, value: Any) -> bool:
+        return slice_key(value) in self.slices.get(column, {})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], label: str = "") -> MetricSet:
+        """From a ``metrics.json`` ({"metrics": {...}, "slices": {...}}) or a flat {metric: value}."""
+        if isinstance(data.get("metrics"), dict):
+            slices = {column: {key: entry.get("metrics", entry) for key, entry in values.items()}
+                      for column, values in (data.get("slices") or {}).items()}
+            return cls(dict(data["metrics"]), slices, label)
+        return cls({k: v for k, v in data.items() if not isinstance(v, (dict, list))}, {}, label)
+
+
+def slice_key(value: Any) -> str:
+    """Slice values are compared as text, so `value: 1` in YAML matches the data's 1 or "1"."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric not in LOWER_IS_BETTER
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def allowed_drop(max_drop: float, *, relative: bool, champion: float) -> float:
+    """ε: the largest drop the challenger may show against the champion."""
+    return max_drop * abs(champion) if relative else max_drop
+
+
+def improvement(metric: str, challenger: float, champion: float) -> float:
+    """Δ = s * (challenger - champion): positive when the challenger is better."""
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return sign * (challenger - champion)
+
+
+def lower_bound(differences: Sequence[float], confidence: float) -> float | None:
+    """The one-sided lower confidence bound: the (1 - confidence) quantile, linear interpolation
+    between order statistics (as NumPy's default). Resamples where the metric is undefined are left out."""
+    values = sorted(v for v in differences if finite(v))
+    if not values:
+        return None
+    position = (1.0 - confidence) * (len(values) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(values) - 1)
+    return values[below] + (values[above] - values[below]) * (position - below)
+
+
+def rule_name(rule: GateRule) -> str:
+    if rule.name:
+        return rule.name
+    target = rule.metric + (f"[{rule.slice.column}={rule.slice.value}]" if rule.slice else "")
+    parts = []
+    if rule.min is not None:
+        parts.append(f">= {rule.min:g}")
+    if rule.max is not None:
+        parts.append(f"<= {rule.max:g}")
+    if rule.max_drop is not None:
+        drop = f"{rule.max_drop:g}" + (" relative" if rule.relative else "")
+        parts.append(f"vs champion, max drop {drop}" + (" (bootstrap)" if rule.bootstrap else ""))
+    return f"{target} {', '.join(parts)}"
+
+
+def _value_for(rule: GateRule, metrics: MetricSet) -> Any:
+    if rule.slice is None:
+        return metrics.value(rule.metric)
+    return metrics.value(rule.metric, rule.slice.column, rule.slice.value)
+
+
+def _missing_message(rule: GateRule, metrics: MetricSet, who: str) -> str:
+    if rule.slice is not None and not metrics.has_slice(rule.slice.column, rule.slice.value):
+        known = ", ".join(sorted(metrics.slices.get(rule.slice.column, {}))) or "none"
+        return (f"{who} has no slice {rule.slice.column}={rule.slice.value} (slices: {known}); "
+                f"list the column under evaluation.slices")
+    value = _value_for(rule, metrics)
+    if value is None:
+        return f"{who} has no value for '{rule.metric}' (fail closed)"
+    return f"{who}'s {rule.metric} is {value!r}, not a finite number (fail closed)"
+
+
+def check_threshold(rule: GateRule, metrics: MetricSet) -> Check:
+    value = _value_for(rule, metrics)
+    bounds = " and ".join(t for t in ((f">= {rule.min:g}" if rule.min is not None else ""),
+                                      (f"<= {rule.max:g}" if rule.max is not None else "")) if t)
+    check = Check(name=rule_name(rule), passed=False, severity=rule.severity, value=value, threshold=bounds,
+                  group="threshold")
+    if not finite(value):
+        check.message = _missing_message(rule, metrics, "the model")
+        return check
+    low_ok = rule.min is None or value >= rule.min
+    high_ok = rule.max is None or value <= rule.max
+    check.passed = low_ok and high_ok
+    check.message = "ok" if check.passed else f"{rule.metric} = {value:.4g}, must be {bounds}"
+    return check
+
+
+def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *,
+                   differences: Sequence[float] | None = None, confidence: float = 0.95) -> Check:
+    """The champion comparison; with ``differences`` (bootstrap Δ*) the lower bound decides."""
+    new, old = _value_for(rule, challenger), _value_for(rule, champion)
+    check = Check(name=rule_name(rule), passed=False, severity=rule.severity, group="champion",
+                  details={"challenger": new, "champion": old, "champion_version": champion.label})
+    if not finite(new) or not finite(old):
+        check.message = _missing_message(rule, challenger if not finite(new) else champion,
+                                         "the challenger" if not finite(new) else "the champion")
+        return check
+    epsilon = allowed_drop(rule.max_drop, relative=rule.relative, champion=old)
+    delta = improvement(rule.metric, new, old)
+    check.threshold = f">= {-epsilon:.4g}"
+    check.details.update({"delta": delta, "epsilon": epsilon})
+    if differences is None:
+        check.value = delta
+        check.passed = delta >= -epsilon
+        verdict = "within" if check.passed else "beyond"
+        check.message = f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, {verdict} -ε"
+        return check
+    bound = lower_bound(differences, confidence)
+    check.value = bound
+    check.details.update({"lower_bound": bound, "confidence": confidence, "resamples": len(differences)})
+    if bound is None:
+        check.message = f"bootstrap of {rule.metric} undefined on every resample (fail closed)"
+        return check
+    check.passed = bound >= -epsilon
+    check.message = (f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, "
+                     f"{confidence:.0%} lower bound {bound:+.4g} {'>=' if check.passed else '<'} -ε")
+    return check
+
+
+def first_run_check(rule: GateRule, gates: GatesSection) -> Check:
+    passed = gates.first_run == "pass"
+    return Check(name=rule_name(rule), passed=passed, severity=rule.severity, group="champion",
+                 message=f"no champion '{gates.champion}' yet: {'passes' if passed else 'fails'} "
+                         f"by the first_run policy ({gates.first_run})")
+
+
+BootstrapFn = Callable[[GateRule], Sequence[float]]
+
+
+def evaluate_gates(gates: GatesSection, challenger: MetricSet, champion: MetricSet | None, *,
+                   bootstrap: BootstrapFn | None = None) -> Report:
+    """Check every rule; a rule with both bounds and max_drop gives two checks."""
+    report = Report(kind="gate", details={"challenger": challenger.label,
+                                          "champion": champion.label if champion else None,
+                                          "champion_alias": gates.champion, "confidence": gates.confidence})
+    for rule in gates.rules:
+        if rule.min is not None or rule.max is not None:
+            report.add(check_threshold(rule, challenger))
+        if rule.max_drop is None:
+            continue
+        if champion is None:
+            report.add(first_run_check(rule, gates))
+        elif rule.bootstrap:
+            report.add(_bootstrap_check(rule, challenger, champion, bootstrap, gates.confidence))
+        else:
+            report.add(check_champion(rule, challenger, champion))
+    return report
+
+
+def _bootstrap_check(rule: GateRule, challenger: MetricSet, champion: MetricSet,
+                     bootstrap: BootstrapFn | None, confidence: float) -> Check:
+    if bootstrap is None:
+        check = check_champion(rule, challenger, champion)
+        check.passed = False
+        check.message = "bootstrap needs per-row holdout predictions of both models (fail closed)"
+        return check
+    try:
+        differences = bootstrap(rule)
+    except LookupError as exc:  # the predictions are missing or do not pair up
+        check = check_champion(rule, challenger, champion)
+        check.passed = False
+        check.message = f"bootstrap impossible: {exc} (fail closed)"
+        return check
+    return check_champion(rule, challenger, champion, differences=differences, confidence=confidence)

@@ -1,0 +1,278 @@
+"""Model metrics, computed once for a point estimate and, with the same code, for bootstrap resamples.
+
+Every metric is a *weighted* metric over the holdout rows: the point estimate uses weight 1 per row, a
+bootstrap resample uses how often each row was drawn. That keeps one implementation per metric and
+lets a paired bootstrap evaluate 1000 resamples as a few matrix products (``weights`` is a
+resamples x rows matrix). Metrics without a vectorised form fall back to scikit-learn with
+``sample_weight``, one resample at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from mlci.core.gates import LOWER_IS_BETTER
+
+BINARY_ONLY = ("precision", "recall", "f1", "pr_auc", "brier")
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
+                          "precision_macro", "recall_macro", "f1_macro",
+                          "precision_weighted", "recall_weighted", "f1_weighted",
+                          "roc_auc", "pr_auc", "log_loss", "brier")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+NEEDS_PROBABILITIES = ("roc_auc", "pr_auc", "log_loss", "brier")
+DEFAULT_METRICS = {"binary": ["roc_auc", "accuracy", "f1"], "multiclass": ["accuracy", "f1_macro"],
+                   "regression": ["rmse", "r2"]}
+_EPS = np.finfo(np.float64).eps
+_BLOCK_CELLS = 4_000_000  # resamples x rows evaluated at once (bounded memory on large holdouts)
+
+
+@dataclass
+class Predictions:
+    """A model's predictions on holdout rows. Classification: ``y``/``pred`` are class indices into
+    ``classes`` and ``proba`` the class probabilities (None without ``predict_proba``)."""
+
+    task: str
+    y: np.ndarray
+    pred: np.ndarray
+    proba: np.ndarray | None = None
+    classes: list[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, mask: np.ndarray) -> Predictions:
+        return Predictions(self.task, self.y[mask], self.pred[mask],
+                           None if self.proba is None else self.proba[mask], self.classes)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"y": self.y, "pred": self.pred}
+        if self.proba is not None:
+            arrays["proba"] = self.proba
+        if self.classes is not None:
+            arrays["classes"] = np.asarray([str(c) for c in self.classes])
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, task: str, arrays: Any) -> Predictions:
+        classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+        proba = arrays["proba"] if "proba" in arrays else None
+        return cls(task, arrays["y"], arrays["pred"], proba, classes)
+
+
+def metrics_for_task(task: str) -> tuple[str, ...]:
+    if task == "regression":
+        return REGRESSION_METRICS
+    if task == "multiclass":
+        return tuple(m for m in CLASSIFICATION_METRICS if m not in BINARY_ONLY)
+    return CLASSIFICATION_METRICS
+
+
+def unsuitable_metric(name: str, task: str) -> str | None:
+    """Why ``name`` cannot be computed for ``task`` (None when it can)."""
+    if name in metrics_for_task(task):
+        return None
+    if name in BINARY_ONLY and task == "multiclass":
+        return f"'{name}' is a binary metric; for multiclass use {name}_macro or {name}_weighted" \
+            if name in ("precision", "recall", "f1") else f"'{name}' is only defined for binary tasks"
+    known = ", ".join(metrics_for_task(task))
+    return f"'{name}' is not a {task} metric (known: {known})"
+
+
+def higher_is_better(name: str) -> bool:
+    return name not in LOWER_IS_BETTER
+
+
+def compute(preds: Predictions, names: list[str] | tuple[str, ...] | None = None) -> dict[str, float]:
+    """Point estimates of ``names`` (default: every metric the predictions allow)."""
+    names = list(names) if names is not None else available(preds)
+    ones = np.ones((1, len(preds)))
+    return {name: float(weighted(preds, name, ones)[0]) for name in names}
+
+
+def available(preds: Predictions) -> list[str]:
+    return [m for m in metrics_for_task(preds.task) if preds.proba is not None or m not in NEEDS_PROBABILITIES]
+
+
+def weighted(preds: Predictions, name: str, weights: np.ndarray) -> np.ndarray:
+    """The metric under each row of ``weights`` (resamples x rows); NaN where it is undefined."""
+    if name in NEEDS_PROBABILITIES and preds.proba is None:
+        raise ValueError(f"metric '{name}' needs class probabilities; the estimator has no predict_proba")
+    function = _VECTORISED.get(name)
+    if function is None:
+        return _sklearn_weighted(preds, name, weights)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return function(preds, weights)
+
+
+def bootstrap_differences(challenger: Predictions, champion: Predictions, name: str, *, samples: int,
+                          seed: int) -> np.ndarray:
+    """Paired bootstrap of the improvement s*(challenger - champion), s = +1 when higher is better,
+    -1 otherwise: both models are scored on the same resampled rows in every resample."""
+    if len(challenger) != len(champion):
+        raise ValueError("paired bootstrap needs predictions on the same holdout rows")
+    rng = np.random.default_rng(seed)
+    rows = len(challenger)
+    sign = 1.0 if higher_is_better(name) else -1.0
+    block = max(1, _BLOCK_CELLS // max(rows, 1))
+    out = []
+    for start in range(0, samples, block):
+        count = min(block, samples - start)
+        weights = resample_weights(rng, count, rows)
+        out.append(sign * (weighted(challenger, name, weights) - weighted(champion, name, weights)))
+    return np.concatenate(out)
+
+
+def resample_weights(rng: np.random.Generator, samples: int, rows: int) -> np.ndarray:
+    """How often each row is drawn in each of ``samples`` resamples of ``rows`` rows with replacement."""
+    draws = rng.integers(0, rows, size=(samples, rows)) + (np.arange(samples) * rows)[:, None]
+    return np.bincount(draws.ravel(), minlength=samples * rows).reshape(samples, rows).astype(float)
+
+
+# -- vectorised weighted metrics ----------------------------------------------------------------
+
+def _mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return (weights @ values) / weights.sum(axis=1)
+
+
+def _confusion(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    """Weighted confusion matrices, resamples x true class x predicted class."""
+    k = len(preds.classes)
+    cell = preds.y.astype(int) * k + preds.pred.astype(int)
+    onehot = np.zeros((len(cell), k * k))
+    onehot[np.arange(len(cell)), cell] = 1.0
+    return (weights @ onehot).reshape(-1, k, k)
+
+
+def _per_class(preds: Predictions, weights: np.ndarray) -> dict[str, np.ndarray]:
+    matrix = _confusion(preds, weights)
+    tp = np.diagonal(matrix, axis1=1, axis2=2)
+    support = matrix.sum(axis=2)
+    predicted = matrix.sum(axis=1)
+    precision = np.where(predicted > 0, tp / np.where(predicted > 0, predicted, 1), 0.0)
+    recall = np.where(support > 0, tp / np.where(support > 0, support, 1), 0.0)
+    denominator = support + predicted
+    f1 = np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), 0.0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def _class_metric(kind: str, average: str) -> Callable[[Predictions, np.ndarray], np.ndarray]:
+    def metric(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+        stats = _per_class(preds, weights)
+        values, support = stats[kind], stats["support"]
+        if average == "binary":
+            return values[:, 1]
+        if average == "macro":
+            return values.mean(axis=1)
+        return (values * support).sum(axis=1) / support.sum(axis=1)
+    return metric
+
+
+def _balanced_accuracy(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    stats = _per_class(preds, weights)
+    present = stats["support"] > 0
+    return (stats["recall"] * present).sum(axis=1) / present.sum(axis=1)
+
+
+def _accuracy(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    return _mean(weights, (preds.y == preds.pred).astype(float))
+
+
+def _log_loss(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    proba = np.clip(preds.proba, _EPS, 1.0)
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return _mean(weights, -np.log(proba[np.arange(len(preds)), preds.y.astype(int)]))
+
+
+def _brier(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    return _mean(weights, (preds.proba[:, 1] - (preds.y == 1)) ** 2)
+
+
+def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    """Weighted Mann-Whitney AUC: P(score of a positive > score of a negative), ties count one half."""
+    if preds.proba.shape[1] != 2:
+        return _sklearn_weighted(preds, "roc_auc", weights)
+    order = np.argsort(preds.proba[:, 1], kind="mergesort")
+    scores = preds.proba[order, 1]
+    positive = (preds.y[order] == 1).astype(float)
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
+    ordered = weights[:, order]
+    pos = np.add.reduceat(ordered * positive, starts, axis=1)
+    neg = np.add.reduceat(ordered * (1.0 - positive), starts, axis=1)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
+    wins = (pos * (neg_below + 0.5 * neg)).sum(axis=1)
+    return np.where((total_pos > 0) & (total_neg > 0), wins / (total_pos * total_neg), np.nan)
+
+
+def _rmse(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    return np.sqrt(_mean(weights, (preds.y - preds.pred) ** 2))
+
+
+def _mae(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    return _mean(weights, np.abs(preds.y - preds.pred))
+
+
+def _mape(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    return _mean(weights, np.abs(preds.y - preds.pred) / np.maximum(np.abs(preds.y), _EPS))
+
+
+def _r2(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    total = weights.sum(axis=1)
+    residual = weights @ (preds.y - preds.pred) ** 2
+    mean = (weights @ preds.y) / total
+    spread = weights @ preds.y ** 2 - total * mean ** 2
+    return np.where(spread > 0, 1.0 - residual / np.where(spread > 0, spread, 1), np.nan)
+
+
+_VECTORISED: dict[str, Callable[[Predictions, np.ndarray], np.ndarray]] = {
+    "accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy,
+    **{f"{kind}": _class_metric(kind, "binary") for kind in ("precision", "recall", "f1")},
+    **{f"{kind}_{avg}": _class_metric(kind, avg) for kind in ("precision", "recall", "f1")
+       for avg in ("macro", "weighted")},
+    "log_loss": _log_loss, "brier": _brier, "roc_auc": _binary_roc_auc,
+    "rmse": _rmse, "mae": _mae, "mape": _mape, "r2": _r2,
+}
+
+
+def _sklearn_weighted(preds: Predictions, name: str, weights: np.ndarray) -> np.ndarray:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    out = np.full(len(weights), np.nan)
+    for i, row in enumerate(weights):
+        try:
+            if name == "pr_auc":
+                out[i] = average_precision_score(preds.y == 1, preds.proba[:, 1], sample_weight=row)
+            elif name == "roc_auc":
+                out[i] = roc_auc_score(preds.y, preds.proba, sample_weight=row, multi_class="ovr",
+                                       average="macro", labels=list(range(len(preds.classes))))
+            else:
+                raise ValueError(f"unknown metric '{name}'")
+        except ValueError as exc:
+            if "unknown metric" in str(exc):
+                raise
+            out[i] = np.nan  # undefined on this sample, e.g. one class only
+    return out
+
+
+def predictions_of(model: Any, frame: Any, y: Any, task: str) -> Predictions:
+    """Run ``model`` on ``frame`` and pair its output with the true values ``y``."""
+    if task == "regression":
+        return Predictions(task, np.asarray(y, dtype=float), np.asarray(model.predict(frame), dtype=float))
+    classes = list(model.classes_)
+    index = {label_text(c): i for i, c in enumerate(classes)}
+    truth = [index.get(label_text(v), -1) for v in y]
+    if -1 in truth:
+        unseen = sorted({label_text(v) for v in y if label_text(v) not in index})[:5]
+        raise LookupError(f"target values the model never saw in training: {', '.join(unseen)}")
+    pred = np.asarray([index[label_text(v)] for v in model.predict(frame)])
+    proba = np.asarray(model.predict_proba(frame), dtype=float) if hasattr(model, "predict_proba") else None
+    return Predictions(task, np.asarray(truth), pred, proba, [label_text(c) for c in classes])
+
+
+def label_text(value: Any) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    return str(value.item() if hasattr(value, "item") else value)
