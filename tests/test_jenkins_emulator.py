@@ -1,0 +1,457 @@
+"""Tests of the Jenkins emulator, driven through the real python-jenkins client.
+
+They also pin down python-jenkins 1.8.3 behaviour that mlci's adapter has to cope with
+(which exception class each failure arrives as, stale crumbs, unauthenticated get_version).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import jenkins
+import pytest
+import requests
+
+from tests.jenkins_emulator import NO_VALID_CRUMB, JenkinsEmulator, pipeline_config
+
+TOKEN = "s3cr3t-api-token-0123456789"
+
+GOOD_JENKINSFILE = """\
+pipeline {
+  agent any
+  environment { MODEL = 'iris' }
+  stages {
+    stage('Train') {
+      steps {
+        sh '''mlci train --model "$MODEL"'''
+      }
+    }
+    stage('Gate') {
+      steps { sh 'mlci gate' }
+    }
+  }
+  post { always { echo 'done' } }
+}
+"""
+
+
+@pytest.fixture
+def emu():
+    with JenkinsEmulator(user="mlci", token=TOKEN) as e:
+        yield e
+
+
+@pytest.fixture
+def server(emu):
+    return jenkins.Jenkins(emu.url, username="mlci", password=TOKEN, timeout=5)
+
+
+def canonical(xml_text: str) -> str:
+    return ET.canonicalize(xml_text, strip_text=True)
+
+
+def wait_for_build(server, queue_id, max_polls=20):
+    for _ in range(max_polls):
+        item = server.get_queue_item(queue_id)
+        if item.get("cancelled"):
+            return item, None
+        if item.get("executable"):
+            return item, item["executable"]["number"]
+    raise AssertionError("queue item never left the queue")
+
+
+def wait_for_result(server, name, number, max_polls=20):
+    seen_building = 0
+    for _ in range(max_polls):
+        info = server.get_build_info(name, number)
+        if not info["building"]:
+            return info, seen_building
+        assert info["result"] is None
+        seen_building += 1
+    raise AssertionError("build never finished")
+
+
+# ---- jobs and folders ------------------------------------------------------------------------
+
+HAND_WRITTEN_CONFIG = """<?xml version='1.0' encoding='UTF-8'?>
+<!-- rendered by mlci -->
+<flow-definition plugin='workflow-job'>
+  <description>train the model</description>
+  <properties></properties>
+  <definition class='org.jenkinsci.plugins.workflow.cps.CpsFlowDefinition'>
+    <script>pipeline { agent any; stages { stage('a') { steps { echo 'a' } } } }</script>
+    <sandbox>true</sandbox>
+  </definition>
+</flow-definition>
+"""
+
+
+def test_job_lifecycle_with_folder(emu, server):
+    server.create_folder("ml")
+    config = HAND_WRITTEN_CONFIG
+    server.create_job("ml/train", config)
+    server.create_job("nightly", pipeline_config())
+
+    assert server.job_exists("ml/train") is True
+    assert server.job_exists("ml/missing") is None  # None, not False
+    assert server.is_folder("ml")
+    # Jenkins re-serialises the config: same document, different bytes.
+    fetched = server.get_job_config("ml/train")
+    assert fetched != config
+    assert canonical(fetched) == canonical(config)
+    assert emu.posted_configs["ml/train"] == config
+    assert emu.config_writes["ml/train"] == 1
+
+    names = {j["fullname"] for j in server.get_all_jobs()}
+    assert names == {"ml", "ml/train", "nightly"}
+    top = {j["fullname"] for j in server.get_jobs()}
+    assert top == {"ml", "nightly"}
+
+    new_config = pipeline_config({"MODEL": "iris", "MLCI_REQUEST_ID": ""})
+    server.reconfig_job("ml/train", new_config)
+    assert emu.config_writes["ml/train"] == 2
+    assert canonical(emu.jobs["ml/train"]) == canonical(new_config)
+    info = server.get_job_info("ml/train")
+    assert [p["name"] for p in info["property"][0]["parameterDefinitions"]] == [
+        "MODEL", "MLCI_REQUEST_ID"]
+    assert info["description"] == "created by the Jenkins emulator"
+    assert info["color"] == "notbuilt" and info["nextBuildNumber"] == 1
+
+    # Reading never counts as a write: an unchanged job can be proven not re-posted.
+    server.get_job_config("ml/train")
+    assert emu.config_writes["ml/train"] == 2
+    assert emu.config_writes["never-written"] == 0
+
+    server.delete_job("ml")
+    assert server.job_exists("ml/train") is None
+    assert set(emu.jobs) == {"nightly"}
+
+
+def test_create_existing_job_and_bad_input(emu, server):
+    server.create_job("train", pipeline_config())
+    with pytest.raises(jenkins.JenkinsException, match="already exists"):
+        server.create_job("train", pipeline_config())  # python-jenkins checks first
+    # The server-side answer to a racing create (what a TOCTOU loser sees):
+    auth = ("mlci", TOKEN)
+    with requests.Session() as s:
+        crumb = s.get(emu.url + "crumbIssuer/api/json", auth=auth).json()
+        headers = {crumb["crumbRequestField"]: crumb["crumb"], "Content-Type": "text/xml"}
+        r = s.post(emu.url + "createItem?name=TRAIN", data=pipeline_config(), headers=headers,
+                   auth=auth)
+        assert r.status_code == 400 and "already exists" in r.headers["X-Error"]
+        r = s.post(emu.url + "createItem?name=a%3Fb", data=pipeline_config(), headers=headers,
+                   auth=auth)
+        assert r.status_code == 400 and "unsafe character" in r.headers["X-Error"]
+        r = s.post(emu.url + "job/train/config.xml", data="<flow-definition>", headers=headers,
+                   auth=auth)
+        assert r.status_code == 500
+    # Names are case-insensitive in Jenkins; python-jenkins then refuses the answer.
+    with pytest.raises(jenkins.JenkinsException, match="unexpected job name"):
+        server.job_exists("TRAIN")
+    with pytest.raises(jenkins.JenkinsException, match="folder for the job does not exist"):
+        server.create_job("nofolder/x", pipeline_config())
+
+
+# ---- builds ------------------------------------------------------------------------------------
+
+def test_build_with_parameters_queue_to_result(emu, server):
+    emu.add_job("train", params={"MODEL": "iris", "MLCI_REQUEST_ID": ""})
+    emu.script_job("train", result="UNSTABLE", console=["fit", "score 0.91"],
+                   queue_polls=2, build_polls=3)
+    queue_id = server.build_job("train", {"MODEL": "wine", "MLCI_REQUEST_ID": "req-1",
+                                          "UNDECLARED": "dropped"})
+    assert server.get_queue_item(queue_id)["why"] == "Waiting for next available executor"
+    item, number = wait_for_build(server, queue_id)
+    assert number == 1 and item["why"] is None and item["cancelled"] is False
+    info, seen_building = wait_for_result(server, "train", number)
+    assert seen_building == 3  # build_polls=3 reads saw it running, the 4th saw the result
+    assert info["result"] == "UNSTABLE" and info["duration"] > 0
+    params = {p["name"]: p["value"] for a in info["actions"] if "parameters" in a
+              for p in a["parameters"]}
+    # Jenkins keeps only declared parameters.
+    assert params == {"MODEL": "wine", "MLCI_REQUEST_ID": "req-1"}
+    console = server.get_build_console_output("train", number)
+    assert console == "Started by user mlci\nfit\nscore 0.91\nFinished: UNSTABLE\n"
+    job = server.get_job_info("train")
+    assert job["color"] == "yellow" and job["lastBuild"]["number"] == 1
+    trigger = emu.requests_to(r"/job/train/buildWithParameters$", "POST")[0]
+    assert trigger.params["MLCI_REQUEST_ID"] == ["req-1"]
+
+
+def test_build_results_and_defaults(emu, server):
+    emu.add_job("plain")
+    emu.script_job("plain", result="FAILURE", queue_polls=0, build_polls=0, once=True)
+    queue_id = server.build_job("plain")
+    item = server.get_queue_item(queue_id)  # queue_polls=0: started at trigger time
+    assert item["executable"]["number"] == 1
+    assert server.get_build_info("plain", 1)["result"] == "FAILURE"
+    # the `once` scenario is used up; the default scenario applies again
+    queue_id = server.build_job("plain")
+    _, number = wait_for_build(server, queue_id)
+    assert wait_for_result(server, "plain", number)[0]["result"] == "SUCCESS"
+    assert server.get_job_info("plain")["lastFailedBuild"]["number"] == 1
+
+
+def test_identical_queued_parameters_are_merged(emu, server):
+    emu.add_job("train", params={"MODEL": "iris", "MLCI_REQUEST_ID": ""})
+    emu.script_job("train", queue_polls=5)
+    first = server.build_job("train", {"MODEL": "wine"})
+    second = server.build_job("train", {"MODEL": "wine"})
+    assert first == second  # coalesced into the waiting item
+    assert emu.queue_item(first)["causes"] == 2
+    third = server.build_job("train", {"MODEL": "wine", "MLCI_REQUEST_ID": "r-3"})
+    fourth = server.build_job("train", {"MODEL": "wine", "MLCI_REQUEST_ID": "r-4"})
+    assert len({first, third, fourth}) == 3
+    assert [i["params"] for i in server.get_queue_info()] == [
+        "\nMODEL=wine\nMLCI_REQUEST_ID=", "\nMODEL=wine\nMLCI_REQUEST_ID=r-3",
+        "\nMODEL=wine\nMLCI_REQUEST_ID=r-4"]
+    # once an item has left the queue, an identical request makes a new item
+    emu.start_queued("train")
+    assert server.build_job("train", {"MODEL": "wine"}) not in (first, third, fourth)
+
+
+def test_cancelled_expired_and_stopped(emu, server):
+    emu.add_job("train", params={"MLCI_REQUEST_ID": ""})
+    emu.script_job("train", queue_polls=1, cancel_in_queue=True, once=True)
+    queue_id = server.build_job("train", {"MLCI_REQUEST_ID": "a"})
+    item, number = wait_for_build(server, queue_id)
+    assert item["cancelled"] is True and item["executable"] is None and number is None
+
+    emu.script_job("train", queue_polls=1, queue_expires_after=1, once=True)
+    queue_id = server.build_job("train", {"MLCI_REQUEST_ID": "b"})
+    server.get_queue_item(queue_id)
+    with pytest.raises(jenkins.JenkinsException, match=r"queue number\[\d+\] does not exist"):
+        server.get_queue_item(queue_id)
+    assert [b["params"]["MLCI_REQUEST_ID"] for b in emu.builds("train")] == ["b"]
+
+    emu.script_job("train", console=["epoch 1", "epoch 2", "epoch 3"], queue_polls=0,
+                   build_polls=10)
+    queue_id = server.build_job("train", {"MLCI_REQUEST_ID": "c"})
+    number = server.get_queue_item(queue_id)["executable"]["number"]
+    assert server.get_build_info("train", number)["building"] is True
+    server.stop_build("train", number)
+    info = server.get_build_info("train", number)
+    assert info["result"] == "ABORTED" and info["building"] is False
+    assert server.get_build_console_output("train", number).endswith(
+        "Aborted by mlci\nFinished: ABORTED\n")
+
+
+def test_progressive_console(emu, server):
+    lines = [f"line {i} \u00e9" for i in range(7)]
+    emu.add_job("train")
+    emu.script_job("train", console=lines, queue_polls=0, build_polls=4)
+    number = server.get_queue_item(server.build_job("train"))["executable"]["number"]
+    url = f"{emu.url}job/train/{number}/logText/progressiveText"
+    received, start, chunks = b"", 0, []
+    with requests.Session() as s:
+        s.auth = ("mlci", TOKEN)
+        for _ in range(20):
+            r = s.get(url, params={"start": start}, timeout=5)
+            r.raise_for_status()
+            received += r.content
+            chunks.append(r.content)
+            start = int(r.headers["X-Text-Size"])
+            if r.headers.get("X-More-Data") != "true":
+                break
+    assert len(chunks) == 5 and all(chunks[:4])  # text arrived over several polls
+    assert received.decode("utf-8") == emu.console_text("train", number)
+    assert received.decode("utf-8").endswith("line 6 \u00e9\nFinished: SUCCESS\n")
+    assert start == len(received)
+    # a start beyond the end means "the log rolled over": the whole log again
+    r = requests.get(url, params={"start": 10**9}, auth=("mlci", TOKEN), timeout=5)
+    assert r.content == received and "X-More-Data" not in r.headers
+
+
+def test_build_endpoint_mismatches(emu, server):
+    emu.add_job("param", params={"A": "1"})
+    emu.add_job("plain")
+    with pytest.raises(requests.HTTPError, match="400"):
+        server.build_job("param")  # /build on a parameterized job: "Nothing is submitted"
+    with pytest.raises(requests.HTTPError, match="400"):
+        server.build_job("param", {})  # an empty dict is falsy: also /build
+    with pytest.raises(jenkins.JenkinsException, match=r"(?s)\[500\].*not parameterized"):
+        server.build_job("plain", {"A": "1"})
+    with pytest.raises(jenkins.NotFoundException):
+        server.build_job("missing")
+    server.disable_job("plain")
+    with pytest.raises(requests.HTTPError, match="409"):
+        server.build_job("plain")
+
+
+# ---- auth, crumbs, faults --------------------------------------------------------------------------
+
+def test_stale_crumb_gives_403_until_refetched(emu, server):
+    server.create_job("a", pipeline_config())
+    assert emu.crumbs_issued == 1
+    emu.rotate_crumbs()
+    with pytest.raises(jenkins.JenkinsException) as err:
+        server.reconfig_job("a", pipeline_config({"X": "1"}))
+    assert "[403]" in str(err.value) and NO_VALID_CRUMB in str(err.value)
+    assert emu.config_writes["a"] == 1
+    server.crumb = None  # what mlci's adapter does on that exact 403, once
+    server.reconfig_job("a", pipeline_config({"X": "1"}))
+    assert emu.config_writes["a"] == 2
+    assert emu.crumbs_issued == 2
+    # a lost session (controller restart) invalidates the crumb too
+    emu.expire_sessions()
+    with pytest.raises(jenkins.JenkinsException, match=NO_VALID_CRUMB):
+        server.reconfig_job("a", pipeline_config())
+
+
+def test_wrong_token_is_401_jenkins_exception(emu):
+    bad = jenkins.Jenkins(emu.url, username="mlci", password="wrong-token", timeout=5)
+    with pytest.raises(jenkins.JenkinsException) as err:
+        bad.get_whoami()
+    assert "[401]" in str(err.value) and "Invalid password/token for user: mlci" in str(err.value)
+    assert "wrong-token" not in str(err.value)
+    anonymous = jenkins.Jenkins(emu.url, timeout=5)
+    with pytest.raises(jenkins.JenkinsException, match=r"\[401\]"):
+        anonymous.get_job_info("x")
+
+
+def test_get_version_first_call_is_sent_without_credentials(emu, server):
+    # get_version() bypasses python-jenkins' auth set-up: as the first call it goes out
+    # anonymously and fails; after any other call it works.
+    with pytest.raises(jenkins.BadHTTPException):
+        server.get_version()
+    assert emu.requests[-1].status == 401
+    assert server.get_whoami()["id"] == "mlci"
+    assert server.get_version() == "2.440.3"
+
+
+def test_fault_503_is_raw_http_error(emu, server):
+    emu.add_job("train")
+    fault = emu.fault(r"/job/train/build$", status=503)
+    with pytest.raises(requests.HTTPError, match="503"):
+        server.build_job("train")
+    assert fault.hits == 1
+    assert server.build_job("train") == 1  # times=1: the next request goes through
+    # ...but some python-jenkins getters turn any HTTP error into "does not exist"
+    emu.fault(r"/job/train/api/json$", status=503)
+    with pytest.raises(jenkins.JenkinsException, match=r"job\[train\] does not exist"):
+        server.get_job_info("train")
+    emu.fault(r"/queue/item/", status=502)
+    with pytest.raises(jenkins.JenkinsException, match="does not exist"):
+        server.get_queue_item(1)
+
+
+def test_silent_server_times_out_and_stop_does_not_hang():
+    emu = JenkinsEmulator(token=TOKEN).start()
+    try:
+        emu.fault(".*", silent=True, times=None)
+        client = jenkins.Jenkins(emu.url, username="mlci", password=TOKEN, timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(jenkins.TimeoutException):
+            client.get_whoami()
+        assert time.monotonic() - started < 3
+        assert emu.requests[0].status is None
+    finally:
+        started = time.monotonic()
+        emu.stop()
+        assert time.monotonic() - started < 3
+
+
+def test_slow_response_and_connection_refused(emu, server):
+    emu.fault("/me/api/json", delay=0.3)
+    started = time.monotonic()
+    assert server.get_whoami()["id"] == "mlci"
+    assert time.monotonic() - started >= 0.3
+    emu.fault("/me/api/json", delay=2)
+    quick = jenkins.Jenkins(emu.url, username="mlci", password=TOKEN, timeout=0.3)
+    with pytest.raises(jenkins.TimeoutException):
+        quick.get_whoami()
+    emu.stop()
+    with pytest.raises(requests.ConnectionError):  # not a JenkinsException
+        server.get_whoami()
+
+
+def test_lost_response_after_build_was_queued(emu, server):
+    emu.add_job("train", params={"MLCI_REQUEST_ID": ""})
+    emu.fault("buildWithParameters", drop=True, process=True)
+    with pytest.raises(requests.ConnectionError):
+        server.build_job("train", {"MLCI_REQUEST_ID": "lost-1"})
+    queued = server.get_queue_info()
+    assert [i["params"] for i in queued] == ["\nMLCI_REQUEST_ID=lost-1"]
+    assert len(emu.requests_to("buildWithParameters")) == 1  # no automatic re-POST
+
+
+def test_concurrent_clients(emu):
+    emu.add_job("train", params={"MLCI_REQUEST_ID": ""})
+    emu.script_job("train", queue_polls=3)
+    ids, errors = [], []
+
+    def trigger(i):
+        try:
+            client = jenkins.Jenkins(emu.url, username="mlci", password=TOKEN, timeout=5)
+            ids.append(client.build_job("train", {"MLCI_REQUEST_ID": f"r-{i}"}))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=trigger, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors and sorted(ids) == list(range(1, 9))
+    assert emu.crumbs_issued == 8  # one session and one crumb per client
+
+
+def test_credentials_never_in_urls_or_recorded_headers(emu, server):
+    emu.add_job("train", params={"MODEL": "iris"})
+    server.build_job("train", {"MODEL": "x"})
+    server.get_job_info("train")
+    assert emu.requests
+    for r in emu.requests:
+        assert TOKEN not in r.path + "?" + r.query
+        assert TOKEN not in repr(r.headers) and TOKEN.encode() not in r.body
+        assert r.header("Authorization") is None
+
+
+# ---- linter --------------------------------------------------------------------------------------
+
+def test_linter_through_python_jenkins(emu, server):
+    assert server.check_jenkinsfile_syntax(GOOD_JENKINSFILE) == []
+    errors = server.check_jenkinsfile_syntax("pipeline {\n  stages {\n  }\n}\n")
+    assert errors == [{"error": ['Missing required section "agent" @ line 1, column 1.',
+                                 "No stages specified @ line 2, column 3."]}]
+    errors = server.check_jenkinsfile_syntax("pipeline {\n  agent any\n  stages {\n")
+    assert "expecting '}'" in errors[0]["error"]
+    errors = server.check_jenkinsfile_syntax("node { sh 'make' }")
+    assert "did not contain the 'pipeline' step" in errors[0]["error"]
+    # the linter endpoint is CSRF-exempt in Jenkins: no crumb needed
+    r = requests.post(emu.url + "pipeline-model-converter/validateJenkinsfile",
+                      data={"jenkinsfile": GOOD_JENKINSFILE}, auth=("mlci", TOKEN), timeout=5)
+    assert r.json() == {"status": "ok", "data": {"result": "success"}}
+
+
+@pytest.mark.parametrize("source, ok, fragment", [
+    (GOOD_JENKINSFILE, True, "Jenkinsfile successfully validated."),
+    (GOOD_JENKINSFILE.replace("sh 'mlci gate'", "sh 'mlci gate"), False,
+     "expecting ''', found '\\n'"),
+    (GOOD_JENKINSFILE.replace("  agent any\n", ""), False, 'Missing required section "agent"'),
+    (GOOD_JENKINSFILE + "}\n", False, "unexpected token: }"),
+    ("pipeline {\n  agent any\n  stages {\n    stage('x') { echo 'y' }\n  }\n}\n", False,
+     'Expected one of "steps", "stages", or "parallel" for stage "x"'),
+], ids=["valid", "unterminated-string", "no-agent", "extra-brace", "stage-without-steps"])
+def test_linter_text_endpoint(emu, source, ok, fragment):
+    # the form curl sends (multipart) and a urlencoded form give the same answer
+    for kwargs in ({"files": {"jenkinsfile": (None, source)}}, {"data": {"jenkinsfile": source}}):
+        r = requests.post(emu.url + "pipeline-model-converter/validate", auth=("mlci", TOKEN),
+                          timeout=5, **kwargs)
+        assert r.status_code == 200
+        assert r.text.startswith("Jenkinsfile successfully validated." if ok
+                                 else "Errors encountered validating Jenkinsfile:\nWorkflowScript: ")
+        assert fragment in r.text
+
+
+def test_tree_queries(emu, server):
+    emu.add_job("a/b/c")
+    info = server.get_info(query="?tree=jobs[name,jobs[name]]")
+    assert info == {"_class": "hudson.model.Hudson", "jobs": [
+        {"_class": "com.cloudbees.hudson.plugins.folder.Folder", "name": "a", "jobs": [
+            {"_class": "com.cloudbees.hudson.plugins.folder.Folder", "name": "b"}]}]}
+    # folder_depth_per_request=1 forces python-jenkins to follow up per folder
+    assert [j["fullname"] for j in server.get_all_jobs(folder_depth_per_request=1)] == [
+        "a", "a/b", "a/b/c"]
