@@ -186,7 +186,8 @@ class JenkinsSection:
     url: str | None = opt(None, help="Jenkins URL (or JENKINS_URL); credentials only from the environment")
     folder: str | None = opt(None, help="folder that holds the jobs")
     job: str | None = opt(None, pattern=IDENTIFIER, help="commit job name (default: the project name)")
-    scm_url: str | None = opt(None, help="git URL the jobs check out")
+    scm_url: str | None = opt(None, help="git URL the jobs check out (default: the repository's origin remote)")
+    scm_credentials: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins credentials id for checking out scm_url")
     branch: str = opt("main", help="branch that deploys to production")
     agent: JenkinsAgent = opt(JenkinsAgent, help="where the pipeline runs")
     timeout_minutes: int = opt(60, min=1, help="pipeline timeout")
@@ -214,6 +215,8 @@ class Config:
     reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
 
     def check(self):
+    install: str | None = opt(None, help="pip requirement that installs mlci on the agent, e.g. '.' or "
+                              "'mlci==0.1.0' (default: the mlci version that generated the pipeline)")
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"
