@@ -121,6 +121,9 @@ class ImageSection:
     registry: str | None = opt(None, help="registry host[:port] to push to (default: from `name`)")
     registry_credentials: str | None = opt(None, pattern=IDENTIFIER,
                                            help="Jenkins credentials id for the registry (username/password)")
+    python: str = opt("3.11", pattern=r"^3\.\d{1,2}$",
+                      help="Python version of the base image; the wheelhouse is fetched for it")
+    user_id: int = opt(10001, min=1, max=2**31 - 1, help="uid of the non-root user the server runs as")
 
 
 @section
@@ -137,6 +140,8 @@ class Environment:
     memory: str = opt("512Mi", help="kubernetes memory request")
     approval: bool = opt(False, help="the Jenkins pipeline asks for approval before deploying here")
     branch: str | None = opt(None, help="deploy only from this branch (Jenkins `when { branch }`)")
+    smoke_rows: int = opt(5, min=0, max=1000, help="holdout rows sent to /predict before the switch (0: none)")
+    kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
 
 
 @section
@@ -145,6 +150,11 @@ class ServeSection:
     max_rows: int = opt(1000, min=1, help="largest accepted batch")
     log_dir: str = opt("predictions", help="where the server appends prediction logs")
     log_max_bytes: int = opt(50_000_000, min=1_000_000, help="rotate a prediction log file at this size")
+    log_queue_rows: int = opt(100_000, min=100, help="rows buffered for the log writer; beyond it rows are dropped and counted")
+    log_predictions: bool = opt(True, help="append every predicted row to the prediction log")
+    unknown_categories: Literal["accept", "reject"] = opt(
+        "accept", help="category values outside the schema: accept (the model ignores them; the monitor sees them) or reject (422)")
+    workers: int = opt(1, min=1, max=64, help="server processes sharing the port")
 
 
 @section

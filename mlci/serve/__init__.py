@@ -1,0 +1,6 @@
+"""The model server: a Starlette app on uvicorn that validates requests against the data schema, predicts,
+exposes health, version, OpenAPI and Prometheus metrics, and logs every predicted row for ``mlci monitor``.
+
+This subpackage runs inside the serving image, which installs only starlette, uvicorn, numpy, pandas,
+scikit-learn, skops and PyYAML: it must not import click, Jinja2, docker or anything from ``mlci.cli``.
+"""

@@ -1,0 +1,58 @@
+"""``python -m mlci.serve``: the image's entry point (``mlci serve`` does the same from mlci.yaml).
+
+Every option also reads an environment variable (``MLCI_SERVE_PORT`` ...), so a deployment can change
+the port or the limits without changing the image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mlci.serve.settings import ServeSettings
+
+
+def _env(name: str, default):
+    value = os.environ.get(f"MLCI_SERVE_{name.upper()}")
+    return default if value in (None, "") else type(default)(value)
+
+
+def parse(argv: list[str] | None = None) -> ServeSettings:
+    parser = argparse.ArgumentParser(prog="python -m mlci.serve", description="Serve a registered model.")
+    parser.add_argument("--registry", type=Path, default=Path(_env("registry", "/app/registry")))
+    parser.add_argument("--model", default=_env("model", "latest"))
+    parser.add_argument("--host", default=_env("host", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=_env("port", 8080))
+    parser.add_argument("--check-port", type=int, default=_env("check_port", 0))
+    parser.add_argument("--workers", type=int, default=_env("workers", 1))
+    parser.add_argument("--max-body-bytes", type=int, default=_env("max_body_bytes", 1_048_576))
+    parser.add_argument("--max-rows", type=int, default=_env("max_rows", 1000))
+    parser.add_argument("--log-dir", default=_env("log_dir", ""), help="prediction log directory ('' turns it off)")
+    parser.add_argument("--log-max-bytes", type=int, default=_env("log_max_bytes", 50_000_000))
+    parser.add_argument("--log-queue-rows", type=int, default=_env("log_queue_rows", 100_000))
+    parser.add_argument("--unknown-categories", choices=("accept", "reject"),
+                        default=_env("unknown_categories", "accept"))
+    args = parser.parse_args(argv)
+    return ServeSettings(registry=args.registry, model=str(args.model), host=args.host, port=args.port,
+                         check_port=args.check_port or None, workers=args.workers,
+                         max_body_bytes=args.max_body_bytes, max_rows=args.max_rows,
+                         log_dir=Path(args.log_dir) if args.log_dir else None, log_max_bytes=args.log_max_bytes,
+                         log_queue_rows=args.log_queue_rows, unknown_categories=args.unknown_categories)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlci.serve.runner import run_server
+
+    settings = parse(argv)
+    try:
+        return run_server(settings)
+    except OSError as exc:
+        print(f"mlci.serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The served model: loaded from a registry directory (the project's, or the copy inside the image),
+sha256-verified and type-checked by the same code as every other registry read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlci.adapters.model_files import load_model
+from mlci.adapters.registry_store import ModelRegistry
+from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
+from mlci.core.spec import build
+from mlci.core.yamlsrc import YamlDocument
+from mlci.errors import IntegrityError
+
+MODEL_FILE = "model.skops"
+
+
+@dataclass
+class ServedModel:
+    pipeline: Any
+    record: dict[str, Any]
+    schema: DataSchema
+    features: list[str]
+    classes: list[Any] | None = None
+    _numeric: set[str] = field(default_factory=set)
+
+    @property
+    def version(self) -> int:
+        return int(self.record["version"])
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.classes is not None
+
+    def info(self) -> dict[str, Any]:
+        """What ``GET /version`` answers: which model, trained on which data, from which commit."""
+        return {"model_version": self.version, "task": self.record.get("task"),
+                "data_sha256": (self.record.get("data") or {}).get("train", {}).get("sha256"),
+                "git_commit": (self.record.get("git") or {}).get("commit"),
+                "model_sha256": self.record.get("artifacts", {}).get(MODEL_FILE, {}).get("sha256"),
+                "created": self.record.get("created"), "features": self.features}
+
+    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
+        """Validated columns as the DataFrame the pipeline was trained on (numbers as float, None as NaN)."""
+        data = {}
+        for name in self.features:
+            values = columns[name]
+            if name in self._numeric:
+                data[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
+            else:
+                data[name] = np.array(values, dtype=object)
+        return pd.DataFrame(data, columns=self.features)
+
+    def predict(self, columns: dict[str, list[Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        frame = self.frame(columns)
+        if self.is_classifier:
+            probabilities = self.pipeline.predict_proba(frame)
+            labels = np.asarray(self.pipeline.classes_)[probabilities.argmax(axis=1)]
+            return _plain_list(labels), np.round(probabilities, 6).tolist()
+        return _plain_list(self.pipeline.predict(frame)), None
+
+
+def _plain_list(values: np.ndarray) -> list[Any]:
+    return np.asarray(values).tolist()
+
+
+def load_served_model(registry_root: Path, ref: str | int) -> ServedModel:
+    registry = ModelRegistry(Path(registry_root))
+    record = registry.get(ref)
+    pipeline = load_model(registry.read_artifact(record["version"], MODEL_FILE))
+    schema = build(DataSchema, YamlDocument(data=record["schema"], file=f"model version {record['version']} schema"))
+    features = list(record.get("features") or schema.features)
+    missing = [name for name in features if name not in schema.columns]
+    if missing:
+        raise IntegrityError(f"model version {record['version']}: features {missing} are not in its schema")
+    classifier = record.get("task") != "regression" and hasattr(pipeline, "predict_proba")
+    classes = _plain_list(pipeline.classes_) if classifier else None
+    numeric = {name for name in features if schema.columns[name].type in NUMERIC_TYPES}
+    return ServedModel(pipeline=pipeline, record=record, schema=schema, features=features, classes=classes,
+                       _numeric=numeric)

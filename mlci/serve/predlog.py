@@ -1,0 +1,162 @@
+"""The prediction log that ``mlci monitor`` reads.
+
+JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<pid>.jsonl``, one line per predicted row::
+
+    {"ts": "2026-01-31T12:00:00.123Z", "request_id": "...", "row": 0, "model_version": 3,
+     "features": {"age": 41, ...}, "prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
+
+(``probabilities`` for classifiers only). A new file starts when the current one reaches ``max_bytes``.
+Requests only put a batch on a bounded queue; a background thread serialises and writes, so a slow disk
+never blocks a request. When the queue is full the batch is dropped and counted, never waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+_STOP = object()
+
+
+@dataclass
+class LoggedBatch:
+    ts: str
+    request_id: str
+    model_version: int
+    columns: dict[str, list[Any]]
+    predictions: list[Any]
+    probabilities: list[list[float]] | None
+    classes: list[str] | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.predictions)
+
+
+def utc_timestamp() -> str:
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+class PredictionLog:
+    def __init__(self, directory: Path, *, max_bytes: int, max_rows: int,
+                 on_drop: Callable[[int], None], on_error: Callable[[], None]) -> None:
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.on_drop = on_drop
+        self.on_error = on_error
+        # Bounded by rows, not batches: a queue of 1000-row batches would otherwise hold far more.
+        self._capacity = max_rows
+        self._queued_rows = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        self._written = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: LoggedBatch) -> bool:
+        """Queue a batch for writing; False (and counted) when the queue is full."""
+        with self._lock:
+            if self._queued_rows + batch.rows > self._capacity:
+                full = True
+            else:
+                self._queued_rows += batch.rows
+                full = False
+        if full:
+            self.on_drop(batch.rows)
+            return False
+        self._queue.put(batch)
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued so far, then stop the writer (called on shutdown)."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+
+    # -- writer thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            self._write_safely(item)
+            if self._queue.empty() and self._file is not None:
+                self._flush()
+        self._flush()
+        if self._file is not None:
+            self._file.close()
+
+    def _write_safely(self, batch: LoggedBatch) -> None:
+        try:
+            self._write(batch)
+        except (OSError, ValueError, TypeError) as exc:
+            self.on_error()
+            print(f"mlci.serve: prediction log write failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            with self._lock:
+                self._queued_rows -= batch.rows
+
+    def _write(self, batch: LoggedBatch) -> None:
+        text = "".join(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n"
+                       for line in _lines(batch))
+        handle = self._current_file()
+        handle.write(text)
+        self._written += len(text.encode("utf-8"))
+        if self._written >= self.max_bytes:
+            self._flush()
+            handle.close()
+            self._file = None
+
+    def _flush(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.flush()
+            except OSError:
+                self.on_error()
+
+    def _current_file(self) -> TextIO:
+        if self._file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            path = _new_file_path(self.directory)
+            self._file = open(path, "a", encoding="utf-8")
+            self._written = path.stat().st_size
+        return self._file
+
+
+def _new_file_path(directory: Path) -> Path:
+    """``predictions-YYYYMMDD-HHMMSS-<pid>.jsonl``; when a rotation lands in the same second as the last
+    file, the next free second is used so a rotated file is never reopened."""
+    stamp = time.time()
+    while True:
+        name = time.strftime("predictions-%Y%m%d-%H%M%S", time.gmtime(stamp)) + f"-{os.getpid()}.jsonl"
+        path = directory / name
+        if not path.exists():
+            return path
+        stamp += 1
+
+
+def _lines(batch: LoggedBatch):
+    names = list(batch.columns)
+    values = [batch.columns[name] for name in names]
+    for row, prediction in enumerate(batch.predictions):
+        line: dict[str, Any] = {
+            "ts": batch.ts, "request_id": batch.request_id, "row": row, "model_version": batch.model_version,
+            "features": {name: column[row] for name, column in zip(names, values)},
+            "prediction": prediction,
+        }
+        if batch.probabilities is not None and batch.classes is not None:
+            line["probabilities"] = dict(zip(batch.classes, batch.probabilities[row]))
+        yield line

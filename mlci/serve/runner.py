@@ -1,0 +1,72 @@
+"""Run the server on uvicorn: sockets opened with SO_REUSEPORT, optional worker processes, graceful stop.
+
+SO_REUSEPORT lets several processes listen on one port; the kernel spreads connections over them. The
+same mechanism serves two purposes: worker processes without a supervisor that owns the socket, and a
+zero-downtime switch on one host (the new server joins the old one's port, is checked on its private
+``check_port``, then the old one is stopped). SIGTERM stops accepting, finishes in-flight requests and
+flushes the prediction log (uvicorn's shutdown runs the app's lifespan exit).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import socket
+from dataclasses import replace
+
+from mlci.serve.settings import ServeSettings
+
+
+def open_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_forever(settings: ServeSettings) -> None:
+    """One server process (blocks until SIGTERM/SIGINT)."""
+    import uvicorn
+
+    from mlci.serve.app import create_app
+
+    sockets = [open_socket(settings.host, settings.port)]
+    if settings.check_port:
+        sockets.append(open_socket(settings.host, settings.check_port))
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=30, server_header=False)
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def run_server(settings: ServeSettings) -> int:
+    """Serve with ``settings.workers`` processes; returns an exit code when they have stopped."""
+    if settings.workers <= 1:
+        serve_forever(settings)
+        return 0
+    # Bind once here so a busy port fails fast with one clear error, before any worker starts.
+    probe = open_socket(settings.host, settings.port)
+    probe.close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=serve_forever, args=(replace(settings, workers=1),), daemon=False)
+               for _ in range(settings.workers)]
+    for worker in workers:
+        worker.start()
+
+    def forward(signum, frame) -> None:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: each worker shuts down gracefully
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    return max((w.exitcode or 0) for w in workers)

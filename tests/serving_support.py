@@ -1,0 +1,65 @@
+"""A registered model for the serving tests: the bundled credit-risk example, a small scikit-learn
+pipeline fitted on it, registered through the real registry (as `mlci train` would)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlci.adapters.model_files import dump_model
+from mlci.adapters.registry_store import ModelRegistry
+from mlci.core.config import load_project
+from mlci.core.dataschema import load_schema, schema_to_dict
+from mlci.ops.lineage import sha256_file
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "credit-risk"
+NUMERIC = ["age", "income", "loan_amount", "loan_term", "credit_score", "debt_ratio", "num_accounts"]
+CATEGORIES = ["region", "employment", "home_ownership"]
+FEATURES = NUMERIC + CATEGORIES
+
+
+def copy_example(directory: Path) -> Path:
+    target = Path(directory) / "credit-risk"
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlci", "reports", "predictions"))
+    return target
+
+
+def fit_pipeline(train: pd.DataFrame, estimator: str = "logistic", *, seed: int = 0) -> Pipeline:
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+    categories = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                           ("onehot", OneHotEncoder(handle_unknown="ignore"))])
+    model = (LogisticRegression(max_iter=500, C=1.0 + seed) if estimator == "logistic"
+             else RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1))
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories, CATEGORIES)])),
+                         ("model", model)])
+    return pipeline.fit(train[FEATURES], train["default"])
+
+
+def register_version(project_dir: Path, estimator: str = "logistic", *, seed: int = 0) -> dict:
+    """Fit and register one model version of the example project; returns its record."""
+    project = load_project(project_dir)
+    schema = load_schema(project.path(project.config.data.schema))
+    train_path = project.path(project.config.data.train)
+    train = pd.read_csv(train_path)
+    pipeline = fit_pipeline(train, estimator, seed=seed)
+    record = {"task": "binary", "target": "default", "features": FEATURES, "schema": schema_to_dict(schema),
+              "estimator": type(pipeline[-1]).__name__,
+              "data": {"train": {"path": project.config.data.train, "sha256": sha256_file(train_path)}},
+              "git": {"commit": "0123456789abcdef0123456789abcdef01234567"}, "metrics": {}}
+    registry = ModelRegistry(project.registry_dir)
+    return registry.register(record, {"model.skops": dump_model(pipeline)})
+
+
+def holdout_records(project_dir: Path, rows: int = 5) -> list[dict]:
+    frame = pd.read_csv(Path(project_dir) / "data" / "holdout.csv", nrows=rows).drop(columns=["default"])
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict(orient="records")
