@@ -29,6 +29,7 @@ class Column:
     values: list[str | int | float | bool] | None = opt(None, help="the allowed values (categories)")
     pattern: str | None = opt(None, help="regular expression every value must match (strings)")
     unique: bool = opt(False, help="no value may repeat")
+    finite: bool = opt(True, help="float values must be finite (no inf or -inf)")
     feature: bool = opt(True, help="used as a model input (false for ids and the like)")
 
     def check(self):
@@ -84,7 +85,8 @@ def schema_to_dict(schema: DataSchema) -> dict[str, Any]:
     for name, col in schema.columns.items():
         entry: dict[str, Any] = {"type": col.type}
         for key, default in (("nullable", True), ("min", None), ("max", None), ("values", None),
-                             ("pattern", None), ("unique", False), ("feature", True)):
+                             ("pattern", None), ("unique", False), ("finite", True),
+                             ("feature", True)):
             value = getattr(col, key)
             if value != default:
                 entry[key] = value

@@ -81,6 +81,14 @@ def file_kind(path: str | os.PathLike) -> FileKind:
                     hint="mlci reads .csv (.tsv, .txt) and .parquet (.pq) files")
 
 
+def column_names(path: str | os.PathLike, *, csv: CsvOptions | None = None) -> list[str]:
+    """The file's column names, in order (read from the header or the Parquet schema)."""
+    path = Path(path)
+    if file_kind(path) == "parquet":
+        return _parquet_file(path).schema_arrow.names
+    return _csv_header(path, csv or CsvOptions())
+
+
 def table_rows(path: str | os.PathLike) -> int | None:
     """The number of data rows: exact for Parquet, estimated from a sample for CSV (for progress)."""
     path = Path(path)
@@ -115,17 +123,19 @@ def iter_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None, sche
 
 def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None,
                        schema: DataSchema | None = None, batch_rows: int = 200_000,
-                       columns: list[str] | None = None, lenient: bool = False) -> Iterator[ArrowBatch]:
+                       columns: list[str] | None = None, lenient: bool = False, text: bool = False
+                       ) -> Iterator[ArrowBatch]:
     """Batches as pyarrow RecordBatches, columns typed from ``schema``.
 
+    ``text`` reads every CSV column as text (for type inference); Parquet columns keep their types.
     Values that do not parse as their column's type raise DataError, or with ``lenient`` become nulls
     reported in ``ArrowBatch.failures`` (so validation can count them and name their rows).
     A file with a header and no rows raises DataError unless the schema allows zero rows.
     """
     path = Path(path)
     kind = file_kind(path)
-    reader = _CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient) if kind == "csv" \
-        else _ParquetReader(path, schema, batch_rows, columns, lenient)
+    reader = _CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text) \
+        if kind == "csv" else _ParquetReader(path, schema, batch_rows, columns, lenient)
     rows = 0
     for item in reader:
         rows += item.batch.num_rows
@@ -190,9 +200,10 @@ class _CsvReader:
     """Streams a CSV with pyarrow; on a parse error, a slow exact scan finds the line to report."""
 
     def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
-                 columns: list[str] | None, lenient: bool) -> None:
+                 columns: list[str] | None, lenient: bool, text: bool = False) -> None:
         self.path = path
         self.options = options
+        self.text = text
         self.schema = schema
         self.batch_rows = batch_rows
         self.columns = columns
@@ -232,7 +243,7 @@ class _CsvReader:
     def _open(self, guard: _RawGuard, header: list[str]) -> pa_csv.CSVStreamingReader:
         types = {}
         for name in header:
-            target = _target_type(self.schema, name)
+            target = pa.string() if self.text else _target_type(self.schema, name)
             if target is not None:
                 types[name] = pa.string() if name in self.as_text else target
         include = [n for n in header if n in self.columns] if self.columns is not None else None

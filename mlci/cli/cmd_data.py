@@ -1,0 +1,133 @@
+"""``mlci schema infer`` and ``mlci validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mlci.cli.context import AppContext, pass_app
+from mlci.cli.output import emit, log, style_status, table
+from mlci.errors import UsageError
+
+_DATA_PATH = click.Path(path_type=Path)
+
+
+@click.group()
+def schema() -> None:
+    """Infer a data schema (schema.yaml) from a CSV or Parquet file."""
+
+
+@schema.command("infer")
+@click.argument("data", type=_DATA_PATH)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the schema here (default: print it).")
+@click.option("--target", help="The column the model predicts.")
+@click.option("--max-levels", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="Text columns with at most this many distinct values become categories.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@pass_app
+def infer(app: AppContext, data: Path, output: Path | None, target: str | None, max_levels: int,
+          force: bool) -> int:
+    """Infer types, nullability, ranges, categories and uniqueness from DATA.
+
+    The schema it writes validates the file it came from; review it before relying on it.
+    """
+    from mlci.ops.infer import infer_schema, write_schema
+
+    if output is not None and output.exists() and not force:
+        raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
+    result = infer_schema(data, csv=_csv_options(app, None, None, None), target=target, max_levels=max_levels)
+    if output is not None:
+        write_schema(result.schema, output)
+        log(f"wrote {output} ({len(result.schema.columns)} columns, {result.rows:,} rows read)")
+    emit(app, result, lambda r: "" if output is not None else r.yaml)
+    return 0
+
+
+@click.command()
+@click.argument("data", nargs=-1, type=_DATA_PATH)
+@click.option("--schema", "schema_file", type=_DATA_PATH,
+              help="Schema file (default: data.schema of mlci.yaml).")
+@click.option("--reports", "reports_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where validate.json, .junit.xml and .html go (default: the project's reports dir).")
+@click.option("--delimiter", help="CSV field separator (default: data.csv.delimiter, or ',').")
+@click.option("--encoding", help="CSV text encoding (default: data.csv.encoding, or utf-8).")
+@click.option("--decimal", help="CSV decimal mark (default: data.csv.decimal, or '.').")
+@click.option("--batch-rows", type=click.IntRange(1000), help="Rows per batch (default: data.batch_rows).")
+@pass_app
+def validate(app: AppContext, data: tuple[Path, ...], schema_file: Path | None, reports_dir: Path | None,
+             delimiter: str | None, encoding: str | None, decimal: str | None, batch_rows: int | None) -> int:
+    """Check DATA files against the schema: columns, types, nulls, ranges, values, patterns, uniqueness,
+    duplicate rows and row counts.
+
+    Without DATA, checks data.train and data.holdout of mlci.yaml. Every violation is counted and shown
+    with example rows (1-based data rows; the header is not a row). Exit 0 valid, 1 invalid,
+    2 unreadable file or bad schema.
+    """
+    from mlci.ops.validate import validate as run_validation
+
+    project = app.project() if _has_project(app) else None
+    files, schema_path = _inputs(project, data, schema_file)
+    reports = reports_dir or (project.reports_dir if project else Path("reports"))
+    rows = batch_rows or (project.config.data.batch_rows if project else 200_000)
+    report = run_validation(data=files, schema_path=schema_path, csv=_csv_options(app, delimiter, encoding, decimal),
+                            batch_rows=rows, reports_dir=reports, progress=not app.json)
+    emit(app, report, render_validation)
+    return report.exit_code
+
+
+def _has_project(app: AppContext) -> bool:
+    return (app.config_file or app.root / "mlci.yaml").exists()
+
+
+def _inputs(project, data: tuple[Path, ...], schema_file: Path | None) -> tuple[list[Path], Path]:
+    if project is None and (not data or schema_file is None):
+        raise UsageError("no mlci.yaml here: give the DATA files and --schema",
+                         hint="e.g. `mlci validate data.csv --schema schema.yaml`, or run in a project (-C DIR)")
+    if data:
+        files = list(data)
+    else:
+        section = project.config.data
+        files = [project.path(p) for p in (section.train, section.holdout) if p]
+    schema_path = schema_file or project.path(project.config.data.schema)
+    return files, schema_path
+
+
+def _csv_options(app: AppContext, delimiter: str | None, encoding: str | None, decimal: str | None):
+    from dataclasses import replace
+
+    from mlci.core.config import CsvOptions
+
+    base = app.project().config.data.csv if _has_project(app) else CsvOptions()
+    overrides = {k: v for k, v in (("delimiter", delimiter), ("encoding", encoding), ("decimal", decimal)) if v}
+    if overrides.get("delimiter") is not None and len(overrides["delimiter"]) != 1:
+        raise UsageError(f"--delimiter must be one character, got {overrides['delimiter']!r}")
+    return replace(base, **overrides)
+
+
+def render_validation(report) -> str:
+    """One table per file: each check, its verdict, failing rows and a few example rows."""
+    lines = []
+    groups = dict.fromkeys(c.group for c in report.checks)
+    for group in groups:
+        checks = [c for c in report.checks if c.group == group]
+        rows = [(c.name, style_status(c.status), c.value if c.details.get("rule") else "",
+                 c.message if not c.passed else "", _examples(c)) for c in checks]
+        lines.append(f"{group}")
+        lines.append(table(rows, ("check", "result", "failing rows", "message", "examples (row: value)")))
+        lines.append("")
+    failed = len(report.failed)
+    verdict = "FAILED" if failed else "PASSED"
+    lines.append(f"{style_status(verdict)}: {len(report.checks)} checks, {failed} failed")
+    for kind, path in report.files.items():
+        lines.append(f"  {kind}: {path}")
+    return "\n".join(lines)
+
+
+def _examples(check) -> str:
+    shown = []
+    for example in check.details.get("examples", [])[:3]:
+        value = example.get("value")
+        shown.append(f"{example['row']}" + ("" if value is None else f": {value!r}"))
+    return ", ".join(shown)

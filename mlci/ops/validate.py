@@ -1,0 +1,378 @@
+"""``mlci validate``: check data files against the schema, streaming, reporting every violation.
+
+Each file is read in batches (``mlci.ops.tabular``); every rule is a vectorised pyarrow/NumPy reduction
+per batch, and element masks are built only when a reduction says a batch breaks the rule. Rules that
+span the whole file (uniqueness, duplicate rows, row counts) keep only what they need: the values of
+``unique`` columns and a 64-bit hash per row when duplicate rows are forbidden.
+
+Every check reports the number of failing rows and up to ``MAX_EXAMPLES`` examples, each with its
+1-based data row number (the header is not a row) and the value, truncated to ``MAX_VALUE_CHARS``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlci.core.config import CsvOptions
+from mlci.core.dataschema import Column, DataSchema, load_schema
+from mlci.core.progress import Progress
+from mlci.core.reports import Check, Report, write_report
+from mlci.ops import tabular
+from mlci.ops.render import render
+from mlci.errors import ConfigError
+
+MAX_EXAMPLES = 5
+MAX_VALUE_CHARS = 60
+
+
+@dataclass
+class Tally:
+    """Failing rows of one rule: how many, and the first few as examples."""
+
+    count: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, first_row: int, positions: np.ndarray, values: pa.Array | list | None = None) -> None:
+        if not len(positions):
+            return
+        self.count += len(positions)
+        room = MAX_EXAMPLES - len(self.examples)
+        if room <= 0:
+            return
+        chosen = positions[:room]
+        if values is None:
+            shown = [None] * len(chosen)
+        elif isinstance(values, list):
+            shown = values[:room]
+        else:
+            shown = values.take(pa.array(chosen)).to_pylist()
+        for position, value in zip(chosen, shown):
+            self.examples.append({"row": first_row + int(position), "value": _show(value)})
+
+
+def _show(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+@dataclass
+class Rule:
+    """A per-column rule: ``find(array) -> positions`` of failing values within a batch."""
+
+    column: str
+    name: str
+    threshold: Any
+    find: Callable[[pa.Array], np.ndarray]
+    tally: Tally = field(default_factory=Tally)
+
+    def check(self, group: str, rows: int) -> Check:
+        message = "ok" if not self.tally.count else f"{self.tally.count:,} of {rows:,} rows fail"
+        return Check(name=f"{self.column}: {self.name}", passed=not self.tally.count, message=message,
+                     value=self.tally.count, threshold=self.threshold, group=group,
+                     details={"column": self.column, "rule": self.name, "failing_rows": self.tally.count,
+                              "examples": self.tally.examples})
+
+
+def _positions(mask: pa.Array) -> np.ndarray:
+    return np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+
+
+def _not_null_rule(name: str) -> Rule:
+    def find(array: pa.Array) -> np.ndarray:
+        if not array.null_count and not pa.types.is_floating(array.type):
+            return _EMPTY
+        return _positions(pc.is_null(array, nan_is_null=True)) if array.null_count or _has_nan(array) else _EMPTY
+
+    return Rule(name, "not null", "no nulls", find)
+
+
+def _has_nan(array: pa.Array) -> bool:
+    return pa.types.is_floating(array.type) and bool(pc.any(pc.is_nan(array)).as_py())
+
+
+_EMPTY = np.empty(0, dtype=np.int64)
+
+
+def _bound(value: Any, col: Column) -> pa.Scalar:
+    if col.type == "datetime":
+        return pa.scalar(datetime.fromisoformat(str(value)), pa.timestamp("ns"))
+    return pa.scalar(float(value) if col.type == "float" else value)
+
+
+def _range_rules(name: str, col: Column) -> list[Rule]:
+    rules = []
+    if col.min is not None:
+        low = _bound(col.min, col)
+
+        def find_low(array: pa.Array, low=low) -> np.ndarray:
+            smallest = pc.min(array)
+            if not smallest.is_valid or _ge(smallest, low):
+                return _EMPTY
+            return _positions(pc.less(array, low))
+
+        rules.append(Rule(name, "min", col.min, find_low))
+    if col.max is not None:
+        high = _bound(col.max, col)
+
+        def find_high(array: pa.Array, high=high) -> np.ndarray:
+            largest = pc.max(array)
+            if not largest.is_valid or _ge(high, largest):
+                return _EMPTY
+            return _positions(pc.greater(array, high))
+
+        rules.append(Rule(name, "max", col.max, find_high))
+    return rules
+
+
+def _ge(a: pa.Scalar, b: pa.Scalar) -> bool:
+    return bool(pc.greater_equal(a, b).as_py())
+
+
+def _finite_rule(name: str) -> Rule:
+    def find(array: pa.Array) -> np.ndarray:
+        extremes = pc.min_max(array).as_py()
+        if extremes["min"] is None or (np.isfinite(extremes["min"]) and np.isfinite(extremes["max"])):
+            return _EMPTY
+        return _positions(pc.is_inf(array))
+
+    return Rule(name, "finite", "no inf", find)
+
+
+def _values_rule(name: str, col: Column) -> Rule:
+    allowed = _allowed_array(col)
+
+    def find(array: pa.Array) -> np.ndarray:
+        distinct = pc.unique(array.drop_null())
+        if pc.all(pc.is_in(distinct, value_set=allowed)).as_py() is not False:
+            return _EMPTY
+        return _positions(pc.invert(pc.is_in(array, value_set=allowed)))
+
+    shown = col.values if len(col.values) <= 10 else col.values[:10] + ["…"]
+    return Rule(name, "allowed values", shown, find)
+
+
+def _allowed_array(col: Column) -> pa.Array:
+    target = tabular.ARROW_TYPES[col.type]
+    values = [str(v) for v in col.values] if pa.types.is_string(target) else col.values
+    try:
+        return pa.array(values).cast(target)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        raise ConfigError(f"allowed values {col.values!r} do not all fit the column type {col.type}",
+                          hint="make the values match the column's type") from None
+
+
+def _pattern_rule(name: str, col: Column) -> Rule:
+    pattern = col.pattern
+    try:
+        pc.match_substring_regex(pa.array(["x"]), pattern)
+        native = True
+    except pa.ArrowInvalid:  # a Python-only construct (e.g. a look-ahead): slower, same answer
+        native = False
+        compiled = re.compile(pattern)
+
+    def find(array: pa.Array) -> np.ndarray:
+        text = array.cast(pa.string())
+        if native:
+            matched = pc.match_substring_regex(text, pattern)
+        else:
+            matched = pa.array([None if v is None else compiled.search(v) is not None for v in text.to_pylist()])
+        if not text.null_count and bool(pc.all(matched).as_py()):
+            return _EMPTY
+        return _positions(pc.and_(pc.invert(matched), pc.is_valid(text)))
+
+    return Rule(name, "pattern", pattern, find)
+
+
+def column_rules(name: str, col: Column) -> list[Rule]:
+    """The per-batch rules of one column, in a fixed order."""
+    rules = []
+    if not col.nullable:
+        rules.append(_not_null_rule(name))
+    if col.type == "float" and col.finite:
+        rules.append(_finite_rule(name))
+    if col.type in ("integer", "float", "datetime"):
+        rules.extend(_range_rules(name, col))
+    if col.values is not None:
+        rules.append(_values_rule(name, col))
+    if col.pattern is not None:
+        rules.append(_pattern_rule(name, col))
+    return rules
+
+
+class _UniqueValues:
+    """Keeps a unique column's values (and their row numbers) to find repeats across batches."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.chunks: list[pa.Array] = []
+
+    def add(self, array: pa.Array) -> None:
+        self.chunks.append(array)
+
+    def check(self, group: str, rows: int) -> Check:
+        tally = Tally()
+        if self.chunks:
+            values = pa.chunked_array(self.chunks)
+            non_null = len(values) - values.null_count
+            if pc.count_distinct(values).as_py() < non_null:
+                counts = pc.value_counts(values.drop_null())
+                repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+                mask = pc.is_in(values, value_set=repeated).combine_chunks()
+                positions = _positions(mask)
+                first_seen = _later_occurrences(values.take(pa.array(positions)), positions)
+                tally.add(1, first_seen, values.combine_chunks())
+        rule = Rule(self.column, "unique", True, lambda _: _EMPTY, tally)
+        check = rule.check(group, rows)
+        if tally.count:
+            check.message = f"{tally.count:,} rows repeat an earlier value"
+        return check
+
+
+def _later_occurrences(values: pa.Array, positions: np.ndarray) -> np.ndarray:
+    """Positions of the repeats (every occurrence after a value's first)."""
+    seen: set = set()
+    out = []
+    for value, position in zip(values.to_pylist(), positions):
+        if value in seen:
+            out.append(position)
+        else:
+            seen.add(value)
+    return np.array(out, dtype=np.int64)
+
+
+class _RowHashes:
+    """A 64-bit hash per row, to find duplicate rows across batches without keeping the rows."""
+
+    def __init__(self) -> None:
+        self.hashes: list[np.ndarray] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        import pandas  # only needed when duplicate rows are forbidden
+
+        frame = batch.to_pandas()
+        self.hashes.append(pandas.util.hash_pandas_object(frame, index=False).to_numpy())
+
+    def check(self, group: str, rows: int) -> Check:
+        tally = Tally()
+        if self.hashes:
+            hashes = np.concatenate(self.hashes)
+            order = np.argsort(hashes, kind="stable")
+            sorted_hashes = hashes[order]
+            repeats = order[1:][sorted_hashes[1:] == sorted_hashes[:-1]]
+            tally.add(1, np.sort(repeats))
+        rule = Rule("(row)", "no duplicate rows", "allow_duplicate_rows: false", lambda _: _EMPTY, tally)
+        check = rule.check(group, rows)
+        check.name = "duplicate rows"
+        if tally.count:
+            check.message = f"{tally.count:,} rows repeat an earlier row"
+        return check
+
+
+def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None, batch_rows: int = 200_000,
+                  group: str | None = None, progress: bool = True) -> list[Check]:
+    """Every check of ``schema`` against one file."""
+    group = group or path.name
+    header = tabular.column_names(path, csv=csv)
+    checks = _column_set_checks(header, schema, group)
+    present = [name for name in schema.columns if name in header]
+    rules = {name: column_rules(name, schema.columns[name]) for name in present}
+    type_tallies = {name: Tally() for name in present}
+    unique = {name: _UniqueValues(name) for name in present if schema.columns[name].unique}
+    row_hashes = _RowHashes() if not schema.allow_duplicate_rows else None
+    rows = 0
+    with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress) as bar:
+        for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
+                                               columns=present, lenient=True):
+            batch = item.batch
+            for name, failures in item.failures.items():
+                type_tallies[name].add(item.first_row, failures.rows, failures.values)
+            for index, name in enumerate(batch.schema.names):
+                array = batch.column(index)
+                for rule in rules.get(name, ()):
+                    rule.tally.add(item.first_row, rule.find(array), array)
+                if name in unique:
+                    unique[name].add(array)
+            if row_hashes is not None:
+                row_hashes.add(batch)
+            rows += batch.num_rows
+            bar.advance(batch.num_rows)
+    for name in present:
+        col = schema.columns[name]
+        type_rule = Rule(name, "type", col.type, lambda _: _EMPTY, type_tallies[name])
+        checks.append(type_rule.check(group, rows))
+        if type_tallies[name].count:
+            checks[-1].message = f"{type_tallies[name].count:,} values are not a valid {col.type}"
+        checks.extend(rule.check(group, rows) for rule in rules[name])
+        if name in unique:
+            checks.append(unique[name].check(group, rows))
+    if row_hashes is not None:
+        checks.append(row_hashes.check(group, rows))
+    checks.append(_row_count_check(rows, schema, group))
+    return checks
+
+
+def _column_set_checks(header: list[str], schema: DataSchema, group: str) -> list[Check]:
+    missing = [n for n in schema.columns if n not in header]
+    checks = [Check(name="columns: required", passed=not missing, group=group, value=len(missing), threshold=0,
+                    message=f"missing: {', '.join(missing)}" if missing else "ok",
+                    details={"missing": missing})]
+    if not schema.allow_extra_columns:
+        extra = [n for n in header if n not in schema.columns]
+        checks.append(Check(name="columns: unexpected", passed=not extra, group=group, value=len(extra),
+                            threshold=0, message=f"not in the schema: {', '.join(extra)}" if extra else "ok",
+                            details={"unexpected": extra}))
+    return checks
+
+
+def _row_count_check(rows: int, schema: DataSchema, group: str) -> Check:
+    low, high = schema.rows.min, schema.rows.max
+    passed = rows >= low and (high is None or rows <= high)
+    bounds = f">= {low}" + (f" and <= {high}" if high is not None else "")
+    return Check(name="rows: count", passed=passed, value=rows, threshold=bounds, group=group,
+                 message="ok" if passed else f"{rows:,} rows, expected {bounds}")
+
+
+def validate(*, data: list[Path], schema_path: Path, csv: CsvOptions | None = None, batch_rows: int = 200_000,
+             reports_dir: Path | None = None, progress: bool = True) -> Report:
+    """Validate every file in ``data`` against the schema; write JSON, JUnit and HTML reports."""
+    started = time.monotonic()
+    schema = load_schema(schema_path, _display(schema_path))
+    report = Report(kind="validate", details={"schema": _display(schema_path), "files": []})
+    for path in data:
+        file_started = time.monotonic()
+        checks = validate_file(path, schema, csv=csv, batch_rows=batch_rows, group=_display(path),
+                               progress=progress)
+        report.checks.extend(checks)
+        rows = next(c.value for c in checks if c.name == "rows: count")
+        report.details["files"].append({"path": _display(path), "rows": rows,
+                                        "failed": sum(not c.passed for c in checks),
+                                        "seconds": round(time.monotonic() - file_started, 3)})
+    if reports_dir is not None:
+        html = render("reports/validate.html.j2", title="Data validation", ok=report.ok, report=report,
+                      files=report.details["files"], schema=report.details["schema"])
+        write_report(report, reports_dir, html=html, duration=time.monotonic() - started)
+    return report
+
+
+def _display(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
