@@ -1,0 +1,742 @@
+"""``mlci monitor``: drift, data quality and performance of current data against the reference.
+
+Reference: the training data of the deployed model version (its sha256 checked against the lineage),
+or a configured file. Current: files (CSV/Parquet, globs allowed) or the model server's prediction logs
+over a time window. Both are streamed in batches into column sketches (``mlci.ops.drift``); decisions
+come from ``mlci.core.drift``. Every score is recorded, drifted or not. Metrics go to the Pushgateway;
+the last-success timestamp only after everything else was pushed.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlci.adapters.pushgateway import Metric, Pushgateway
+from mlci.core import drift as rules
+from mlci.core.config import MonitorSection, Project
+from mlci.core.dataschema import DataSchema, load_schema
+from mlci.core.progress import Progress
+from mlci.core.reports import Check, Report, write_report
+from mlci.core.spec import build
+from mlci.core.yamlsrc import load_yaml_text
+from mlci.errors import ConfigError, DataError, IntegrityError, MlciError, NotFound, ServiceError
+from mlci.ops import drift as stats
+from mlci.ops.lineage import sha256_file
+
+PUSH_JOB = "mlci_monitor"
+PREDICTION = "prediction"
+CATEGORICAL_TYPES = ("category", "boolean", "string")
+
+
+class MonitorReport(Report):
+    """A monitor report; exit 3 when a service (Pushgateway, prediction logs) failed."""
+
+    service_error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.service_error else super().exit_code
+
+
+@dataclass
+class Source:
+    """Where rows come from: data files, or prediction-log files filtered to a time window."""
+
+    label: str
+    files: list[Path]
+    logs_since: datetime | None = None
+    skipped_lines: int = 0
+
+    @property
+    def is_log(self) -> bool:
+        return self.logs_since is not None
+
+
+@dataclass
+class Profile:
+    """The sketches of one dataset, plus what performance needs."""
+
+    columns: dict[str, stats.Sketch]
+    rows: int = 0
+    out_of_schema: dict[str, int] = field(default_factory=dict)
+    prediction: stats.Sketch | None = None
+    labels: list[np.ndarray] = field(default_factory=list)
+    predicted: list[np.ndarray] = field(default_factory=list)
+    probabilities: list[np.ndarray] = field(default_factory=list)
+
+
+# -- the use case ---------------------------------------------------------------------------------
+
+
+def run_monitor(project: Project, *, reference: str | None = None, current: str | None = None,
+                since: str | None = None, labels: str | None = None, pushgateway: str | None = None,
+                model_version: str | None = None, progress: bool = True, plots: bool = True) -> MonitorReport:
+    """Measure drift and performance; write monitor.json/.junit.xml/.html; push metrics if configured."""
+    started = time.monotonic()
+    settings = project.config.monitor
+    record = deployed_version(project, model_version)
+    schema = version_schema(project, record)
+    features = monitored_features(schema, record, settings)
+    report = MonitorReport(kind="monitor")
+    report.details.update({"project": project.config.project,
+                           "model_version": record.get("version") if record else None})
+    model = load_model_for(project, record, settings)
+
+    reference_source = reference_source_for(project, record, reference or settings.reference)
+    report.details["reference"] = {"files": [str(p) for p in reference_source.files]}
+    try:
+        current_source = current_source_for(project, current or settings.current, since or settings.window)
+    except ServiceError as exc:
+        return _service_failure(project, report, exc, started)
+    report.details["current"] = {"files": [str(p) for p in current_source.files]}
+    if current_source.is_log:
+        report.details["current"]["since"] = current_source.logs_since.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    kinds = {name: column_kind(schema.columns[name]) for name in features}
+    ref = profile(reference_source, project, schema, kinds, model, record, progress)
+    cur = profile(current_source, project, schema, kinds, model, record, progress)
+    if current_source.is_log:
+        report.details["current"]["skipped_lines"] = current_source.skipped_lines
+        if labels or settings.labels:
+            cur.labels = [join_labels(project, labels or settings.labels, current_source, schema)]
+    if cur.rows == 0:
+        exc = ServiceError(f"no current rows in {current_source.label}",
+                           hint="the server logged no predictions in the window; widen --since")
+        return _service_failure(project, report, exc, started)
+    report.details["rows"] = {"reference": ref.rows, "current": cur.rows}
+
+    verdicts = feature_drift(report, ref, cur, kinds, settings)
+    dataset_drift(report, verdicts, settings)
+    prediction_drift(report, ref, cur, settings)
+    data_quality(report, ref, cur, features, settings)
+    performance(report, cur, record, model, settings)
+    report.details["retrain"] = not report.ok
+    report.details["retrain_job"] = settings.retrain_job
+
+    push_metrics(report, project, pushgateway, record)
+    html = render_html(project, report, ref, cur, kinds) if plots else None
+    write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
+    return report
+
+
+def _service_failure(project: Project, report: MonitorReport, exc: ServiceError, started: float) -> MonitorReport:
+    """A data source failed: record it, write the report anyway, exit 3."""
+    report.service_error = exc.message
+    report.add(Check("data source", False, exc.message, group="source", details={"hint": exc.hint}))
+    write_report(report, project.reports_dir, html=render_html(project, report, None, None, {}),
+                 duration=time.monotonic() - started)
+    return report
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def deployed_version(project: Project, ref: str | None) -> dict[str, Any] | None:
+    """The version to monitor: ``ref``, else the ``production`` alias, else the newest deployment,
+    else ``latest``; None when the registry holds no version at all."""
+    from mlci.ops.registry import open_registry
+
+    registry = open_registry(project)
+    if ref:
+        return registry.get(ref)
+    versions = registry.versions()
+    if not versions:
+        return None
+    production = registry.alias_of("production")
+    if production is not None:
+        return registry.get(production)
+    deployed = [v for v in versions if v.get("deployments")]
+    if deployed:
+        return max(deployed, key=_last_deployed)
+    return versions[-1]
+
+
+def _last_deployed(record: dict[str, Any]) -> str:
+    """The newest deployment time of a version (ISO text sorts in time order)."""
+    times = [str(d.get("time") or d.get("at") or d.get("deployed_at") or "")
+             for d in record.get("deployments") or [] if isinstance(d, dict)]
+    return max(times, default="")
+
+
+def version_schema(project: Project, record: dict[str, Any] | None) -> DataSchema:
+    """The schema the version was trained with, else the project's schema.yaml."""
+    if record and isinstance(record.get("schema"), dict):
+        text = yaml.safe_dump(record["schema"], sort_keys=False)
+        return build(DataSchema, load_yaml_text(text, f"schema of model version {record['version']}"))
+    path = project.path(project.config.data.schema)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such schema file", hint="run 'mlci schema infer' or set data.schema")
+    return load_schema(path, display_name=os.path.relpath(path))
+
+
+def monitored_features(schema: DataSchema, record: dict[str, Any] | None, settings: MonitorSection) -> list[str]:
+    names = list(record["features"]) if record and isinstance(record.get("features"), list) \
+        else list(schema.features)
+    unknown = [c for c in settings.columns if c not in schema.columns]
+    if unknown:
+        raise ConfigError(f"monitor.columns: '{unknown[0]}' is not a column of the schema",
+                          hint="known columns: " + ", ".join(schema.columns))
+    return [n for n in names if n in schema.columns and not _override(settings, n).ignore]
+
+
+def column_kind(column) -> rules.Kind:
+    """Categories, booleans, strings and columns with a fixed set of allowed values are categorical."""
+    return "categorical" if column.type in CATEGORICAL_TYPES or column.values else "numeric"
+
+
+def reference_source_for(project: Project, record: dict[str, Any] | None, explicit: str | None) -> Source:
+    if explicit:
+        return Source(explicit, expand_files(project, explicit))
+    if record is None:
+        raise NotFound("no model version to take the reference data from",
+                       hint="train a model ('mlci train'), or give --reference FILE (or monitor.reference)")
+    train = (record.get("data") or {}).get("train") or {}
+    if not train.get("path"):
+        raise NotFound(f"model version {record['version']} records no training data path",
+                       hint="give --reference FILE (or monitor.reference)")
+    path = project.path(train["path"])
+    if not path.is_file():
+        raise DataError(f"{path}: the training data of model version {record['version']} is missing",
+                        hint="restore it, or give --reference FILE")
+    if train.get("sha256") and sha256_file(path) != train["sha256"]:
+        raise IntegrityError(f"{path}: sha256 differs from the one recorded by model version {record['version']}",
+                             hint="the training data changed since training; restore it or give --reference FILE")
+    return Source(str(train["path"]), [path])
+
+
+def current_source_for(project: Project, explicit: str | None, window: str) -> Source:
+    if explicit:
+        return Source(explicit, expand_files(project, explicit))
+    log_dir = project.path(project.config.serve.log_dir)
+    since = datetime.now(timezone.utc) - parse_window(window)
+    cutoff = since.timestamp()
+    files = sorted(p for p in log_dir.glob("predictions-*.jsonl") if p.stat().st_mtime >= cutoff)
+    if not files:
+        raise ServiceError(f"no prediction logs in {log_dir} since {since:%Y-%m-%d %H:%M}Z",
+                           hint="is the server logging (serve.log_dir)? or give --current FILE")
+    return Source(f"prediction logs in {log_dir}", files, logs_since=since)
+
+
+def expand_files(project: Project, pattern: str) -> list[Path]:
+    """A file, or a glob relative to the project; DataError when nothing matches."""
+    full = project.path(pattern)
+    if glob.has_magic(pattern):
+        files = sorted(Path(p) for p in glob.glob(str(full)) if Path(p).is_file())
+        if not files:
+            raise DataError(f"no files match '{pattern}'", hint="check the glob (relative to the project)")
+        return files
+    if not full.is_file():
+        raise DataError(f"{full}: no such file", hint="check the path (relative paths start at the project)")
+    return [full]
+
+
+def parse_window(text: str) -> timedelta:
+    """``90m``, ``24h``, ``7d``, ``2w`` as a time span."""
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    text = str(text).strip()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise ConfigError(f"monitor.window: '{text}' is not a time span", hint="e.g. 24h, 7d, 90m")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def batches(source: Source, project: Project, schema: DataSchema, columns: list[str]) -> Iterator[pd.DataFrame]:
+    from mlci.ops.tabular import iter_batches
+
+    batch_rows = project.config.data.batch_rows
+    if source.is_log:
+        yield from log_batches(source, schema, batch_rows)
+        return
+    for path in source.files:
+        for _, frame in iter_batches(path, csv=project.config.data.csv, schema=schema, batch_rows=batch_rows,
+                                     columns=columns):
+            yield frame
+
+
+def log_batches(source: Source, schema: DataSchema, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """Prediction-log lines in the window as typed frames (features, prediction, ids)."""
+    since = source.logs_since.strftime("%Y-%m-%dT%H:%M:%S")
+    rows: list[dict[str, Any]] = []
+    for path in source.files:
+        with path.open("r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                entry = _log_entry(line)
+                if entry is None:
+                    source.skipped_lines += bool(line.strip())
+                    continue
+                if str(entry.get("ts", ""))[:19] < since:
+                    continue
+                rows.append(entry)
+                if len(rows) >= batch_rows:
+                    yield log_frame(rows, schema)
+                    rows = []
+    if rows:
+        yield log_frame(rows, schema)
+
+
+def _log_entry(line: str) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None  # a torn last line of a file being written
+    return entry if isinstance(entry, dict) and isinstance(entry.get("features"), dict) else None
+
+
+def log_frame(entries: list[dict[str, Any]], schema: DataSchema) -> pd.DataFrame:
+    frame = pd.DataFrame([e["features"] for e in entries])
+    for name, column in schema.columns.items():
+        if name in frame.columns:
+            frame[name] = coerce(frame[name], column.type)
+    frame["__request_id"] = [str(e.get("request_id", "")) for e in entries]
+    frame["__row"] = [e.get("row", 0) for e in entries]
+    frame["__prediction"] = [e.get("prediction") for e in entries]
+    frame["__probabilities"] = [e.get("probabilities") for e in entries]
+    return frame
+
+
+def coerce(series: pd.Series, column_type: str) -> pd.Series:
+    """JSON values as the schema's type; values that do not fit become missing and are counted out of schema."""
+    if column_type in ("integer", "float"):
+        return pd.to_numeric(series, errors="coerce")
+    if column_type == "datetime":
+        return pd.to_datetime(series, errors="coerce", utc=True).dt.tz_localize(None)
+    if column_type == "boolean":
+        return series.map(lambda v: v if isinstance(v, bool) else None).astype("boolean")
+    return series.astype(object)
+
+
+def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[str, rules.Kind], model: Any,
+            record: dict[str, Any] | None, show_progress: bool) -> Profile:
+    """Stream a source into sketches, out-of-schema counts, predictions and labels."""
+    result = Profile({name: stats.new_sketch(kind) for name, kind in kinds.items()})
+    target = schema.target
+    wanted = list(kinds) + ([target] if target and target not in kinds else [])
+    if model is not None:
+        wanted += [c for c in record.get("features", []) if c not in wanted]
+    with Progress(f"reading {source.label}", total=_estimated_rows(source), enabled=show_progress) as bar:
+        for frame in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
+            stats.add_batch(result.columns, frame)
+            count_out_of_schema(result, frame, schema)
+            predict_batch(result, frame, model, record, source.is_log)
+            if target and target in frame.columns and not source.is_log:
+                result.labels.append(frame[target].to_numpy())
+            result.rows += len(frame)
+            bar.advance(len(frame))
+    return result
+
+
+def _estimated_rows(source: Source) -> int | None:
+    if source.is_log:
+        return None
+    from mlci.ops.tabular import table_rows
+
+    counts = [table_rows(p) for p in source.files]
+    return None if None in counts else sum(counts)
+
+
+def count_out_of_schema(result: Profile, frame: pd.DataFrame, schema: DataSchema) -> None:
+    """Values outside the schema's range or allowed values (missing values are not counted here)."""
+    for name in result.columns:
+        if name not in frame.columns:
+            continue
+        rule, series = schema.columns[name], frame[name]
+        bad = pd.Series(False, index=frame.index)
+        if rule.values is not None:
+            allowed = {str(v) for v in rule.values} | {_int_text(v) for v in rule.values}
+            bad |= series.notna() & ~series.map(_int_text).isin(allowed)
+        elif rule.type in ("integer", "float"):
+            values = pd.to_numeric(series, errors="coerce")
+            if rule.min is not None:
+                bad |= values < float(rule.min)
+            if rule.max is not None:
+                bad |= values > float(rule.max)
+        result.out_of_schema[name] = result.out_of_schema.get(name, 0) + int(bad.sum())
+
+
+def _int_text(value: Any) -> str:
+    """``12.0`` and ``12`` name the same category."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# -- the model's side -----------------------------------------------------------------------------
+
+
+def load_model_for(project: Project, record: dict[str, Any] | None, settings: MonitorSection) -> Any:
+    """The version's model when prediction drift or performance need it and it can be loaded."""
+    if record is None or not isinstance(record.get("features"), list):
+        return None
+    from mlci.ops.registry import load_version_model
+
+    try:
+        model, _ = load_version_model(project, record["version"])
+    except NotFound:
+        return None
+    return model
+
+
+def predict_batch(result: Profile, frame: pd.DataFrame, model: Any, record: dict[str, Any] | None,
+                  from_logs: bool) -> None:
+    """Add the model's outputs for a batch: logged ones for logs, fresh ones for files."""
+    if from_logs:
+        predicted = frame["__prediction"].to_numpy()
+        probabilities = _logged_probabilities(frame["__probabilities"], model)
+    elif model is not None:
+        X = frame[record["features"]]
+        predicted = model.predict(X)
+        probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None
+    else:
+        return
+    result.predicted.append(np.asarray(predicted))
+    if probabilities is not None:
+        result.probabilities.append(probabilities)
+    output = _output_values(predicted, probabilities)
+    if result.prediction is None:
+        result.prediction = stats.new_sketch("numeric" if output.dtype.kind == "f" else "categorical")
+    if isinstance(result.prediction, stats.NumericSketch):
+        result.prediction.add(output.astype(np.float64))
+    else:
+        result.prediction.add(pd.Series(output))
+
+
+def _logged_probabilities(column: pd.Series, model: Any) -> np.ndarray | None:
+    if model is None or not hasattr(model, "classes_") or column.isna().all():
+        return None
+    classes = [str(c) for c in model.classes_]
+    return np.array([[float((p or {}).get(c, np.nan)) for c in classes] for p in column])
+
+
+def _output_values(predicted: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
+    """What prediction drift compares: the positive-class probability of a binary classifier, else
+    the predictions (numbers for regression, labels for classes)."""
+    if probabilities is not None and probabilities.shape[1] == 2:
+        return probabilities[:, 1].astype(np.float64)
+    predicted = np.asarray(predicted)
+    if predicted.dtype.kind in "iub" or predicted.dtype == object:
+        return predicted.astype(str)
+    return predicted.astype(np.float64)
+
+
+def join_labels(project: Project, labels_file: str, source: Source, schema: DataSchema) -> np.ndarray:
+    """Labels for logged rows from a feedback file with request_id (and row) and the target column."""
+    from mlci.ops.tabular import read_table
+
+    target = schema.target
+    feedback = pd.concat([read_table(p, csv=project.config.data.csv) for p in expand_files(project, labels_file)])
+    if "request_id" not in feedback.columns or target not in feedback.columns:
+        raise DataError(f"{labels_file}: a feedback file needs the columns request_id and {target}",
+                        hint="optionally also row, for requests with several rows")
+    keys = ["request_id", "row"] if "row" in feedback.columns else ["request_id"]
+    feedback["request_id"] = feedback["request_id"].astype(str)
+    logged = pd.concat([f[["__request_id", "__row"]] for f in log_batches(
+        Source(source.label, source.files, source.logs_since), schema, 1_000_000)])
+    logged.columns = ["request_id", "row"]
+    joined = logged.merge(feedback.drop_duplicates(keys)[keys + [target]], on=keys, how="left")
+    return joined[target].to_numpy()
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _override(settings: MonitorSection, column: str):
+    from mlci.core.config import ColumnDrift
+
+    return settings.columns.get(column) or ColumnDrift()
+
+
+def plan_for(column: str, kind: rules.Kind, settings: MonitorSection, smaller_sample: int) -> rules.Plan:
+    override = _override(settings, column)
+    configured = override.method or (settings.numeric_method if kind == "numeric" else settings.categorical_method)
+    try:
+        method = rules.choose_method(kind, configured, smaller_sample)
+    except ValueError as exc:
+        raise ConfigError(f"monitor.columns.{column}.method: {exc}") from None
+    distances = {"wasserstein": settings.wasserstein_threshold, "jensenshannon": settings.jensenshannon_threshold,
+                 "psi": settings.psi_threshold}
+    threshold = rules.threshold_for(method, p_value=settings.p_value, distances=distances,
+                                    override=override.threshold)
+    return rules.Plan(column, kind, method, threshold)
+
+
+def feature_drift(report: Report, ref: Profile, cur: Profile, kinds: dict[str, rules.Kind],
+                  settings: MonitorSection) -> list[rules.Verdict]:
+    plans = [plan_for(name, kind, settings, min(ref.columns[name].count, cur.columns[name].count))
+             for name, kind in kinds.items()]
+    scores, extra = {}, {}
+    for plan in plans:
+        scores[plan.column], extra[plan.column] = stats.score(plan.method, ref.columns[plan.column],
+                                                              cur.columns[plan.column])
+        if plan.kind == "categorical":
+            new = stats.new_categories(ref.columns[plan.column].counts, cur.columns[plan.column].counts)
+            if new:
+                extra[plan.column]["new_categories"] = dict(sorted(new.items(), key=lambda kv: -kv[1])[:20])
+    verdicts = rules.decide(plans, scores, settings.correction)
+    for plan, verdict in zip(plans, verdicts):
+        report.add(_drift_check(plan, verdict, extra[plan.column], settings.correction))
+    return verdicts
+
+
+def _drift_check(plan: rules.Plan, verdict: rules.Verdict, extra: dict, correction: str) -> Check:
+    comparison = "<" if plan.uses_p_value else ">="
+    label = "p" if plan.uses_p_value else plan.method
+    if plan.uses_p_value and correction != "none":
+        label = f"adjusted p ({correction})"
+    state = "drift" if verdict.drifted else "no drift"
+    message = f"{state}: {plan.method} {label} {_fmt(verdict.decided_on)}" \
+              f" ({'' if verdict.drifted else 'not '}{comparison} {_fmt(plan.threshold)})"
+    if not math.isfinite(verdict.score):
+        message = f"not tested: no values on one side ({plan.method})"
+    if extra.get("new_categories"):
+        message += f"; new categories: {', '.join(list(extra['new_categories'])[:5])}"
+    details = {"kind": plan.kind, "method": plan.method, "score": verdict.score, "decided_on": verdict.decided_on,
+               **extra}
+    return Check(f"drift: {plan.column}", not verdict.drifted, message, severity="warn", value=verdict.decided_on,
+                 threshold=plan.threshold, group="drift", details=details)
+
+
+def dataset_drift(report: Report, verdicts: list[rules.Verdict], settings: MonitorSection) -> None:
+    share = rules.drifted_share(verdicts)
+    drifted = [v.column for v in verdicts if v.drifted]
+    flagged = rules.dataset_drifted(share, settings.drift_share)
+    report.details["drifted_features"] = drifted
+    report.details["drifted_share"] = share
+    message = f"{len(drifted)} of {len(verdicts)} features drifted" + (f": {', '.join(drifted)}" if drifted else "")
+    report.add(Check("dataset drift", not flagged, message, value=share, threshold=settings.drift_share,
+                     group="dataset"))
+
+
+def prediction_drift(report: Report, ref: Profile, cur: Profile, settings: MonitorSection) -> None:
+    if not settings.prediction_drift:
+        return
+    if ref.prediction is None or cur.prediction is None:
+        report.add(Check("prediction drift", True, "skipped: no model version to predict with", group="prediction",
+                         skipped=True))
+        return
+    kind = "numeric" if isinstance(ref.prediction, stats.NumericSketch) else "categorical"
+    configured = settings.numeric_method if kind == "numeric" else settings.categorical_method
+    method = rules.choose_method(kind, configured, min(ref.prediction.count, cur.prediction.count))
+    distances = {"wasserstein": settings.wasserstein_threshold, "jensenshannon": settings.jensenshannon_threshold,
+                 "psi": settings.psi_threshold}
+    plan = rules.Plan(PREDICTION, kind, method, rules.threshold_for(method, p_value=settings.p_value,
+                                                                     distances=distances))
+    value, extra = stats.score(method, ref.prediction, cur.prediction)
+    verdict = rules.decide([plan], {PREDICTION: value})[0]
+    check = _drift_check(plan, verdict, extra, "none")
+    check.name, check.group, check.severity = "prediction drift", "prediction", "fail"
+    report.add(check)
+
+
+def data_quality(report: Report, ref: Profile, cur: Profile, features: list[str], settings: MonitorSection) -> None:
+    quality = {}
+    for name in features:
+        ref_missing = ref.columns[name].missing / max(ref.rows, 1)
+        cur_missing = cur.columns[name].missing / max(cur.rows, 1)
+        out = cur.out_of_schema.get(name, 0) / max(cur.rows, 1)
+        quality[name] = {"missing_ratio": cur_missing, "reference_missing_ratio": ref_missing,
+                         "out_of_schema_ratio": out}
+        too_many_missing = rules.quality_excess(cur_missing, ref_missing, settings.max_missing_increase)
+        report.add(Check(f"missing: {name}", not too_many_missing,
+                         f"{cur_missing:.2%} missing (reference {ref_missing:.2%})", severity="warn",
+                         value=cur_missing, threshold=ref_missing + settings.max_missing_increase, group="quality"))
+        report.add(Check(f"out of schema: {name}", out <= settings.max_out_of_schema,
+                         f"{out:.2%} of values outside the schema", severity="warn", value=out,
+                         threshold=settings.max_out_of_schema, group="quality"))
+    report.details["quality"] = quality
+
+
+def performance(report: Report, cur: Profile, record: dict[str, Any] | None, model: Any,
+                settings: MonitorSection) -> None:
+    """Metrics on labelled current rows against the version's evaluation metrics."""
+    reference = _evaluation_metrics(record)
+    if model is None or not cur.labels or not cur.predicted or not reference:
+        report.details["performance"] = None
+        return
+    from mlci.ops.metrics import Predictions, compute, metrics_for_task
+
+    y = np.concatenate(cur.labels)
+    predicted = np.concatenate(cur.predicted)
+    proba = np.concatenate(cur.probabilities) if cur.probabilities else None
+    known = ~pd.isna(y)
+    task = record.get("task") or "binary"
+    names = [m for m in reference if m in metrics_for_task(task)]
+    if not known.any() or not names:
+        report.details["performance"] = None
+        return
+    if task == "regression":
+        preds = Predictions(task, y[known].astype(float), predicted[known].astype(float))
+    else:
+        classes = [str(c) for c in model.classes_]
+        index = {c: i for i, c in enumerate(classes)}
+        labels = np.array([index.get(_int_text(v), -1) for v in y[known]])
+        keep = labels >= 0
+        preds = Predictions(task, labels[keep], np.array([index.get(_int_text(v), -1)
+                                                          for v in predicted[known][keep]]),
+                            None if proba is None else proba[known][keep], classes)
+    current = compute(preds, [n for n in names if proba is not None or n not in ("roc_auc", "pr_auc", "log_loss",
+                                                                               "brier")])
+    report.details["performance"] = {"rows": int(known.sum()), "current": current, "reference": reference}
+    for name, value in current.items():
+        decay, too_much = rules.metric_decay(name, reference[name], value, settings.max_metric_drop)
+        report.add(Check(f"performance: {name}", not too_much,
+                         f"{name} {_fmt(value)} vs {_fmt(reference[name])} at evaluation (decay {_fmt(decay)})",
+                         value=value, threshold=settings.max_metric_drop, group="performance",
+                         details={"reference": reference[name], "decay": decay}))
+
+
+def _evaluation_metrics(record: dict[str, Any] | None) -> dict[str, float]:
+    """The version's holdout metrics; records may nest them under ``holdout`` or keep them flat."""
+    metrics = (record or {}).get("metrics") or {}
+    if isinstance(metrics.get("holdout"), dict):
+        metrics = metrics["holdout"]
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+# -- metrics --------------------------------------------------------------------------------------
+
+
+def pushgateway_url(explicit: str | None, project: Project) -> str | None:
+    return explicit or os.environ.get("MLCI_PUSHGATEWAY") or project.config.monitor.pushgateway
+
+
+def monitor_metrics(report: Report) -> list[Metric]:
+    """The report as Prometheus gauges (names follow the Prometheus naming rules)."""
+    score = Metric("mlci_drift_score", "Drift score per feature: p-value for ks/chi2, distance otherwise")
+    threshold = Metric("mlci_drift_threshold", "Threshold the drift score is compared with")
+    detected = Metric("mlci_drift_detected", "1 when the feature drifted")
+    for check in report.checks:
+        if check.group == "drift":
+            feature, method = check.name.split(": ", 1)[1], check.details["method"]
+            score.add(_number(check.value), feature=feature, method=method)
+            threshold.add(_number(check.threshold), feature=feature, method=method)
+            detected.add(0.0 if check.passed else 1.0, feature=feature)
+    metrics = [score, threshold, detected,
+               Metric("mlci_drifted_feature_share", "Share of features that drifted").add(
+                   report.details.get("drifted_share", 0.0)),
+               Metric("mlci_dataset_drift", "1 when the share of drifted features reached the threshold").add(
+                   0.0 if _passed(report, "dataset drift") else 1.0),
+               Metric("mlci_monitor_rows", "Rows compared").add(report.details["rows"]["reference"],
+                                                                 dataset="reference")
+               .add(report.details["rows"]["current"], dataset="current")]
+    prediction = next((c for c in report.checks if c.group == "prediction" and not c.skipped), None)
+    if prediction is not None:
+        metrics.append(Metric("mlci_prediction_drift_score", "Drift score of the model's output").add(
+            _number(prediction.value), method=prediction.details["method"]))
+        metrics.append(Metric("mlci_prediction_drift_detected", "1 when the model's output drifted").add(
+            0.0 if prediction.passed else 1.0))
+    missing = Metric("mlci_data_missing_ratio", "Share of missing values per feature in current data")
+    out = Metric("mlci_data_out_of_schema_ratio", "Share of values outside the schema per feature")
+    for feature, values in (report.details.get("quality") or {}).items():
+        missing.add(values["missing_ratio"], feature=feature)
+        out.add(values["out_of_schema_ratio"], feature=feature)
+    metrics += [missing, out]
+    perf = report.details.get("performance")
+    if perf:
+        current = Metric("mlci_model_metric", "Model metric on labelled current data")
+        reference = Metric("mlci_model_metric_reference", "The same metric at evaluation time")
+        decayed = Metric("mlci_model_decay_detected", "1 when the metric decayed beyond monitor.max_metric_drop")
+        for name, value in perf["current"].items():
+            current.add(_number(value), metric=name)
+            reference.add(perf["reference"][name], metric=name)
+            decayed.add(0.0 if _passed(report, f"performance: {name}") else 1.0, metric=name)
+        metrics += [current, reference, decayed]
+    metrics.append(Metric("mlci_monitor_decay_detected", "1 when drift or decay beyond the thresholds was found")
+                   .add(0.0 if report.ok else 1.0))
+    return [m for m in metrics if m.samples]
+
+
+def _passed(report: Report, name: str) -> bool:
+    return next((c.passed for c in report.checks if c.name == name), True)
+
+
+def _number(value: Any) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def push_metrics(report: MonitorReport, project: Project, explicit_url: str | None,
+                 record: dict[str, Any] | None) -> None:
+    """Push the run's metrics, then (only if that worked) the last-success timestamp."""
+    url = pushgateway_url(explicit_url, project)
+    if not url:
+        report.details["pushgateway"] = None
+        return
+    grouping = {"job": PUSH_JOB, "project": project.config.project,
+                "model_version": str(record["version"]) if record else "none"}
+    status: dict[str, Any] = {"grouping": grouping, "pushed": False}
+    report.details["pushgateway"] = status
+    try:
+        gateway = Pushgateway(url)
+        status["url"] = gateway.base
+        gateway.push(grouping, monitor_metrics(report))
+        gateway.push(grouping, [Metric("mlci_monitor_last_success_timestamp_seconds",
+                                       "Unix time of the last monitor run that completed and pushed its metrics")
+                                .add(time.time())])
+        status["pushed"] = True
+    except MlciError as exc:
+        status["error"] = exc.message
+        report.service_error = exc.message
+
+
+# -- HTML -----------------------------------------------------------------------------------------
+
+
+def render_html(project: Project, report: Report, ref: Profile | None, cur: Profile | None,
+                kinds: dict[str, rules.Kind]) -> str:
+    from mlci.ops.render import render
+
+    plots = {}
+    if ref is not None and cur is not None:
+        plots = {name: distribution_plot(name, ref.columns[name], cur.columns[name]) for name in kinds}
+        if ref.prediction is not None and cur.prediction is not None:
+            plots[PREDICTION] = distribution_plot("model output", ref.prediction, cur.prediction)
+    checks = {c.name: c for c in report.checks}
+    return render("reports/monitor.html.j2", title=f"Monitoring · {project.config.project}", ok=report.ok,
+                  report=report, checks=checks, plots=plots, details=report.details,
+                  generated=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()))
+
+
+def distribution_plot(title: str, reference: stats.Sketch, current: stats.Sketch) -> str:
+    """Reference vs current: overlaid density histograms for numbers, side-by-side bars for categories."""
+    from mlci.ops.plots import new_figure, to_svg
+
+    fig, ax = new_figure(4.2, 2.8)
+    if isinstance(reference, stats.NumericSketch):
+        ref, cur = reference.values, current.values
+        both = np.concatenate([ref[[0, -1]] if ref.size else ref, cur[[0, -1]] if cur.size else cur])
+        lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+        for values, label, color in ((ref, "reference", "#57606a"), (cur, "current", "#cf222e")):
+            cuts = np.searchsorted(values, edges, side="right")
+            cuts[0] = np.searchsorted(values, edges[0], side="left")  # the first bin includes its left edge
+            shares = np.diff(cuts) / max(values.size, 1)
+            ax.stairs(shares, edges, label=label, color=color, fill=label == "reference", alpha=0.6)
+    else:
+        categories, ref_counts, cur_counts = stats.aligned_counts(reference.counts, current.counts)
+        top = np.argsort(-(ref_counts + cur_counts))[:12]
+        positions = np.arange(len(top))
+        ax.bar(positions - 0.2, ref_counts[top] / max(ref_counts.sum(), 1), 0.4, label="reference", color="#57606a")
+        ax.bar(positions + 0.2, cur_counts[top] / max(cur_counts.sum(), 1), 0.4, label="current", color="#cf222e")
+        ax.set_xticks(positions, [str(categories[i])[:12] for i in top], rotation=30, ha="right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("share", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    return to_svg(fig)
