@@ -65,7 +65,8 @@ class EvaluationSection:
     """Holdout evaluation."""
 
     slices: list[str] = opt(list, help="columns whose values get per-slice metrics")
-    latency_rows: int = opt(1000, min=1, help="rows timed one by one for prediction latency")
+    latency_rows: int = opt(200, min=1, help="rows timed one by one for prediction latency")
+    latency_seconds: float = opt(5.0, min=0.1, help="stop timing single rows after this long")
 
 
 @section
@@ -159,8 +160,9 @@ class ServeSection:
 
 @section
 class ColumnDrift:
-    method: str | None = opt(None, help="ks, wasserstein, psi, chi2, jensenshannon")
-    threshold: float | None = opt(None, min=0, help="threshold for this column's method")
+    method: Literal["ks", "wasserstein", "psi", "chi2", "jensenshannon"] | None = opt(
+        None, help="ks, wasserstein or psi for numbers; chi2, jensenshannon or psi for categories")
+    threshold: float | None = opt(None, min=0, help="significance (ks, chi2) or distance limit for this column")
     ignore: bool = opt(False, help="leave this column out of drift checks")
 
 
@@ -172,16 +174,27 @@ class MonitorSection:
     current: str | None = opt(None, help="current data file or glob (default: the server's prediction logs)")
     window: str = opt("24h", help="how far back prediction logs are read")
     labels: str | None = opt(None, help="labels arriving later: a file joined on request_id")
-    numeric_method: Literal["ks", "wasserstein", "psi"] = opt("ks", help="default test for numeric columns")
-    categorical_method: Literal["chi2", "jensenshannon", "psi"] = opt("chi2", help="default test for categories")
+    numeric_method: Literal["auto", "ks", "wasserstein", "psi"] = opt(
+        "auto", help="default test for numeric columns (auto: ks up to 10,000 rows, wasserstein above)")
+    categorical_method: Literal["auto", "chi2", "jensenshannon", "psi"] = opt(
+        "auto", help="default test for categories (auto: chi2 up to 10,000 rows, jensenshannon above)")
     p_value: float = opt(0.05, min=0, max=1, help="significance for statistical tests")
     correction: Literal["none", "bonferroni", "bh"] = opt("none", help="multiple-testing correction")
+    wasserstein_threshold: float = opt(0.1, min=0, help="drift when the normalised Wasserstein distance reaches this")
+    jensenshannon_threshold: float = opt(0.1, min=0, max=1, help="drift when the Jensen-Shannon distance reaches this")
+    psi_threshold: float = opt(0.2, min=0, help="drift when the population stability index reaches this")
     drift_share: float = opt(0.5, min=0, max=1, help="dataset drift when this share of features drift")
+    prediction_drift: bool = opt(True, help="test the model's output distribution (needs a model version)")
+    max_missing_increase: float = opt(0.05, min=0, max=1, help="allowed rise of a column's missing share")
+    max_out_of_schema: float = opt(0.01, min=0, max=1, help="allowed share of values outside the schema")
     max_metric_drop: float = opt(0.05, min=0, help="performance decay allowed against the evaluation metrics")
     columns: dict[str, ColumnDrift] = opt(dict, help="per-column overrides")
     pushgateway: str | None = opt(None, help="Pushgateway URL, e.g. http://pushgateway:9091")
     retrain_job: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins job triggered when drift is found")
     schedule: str = opt("H 2 * * *", help="cron spec of the nightly Jenkins job")
+    alert_error_rate: float = opt(0.05, min=0, max=1, help="alert when this share of requests fail (5xx)")
+    alert_latency_p99: float = opt(0.5, min=0, help="alert when the p99 request latency exceeds this (seconds)")
+    alert_stale_hours: float = opt(36.0, min=1, help="alert when the last successful monitor run is older")
 
 
 @section
@@ -203,6 +216,8 @@ class JenkinsSection:
     timeout_minutes: int = opt(60, min=1, help="pipeline timeout")
     keep_builds: int = opt(30, min=1, help="builds kept by buildDiscarder")
     publish_html: bool = opt(True, help="publish HTML reports (HTML Publisher plugin)")
+    install: str | None = opt(None, help="pip requirement that installs mlci on the agent, e.g. '.' or "
+                              "'mlci==0.1.0' (default: the mlci version that generated the pipeline)")
     request_timeout: float = opt(30.0, min=1, help="seconds per Jenkins API call")
 
 
@@ -225,8 +240,6 @@ class Config:
     reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
 
     def check(self):
-    install: str | None = opt(None, help="pip requirement that installs mlci on the agent, e.g. '.' or "
-                              "'mlci==0.1.0' (default: the mlci version that generated the pipeline)")
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"

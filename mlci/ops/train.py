@@ -76,6 +76,14 @@ def train_and_holdout(project: Project, schema: DataSchema) -> tuple[Dataset, Da
             _subset(train, hold_idx, {**train.lineage, "split": {**split, "part": "holdout"}}))
 
 
+def holdout_dataset(project: Project, schema: DataSchema) -> Dataset:
+    """The evaluation rows alone (the same rows ``train_and_holdout`` holds out)."""
+    data = project.config.data
+    if data.holdout:
+        return _read(project, project.path(data.holdout), data.holdout, schema)
+    return train_and_holdout(project, schema)[1]
+
+
 def _read(project: Project, path: Path, display: str, schema: DataSchema) -> Dataset:
     frame = read_table(path, csv=project.config.data.csv, schema=schema)
     target = schema.target
