@@ -57,7 +57,10 @@ def list_versions(*, project: Project) -> RegistryView:
              "metrics": r.get("metrics") or {}, "aliases": by_version.get(r["version"], []),
              "image": (r.get("image") or {}).get("digest")}
             for r in registry.versions()]
-    return RegistryView("list", {"versions": rows, "aliases": registry.aliases()})
+    from mlci.ops.metrics import DEFAULT_METRICS
+
+    headline = project.config.model.metrics or DEFAULT_METRICS[project.config.model.task]
+    return RegistryView("list", {"versions": rows, "aliases": registry.aliases(), "headline": headline})
 
 
 def show_version(*, project: Project, ref: str) -> RegistryView:

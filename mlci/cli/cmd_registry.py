@@ -1,0 +1,120 @@
+"""``mlci registry list|show|promote|rollback|diff``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mlci.cli.context import AppContext, pass_app
+from mlci.cli.output import emit, table
+
+
+@click.group()
+def registry() -> None:
+    """The embedded model registry: versions with lineage, metrics and aliases."""
+
+
+@registry.command("list")
+@pass_app
+def list_command(app: AppContext) -> int:
+    """Every version, oldest first, with its aliases and headline metrics."""
+    from mlci.ops.registry import list_versions
+
+    emit(app, list_versions(project=app.project()), _render_list)
+    return 0
+
+
+def _render_list(view) -> str:
+    versions = view.data["versions"]
+    if not versions:
+        return "no model versions yet (run `mlci train`)"
+    headline = view.data["headline"]
+    rows = [(f"v{v['version']}", v["created"], v["estimator"].rsplit(".", 1)[-1], ", ".join(v["aliases"]),
+             *[v["metrics"].get(m) for m in headline]) for v in versions]
+    return table(rows, ("version", "created", "estimator", "aliases", *headline))
+
+
+@registry.command()
+@click.argument("ref")
+@pass_app
+def show(app: AppContext, ref: str) -> int:
+    """One version's record: data hashes, schema, estimator, metrics, git, CI build, image, deployments."""
+    from mlci.ops.registry import show_version
+
+    emit(app, show_version(project=app.project(), ref=ref), _render_show)
+    return 0
+
+
+def _render_show(view) -> str:
+    record = view.data["record"]
+    data = record.get("data") or {}
+    lines = [f"version     v{record['version']}  ({', '.join(view.data['aliases']) or 'no aliases'})",
+             f"created     {record.get('created')}",
+             f"task        {record.get('task')} (target {record.get('target')})",
+             f"estimator   {record['estimator']['class']}",
+             f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
+    for name, info in data.items():
+        lines.append(f"{name + ' data':<11} {info.get('path')} ({info.get('rows')} rows, sha256 {info.get('sha256')})")
+    lines.append(f"schema      sha256 {record.get('schema_sha256')}")
+    git = record.get("git") or {}
+    if git:
+        lines.append(f"git         {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
+    if (record.get("ci") or {}).get("url"):
+        lines.append(f"build       {record['ci']['url']}")
+    if record.get("image"):
+        lines.append(f"image       {record['image'].get('name')}@{record['image'].get('digest')}")
+    for deployment in record.get("deployments") or []:
+        lines.append(f"deployed    {json.dumps(deployment, sort_keys=True)}")
+    metrics = record.get("metrics") or {}
+    if metrics:
+        lines.append(table(sorted(metrics.items()), ("metric", "value")))
+    else:
+        lines.append("metrics     not evaluated yet (`mlci evaluate`)")
+    return "\n".join(lines)
+
+
+@registry.command()
+@click.argument("ref")
+@click.option("--to", "alias", required=True, help="Alias to point at the version, e.g. production.")
+@pass_app
+def promote(app: AppContext, ref: str, alias: str) -> int:
+    """Point ALIAS at version REF (the old holder is remembered for rollback)."""
+    from mlci.ops.registry import promote as promote_version
+
+    view = promote_version(project=app.project(), ref=ref, alias=alias)
+    emit(app, view, lambda v: f"{v.data['alias']} -> v{v.data['version']}"
+         + (f" (was v{v.data['previous']})" if v.data["previous"] else ""))
+    return 0
+
+
+@registry.command()
+@click.argument("alias")
+@pass_app
+def rollback(app: AppContext, alias: str) -> int:
+    """Point ALIAS back at its previous holder."""
+    from mlci.ops.registry import rollback as rollback_alias
+
+    view = rollback_alias(project=app.project(), alias=alias)
+    emit(app, view, lambda v: f"{v.data['alias']} -> v{v.data['to']} (was v{v.data['from']})")
+    return 0
+
+
+@registry.command()
+@click.argument("left")
+@click.argument("right")
+@pass_app
+def diff(app: AppContext, left: str, right: str) -> int:
+    """What differs between two versions: parameters, metrics, data, libraries, code."""
+    from mlci.ops.registry import diff_versions
+
+    emit(app, diff_versions(project=app.project(), left=left, right=right), _render_diff)
+    return 0
+
+
+def _render_diff(view) -> str:
+    changes = view.data["changes"]
+    if not changes:
+        return f"v{view.data['left']} and v{view.data['right']} do not differ"
+    rows = [(section, c["key"], c["left"], c["right"]) for section, items in changes.items() for c in items]
+    return table(rows, ("section", "key", f"v{view.data['left']}", f"v{view.data['right']}"))
