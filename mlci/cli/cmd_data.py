@@ -107,19 +107,18 @@ def _csv_options(app: AppContext, delimiter: str | None, encoding: str | None, d
 
 
 def render_validation(report) -> str:
-    """One table per file: each check, its verdict, failing rows and a few example rows."""
+    """Per file a summary line and a table of the failed checks with example rows."""
     lines = []
-    groups = dict.fromkeys(c.group for c in report.checks)
-    for group in groups:
-        checks = [c for c in report.checks if c.group == group]
-        rows = [(c.name, style_status(c.status), c.value if c.details.get("rule") else "",
-                 c.message if not c.passed else "", _examples(c)) for c in checks]
-        lines.append(f"{group}")
-        lines.append(table(rows, ("check", "result", "failing rows", "message", "examples (row: value)")))
+    for info in report.details["files"]:
+        checks = [c for c in report.checks if c.group == info["path"]]
+        failed = [c for c in checks if not c.passed]
+        lines.append(f"{info['path']}: {info['rows']:,} rows, {len(checks)} checks, {len(failed)} failed")
+        if failed:
+            rows = [(c.name, style_status(c.status), c.message, _examples(c)) for c in failed]
+            lines.append(table(rows, ("check", "result", "message", "examples (row: value)")))
         lines.append("")
-    failed = len(report.failed)
-    verdict = "FAILED" if failed else "PASSED"
-    lines.append(f"{style_status(verdict)}: {len(report.checks)} checks, {failed} failed")
+    verdict = "FAILED" if report.failed else "PASSED"
+    lines.append(f"{style_status(verdict)}: {len(report.checks)} checks, {len(report.failed)} failed")
     for kind, path in report.files.items():
         lines.append(f"  {kind}: {path}")
     return "\n".join(lines)

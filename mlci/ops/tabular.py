@@ -14,7 +14,7 @@ A UTF-8 byte-order mark is accepted and stripped, so it never becomes part of th
 from __future__ import annotations
 
 import csv as pycsv
-import io
+import mmap
 import os
 import re
 from dataclasses import dataclass, field
@@ -45,6 +45,7 @@ FALSE_VALUES = ["0", "false", "False", "FALSE", "no", "No", "NO"]
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
 _SAMPLE_BYTES = 1 << 16
 _RAW_CHUNK = 1 << 22
+_MAX_BLOCK = 1 << 22
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
 
@@ -221,26 +222,35 @@ class _CsvReader:
                 continue
 
     def _read(self, header: list[str]) -> Iterator[ArrowBatch]:
-        guard = _RawGuard(self.path)
-        reader = self._open(guard, header)
+        _refuse_nul_bytes(self.path)
+        reader = self._open(header)
         first_row = 1
-        started = False
+        batch = None
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                self._on_arrow_error(exc, header, started)
-            started = True
+                self._on_arrow_error(exc, header)
             item = ArrowBatch(first_row, batch)
             batch = self._convert_text_columns(item)
             self._check_binary(batch)
             first_row += batch.num_rows
             yield item
-        guard.finish(self)
+        if batch is not None:
+            self._check_unclosed_quote(batch)
 
-    def _open(self, guard: _RawGuard, header: list[str]) -> pa_csv.CSVStreamingReader:
+    def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
+        """An unclosed quote swallows the rest of the file into the last batch's text values."""
+        for column in last.columns:
+            if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\n")).as_py():
+                problem = _diagnose(self.path, self.options, None)
+                if problem is not None:  # else: legitimate line breaks inside quoted values
+                    raise problem
+                return
+
+    def _open(self, header: list[str]) -> pa_csv.CSVStreamingReader:
         types = {}
         for name in header:
             target = pa.string() if self.text else _target_type(self.schema, name)
@@ -249,7 +259,7 @@ class _CsvReader:
         include = [n for n in header if n in self.columns] if self.columns is not None else None
         try:
             return pa_csv.open_csv(
-                guard,
+                str(self.path),
                 read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
                 parse_options=pa_csv.ParseOptions(delimiter=self.options.delimiter),
                 convert_options=pa_csv.ConvertOptions(
@@ -257,7 +267,7 @@ class _CsvReader:
                     true_values=TRUE_VALUES, false_values=FALSE_VALUES, decimal_point=self.options.decimal,
                     include_columns=include, timestamp_parsers=None))
         except pa.ArrowInvalid as exc:
-            self._on_arrow_error(exc, header, started=False)
+            self._on_arrow_error(exc, header)
             raise  # not reached: _on_arrow_error always raises
 
     def _encoding(self) -> str:
@@ -265,18 +275,21 @@ class _CsvReader:
             else self.options.encoding
 
     def _block_size(self) -> int:
+        """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
         with self.path.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
         bytes_per_row = len(sample) / max(sample.count(b"\n"), 1)
-        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), 1 << 30))
+        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_BLOCK))
 
-    def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str], started: bool) -> None:
+    def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str]) -> None:
         match = _CONVERSION_ERROR.search(str(exc))
-        if match and header:
+        if match and header and "invalid UTF8" not in str(exc):
             index = int(match.group(1))
             names = [n for n in header if self.columns is None or n in self.columns]
             name = names[index] if index < len(names) else header[index]
-            if self.lenient and name not in self.as_text:
+            # Without a schema, a column whose later values do not fit the type guessed from the first
+            # block is read again as text, as a table of mixed values is: never a silent coercion.
+            if (self.lenient or self.schema is None) and name not in self.as_text:
                 self.as_text.add(name)
                 raise _Restart()
             raise _diagnose_conversion(self.path, self.options, header, name, self.schema) from None
@@ -285,7 +298,7 @@ class _CsvReader:
     def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
         batch = item.batch
         for name in self.as_text:
-            if name not in batch.schema.names:
+            if name not in batch.schema.names or self.schema is None:
                 continue
             index = batch.schema.get_field_index(name)
             converted, failures = convert_text(batch.column(index), self.schema.columns[name].type,
@@ -305,44 +318,15 @@ class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
 
 
-class _RawGuard(io.RawIOBase):
-    """The file as pyarrow reads it, checked on the way for NUL bytes and an unclosed quote.
-
-    Both checks are byte counts at memory speed: a NUL byte anywhere is refused, and an odd number of
-    double quotes means a quoted field never ends (doubled quotes inside fields keep the count even).
-    """
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self.handle = path.open("rb")
-        self.quotes = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.handle.read(size)
-        self.quotes += data.count(b'"')
-        if b"\x00" in data:
-            raise DataError(_nul_message(self.path))
-        return data
-
-    def close(self) -> None:
-        self.handle.close()
-        super().close()
-
-    def finish(self, reader: _CsvReader) -> None:
-        self.close()
-        if self.quotes % 2:
-            problem = _diagnose(reader.path, reader.options, None)
-            if problem is not None:  # an odd count can also come from a stray quote inside a field
-                raise problem
-
-
-def _nul_message(path: Path) -> str:
+def _refuse_nul_bytes(path: Path) -> None:
+    """pyarrow keeps NUL bytes inside text values; one memchr over the mapped file finds any."""
+    if path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        if mapped.find(b"\x00") < 0:
+            return
     offset, line = _find_byte(path, b"\x00")
-    return f"{path}:{line}: NUL byte at byte offset {offset}: a binary or corrupted file, not text CSV"
+    raise DataError(f"{path}:{line}: NUL byte at byte offset {offset}: a binary or corrupted file, not text CSV")
 
 
 def _find_byte(path: Path, needle: bytes) -> tuple[int, int]:
@@ -439,7 +423,7 @@ def _diagnose(path: Path, options: CsvOptions, arrow_message: str | None) -> Dat
     except UnicodeDecodeError:
         return _decode_error(path, options)
     except pycsv.Error as exc:
-        if "unexpected end of data" in str(exc) or "EOF" in str(exc):
+        if any(sign in str(exc) for sign in ("unexpected end of data", "EOF", "field larger than field limit")):
             return DataError(f"{path}:{record_line}: unclosed quote: the quoted field starting on this line "
                              "never ends", hint="close the quote, or double quotes inside a quoted field (\"\")")
         return DataError(f"{path}:{record_line}: {exc}")

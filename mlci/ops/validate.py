@@ -71,14 +71,28 @@ def _show(value: Any) -> Any:
     return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
+class ColumnBatch:
+    """One column of one batch, with its min/max computed once for every rule that needs them."""
+
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
+        self._extremes: dict[str, Any] | None = None
+
+    @property
+    def extremes(self) -> dict[str, Any]:
+        if self._extremes is None:
+            self._extremes = pc.min_max(self.array).as_py()
+        return self._extremes
+
+
 @dataclass
 class Rule:
-    """A per-column rule: ``find(array) -> positions`` of failing values within a batch."""
+    """A per-column rule: ``find(column) -> positions`` of failing values within a batch."""
 
     column: str
     name: str
     threshold: Any
-    find: Callable[[pa.Array], np.ndarray]
+    find: Callable[[ColumnBatch], np.ndarray]
     tally: Tally = field(default_factory=Tally)
 
     def check(self, group: str, rows: int) -> Check:
@@ -94,16 +108,21 @@ def _positions(mask: pa.Array) -> np.ndarray:
 
 
 def _not_null_rule(name: str) -> Rule:
-    def find(array: pa.Array) -> np.ndarray:
-        if not array.null_count and not pa.types.is_floating(array.type):
-            return _EMPTY
-        return _positions(pc.is_null(array, nan_is_null=True)) if array.null_count or _has_nan(array) else _EMPTY
+    def find(column: ColumnBatch) -> np.ndarray:
+        array = column.array
+        if array.null_count or _has_nan(column):
+            return _positions(pc.is_null(array, nan_is_null=True))
+        return _EMPTY
 
     return Rule(name, "not null", "no nulls", find)
 
 
-def _has_nan(array: pa.Array) -> bool:
-    return pa.types.is_floating(array.type) and bool(pc.any(pc.is_nan(array)).as_py())
+def _has_nan(column: ColumnBatch) -> bool:
+    """NaN (from Parquet; CSV reads NaN as null) makes min/max NaN."""
+    if not pa.types.is_floating(column.array.type):
+        return False
+    low = column.extremes["min"]
+    return low is not None and low != low
 
 
 _EMPTY = np.empty(0, dtype=np.int64)
@@ -120,36 +139,32 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
     if col.min is not None:
         low = _bound(col.min, col)
 
-        def find_low(array: pa.Array, low=low) -> np.ndarray:
-            smallest = pc.min(array)
-            if not smallest.is_valid or _ge(smallest, low):
+        def find_low(column: ColumnBatch, low=low) -> np.ndarray:
+            smallest = column.extremes["min"]
+            if smallest is None or smallest >= low.as_py():
                 return _EMPTY
-            return _positions(pc.less(array, low))
+            return _positions(pc.less(column.array, low))
 
         rules.append(Rule(name, "min", col.min, find_low))
     if col.max is not None:
         high = _bound(col.max, col)
 
-        def find_high(array: pa.Array, high=high) -> np.ndarray:
-            largest = pc.max(array)
-            if not largest.is_valid or _ge(high, largest):
+        def find_high(column: ColumnBatch, high=high) -> np.ndarray:
+            largest = column.extremes["max"]
+            if largest is None or largest <= high.as_py():
                 return _EMPTY
-            return _positions(pc.greater(array, high))
+            return _positions(pc.greater(column.array, high))
 
         rules.append(Rule(name, "max", col.max, find_high))
     return rules
 
 
-def _ge(a: pa.Scalar, b: pa.Scalar) -> bool:
-    return bool(pc.greater_equal(a, b).as_py())
-
-
 def _finite_rule(name: str) -> Rule:
-    def find(array: pa.Array) -> np.ndarray:
-        extremes = pc.min_max(array).as_py()
+    def find(column: ColumnBatch) -> np.ndarray:
+        extremes = column.extremes
         if extremes["min"] is None or (np.isfinite(extremes["min"]) and np.isfinite(extremes["max"])):
             return _EMPTY
-        return _positions(pc.is_inf(array))
+        return _positions(pc.is_inf(column.array))
 
     return Rule(name, "finite", "no inf", find)
 
@@ -157,7 +172,8 @@ def _finite_rule(name: str) -> Rule:
 def _values_rule(name: str, col: Column) -> Rule:
     allowed = _allowed_array(col)
 
-    def find(array: pa.Array) -> np.ndarray:
+    def find(column: ColumnBatch) -> np.ndarray:
+        array = column.array
         distinct = pc.unique(array.drop_null())
         if pc.all(pc.is_in(distinct, value_set=allowed)).as_py() is not False:
             return _EMPTY
@@ -186,8 +202,8 @@ def _pattern_rule(name: str, col: Column) -> Rule:
         native = False
         compiled = re.compile(pattern)
 
-    def find(array: pa.Array) -> np.ndarray:
-        text = array.cast(pa.string())
+    def find(column: ColumnBatch) -> np.ndarray:
+        text = column.array.cast(pa.string())
         if native:
             matched = pc.match_substring_regex(text, pattern)
         else:
@@ -229,8 +245,7 @@ class _UniqueValues:
         tally = Tally()
         if self.chunks:
             values = pa.chunked_array(self.chunks)
-            non_null = len(values) - values.null_count
-            if pc.count_distinct(values).as_py() < non_null:
+            if self._has_repeats(values):
                 counts = pc.value_counts(values.drop_null())
                 repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
                 mask = pc.is_in(values, value_set=repeated).combine_chunks()
@@ -242,6 +257,14 @@ class _UniqueValues:
         if tally.count:
             check.message = f"{tally.count:,} rows repeat an earlier value"
         return check
+
+
+    @staticmethod
+    def _has_repeats(values: pa.ChunkedArray) -> bool:
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+            ordered = np.sort(values.drop_null().to_numpy())  # a sort is faster than hashing here
+            return bool(np.any(ordered[1:] == ordered[:-1]))
+        return pc.count_distinct(values).as_py() < len(values) - values.null_count
 
 
 def _later_occurrences(values: pa.Array, positions: np.ndarray) -> np.ndarray:
@@ -304,8 +327,9 @@ def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = No
                 type_tallies[name].add(item.first_row, failures.rows, failures.values)
             for index, name in enumerate(batch.schema.names):
                 array = batch.column(index)
+                column = ColumnBatch(array)
                 for rule in rules.get(name, ()):
-                    rule.tally.add(item.first_row, rule.find(array), array)
+                    rule.tally.add(item.first_row, rule.find(column), array)
                 if name in unique:
                     unique[name].add(array)
             if row_hashes is not None:
