@@ -93,8 +93,10 @@ def new_sketch(kind: str) -> Sketch:
 def numeric_values(series: pd.Series) -> np.ndarray:
     """A column as float64 (datetimes as seconds since the epoch); unparseable values become NaN."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        seconds = series.astype("int64").to_numpy() / 1e9
-        return np.where(series.isna().to_numpy(), np.nan, seconds)
+        if series.dt.tz is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        seconds = (series - pd.Timestamp(0)) / pd.Timedelta(seconds=1)  # any resolution (ns, us, s)
+        return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_bool_dtype(series):
         return series.astype(np.float64).to_numpy()
     if pd.api.types.is_numeric_dtype(series):

@@ -121,12 +121,12 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     dataset_drift(report, verdicts, settings)
     prediction_drift(report, ref, cur, settings)
     data_quality(report, ref, cur, features, settings)
-    performance(report, cur, record, model, settings)
+    performance(report, cur, record, model, settings, project.config.model.metrics)
     report.details["retrain"] = not report.ok
     report.details["retrain_job"] = settings.retrain_job
 
     push_metrics(report, project, pushgateway, record)
-    html = render_html(project, report, ref, cur, kinds) if plots else None
+    html = render_html(project, report, ref, cur, kinds if plots else {})
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     return report
 
@@ -560,20 +560,20 @@ def data_quality(report: Report, ref: Profile, cur: Profile, features: list[str]
 
 
 def performance(report: Report, cur: Profile, record: dict[str, Any] | None, model: Any,
-                settings: MonitorSection) -> None:
+                settings: MonitorSection, wanted: list[str]) -> None:
     """Metrics on labelled current rows against the version's evaluation metrics."""
     reference = _evaluation_metrics(record)
     if model is None or not cur.labels or not cur.predicted or not reference:
         report.details["performance"] = None
         return
-    from mlci.ops.metrics import Predictions, compute, metrics_for_task
+    from mlci.ops.metrics import DEFAULT_METRICS, Predictions, compute, metrics_for_task
 
     y = np.concatenate(cur.labels)
     predicted = np.concatenate(cur.predicted)
     proba = np.concatenate(cur.probabilities) if cur.probabilities else None
     known = ~pd.isna(y)
     task = record.get("task") or "binary"
-    names = [m for m in reference if m in metrics_for_task(task)]
+    names = [m for m in (wanted or DEFAULT_METRICS.get(task, [])) if m in reference and m in metrics_for_task(task)]
     if not known.any() or not names:
         report.details["performance"] = None
         return

@@ -1,0 +1,148 @@
+"""Drift statistics on seeded synthetic data with known shifts, and agreement with SciPy."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+from scipy.spatial.distance import jensenshannon
+
+from mlci.core import drift as rules
+from mlci.ops import drift
+
+NUMERIC = ["stable_normal", "stable_uniform", "stable_counts", "mean_shift", "scale_shift"]
+CATEGORICAL = ["stable_color", "stable_flag", "reweighted"]
+SHIFTED = {"mean_shift", "scale_shift", "reweighted"}
+
+
+def synthetic(rows: int, *, seed: int, shifted: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "stable_normal": rng.normal(50, 10, rows),
+        "stable_uniform": rng.uniform(0, 100, rows),
+        "stable_counts": rng.poisson(4, rows).astype(float),
+        "mean_shift": rng.normal(0.8 if shifted else 0.0, 1.0, rows),
+        "scale_shift": rng.normal(0, 2.0 if shifted else 1.0, rows),
+        "stable_color": rng.choice(["red", "green", "blue", "grey"], rows, p=[0.4, 0.3, 0.2, 0.1]),
+        "stable_flag": rng.random(rows) < 0.3,
+        "reweighted": rng.choice(["a", "b", "c"], rows, p=[0.3, 0.3, 0.4] if shifted else [0.5, 0.3, 0.2]),
+    })
+    frame.loc[rng.random(rows) < 0.02, "stable_normal"] = np.nan
+    return frame
+
+
+def sketches(frame: pd.DataFrame, batch_rows: int = 7_000) -> dict[str, drift.Sketch]:
+    out = {name: drift.new_sketch("numeric") for name in NUMERIC}
+    out.update({name: drift.new_sketch("categorical") for name in CATEGORICAL})
+    for start in range(0, len(frame), batch_rows):
+        drift.add_batch(out, frame.iloc[start:start + batch_rows])
+    return out
+
+
+@pytest.fixture(scope="module")
+def small():
+    """5,000 rows each: the size where tests (ks, chi2) are the right tool."""
+    return sketches(synthetic(5_000, seed=1, shifted=False)), sketches(synthetic(5_000, seed=2, shifted=True))
+
+
+@pytest.fixture(scope="module")
+def large():
+    """60,000 rows each: large enough that distances are stable."""
+    return sketches(synthetic(60_000, seed=3, shifted=False)), sketches(synthetic(60_000, seed=4, shifted=True))
+
+
+def flagged(reference, current, numeric_method: str, categorical_method: str, correction: str = "none") -> set[str]:
+    plans = [rules.Plan(name, "numeric", numeric_method, rules.threshold_for(numeric_method, p_value=0.05))
+             for name in NUMERIC]
+    plans += [rules.Plan(name, "categorical", categorical_method,
+                         rules.threshold_for(categorical_method, p_value=0.05)) for name in CATEGORICAL]
+    scores = {p.column: drift.score(p.method, reference[p.column], current[p.column])[0] for p in plans}
+    return {v.column for v in rules.decide(plans, scores, correction) if v.drifted}
+
+
+@pytest.mark.parametrize("correction", ["none", "bonferroni", "bh"])
+def test_tests_flag_exactly_the_shifted_columns(small, correction):
+    assert flagged(*small, "ks", "chi2", correction) == SHIFTED
+
+
+@pytest.mark.parametrize("numeric_method, categorical_method",
+                         [("wasserstein", "jensenshannon"), ("psi", "psi")])
+def test_distances_flag_exactly_the_shifted_columns(large, numeric_method, categorical_method):
+    assert flagged(*large, numeric_method, categorical_method) == SHIFTED
+
+
+def test_identical_data_never_drifts(small):
+    reference, _ = small
+    for method in ("ks", "wasserstein", "psi"):
+        assert flagged(reference, reference, method, {"ks": "chi2", "wasserstein": "jensenshannon"}.get(
+            method, "psi")) == set()
+
+
+def test_ks_matches_scipy_on_small_and_large_samples():
+    rng = np.random.default_rng(7)
+    for n in (800, 50_000):
+        a, b = np.sort(rng.normal(0, 1, n)), np.sort(rng.normal(0.02, 1, n + 13))
+        d, p = drift.ks_test(a, b)
+        expected = scipy_stats.ks_2samp(a, b, method="exact" if n <= drift.EXACT_KS_MAX else "asymp")
+        assert d == pytest.approx(expected.statistic, abs=1e-12)
+        assert p == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+
+
+def test_wasserstein_matches_scipy_divided_by_the_reference_spread():
+    rng = np.random.default_rng(8)
+    a, b = np.sort(rng.gamma(2, 3, 20_000)), np.sort(rng.gamma(2.3, 3, 15_000))
+    expected = scipy_stats.wasserstein_distance(a, b) / np.std(a)
+    assert drift.wasserstein_normed(a, b) == pytest.approx(expected, rel=1e-9)
+
+
+def test_chi2_is_the_homogeneity_test_and_new_categories_are_reported():
+    reference = Counter({"a": 500, "b": 300, "c": 200})
+    current = Counter({"a": 400, "b": 300, "c": 250, "new": 50})
+    statistic, p = drift.chi2_test(reference, current)
+    table = np.array([[500, 300, 200, 0], [400, 300, 250, 50]])
+    expected = scipy_stats.chi2_contingency(table, correction=False)
+    assert statistic == pytest.approx(expected.statistic)
+    assert p == pytest.approx(expected.pvalue)
+    assert drift.new_categories(reference, current) == {"new": 50}
+
+
+def test_jensenshannon_is_base_two_and_bounded_by_one():
+    reference, current = Counter({"a": 10, "b": 30}), Counter({"a": 30, "b": 10})
+    expected = jensenshannon([0.25, 0.75], [0.75, 0.25], base=2)
+    assert drift.jensenshannon_distance(reference, current) == pytest.approx(expected)
+    assert drift.jensenshannon_distance(Counter({"a": 5}), Counter({"b": 5})) == pytest.approx(1.0)
+
+
+def test_psi_uses_reference_deciles_and_floors_empty_bins():
+    reference = np.sort(np.arange(1000, dtype=float))
+    assert drift.numeric_psi(reference, reference) == pytest.approx(0.0)
+    shares = drift.binned_shares(reference, drift.quantile_edges(reference))
+    assert shares == pytest.approx(np.full(10, 0.1), abs=1e-3)
+    far_away = np.sort(reference + 10_000)  # everything lands in the top bin
+    expected = 9 * (1e-4 - 0.1) * np.log(1e-4 / 0.1) + (1 - 0.1) * np.log(1 / 0.1)
+    assert drift.numeric_psi(reference, far_away) == pytest.approx(expected, rel=1e-3)
+
+
+def test_sketches_built_in_batches_equal_one_pass_and_count_missing_values():
+    frame = synthetic(10_000, seed=5, shifted=False)
+    batched, whole = sketches(frame, batch_rows=999), sketches(frame, batch_rows=len(frame))
+    assert np.array_equal(batched["stable_normal"].values, whole["stable_normal"].values)
+    assert batched["stable_normal"].missing == int(frame["stable_normal"].isna().sum()) > 0
+    assert batched["stable_color"].counts == whole["stable_color"].counts
+    assert batched["stable_flag"].counts.keys() == {"True", "False"}
+
+
+def test_integral_floats_from_columns_with_gaps_are_the_same_category_as_integers():
+    with_gaps, plain = drift.CategoricalSketch(), drift.CategoricalSketch()
+    with_gaps.add(pd.Series([12.0, 24.0, np.nan]))
+    plain.add(pd.Series([12, 24]))
+    assert with_gaps.counts == plain.counts and with_gaps.missing == 1
+
+
+def test_datetimes_are_compared_as_seconds():
+    series = pd.Series(pd.to_datetime(["2025-01-01", None, "2025-01-02"]))
+    values = drift.numeric_values(series)
+    assert values[2] - values[0] == 86_400 and np.isnan(values[1])

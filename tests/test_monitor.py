@@ -1,0 +1,207 @@
+"""``mlci monitor`` end to end on the bundled example, with a real Pushgateway where metrics are pushed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlci.cli.main import run
+from tests.services import pushgateway  # noqa: F401  (fixture)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
+SHIFTED = {"income", "debt_ratio", "region", "employment"}
+UNSHIFTED = {"age", "loan_amount", "loan_term", "credit_score", "home_ownership", "has_guarantor"}
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A private copy of the example, renamed so parallel runs do not share Pushgateway groups."""
+    root = tmp_path / "credit-risk"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("reports", ".mlci", "predictions"))
+    config = root / "mlci.yaml"
+    config.write_text(config.read_text().replace("project: credit-risk", f"project: mon-{uuid.uuid4().hex[:10]}"))
+    return root
+
+
+def monitor(project: Path, *args: str, capsys=None) -> tuple[int, dict]:
+    code = run(["-C", str(project), "--json", "monitor", "--no-plots", *args])
+    report = json.loads((project / "reports" / "monitor.json").read_text())
+    return code, report
+
+
+def drifted(report: dict) -> set[str]:
+    return {c["name"].split(": ", 1)[1] for c in report["checks"] if c["group"] == "drift" and not c["passed"]}
+
+
+def test_later_data_drifts_and_exits_1_with_all_reports(project, capsys):
+    code = run(["-C", str(project), "--json", "monitor", "--reference", "data/train.csv"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert out["details"]["retrain"] is True and out["details"]["retrain_job"] == "credit-risk"
+    assert SHIFTED <= drifted(out) and not drifted(out) & UNSHIFTED
+    employment = next(c for c in out["checks"] if c["name"] == "drift: employment")
+    assert employment["details"]["new_categories"].keys() == {"contractor"}
+    # scores are recorded for every feature, drifted or not
+    assert all(isinstance(c["details"]["score"], float) for c in out["checks"] if c["group"] == "drift")
+    reports = project / "reports"
+    junit = ET.parse(reports / "monitor.junit.xml").getroot()
+    cases = {case.get("name"): case for case in junit.iter("testcase")}
+    assert {f"drift: {f}" for f in SHIFTED | UNSHIFTED} <= cases.keys()
+    assert cases["dataset drift"].find("failure") is not None
+    assert cases["drift: age"].find("failure") is None
+    html = (reports / "monitor.html").read_text()
+    assert html.count("<svg") >= len(SHIFTED | UNSHIFTED) and "contractor" in html
+
+
+def test_training_data_against_itself_exits_0(project):
+    code, report = monitor(project, "--reference", "data/train.csv", "--current", "data/train.csv")
+    assert code == 0
+    assert drifted(report) == set() and report["details"]["retrain"] is False
+    assert report["details"]["drifted_share"] == 0
+
+
+def test_no_reference_and_no_model_version_is_a_usage_error(project, capsys):
+    assert run(["-C", str(project), "monitor"]) == 2
+    assert "--reference" in capsys.readouterr().err
+
+
+def test_per_column_method_and_threshold_overrides(project):
+    config = project / "mlci.yaml"
+    config.write_text(config.read_text().replace(
+        "\nmonitor:\n", "\nmonitor:\n  columns:\n    income: {method: psi, threshold: 5.0}\n"
+        "    region: {ignore: true}\n"))
+    _, report = monitor(project, "--reference", "data/train.csv")
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["drift: income"]["details"]["method"] == "psi" and checks["drift: income"]["passed"]
+    assert "drift: region" not in checks
+
+
+def write_prediction_log(project: Path, frame: pd.DataFrame, ts: datetime, name: str) -> None:
+    log_dir = project / "predictions"
+    log_dir.mkdir(exist_ok=True)
+    stamp = ts.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    features = frame.drop(columns=["customer_id", "default"])
+    with (log_dir / name).open("a") as handle:
+        for i, row in enumerate(features.to_dict(orient="records")):
+            row = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            handle.write(json.dumps({"ts": stamp, "request_id": f"r{i // 10}", "row": i % 10,
+                                     "model_version": 1, "features": row, "prediction": 0,
+                                     "probabilities": {"0": 0.8, "1": 0.2}}) + "\n")
+        handle.write('{"ts": "torn line')
+
+
+def without_current(project: Path) -> None:
+    config = project / "mlci.yaml"
+    config.write_text(re.sub(r"\n  current: .*", "", config.read_text()))
+
+
+def test_prediction_logs_in_the_window_are_the_current_data(project):
+    without_current(project)
+    now = datetime.now(timezone.utc)
+    write_prediction_log(project, pd.read_csv(project / "data" / "later.csv"), now - timedelta(hours=1),
+                         "predictions-new.jsonl")
+    write_prediction_log(project, pd.read_csv(project / "data" / "train.csv"), now - timedelta(days=3),
+                         "predictions-new.jsonl")  # older than the window: ignored
+    code, report = monitor(project, "--reference", "data/train.csv", "--since", "24h")
+    assert code == 1
+    assert report["details"]["rows"]["current"] == 3000
+    assert report["details"]["current"]["skipped_lines"] == 2
+    assert SHIFTED <= drifted(report)
+
+
+def test_no_prediction_logs_is_a_data_source_failure_with_a_report(project, capsys):
+    without_current(project)
+    code, report = monitor(project, "--reference", "data/train.csv")
+    assert code == 3
+    assert report["checks"][0]["name"] == "data source" and not report["checks"][0]["passed"]
+    assert (project / "reports" / "monitor.html").exists()
+    assert "no prediction logs" in capsys.readouterr().err
+
+
+def gateway_group(url: str, project_name: str) -> dict | None:
+    with urllib.request.urlopen(f"{url}/api/v1/metrics", timeout=5) as response:
+        groups = json.loads(response.read())["data"]
+    return next((g for g in groups if g["labels"].get("project") == project_name), None)
+
+
+def samples(group: dict, name: str) -> dict[tuple, float]:
+    return {tuple(sorted(m["labels"].items())): float(m["value"]) for m in group[name]["metrics"]}
+
+
+def project_name(project: Path) -> str:
+    return re.search(r"project: (\S+)", (project / "mlci.yaml").read_text()).group(1)
+
+
+def delete_group(url: str, name: str) -> None:
+    request = urllib.request.Request(f"{url}/metrics/job/mlci_monitor/project/{name}/model_version/none",
+                                     method="DELETE")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def test_metrics_round_trip_through_a_real_pushgateway(project, pushgateway):
+    name = project_name(project)
+    try:
+        before = time.time()
+        code, report = monitor(project, "--reference", "data/train.csv", "--pushgateway", pushgateway)
+        assert code == 1 and report["details"]["pushgateway"]["pushed"] is True
+        group = gateway_group(pushgateway, name)
+        assert group["labels"] == {"job": "mlci_monitor", "project": name, "model_version": "none"}
+        detected = {dict(k)["feature"]: v for k, v in samples(group, "mlci_drift_detected").items()}
+        assert detected["income"] == 1.0 and detected["age"] == 0.0
+        scores = {dict(k)["feature"]: (dict(k)["method"], v) for k, v in samples(group, "mlci_drift_score").items()}
+        assert scores["income"][0] == "ks" and scores["income"][1] < 1e-10
+        assert scores["region"][0] == "chi2"
+        share = next(iter(samples(group, "mlci_drifted_feature_share").values()))
+        assert share == pytest.approx(report["details"]["drifted_share"])
+        missing = {dict(k)["feature"]: v for k, v in samples(group, "mlci_data_missing_ratio").items()}
+        assert missing["income"] == pytest.approx(report["details"]["quality"]["income"]["missing_ratio"])
+        assert "mlci_data_out_of_schema_ratio" in group
+        last = next(iter(samples(group, "mlci_monitor_last_success_timestamp_seconds").values()))
+        assert before <= last <= time.time()
+    finally:
+        delete_group(pushgateway, name)
+
+
+def test_pushgateway_down_exits_3_and_still_writes_the_reports(project, capsys):
+    code, report = monitor(project, "--reference", "data/train.csv", "--pushgateway",
+                           "http://user:s3cret@127.0.0.1:9/?token=abc")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "unreachable" in report["details"]["pushgateway"]["error"]
+    assert (project / "reports" / "monitor.html").exists()
+    assert (project / "reports" / "monitor.junit.xml").exists()
+    assert "Pushgateway" in err and "s3cret" not in err and "token" not in err
+    assert "s3cret" not in (project / "reports" / "monitor.json").read_text()
+
+
+def test_last_success_is_pushed_only_after_the_metrics_were_accepted(project, pushgateway):
+    name = project_name(project)
+    blocker = f"{pushgateway}/metrics/job/mlci_monitor_blocker_{uuid.uuid4().hex[:8]}"
+    try:
+        # Another group holds mlci_drift_score as a counter: the gateway refuses our gauges (HTTP 400).
+        body = b"# TYPE mlci_drift_score counter\nmlci_drift_score 1\n"
+        urllib.request.urlopen(urllib.request.Request(blocker, data=body, method="POST"), timeout=5).read()
+        code, report = monitor(project, "--reference", "data/train.csv", "--pushgateway", pushgateway)
+        assert code == 3 and "HTTP 400" in report["details"]["pushgateway"]["error"]
+        assert report["details"]["pushgateway"]["pushed"] is False
+        group = gateway_group(pushgateway, name) or {}  # the gateway may keep a record of the failed push
+        assert group.get("last_push_successful") in (None, False)
+        assert "mlci_drift_score" not in group and "mlci_monitor_last_success_timestamp_seconds" not in group
+    finally:
+        urllib.request.urlopen(urllib.request.Request(blocker, method="DELETE"), timeout=5).read()
+    try:
+        code, _ = monitor(project, "--reference", "data/train.csv", "--pushgateway", pushgateway)
+        assert code == 1
+        assert "mlci_monitor_last_success_timestamp_seconds" in gateway_group(pushgateway, name)
+    finally:
+        delete_group(pushgateway, name)
