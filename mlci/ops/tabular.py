@@ -478,7 +478,7 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
         ok = pc.is_in(array, pa.array(_BOOL))
     else:
         ok = pc.invert(pc.is_null(_parse_datetimes(array), nan_is_null=True))
-    ok = pc.fill_null(ok, True)
+    ok = pc.or_(pc.fill_null(ok, True), pc.is_null(array))  # a missing value is not a parse failure
     bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
     clean = pc.if_else(ok, array, pa.scalar(None, pa.string()))
     converted = _cast_text(clean, col_type, decimal)

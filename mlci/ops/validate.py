@@ -177,7 +177,7 @@ def _values_rule(name: str, col: Column) -> Rule:
         distinct = pc.unique(array.drop_null())
         if pc.all(pc.is_in(distinct, value_set=allowed)).as_py() is not False:
             return _EMPTY
-        return _positions(pc.invert(pc.is_in(array, value_set=allowed)))
+        return _positions(pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array)))
 
     shown = col.values if len(col.values) <= 10 else col.values[:10] + ["…"]
     return Rule(name, "allowed values", shown, find)
