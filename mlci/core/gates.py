@@ -9,7 +9,8 @@ For a metric m with orientation s = +1 when higher is better and s = -1 when low
 * bootstrap rule:  Δ*_1..Δ*_B from a paired bootstrap over the same holdout rows;
                    L = the (1 - confidence) quantile of Δ*;  pass iff  L >= -ε
 
-A missing, NaN or infinite metric never passes (fail closed). Without a champion, champion rules
+Comparisons allow a rounding slack of 1e-12, so "drops by exactly ε" passes whatever the binary
+representation of the numbers. A missing, NaN or infinite metric never passes (fail closed). Without a champion, champion rules
 follow the ``first_run`` policy. Pure functions: the resampling itself lives in ``mlci.ops.metrics``.
 """
 
@@ -22,6 +23,7 @@ from typing import Any, Callable, Sequence
 from mlci.core.config import GateRule, GatesSection
 from mlci.core.reports import Check, Report
 
+ROUNDING = 1e-12
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier", "latency_p50_ms", "latency_p95_ms"})
 
 
@@ -131,8 +133,8 @@ def check_threshold(rule: GateRule, metrics: MetricSet) -> Check:
     if not finite(value):
         check.message = _missing_message(rule, metrics, "the model")
         return check
-    low_ok = rule.min is None or value >= rule.min
-    high_ok = rule.max is None or value <= rule.max
+    low_ok = rule.min is None or value >= rule.min - ROUNDING
+    high_ok = rule.max is None or value <= rule.max + ROUNDING
     check.passed = low_ok and high_ok
     check.message = "ok" if check.passed else f"{rule.metric} = {value:.4g}, must be {bounds}"
     return check
@@ -154,7 +156,7 @@ def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *
     check.details.update({"delta": delta, "epsilon": epsilon})
     if differences is None:
         check.value = delta
-        check.passed = delta >= -epsilon
+        check.passed = delta >= -epsilon - ROUNDING
         verdict = "within" if check.passed else "beyond"
         check.message = f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, {verdict} -ε"
         return check
@@ -164,7 +166,7 @@ def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *
     if bound is None:
         check.message = f"bootstrap of {rule.metric} undefined on every resample (fail closed)"
         return check
-    check.passed = bound >= -epsilon
+    check.passed = bound >= -epsilon - ROUNDING
     check.message = (f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, "
                      f"{confidence:.0%} lower bound {bound:+.4g} {'>=' if check.passed else '<'} -ε")
     return check

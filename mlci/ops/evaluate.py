@@ -46,7 +46,7 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     evaluation = project.config.evaluation
     latency = measure_latency(model, holdout.frame[features], evaluation.latency_rows,
                               budget=evaluation.latency_seconds, quiet=quiet)
-    overall.update({"latency_p50_ms": latency["p50_ms"], "latency_p95_ms": latency["p95_ms"]})
+    overall.update(dict(zip(metrics.LATENCY_METRICS, (latency["p50_ms"], latency["p95_ms"]))))
     predictions_bytes = predictions_to_bytes(preds, slice_keys(project, holdout))
     result = {"version": record["version"], "task": task, "metrics": overall, "slices": slices,
               "classes": preds.classes, "confusion": confusion_matrix(preds), "latency": latency,

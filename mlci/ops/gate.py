@@ -15,7 +15,7 @@ import numpy as np
 
 from mlci.adapters.registry_store import ModelRegistry, sha256_bytes
 from mlci.core.config import GateRule, Project
-from mlci.core.gates import LOWER_IS_BETTER, MetricSet, evaluate_gates, slice_key
+from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
 from mlci.errors import DataError, NotFound, UsageError
 from mlci.ops import metrics
@@ -114,9 +114,9 @@ def _check_rules(project: Project) -> None:
     task = project.config.model.task
     for i, rule in enumerate(project.config.gates.rules):
         problem = metrics.unsuitable_metric(rule.metric, task)
-        if problem and rule.metric not in LOWER_IS_BETTER:
+        if problem and rule.metric not in metrics.LATENCY_METRICS:
             raise config_issue(project.document, f"gates.rules.{i}.metric", problem, None)
-        if rule.bootstrap and rule.metric in LOWER_IS_BETTER and rule.metric.startswith("latency"):
+        if rule.bootstrap and rule.metric in metrics.LATENCY_METRICS:
             raise config_issue(project.document, f"gates.rules.{i}.bootstrap",
                                "latency has no per-row bootstrap", "drop `bootstrap` for latency rules")
 

@@ -22,6 +22,7 @@ CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall"
                           "precision_weighted", "recall_weighted", "f1_weighted",
                           "roc_auc", "pr_auc", "log_loss", "brier")
 REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
+LATENCY_METRICS = ("latency_p50_ms", "latency_p95_ms")  # measured by evaluate, gateable with min/max
 NEEDS_PROBABILITIES = ("roc_auc", "pr_auc", "log_loss", "brier")
 DEFAULT_METRICS = {"binary": ["roc_auc", "accuracy", "f1"], "multiclass": ["accuracy", "f1_macro"],
                    "regression": ["rmse", "r2"]}
