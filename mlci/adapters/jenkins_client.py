@@ -118,8 +118,21 @@ class JenkinsClient:
 
     def trigger(self, name: str, parameters: dict[str, str]) -> int:
         """POST buildWithParameters; returns the queue item id. Never retried blindly: a lost
-        response does not mean the build was not queued."""
-        return self._call(f"triggering job {name}", self._server.build_job, name, parameters)
+        response does not mean the build was not queued.
+
+        Parameters go in the form body, not in the query string as python-jenkins' ``build_job``
+        puts them: URLs end up in proxy and access logs, and in its error messages.
+        """
+        return self._call(f"triggering job {name}", self._post_build, name, parameters)
+
+    def _post_build(self, name: str, parameters: dict[str, str]) -> int:
+        response = self._server.jenkins_request(requests.Request(
+            "POST", urllib.parse.urljoin(self.url, _job_path(name) + "buildWithParameters"), data=parameters))
+        location = response.headers.get("Location", "")
+        match = re.search(r"/queue/item/(\d+)/?$", location)
+        if not match:
+            raise ServiceError(f"Jenkins at {self.url} queued {name} without saying where (no queue item)")
+        return int(match.group(1))
 
     def queue_item(self, item_id: int) -> dict | None:
         """The queue item, or None when Jenkins has forgotten it (about five minutes after it left)."""
