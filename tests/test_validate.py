@@ -69,7 +69,7 @@ def test_every_rule_reports_counts_and_example_rows_across_batches(run_cli, tmp_
     rows = [good_row(i) for i in range(1, 3001)]
     rows[10] = "11,1.5,a,AB1,2024-03-01,true"          # row 11: score above max
     rows[1500] = "1501,-0.1,c,ab1,2023-12-31,maybe"    # row 1501: min, values, pattern, datetime min, type
-    rows[2999] = "7,0.5,a,AB7,2024-03-08,true"          # row 3000: repeats id 7 (another batch)
+    rows[2999] = "7,0.25,a,AB7,2024-03-08,true"         # row 3000: repeats id 7 (another batch)
     rows[2500] = rows[100]                               # row 2501: duplicate of row 101
     rows[2000] = "2001,,,XY1,2024-13-45,"                # row 2001: null kind, unparseable date
     data = write_rows(tmp_path / "d.csv", rows)

@@ -110,7 +110,7 @@ def read_table(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema
                columns: list[str] | None = None) -> pandas.DataFrame:
     """The whole file as a DataFrame, typed from ``schema`` where given (see ``pandas_types``)."""
     batches = [b.batch for b in iter_arrow_batches(path, csv=csv, schema=schema, columns=columns)]
-    table = pa.Table.from_batches(batches) if batches else _empty_table(path, csv, schema, columns)
+    table = _concat(batches) if batches else _empty_table(path, csv, schema, columns)
     return _to_pandas(table, schema)
 
 
@@ -159,6 +159,17 @@ def pandas_types(schema: DataSchema) -> dict[str, str]:
                      "boolean": "boolean" if col.nullable else "bool", "category": "object",
                      "string": "object", "datetime": "datetime64[ns]"}[col.type]
     return out
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
+    """One table; without a schema, a column that became text in later batches is text throughout."""
+    names = batches[0].schema.names
+    mixed = {n for n in names if len({b.schema.field(n).type for b in batches}) > 1}
+    if mixed:
+        batches = [pa.RecordBatch.from_arrays(
+            [b.column(n).cast(pa.string()) if n in mixed else b.column(n) for n in names], names=names)
+            for b in batches]
+    return pa.Table.from_batches(batches)
 
 
 def _to_pandas(table: pa.Table, schema: DataSchema | None) -> pandas.DataFrame:
@@ -210,6 +221,7 @@ class _CsvReader:
         self.columns = columns
         self.lenient = lenient
         self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
+        self.rows_yielded = 0  # a restart skips these rows
 
     def __iter__(self) -> Iterator[ArrowBatch]:
         header = _csv_header(self.path, self.options)
@@ -233,10 +245,13 @@ class _CsvReader:
                 break
             except pa.ArrowInvalid as exc:
                 self._on_arrow_error(exc, header)
-            item = ArrowBatch(first_row, batch)
-            batch = self._convert_text_columns(item)
-            self._check_binary(batch)
+            seen = self.rows_yielded - first_row + 1  # rows of this batch already yielded before a restart
             first_row += batch.num_rows
+            if seen >= batch.num_rows:
+                continue
+            item = ArrowBatch(first_row - batch.num_rows + max(seen, 0), batch.slice(max(seen, 0)))
+            self._check_binary(self._convert_text_columns(item))
+            self.rows_yielded += item.batch.num_rows
             yield item
         if batch is not None:
             self._check_unclosed_quote(batch)
@@ -253,9 +268,9 @@ class _CsvReader:
     def _open(self, header: list[str]) -> pa_csv.CSVStreamingReader:
         types = {}
         for name in header:
-            target = pa.string() if self.text else _target_type(self.schema, name)
+            target = pa.string() if self.text or name in self.as_text else _target_type(self.schema, name)
             if target is not None:
-                types[name] = pa.string() if name in self.as_text else target
+                types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
         try:
             return pa_csv.open_csv(
