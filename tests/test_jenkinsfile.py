@@ -447,3 +447,32 @@ def test_every_template_expression_goes_through_a_groovy_filter():
     unescaped = [e for e in expressions if not re.search(r"\|\s*groovy(_int)?\([^)]*\)\s*$", e)
                  and e.strip() != "version"]
     assert unescaped == []
+
+
+# ---- docker/jenkins: the controller users start ---------------------------------------------------------
+
+
+def test_controller_has_every_plugin_the_generated_pipelines_use(tmp_path):
+    plugins = {line.split(":")[0].strip() for line in (REPO / "docker/jenkins/plugins.txt").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    steps_to_plugins = {"timestamps()": "timestamper", "cleanWs(": "ws-cleanup", "publishHTML(": "htmlpublisher",
+                        "withCredentials(": "credentials-binding", "junit ": "junit", "pipeline {": "workflow-aggregator",
+                        "docker {": "docker-workflow", "kubernetes {": "kubernetes", "checkout scm": "git"}
+    generated = "".join(text for name, config in variants().items() if not name.startswith("adversarial")
+                        for text in render_pipelines(load_project(write_project(tmp_path / name, config))).values())
+    for step, plugin in steps_to_plugins.items():
+        assert step in generated, step
+        assert plugin in plugins, plugin
+    assert {"configuration-as-code", "job-dsl"} <= plugins
+
+
+def test_seed_jobs_compile_and_match_the_pipeline_layout(groovy):
+    casc = yaml.safe_load((REPO / "docker/jenkins/casc.yaml").read_text())
+    script = casc["jobs"][0]["script"]
+    ok, message = groovy.parse(script)
+    assert ok, message
+    for path in PIPELINE_PATHS.values():
+        assert f"'{path}'" in script
+    assert "[managed by mlci: project credit-risk]" in script
+    assert "MLCI_REQUEST_ID" in script
+    assert casc["jenkins"]["labelString"] == yaml.safe_load((EXAMPLE / "mlci.yaml").read_text())["jenkins"]["agent"]["label"]
