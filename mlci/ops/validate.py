@@ -135,6 +135,12 @@ def _bound(value: Any, col: Column) -> pa.Scalar:
 
 
 def _range_rules(name: str, col: Column) -> list[Rule]:
+    """min and max; with ``finite: false`` infinities are allowed, so the bounds apply to finite values."""
+    ignore_infinite = col.type == "float" and not col.finite
+
+    def outside(mask: pa.Array, array: pa.Array) -> pa.Array:
+        return pc.and_(mask, pc.is_finite(array)) if ignore_infinite else mask
+
     rules = []
     if col.min is not None:
         low = _bound(col.min, col)
@@ -143,7 +149,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
             smallest = column.extremes["min"]
             if smallest is None or smallest >= low.as_py():
                 return _EMPTY
-            return _positions(pc.less(column.array, low))
+            return _positions(outside(pc.less(column.array, low), column.array))
 
         rules.append(Rule(name, "min", col.min, find_low))
     if col.max is not None:
@@ -153,7 +159,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
             largest = column.extremes["max"]
             if largest is None or largest <= high.as_py():
                 return _EMPTY
-            return _positions(pc.greater(column.array, high))
+            return _positions(outside(pc.greater(column.array, high), column.array))
 
         rules.append(Rule(name, "max", col.max, find_high))
     return rules
