@@ -17,7 +17,7 @@ def train(app: AppContext) -> int:
     and register a new model version with its lineage and model card. Exit 0, or 2 for bad input."""
     from mlci.ops.train import train as train_model
 
-    result = train_model(project=app.project(), quiet=app.json)
+    result = train_model(project=app.project())
     emit(app, result, _render_train)
     return 0
 
@@ -40,7 +40,7 @@ def evaluate(app: AppContext, ref: str) -> int:
     version and reports/evaluate.{json,junit.xml,html}. Exit 0, or 2 for bad input."""
     from mlci.ops.evaluate import evaluate as evaluate_model
 
-    report = evaluate_model(project=app.project(), ref=ref, quiet=app.json)
+    report = evaluate_model(project=app.project(), ref=ref)
     emit(app, report, _render_evaluate)
     return report.exit_code
 

@@ -28,6 +28,7 @@ from mlci.errors import ConfigError, ConfigIssue
 
 MISSING_CATEGORY = "__missing__"
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+_PANDAS_PART = {"dayofweek": "day_of_week"}
 
 
 class CategoryText(TransformerMixin, BaseEstimator):
@@ -80,7 +81,8 @@ class DateParts(TransformerMixin, BaseEstimator):
         columns = []
         for i in range(frame.shape[1]):
             stamps = pd.to_datetime(frame.iloc[:, i], errors="coerce", format="mixed")
-            columns += [getattr(stamps.dt, part).astype(float).to_numpy() for part in self.parts]
+            columns += [getattr(stamps.dt, _PANDAS_PART.get(part, part)).astype(float).to_numpy()
+                        for part in self.parts]
         return np.column_stack(columns) if columns else np.empty((len(frame), 0))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
