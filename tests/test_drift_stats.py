@@ -83,12 +83,22 @@ def test_identical_data_never_drifts(small):
 
 def test_ks_matches_scipy_on_small_and_large_samples():
     rng = np.random.default_rng(7)
-    for n in (800, 50_000):
+    for n in (800, 50_000, 200_000):
         a, b = np.sort(rng.normal(0, 1, n)), np.sort(rng.normal(0.02, 1, n + 13))
         d, p = drift.ks_test(a, b)
         expected = scipy_stats.ks_2samp(a, b, method="exact" if n <= drift.EXACT_KS_MAX else "asymp")
-        assert d == pytest.approx(expected.statistic, abs=1e-12)
-        assert p == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-12)
+        assert d == pytest.approx(expected.statistic, abs=1e-9)
+        assert p == pytest.approx(expected.pvalue, rel=1e-5, abs=1e-12)
+
+
+def test_ks_with_tied_values_matches_scipy():
+    rng = np.random.default_rng(9)
+    a, b = np.sort(rng.poisson(5, 40_000).astype(float)), np.sort(rng.poisson(5.1, 30_000).astype(float))
+    d, p = drift.ks_test(a, b)
+    expected = scipy_stats.ks_2samp(a, b, method="asymp")
+    assert d == pytest.approx(expected.statistic, abs=1e-9)
+    assert p == pytest.approx(expected.pvalue, rel=1e-5, abs=1e-15)
+    assert drift.wasserstein_normed(a, b) == pytest.approx(scipy_stats.wasserstein_distance(a, b) / np.std(a))
 
 
 def test_wasserstein_matches_scipy_divided_by_the_reference_spread():

@@ -118,12 +118,24 @@ def add_batch(sketches: dict[str, Sketch], frame: pd.DataFrame) -> None:
 # -- numeric statistics ---------------------------------------------------------------------------
 
 
+def cdf_gap(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sorted samples merged, and F_ref - F_cur just after each merged value.
+
+    A stable argsort of two concatenated sorted runs is a linear merge, so this is O(n + m) where
+    binary searches would be O(n log n); KS and Wasserstein both read it.
+    """
+    n, m = reference.size, current.size
+    both = np.concatenate([reference, current])
+    order = np.argsort(both, kind="stable")
+    gap = np.cumsum(np.where(order < n, 1.0 / n, -1.0 / m))
+    return both[order], gap
+
+
 def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """(D, p-value) of the two-sample Kolmogorov–Smirnov test on sorted samples.
 
-    Small samples go through ``scipy.stats.ks_2samp`` (exact p-values); large ones compute D with
-    two ``searchsorted`` passes over the already sorted data and the asymptotic p-value, exactly as
-    ``ks_2samp(method="asymp")`` does, without sorting again.
+    Small samples go through ``scipy.stats.ks_2samp`` (exact p-values); large ones take D from the
+    merged CDFs and the asymptotic p-value, exactly as ``ks_2samp(method="asymp")`` does.
     """
     n, m = reference.size, current.size
     if not n or not m:
@@ -131,10 +143,9 @@ def ks_test(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     if max(n, m) <= EXACT_KS_MAX:
         result = stats.ks_2samp(reference, current)
         return float(result.statistic), float(result.pvalue)
-    both = np.concatenate([reference, current])
-    cdf_ref = np.searchsorted(reference, both, side="right") / n
-    cdf_cur = np.searchsorted(current, both, side="right") / m
-    d = float(np.max(np.abs(cdf_ref - cdf_cur)))
+    merged, gap = cdf_gap(reference, current)
+    group_ends = np.flatnonzero(merged[1:] != merged[:-1])  # the CDFs are compared after tied values
+    d = float(np.max(np.abs(gap[group_ends]), initial=abs(gap[-1])))
     p = float(stats.kstwo.sf(d, np.round(n * m / (n + m))))
     return d, min(max(p, 0.0), 1.0)
 
@@ -144,12 +155,8 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
     (so 0.1 means "the mass moved a tenth of a standard deviation on average")."""
     if not reference.size or not current.size:
         return math.nan
-    both = np.concatenate([reference, current])
-    both.sort(kind="quicksort")
-    deltas = np.diff(both)
-    cdf_ref = np.searchsorted(reference, both[:-1], side="right") / reference.size
-    cdf_cur = np.searchsorted(current, both[:-1], side="right") / current.size
-    distance = float(np.sum(np.abs(cdf_ref - cdf_cur) * deltas))
+    merged, gap = cdf_gap(reference, current)
+    distance = float(np.sum(np.abs(gap[:-1]) * np.diff(merged)))
     spread = float(np.std(reference))
     if spread == 0:
         return 0.0 if distance == 0 else math.inf
