@@ -17,10 +17,16 @@ STAGE_NAMES = ("validate", "train", "evaluate", "gate", "build", "push", "deploy
 def run(app: AppContext, start: str | None, stop: str | None) -> int:
     """Run validate, train, evaluate, gate, build, push, deploy in order (stages the project does not
     configure are skipped). Stops at the first failure and exits with that stage's code."""
+    import contextlib
+    import sys
+
     from mlci.ops.run import run_stages
 
-    result = run_stages(project=app.project(), global_args=_global_args(app), start=start, stop=stop,
-                        on_stage=lambda stage: log(f"==> mlci {stage}"))
+    # With --json, stdout carries the summary alone; the stages' own output goes to stderr.
+    stage_output = contextlib.redirect_stdout(sys.stderr) if app.json else contextlib.nullcontext()
+    with stage_output:
+        result = run_stages(project=app.project(), global_args=_global_args(app), start=start, stop=stop,
+                            on_stage=lambda stage: log(f"==> mlci {stage}"))
     emit(app, result, _render)
     return result.exit_code
 
