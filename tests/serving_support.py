@@ -63,3 +63,21 @@ def holdout_records(project_dir: Path, rows: int = 5) -> list[dict]:
     frame = pd.read_csv(Path(project_dir) / "data" / "holdout.csv", nrows=rows).drop(columns=["default"])
     frame = frame.astype(object).where(frame.notna(), None)
     return frame.to_dict(orient="records")
+
+
+def configure_delivery(project_dir: Path, *, registry: str, base_image: str, ports: tuple[int, int],
+                       health_timeout: float = 30) -> str:
+    """Point the example's image at the test registry and base image, and give it a docker and a local
+    environment on free ports; returns the image repository (unique per call)."""
+    import uuid
+
+    import yaml
+
+    path = Path(project_dir) / "mlci.yaml"
+    config = yaml.safe_load(path.read_text())
+    repository = f"{registry}/mlci-test-{uuid.uuid4().hex[:8]}"
+    config["image"] = {"name": repository, "base": base_image}
+    config["environments"]["staging"] = {"target": "docker", "port": ports[0], "health_timeout": health_timeout}
+    config["environments"]["laptop"] = {"target": "local", "port": ports[1], "health_timeout": health_timeout}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return repository
