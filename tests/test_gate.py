@@ -70,12 +70,15 @@ def test_every_metric_equals_scikit_learn_with_bootstrap_weights(preds):
         assert metrics.compute(preds, [name])[name] == pytest.approx(sklearn_value(name, preds, None)), name
 
 
-def test_roc_auc_handles_tied_scores_like_scikit_learn():
+def test_ranking_metrics_handle_tied_scores_like_scikit_learn():
     rng = np.random.default_rng(5)
     y = rng.integers(0, 2, 400)
     score = np.round(rng.random(400), 1)   # many ties
     preds = Predictions("binary", y, (score > 0.5).astype(int), np.column_stack([1 - score, score]), ["0", "1"])
     assert metrics.compute(preds, ["roc_auc"])["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score))
+    weights = metrics.resample_weights(np.random.default_rng(1), 3, 400)
+    assert metrics.weighted(preds, "pr_auc", weights) == pytest.approx(
+        [skm.average_precision_score(y, score, sample_weight=w) for w in weights])
 
 
 def test_paired_bootstrap_is_seeded_paired_and_fast():

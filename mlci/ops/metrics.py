@@ -3,8 +3,8 @@
 Every metric is a *weighted* metric over the holdout rows: the point estimate uses weight 1 per row, a
 bootstrap resample uses how often each row was drawn. That keeps one implementation per metric and
 lets a paired bootstrap evaluate 1000 resamples as a few matrix products (``weights`` is a
-resamples x rows matrix). Metrics without a vectorised form fall back to scikit-learn with
-``sample_weight``, one resample at a time.
+resamples x rows matrix). Multiclass ROC AUC has no vectorised form here: it falls back to
+scikit-learn with ``sample_weight``, one resample at a time.
 """
 
 from __future__ import annotations
@@ -208,6 +208,22 @@ def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     return np.where((total_pos > 0) & (total_neg > 0), wins / (total_pos * total_neg), np.nan)
 
 
+def _binary_average_precision(preds: Predictions, weights: np.ndarray) -> np.ndarray:
+    """Weighted average precision: the sum over score thresholds (high to low) of
+    (recall gained at the threshold) x (precision at the threshold), as scikit-learn computes it."""
+    order = np.argsort(-preds.proba[:, 1], kind="mergesort")
+    scores = preds.proba[order, 1]
+    positive = (preds.y[order] == 1).astype(float)
+    ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
+    ordered = weights[:, order]
+    true_pos = np.cumsum(ordered * positive, axis=1)[:, ends]
+    all_pos = np.cumsum(ordered, axis=1)[:, ends]
+    total_pos = true_pos[:, -1:]
+    precision = np.where(all_pos > 0, true_pos / np.where(all_pos > 0, all_pos, 1), 0.0)
+    recall_gain = np.diff(np.c_[np.zeros(len(weights)), true_pos], axis=1) / np.where(total_pos > 0, total_pos, 1)
+    return np.where(total_pos[:, 0] > 0, (recall_gain * precision).sum(axis=1), np.nan)
+
+
 def _rmse(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     return np.sqrt(_mean(weights, (preds.y - preds.pred) ** 2))
 
@@ -233,20 +249,18 @@ _VECTORISED: dict[str, Callable[[Predictions, np.ndarray], np.ndarray]] = {
     **{f"{kind}": _class_metric(kind, "binary") for kind in ("precision", "recall", "f1")},
     **{f"{kind}_{avg}": _class_metric(kind, avg) for kind in ("precision", "recall", "f1")
        for avg in ("macro", "weighted")},
-    "log_loss": _log_loss, "brier": _brier, "roc_auc": _binary_roc_auc,
+    "log_loss": _log_loss, "brier": _brier, "roc_auc": _binary_roc_auc, "pr_auc": _binary_average_precision,
     "rmse": _rmse, "mae": _mae, "mape": _mape, "r2": _r2,
 }
 
 
 def _sklearn_weighted(preds: Predictions, name: str, weights: np.ndarray) -> np.ndarray:
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     out = np.full(len(weights), np.nan)
     for i, row in enumerate(weights):
         try:
-            if name == "pr_auc":
-                out[i] = average_precision_score(preds.y == 1, preds.proba[:, 1], sample_weight=row)
-            elif name == "roc_auc":
+            if name == "roc_auc":
                 out[i] = roc_auc_score(preds.y, preds.proba, sample_weight=row, multi_class="ovr",
                                        average="macro", labels=list(range(len(preds.classes))))
             else:
