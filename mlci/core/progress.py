@@ -21,7 +21,7 @@ class Progress:
         self.enabled = enabled
         self.done = 0.0
         self._start = time.monotonic()
-        self._last = 0.0
+        self._last = self._start
 
     def __enter__(self) -> Progress:
         return self
