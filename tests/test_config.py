@@ -129,3 +129,14 @@ def test_published_json_schemas_are_current():
     assert docs.read_text() == config_doc(), "run scripts/gen_docs.py"
     assert json.loads(json_schema_text())["properties"]["gates"]["properties"]["rules"]["items"][
         "additionalProperties"] is False
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from mlci.core.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "report.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~mask
