@@ -69,7 +69,8 @@ class ServerState:
         print(f"mlci.serve: model version {model.version} loaded and verified", file=sys.stderr, flush=True)
 
 
-def create_app(settings: ServeSettings) -> Starlette:
+def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> MetricsMiddleware:
+    """The app; with ``load_in_background=False`` the caller loads the model (``app.state.server.load()``)."""
     state = ServerState(settings)
 
     @asynccontextmanager
@@ -80,7 +81,8 @@ def create_app(settings: ServeSettings) -> Starlette:
                                       on_drop=lambda rows: state.metrics.log_dropped.inc(amount=rows),
                                       on_error=lambda: state.metrics.log_errors.inc())
             state.log.start()
-        threading.Thread(target=state.load, name="model-loader", daemon=True).start()
+        if load_in_background:
+            threading.Thread(target=state.load, name="model-loader", daemon=True).start()
         try:
             yield
         finally:

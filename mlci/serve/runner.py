@@ -38,10 +38,21 @@ def serve_forever(settings: ServeSettings) -> None:
 
     from mlci.serve.app import create_app
 
-    sockets = [open_socket(settings.host, settings.port)]
-    if settings.check_port:
+    switching = bool(settings.check_port)
+    app = create_app(settings, load_in_background=not switching)
+    sockets = []
+    if switching:
+        # Joining a port that serves traffic: load first, and join only with a verified model, so the
+        # kernel never hands a client to a server that would answer 503. A model that fails to load is
+        # reported on the private check port alone, where the deployer reads the reason.
+        state = app.state.server
+        state.load()
         sockets.append(open_socket(settings.host, settings.check_port))
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False, lifespan="on",
+        if state.model is not None:
+            sockets.append(open_socket(settings.host, settings.port))
+    else:
+        sockets.append(open_socket(settings.host, settings.port))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=30, server_header=False)
     uvicorn.Server(config).run(sockets=sockets)
 

@@ -1,0 +1,159 @@
+"""`mlci deploy` / `mlci rollback` against the real Docker engine and registry (docker target) and as
+background processes (local target): build → push → pull → deploy → /predict on the running server,
+a second version over it, a broken image rolled back while the old server keeps answering, rollback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from mlci.core.config import load_project
+from mlci.ops.deploy import active_deployment, deployments, free_port
+from mlci.ops.registry import open_registry
+from tests.serving_support import configure_delivery, copy_example, holdout_records, register_version
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def delivered(tmp_path_factory, docker_engine, image_registry, base_image):
+    """Versions 1 and 2 built and pushed; containers of this project removed afterwards."""
+    from mlci.cli.main import run
+
+    directory = copy_example(tmp_path_factory.mktemp("deploy"))
+    ports = (free_port(), free_port())
+    repository = configure_delivery(directory, registry=image_registry, base_image=base_image, ports=ports,
+                                    health_timeout=20)
+    for seed in (0, 1):
+        version = register_version(directory, seed=seed)["version"]
+        assert run(["-C", str(directory), "build", "--model", str(version)]) == 0
+        assert run(["-C", str(directory), "push", "--model", str(version)]) == 0
+    yield directory, repository, ports
+    for container in docker_engine.containers.list(all=True, filters={"label": f"org.mlci.project=credit-risk"}):
+        if container.image.tags and container.image.tags[0].startswith(repository) or \
+                repository in container.attrs["Config"]["Image"]:
+            container.remove(force=True)
+    for image in docker_engine.images.list(name=repository):
+        docker_engine.images.remove(image.id, force=True)
+
+
+def _predict(port: int, records: list[dict]) -> dict:
+    answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=records, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _registry(directory):
+    return open_registry(load_project(directory))
+
+
+def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(delivered, docker_engine,
+                                                                                run_cli, image_registry):
+    directory, repository, (port, _) = delivered
+    records = holdout_records(directory, 3)
+
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--model", "1")
+    assert code == 0, err
+    assert _predict(port, records)["model_version"] == 1
+    first = active_deployment(_registry(directory), "staging")
+    container = docker_engine.containers.get(first["handle"]["container"])
+    assert container.attrs["Config"]["Image"] == _registry(directory).get(1)["image"]["reference"]
+    log_files = list((directory / "predictions").glob("predictions-*.jsonl"))
+    assert log_files, "the container's prediction log is written into the project"
+
+    # version 2 over it, with requests running the whole time: none may fail
+    failures, stop = [], threading.Event()
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            try:
+                status = httpx.post(f"http://127.0.0.1:{port}/predict", json=records, timeout=10).status_code
+            except httpx.TransportError as exc:
+                status = type(exc).__name__
+            if status != 200:
+                failures.append(status)
+            time.sleep(0.02)
+
+    client = threading.Thread(target=keep_asking)
+    client.start()
+    try:
+        code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--model", "2")
+    finally:
+        stop.set()
+        client.join()
+    assert code == 0, err
+    assert failures == []
+    assert _predict(port, records)["model_version"] == 2
+    with pytest.raises(Exception):
+        docker_engine.containers.get(first["handle"]["container"])
+
+    # a broken image: version 3 whose model file was altered after registration
+    broken = f"{repository}:broken"
+    dockerfile = (f"FROM {repository}:v2\nUSER root\n"
+                  "RUN echo tampered >> /app/registry/versions/v2/model.skops\nUSER 10001\n").encode()
+    import io
+    docker_engine.images.build(fileobj=io.BytesIO(dockerfile), tag=broken, rm=True)
+    digest = None
+    for message in docker_engine.api.push(repository, tag="broken", stream=True, decode=True):
+        digest = (message.get("aux") or {}).get("Digest") or digest
+    registry = _registry(directory)
+    version = register_version(directory, seed=2)["version"]
+    registry.update(version, lambda r: r.__setitem__("image", {"name": repository, "tags": ["broken"],
+                                                               "reference": f"{repository}@{digest}"}))
+    code, out, err = run_cli("-C", directory, "--json", "deploy", "--env", "staging", "--model", str(version))
+    assert code == 1, err
+    report = json.loads(out)
+    assert {c["name"]: c["status"] for c in report["checks"]} == {
+        "start": "pass", "ready": "fail", "smoke test": "skip", "switch": "fail"}
+    assert "sha256 does not match" in report["checks"][1]["message"]
+    assert _predict(port, records)["model_version"] == 2, "the old version keeps answering"
+    statuses = [(d["version"], d["status"]) for d in deployments(_registry(directory), "staging")]
+    assert statuses == [(1, "retired"), (2, "active"), (version, "failed")]
+    assert not docker_engine.containers.list(all=True, filters={"label": f"org.mlci.version={version}"})
+
+    # rollback: back to version 1, and then there is nothing earlier to return to
+    code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
+    assert code == 0, err
+    assert _predict(port, records)["model_version"] == 1
+    statuses = [(d["version"], d["status"], d["kind"]) for d in deployments(_registry(directory), "staging")]
+    assert statuses[1] == (2, "rolled_back", "deploy") and statuses[-1] == (1, "active", "rollback")
+    code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
+    assert code == 2 and "no previous deployment" in err
+    assert (directory / "reports" / "rollback.junit.xml").exists()
+
+
+def test_local_target_runs_background_servers_and_switches_versions(delivered, run_cli):
+    directory, _, (_, port) = delivered
+    records = holdout_records(directory, 2)
+    try:
+        code, out, err = run_cli("-C", directory, "deploy", "--env", "laptop", "--model", "1")
+        assert code == 0, err
+        assert _predict(port, records)["model_version"] == 1
+        first = active_deployment(_registry(directory), "laptop")
+        code, out, err = run_cli("-C", directory, "deploy", "--env", "laptop", "--model", "2")
+        assert code == 0, err
+        assert _predict(port, records)["model_version"] == 2
+        assert not _alive(first["handle"]["pid"])
+    finally:
+        current = active_deployment(_registry(directory), "laptop")
+        if current:
+            from mlci.ops.deploy import LocalTarget
+            LocalTarget(load_project(directory), "laptop").stop(current["handle"])
+
+
+def _alive(pid: int) -> bool:
+    from mlci.ops.deploy import _is_our_server
+    return _is_our_server(pid)
+
+
+def test_deploy_needs_a_pushed_image_and_a_known_environment(delivered, run_cli):
+    directory, _, _ = delivered
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "stagin")
+    assert code == 2 and "did you mean 'staging'" in err
+    version = register_version(directory, seed=3)["version"]
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--model", str(version))
+    assert code == 2 and "has no pushed image" in err
