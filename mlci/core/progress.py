@@ -22,6 +22,7 @@ class Progress:
         self.done = 0.0
         self._start = time.monotonic()
         self._last = self._start
+        self._shown = -1.0  # `done` at the last line written
 
     def __enter__(self) -> Progress:
         return self
@@ -37,10 +38,12 @@ class Progress:
             self._write(final=False)
 
     def finish(self) -> None:
-        if self.enabled and (self.tty or time.monotonic() - self._start >= self.interval):
+        long_enough = self.tty or time.monotonic() - self._start >= self.interval
+        if self.enabled and long_enough and self.done != self._shown:
             self._write(final=True)
 
     def _write(self, *, final: bool) -> None:
+        self._shown = self.done
         elapsed = time.monotonic() - self._start
         count = f"{self.done:,.0f}" + (f"/{self.total:,.0f}" if self.total else "")
         rate = f"{self.done / elapsed:,.0f} {self.unit}/s" if elapsed > 0 else ""
