@@ -39,8 +39,12 @@ class Progress:
 
     def finish(self) -> None:
         long_enough = self.tty or time.monotonic() - self._start >= self.interval
-        if self.enabled and long_enough and self.done != self._shown:
+        if not (self.enabled and long_enough):
+            return
+        if self.done != self._shown:
             self._write(final=True)
+        elif self.tty:
+            self.stream.write("\n")  # end the bar's line
 
     def _write(self, *, final: bool) -> None:
         self._shown = self.done
