@@ -66,7 +66,8 @@ class ServerState:
                              "data_sha256": str(info["data_sha256"] or ""),
                              "git_commit": str(info["git_commit"] or "")}
         self.model = model
-        print(f"mlci.serve: model version {model.version} loaded and verified", file=sys.stderr, flush=True)
+        print(f"mlci.serve: model version {model.version} loaded and verified; {model.scoring_note}",
+              file=sys.stderr, flush=True)
 
 
 def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> MetricsMiddleware:

@@ -16,6 +16,7 @@ from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.spec import build
 from mlci.core.yamlsrc import YamlDocument
 from mlci.errors import IntegrityError
+from mlci.serve.compiled import CompiledPipeline, Unsupported, compile_pipeline, verification_columns, verify
 
 MODEL_FILE = "model.skops"
 
@@ -28,6 +29,9 @@ class ServedModel:
     features: list[str]
     classes: list[Any] | None = None
     _numeric: set[str] = field(default_factory=set)
+    # The NumPy form of the pipeline when it compiled and verified; None scores with the pipeline itself.
+    compiled: CompiledPipeline | None = None
+    scoring_note: str = ""
 
     @property
     def version(self) -> int:
@@ -43,7 +47,8 @@ class ServedModel:
                 "data_sha256": (self.record.get("data") or {}).get("train", {}).get("sha256"),
                 "git_commit": (self.record.get("git") or {}).get("commit"),
                 "model_sha256": self.record.get("artifacts", {}).get(MODEL_FILE, {}).get("sha256"),
-                "created": self.record.get("created"), "features": self.features}
+                "created": self.record.get("created"), "features": self.features,
+                "scoring": "compiled" if self.compiled is not None else "pipeline"}
 
     def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
         """Validated columns as the DataFrame the pipeline was trained on (numbers as float, None as NaN)."""
@@ -57,12 +62,28 @@ class ServedModel:
         return pd.DataFrame(data, columns=self.features)
 
     def predict(self, columns: dict[str, list[Any]]) -> tuple[list[Any], list[list[float]] | None]:
-        frame = self.frame(columns)
         if self.is_classifier:
-            probabilities = self.pipeline.predict_proba(frame)
+            probabilities = self._score(columns, self.pipeline.predict_proba)
             labels = np.asarray(self.pipeline.classes_)[probabilities.argmax(axis=1)]
             return _plain_list(labels), np.round(probabilities, 6).tolist()
-        return _plain_list(self.pipeline.predict(frame)), None
+        return _plain_list(self._score(columns, self.pipeline.predict)), None
+
+    def _score(self, columns: dict[str, list[Any]], pipeline_method) -> np.ndarray:
+        if self.compiled is not None:
+            return self.compiled(columns)
+        return pipeline_method(self.frame(columns))
+
+    def compile(self) -> None:
+        """Switch to the compiled NumPy path if the pipeline compiles and verifies; else keep the pipeline."""
+        try:
+            compiled = compile_pipeline(self.pipeline, self._numeric, classifier=self.is_classifier)
+            verify(compiled, self.pipeline, self.frame, verification_columns(self.schema, self.features),
+                   classifier=self.is_classifier)
+        except Unsupported as exc:
+            self.scoring_note = f"scoring with the scikit-learn pipeline: {exc}"
+            return
+        self.compiled = compiled
+        self.scoring_note = "scoring with the compiled pipeline (verified against scikit-learn)"
 
 
 def _plain_list(values: np.ndarray) -> list[Any]:
@@ -81,5 +102,16 @@ def load_served_model(registry_root: Path, ref: str | int) -> ServedModel:
     classifier = record.get("task") != "regression" and hasattr(pipeline, "predict_proba")
     classes = _plain_list(pipeline.classes_) if classifier else None
     numeric = {name for name in features if schema.columns[name].type in NUMERIC_TYPES}
-    return ServedModel(pipeline=pipeline, record=record, schema=schema, features=features, classes=classes,
-                       _numeric=numeric)
+    _single_threaded(pipeline)
+    model = ServedModel(pipeline=pipeline, record=record, schema=schema, features=features, classes=classes,
+                        _numeric=numeric)
+    model.compile()
+    return model
+
+
+def _single_threaded(pipeline: Any) -> None:
+    """One request is one row or a few: a thread pool per call (n_jobs) costs more than it saves, and
+    the server's concurrency comes from its event loop and worker processes."""
+    for step in getattr(pipeline, "steps", [(None, pipeline)]):
+        if hasattr(step[1], "n_jobs"):
+            step[1].n_jobs = 1
