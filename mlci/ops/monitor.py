@@ -5,6 +5,10 @@ or a configured file. Current: files (CSV/Parquet, globs allowed) or the model s
 over a time window. Both are streamed in batches into column sketches (``mlci.ops.drift``); decisions
 come from ``mlci.core.drift``. Every score is recorded, drifted or not. Metrics go to the Pushgateway;
 the last-success timestamp only after everything else was pushed.
+
+Files stay Arrow record batches from reader to sketch: pandas is imported only for prediction logs,
+labels and the model's predictions. Columns are scored in parallel threads (NumPy sorts and merges
+without holding the GIL).
 """
 
 from __future__ import annotations
@@ -14,13 +18,14 @@ import json
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import yaml
 
 from mlci.adapters.pushgateway import Metric, Pushgateway
@@ -35,9 +40,14 @@ from mlci.errors import ConfigError, DataError, IntegrityError, MlciError, NotFo
 from mlci.ops import drift as stats
 from mlci.ops.lineage import sha256_file
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PUSH_JOB = "mlci_monitor"
 PREDICTION = "prediction"
 CATEGORICAL_TYPES = ("category", "boolean", "string")
+HISTOGRAM_BINS = 30
+TOP_CATEGORIES = 12
 
 
 class MonitorReport(Report):
@@ -70,7 +80,6 @@ class Profile:
 
     columns: dict[str, stats.Sketch]
     rows: int = 0
-    out_of_schema: dict[str, int] = field(default_factory=dict)
     prediction: stats.Sketch | None = None
     labels: list[np.ndarray] = field(default_factory=list)
     predicted: list[np.ndarray] = field(default_factory=list)
@@ -85,6 +94,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
                 model_version: str | None = None, progress: bool = True, plots: bool = True) -> MonitorReport:
     """Measure drift and performance; write monitor.json/.junit.xml/.html; push metrics if configured."""
     started = time.monotonic()
+    stats.preload_scipy()
     settings = project.config.monitor
     record = deployed_version(project, model_version)
     schema = version_schema(project, record)
@@ -120,7 +130,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     verdicts = feature_drift(report, ref, cur, kinds, settings)
     dataset_drift(report, verdicts, settings)
     prediction_drift(report, ref, cur, settings)
-    data_quality(report, ref, cur, features, settings)
+    data_quality(report, ref, cur, schema, settings)
     performance(report, cur, record, model, settings, project.config.model.metrics)
     report.details["retrain"] = not report.ok
     report.details["retrain_job"] = settings.retrain_job
@@ -254,17 +264,19 @@ def parse_window(text: str) -> timedelta:
 # -- reading --------------------------------------------------------------------------------------
 
 
-def batches(source: Source, project: Project, schema: DataSchema, columns: list[str]) -> Iterator[pd.DataFrame]:
-    from mlci.ops.tabular import iter_batches
+def batches(source: Source, project: Project, schema: DataSchema, columns: list[str]
+            ) -> Iterator[pa.RecordBatch | pd.DataFrame]:
+    """Arrow record batches of files, typed by the schema; DataFrames of prediction logs."""
+    from mlci.ops.tabular import iter_arrow_batches
 
     batch_rows = project.config.data.batch_rows
     if source.is_log:
         yield from log_batches(source, schema, batch_rows)
         return
     for path in source.files:
-        for _, frame in iter_batches(path, csv=project.config.data.csv, schema=schema, batch_rows=batch_rows,
-                                     columns=columns):
-            yield frame
+        for item in iter_arrow_batches(path, csv=project.config.data.csv, schema=schema, batch_rows=batch_rows,
+                                       columns=columns):
+            yield item.batch
 
 
 def log_batches(source: Source, schema: DataSchema, batch_rows: int) -> Iterator[pd.DataFrame]:
@@ -297,6 +309,8 @@ def _log_entry(line: str) -> dict[str, Any] | None:
 
 
 def log_frame(entries: list[dict[str, Any]], schema: DataSchema) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame([e["features"] for e in entries])
     for name, column in schema.columns.items():
         if name in frame.columns:
@@ -310,6 +324,8 @@ def log_frame(entries: list[dict[str, Any]], schema: DataSchema) -> pd.DataFrame
 
 def coerce(series: pd.Series, column_type: str) -> pd.Series:
     """JSON values as the schema's type; values that do not fit become missing and are counted out of schema."""
+    import pandas as pd
+
     if column_type in ("integer", "float"):
         return pd.to_numeric(series, errors="coerce")
     if column_type == "datetime":
@@ -322,21 +338,68 @@ def coerce(series: pd.Series, column_type: str) -> pd.Series:
 def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[str, rules.Kind], model: Any,
             record: dict[str, Any] | None, show_progress: bool) -> Profile:
     """Stream a source into sketches, out-of-schema counts, predictions and labels."""
-    result = Profile({name: stats.new_sketch(kind) for name, kind in kinds.items()})
+    expected = _estimated_rows(source)
+    result = Profile({name: stats.new_sketch(kind, expected or 0) for name, kind in kinds.items()})
+    if model is None and _parquet_only(source):
+        _profile_by_column(result, source, project, schema, expected, show_progress)
+        return result
     target = schema.target
     wanted = list(kinds) + ([target] if target and target not in kinds else [])
     if model is not None:
         wanted += [c for c in record.get("features", []) if c not in wanted]
-    with Progress(f"reading {source.label}", total=_estimated_rows(source), enabled=show_progress) as bar:
-        for frame in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
-            stats.add_batch(result.columns, frame)
-            count_out_of_schema(result, frame, schema)
-            predict_batch(result, frame, model, record, source.is_log)
-            if target and target in frame.columns and not source.is_log:
-                result.labels.append(frame[target].to_numpy())
-            result.rows += len(frame)
-            bar.advance(len(frame))
+    with Progress(f"reading {source.label}", total=expected, enabled=show_progress) as bar:
+        for batch in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
+            stats.add_batch(result.columns, batch)
+            rows = len(batch)
+            if isinstance(batch, pa.RecordBatch) and model is not None:
+                from mlci.ops.tabular import _to_pandas
+
+                batch = _to_pandas(pa.Table.from_batches([batch]), schema)
+            predict_batch(result, batch, model, record, source.is_log)
+            if target and target in _names(batch) and not source.is_log:
+                result.labels.append(_column_array(batch, target))
+            result.rows += rows
+            bar.advance(rows)
     return result
+
+
+def _parquet_only(source: Source) -> bool:
+    from mlci.ops.tabular import file_kind
+
+    return not source.is_log and all(file_kind(p) == "parquet" for p in source.files)
+
+
+def _profile_by_column(result: Profile, source: Source, project: Project, schema: DataSchema,
+                       expected: int | None, show_progress: bool) -> None:
+    """Parquet stores each column apart: with no model to feed whole rows, reading one column at a
+    time holds one decoded column in memory instead of a row group of every column (a whole file,
+    for files written in one row group)."""
+    from mlci.ops.tabular import column_names, iter_arrow_batches, table_rows
+
+    names = list(result.columns)
+    total = expected * len(names) if expected and names else None
+    with Progress(f"reading {source.label}", total=total, enabled=show_progress) as bar:
+        for path in source.files:
+            rows, present = table_rows(path), set(column_names(path))
+            result.rows += rows
+            for name in names:
+                if name not in present:
+                    result.columns[name].missing += rows
+                    continue
+                for item in iter_arrow_batches(path, schema=schema, batch_rows=project.config.data.batch_rows,
+                                               columns=[name]):
+                    stats.add_batch({name: result.columns[name]}, item.batch)
+                    bar.advance(item.batch.num_rows)
+
+
+def _names(batch: pa.RecordBatch | pd.DataFrame) -> list[str]:
+    return batch.schema.names if isinstance(batch, pa.RecordBatch) else list(batch.columns)
+
+
+def _column_array(batch: pa.RecordBatch | pd.DataFrame, name: str) -> np.ndarray:
+    if isinstance(batch, pa.RecordBatch):
+        return batch.column(name).to_numpy(zero_copy_only=False)
+    return batch[name].to_numpy()
 
 
 def _estimated_rows(source: Source) -> int | None:
@@ -348,30 +411,22 @@ def _estimated_rows(source: Source) -> int | None:
     return None if None in counts else sum(counts)
 
 
-def count_out_of_schema(result: Profile, frame: pd.DataFrame, schema: DataSchema) -> None:
-    """Values outside the schema's range or allowed values (missing values are not counted here)."""
-    for name in result.columns:
-        if name not in frame.columns:
-            continue
-        rule, series = schema.columns[name], frame[name]
-        bad = pd.Series(False, index=frame.index)
-        if rule.values is not None:
-            allowed = {str(v) for v in rule.values} | {_int_text(v) for v in rule.values}
-            bad |= series.notna() & ~series.map(_int_text).isin(allowed)
-        elif rule.type in ("integer", "float"):
-            values = pd.to_numeric(series, errors="coerce")
-            if rule.min is not None:
-                bad |= values < float(rule.min)
-            if rule.max is not None:
-                bad |= values > float(rule.max)
-        result.out_of_schema[name] = result.out_of_schema.get(name, 0) + int(bad.sum())
-
-
-def _int_text(value: Any) -> str:
-    """``12.0`` and ``12`` name the same category."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def out_of_schema(sketch: stats.Sketch, rule) -> int:
+    """How many values lie outside the schema's range or allowed values (missing ones do not count),
+    read off the finished sketch: category counts, or the sorted numbers' ends."""
+    if isinstance(sketch, stats.CategoricalSketch):
+        if rule.values is None:
+            return 0
+        allowed = {str(v) for v in rule.values} | {stats.category_text(v) for v in rule.values}
+        return sum(count for category, count in sketch.counts.items() if category not in allowed)
+    if rule.type not in ("integer", "float"):
+        return 0
+    values, bad = sketch.values, 0
+    if rule.min is not None:
+        bad += int(np.searchsorted(values, float(rule.min), side="left"))
+    if rule.max is not None:
+        bad += values.size - int(np.searchsorted(values, float(rule.max), side="right"))
+    return bad
 
 
 # -- the model's side -----------------------------------------------------------------------------
@@ -411,7 +466,7 @@ def predict_batch(result: Profile, frame: pd.DataFrame, model: Any, record: dict
     if isinstance(result.prediction, stats.NumericSketch):
         result.prediction.add(output.astype(np.float64))
     else:
-        result.prediction.add(pd.Series(output))
+        result.prediction.add(pa.array(output))
 
 
 def _logged_probabilities(column: pd.Series, model: Any) -> np.ndarray | None:
@@ -434,6 +489,8 @@ def _output_values(predicted: np.ndarray, probabilities: np.ndarray | None) -> n
 
 def join_labels(project: Project, labels_file: str, source: Source, schema: DataSchema) -> np.ndarray:
     """Labels for logged rows from a feedback file with request_id (and row) and the target column."""
+    import pandas as pd
+
     from mlci.ops.tabular import read_table
 
     target = schema.target
@@ -477,10 +534,12 @@ def feature_drift(report: Report, ref: Profile, cur: Profile, kinds: dict[str, r
                   settings: MonitorSection) -> list[rules.Verdict]:
     plans = [plan_for(name, kind, settings, min(ref.columns[name].count, cur.columns[name].count))
              for name, kind in kinds.items()]
-    scores, extra = {}, {}
+    with ThreadPoolExecutor(max_workers=min(len(plans), os.cpu_count() or 1) or 1) as pool:
+        results = pool.map(lambda p: stats.score(p.method, ref.columns[p.column], cur.columns[p.column]), plans)
+        scores, extra = {}, {}
+        for plan, (value, details) in zip(plans, results):
+            scores[plan.column], extra[plan.column] = value, details
     for plan in plans:
-        scores[plan.column], extra[plan.column] = stats.score(plan.method, ref.columns[plan.column],
-                                                              cur.columns[plan.column])
         if plan.kind == "categorical":
             new = stats.new_categories(ref.columns[plan.column].counts, cur.columns[plan.column].counts)
             if new:
@@ -541,12 +600,12 @@ def prediction_drift(report: Report, ref: Profile, cur: Profile, settings: Monit
     report.add(check)
 
 
-def data_quality(report: Report, ref: Profile, cur: Profile, features: list[str], settings: MonitorSection) -> None:
+def data_quality(report: Report, ref: Profile, cur: Profile, schema: DataSchema, settings: MonitorSection) -> None:
     quality = {}
-    for name in features:
+    for name, sketch in cur.columns.items():
         ref_missing = ref.columns[name].missing / max(ref.rows, 1)
-        cur_missing = cur.columns[name].missing / max(cur.rows, 1)
-        out = cur.out_of_schema.get(name, 0) / max(cur.rows, 1)
+        cur_missing = sketch.missing / max(cur.rows, 1)
+        out = out_of_schema(sketch, schema.columns[name]) / max(cur.rows, 1)
         quality[name] = {"missing_ratio": cur_missing, "reference_missing_ratio": ref_missing,
                          "out_of_schema_ratio": out}
         too_many_missing = rules.quality_excess(cur_missing, ref_missing, settings.max_missing_increase)
@@ -566,6 +625,8 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
     if model is None or not cur.labels or not cur.predicted or not reference:
         report.details["performance"] = None
         return
+    import pandas as pd
+
     from mlci.ops.metrics import DEFAULT_METRICS, Predictions, compute, metrics_for_task
 
     y = np.concatenate(cur.labels)
@@ -582,9 +643,9 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
     else:
         classes = [str(c) for c in model.classes_]
         index = {c: i for i, c in enumerate(classes)}
-        labels = np.array([index.get(_int_text(v), -1) for v in y[known]])
+        labels = np.array([index.get(stats.category_text(v), -1) for v in y[known]])
         keep = labels >= 0
-        preds = Predictions(task, labels[keep], np.array([index.get(_int_text(v), -1)
+        preds = Predictions(task, labels[keep], np.array([index.get(stats.category_text(v), -1)
                                                           for v in predicted[known][keep]]),
                             None if proba is None else proba[known][keep], classes)
     current = compute(preds, [n for n in names if proba is not None or n not in ("roc_auc", "pr_auc", "log_loss",
@@ -704,39 +765,38 @@ def render_html(project: Project, report: Report, ref: Profile | None, cur: Prof
 
     plots = {}
     if ref is not None and cur is not None:
-        plots = {name: distribution_plot(name, ref.columns[name], cur.columns[name]) for name in kinds}
+        plots = {name: distribution(name, ref.columns[name], cur.columns[name]) for name in kinds}
         if ref.prediction is not None and cur.prediction is not None:
-            plots[PREDICTION] = distribution_plot("model output", ref.prediction, cur.prediction)
+            plots[PREDICTION] = distribution("model output", ref.prediction, cur.prediction)
     checks = {c.name: c for c in report.checks}
     return render("reports/monitor.html.j2", title=f"Monitoring · {project.config.project}", ok=report.ok,
                   report=report, checks=checks, plots=plots, details=report.details,
                   generated=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()))
 
 
-def distribution_plot(title: str, reference: stats.Sketch, current: stats.Sketch) -> str:
-    """Reference vs current: overlaid density histograms for numbers, side-by-side bars for categories."""
-    from mlci.ops.plots import new_figure, to_svg
-
-    fig, ax = new_figure(4.2, 2.8)
+def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> dict[str, Any]:
+    """Reference vs current shares for the report's SVG plot (drawn by the template): a histogram
+    over equal-width bins spanning both samples for numbers, the most frequent categories otherwise."""
     if isinstance(reference, stats.NumericSketch):
         ref, cur = reference.values, current.values
-        both = np.concatenate([ref[[0, -1]] if ref.size else ref, cur[[0, -1]] if cur.size else cur])
-        lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, 31)
-        for values, label, color in ((ref, "reference", "#57606a"), (cur, "current", "#cf222e")):
-            cuts = np.searchsorted(values, edges, side="right")
-            cuts[0] = np.searchsorted(values, edges[0], side="left")  # the first bin includes its left edge
-            shares = np.diff(cuts) / max(values.size, 1)
-            ax.stairs(shares, edges, label=label, color=color, fill=label == "reference", alpha=0.6)
+        ends = [v for values in (ref, cur) if values.size for v in (values[0], values[-1])]
+        lo, hi = (float(min(ends)), float(max(ends))) if ends else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
+        shares = [_histogram(values, edges) for values in (ref, cur)]
+        labels = [f"{lo:.4g}", f"{hi:.4g}"]
     else:
         categories, ref_counts, cur_counts = stats.aligned_counts(reference.counts, current.counts)
-        top = np.argsort(-(ref_counts + cur_counts))[:12]
-        positions = np.arange(len(top))
-        ax.bar(positions - 0.2, ref_counts[top] / max(ref_counts.sum(), 1), 0.4, label="reference", color="#57606a")
-        ax.bar(positions + 0.2, cur_counts[top] / max(cur_counts.sum(), 1), 0.4, label="current", color="#cf222e")
-        ax.set_xticks(positions, [str(categories[i])[:12] for i in top], rotation=30, ha="right", fontsize=7)
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel("share", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7)
-    return to_svg(fig)
+        top = np.argsort(-(ref_counts / max(ref_counts.sum(), 1) + cur_counts / max(cur_counts.sum(), 1)),
+                         kind="stable")[:TOP_CATEGORIES]
+        shares = [counts[top] / max(counts.sum(), 1) for counts in (ref_counts, cur_counts)]
+        labels = [str(categories[i])[:12] for i in top]
+    return {"title": title, "numeric": isinstance(reference, stats.NumericSketch), "labels": labels,
+            "reference": shares[0].tolist(), "current": shares[1].tolist(),
+            "top": max(max(shares[0], default=0), max(shares[1], default=0), 1e-12)}
+
+
+def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Shares of sorted values per bin; the first bin includes its left edge."""
+    cuts = np.searchsorted(sorted_values, edges, side="right")
+    cuts[0] = np.searchsorted(sorted_values, edges[0], side="left")
+    return np.diff(cuts) / max(sorted_values.size, 1)
