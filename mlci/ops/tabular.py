@@ -14,10 +14,11 @@ A UTF-8 byte-order mark is accepted and stripped, so it never becomes part of th
 from __future__ import annotations
 
 import csv as pycsv
-import mmap
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal
 
@@ -45,7 +46,8 @@ FALSE_VALUES = ["0", "false", "False", "FALSE", "no", "No", "NO"]
 NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
 _SAMPLE_BYTES = 1 << 16
 _RAW_CHUNK = 1 << 22
-_MAX_BLOCK = 1 << 22
+_MAX_BLOCK = 1 << 21
+_PARALLEL_BLOCKS = 2  # blocks per piece of the file, parsed at the same time
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
 
@@ -161,6 +163,62 @@ def pandas_types(schema: DataSchema) -> dict[str, str]:
     return out
 
 
+# pyarrow imports pandas (about 0.3 s and 50 MiB) the first time it converts Python or NumPy values to
+# Arrow, Arrow to NumPy, or a nanosecond timestamp to Python. Validation needs none of pandas, so it moves
+# values through buffers with the helpers below instead.
+
+def numpy_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A fixed-width array's values as NumPy (a zero-copy view for one chunk); slots of nulls are undefined.
+
+    Timestamps become their int64 count of units.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        chunks = [numpy_values(chunk) for chunk in array.chunks]
+        return np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
+    if pa.types.is_boolean(array.type):
+        bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, bitorder="little")[array.offset:array.offset + len(array)].astype(bool)
+    width = array.type.bit_width // 8
+    kind = "f" if pa.types.is_floating(array.type) else "u" if pa.types.is_unsigned_integer(array.type) else "i"
+    return np.frombuffer(array.buffers()[1], dtype=f"{kind}{width}", count=len(array),
+                         offset=array.offset * width)
+
+
+def true_positions(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """0-based positions where a boolean array is true (a null is not true)."""
+    return numpy_values(pc.indices_nonzero(mask)).astype(np.int64)
+
+
+def numpy_to_arrow(values: np.ndarray) -> pa.Array:
+    """A 1-D numeric NumPy array as Arrow, without copying."""
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values), [None, pa.py_buffer(values)])
+
+
+def python_to_arrow(values: list) -> pa.Array:
+    """Non-null Python values as Arrow, typed as ``pa.array`` would type them."""
+    if not values:
+        return pa.array(values)
+    if all(isinstance(v, str) for v in values):
+        data = [v.encode() for v in values]
+        offsets = np.zeros(len(data) + 1, dtype=np.int32)
+        np.cumsum([len(d) for d in data], out=offsets[1:])
+        return pa.Array.from_buffers(pa.string(), len(data),
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+    if all(isinstance(v, bool) for v in values):
+        bits = np.packbits(np.array(values, dtype=bool), bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+    if all(isinstance(v, datetime) and v.tzinfo is None for v in values):
+        nanoseconds = np.array(values, dtype="datetime64[ns]").view(np.int64)
+        return pa.Array.from_buffers(pa.timestamp("ns"), len(values), [None, pa.py_buffer(nanoseconds)])
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values) \
+            and all(-(1 << 63) <= v < (1 << 63) for v in values):
+        return numpy_to_arrow(np.array(values, dtype=np.int64))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return numpy_to_arrow(np.array(values, dtype=np.float64))
+    return pa.array(values)  # mixed or unusual values: let pyarrow decide (and fail) as it always does
+
+
 def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
     """One table; without a schema, a column that became text in later batches is text throughout."""
     names = batches[0].schema.names
@@ -209,7 +267,7 @@ def _target_type(schema: DataSchema | None, name: str) -> pa.DataType | None:
 
 
 class _CsvReader:
-    """Streams a CSV with pyarrow; on a parse error, a slow exact scan finds the line to report."""
+    """Streams a CSV with pyarrow, piece by piece; on a parse error, a slow exact scan finds the line."""
 
     def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
                  columns: list[str] | None, lenient: bool, text: bool = False) -> None:
@@ -235,16 +293,9 @@ class _CsvReader:
 
     def _read(self, header: list[str]) -> Iterator[ArrowBatch]:
         _refuse_nul_bytes(self.path)
-        reader = self._open(header)
         first_row = 1
         batch = None
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except pa.ArrowInvalid as exc:
-                self._on_arrow_error(exc, header)
+        for batch in self._parsed_batches(header):
             seen = self.rows_yielded - first_row + 1  # rows of this batch already yielded before a restart
             first_row += batch.num_rows
             if seen >= batch.num_rows:
@@ -256,6 +307,40 @@ class _CsvReader:
         if batch is not None:
             self._check_unclosed_quote(batch)
 
+    def _parsed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
+        """Each piece of the file parsed in parallel blocks, one batch per block.
+
+        pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
+        parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
+        gets the parallel parse in bounded memory, and the next piece is parsed (without the GIL) while
+        the caller works on this one's batches.
+        """
+        block_size = self._block_size()
+        pieces = _pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
+        with ThreadPoolExecutor(max_workers=1) as parser:
+            pending = None
+            for index, piece in enumerate(pieces):
+                parsing = parser.submit(self._parse, piece, header, block_size, first=index == 0)
+                if pending is not None:
+                    yield from self._batches(pending, header)
+                pending = parsing
+            if pending is not None:
+                yield from self._batches(pending, header)
+
+    def _parse(self, piece: pa.Buffer, header: list[str], block_size: int, *, first: bool) -> pa.Table:
+        read_options = pa_csv.ReadOptions(block_size=block_size, encoding=self._encoding(),
+                                          column_names=None if first else header)
+        return pa_csv.read_csv(piece, read_options=read_options,
+                               parse_options=pa_csv.ParseOptions(delimiter=self.options.delimiter),
+                               convert_options=self._convert_options(header))
+
+    def _batches(self, parsing: Future, header: list[str]) -> list[pa.RecordBatch]:
+        try:
+            return parsing.result().to_batches()
+        except pa.ArrowInvalid as exc:
+            self._on_arrow_error(exc, header)
+            raise  # not reached: _on_arrow_error always raises
+
     def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
         for column in last.columns:
@@ -265,25 +350,17 @@ class _CsvReader:
                     raise problem
                 return
 
-    def _open(self, header: list[str]) -> pa_csv.CSVStreamingReader:
+    def _convert_options(self, header: list[str]) -> pa_csv.ConvertOptions:
         types = {}
         for name in header:
             target = pa.string() if self.text or name in self.as_text else _target_type(self.schema, name)
             if target is not None:
                 types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
-        try:
-            return pa_csv.open_csv(
-                str(self.path),
-                read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
-                parse_options=pa_csv.ParseOptions(delimiter=self.options.delimiter),
-                convert_options=pa_csv.ConvertOptions(
-                    column_types=types, null_values=NULL_VALUES, strings_can_be_null=True,
-                    true_values=TRUE_VALUES, false_values=FALSE_VALUES, decimal_point=self.options.decimal,
-                    include_columns=include, timestamp_parsers=None))
-        except pa.ArrowInvalid as exc:
-            self._on_arrow_error(exc, header)
-            raise  # not reached: _on_arrow_error always raises
+        return pa_csv.ConvertOptions(
+            column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
+            false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
+            timestamp_parsers=None)
 
     def _encoding(self) -> str:
         return "utf8" if self.options.encoding.lower().replace("-", "") in ("utf8", "utf8sig") \
@@ -333,12 +410,42 @@ class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
 
 
+def _pieces_of_lines(path: Path, size: int) -> Iterator[pa.Buffer]:
+    """The file in pieces of about ``size`` bytes, each ending after a line break (the last: at the end).
+
+    A piece may end inside a quoted value that holds a line break, as pyarrow's own blocks may (its
+    default ``newlines_in_values=False``). Cutting after b"\\n" is safe in every encoding that
+    ``_refuse_nul_bytes`` lets through: no multi-byte character of them contains that byte.
+    """
+    carry = b""
+    with path.open("rb", buffering=0) as handle:
+        while True:
+            buffer = bytearray(len(carry) + size)
+            buffer[:len(carry)] = carry
+            read = handle.readinto(memoryview(buffer)[len(carry):])
+            end = len(carry) + read
+            if not read:
+                if end:
+                    yield pa.py_buffer(memoryview(buffer)[:end])
+                return
+            cut = buffer.rfind(b"\n", 0, end) + 1  # 0: one line longer than a piece, read on
+            carry = bytes(buffer[cut:end])
+            if cut:
+                yield pa.py_buffer(memoryview(buffer)[:cut])
+
+
 def _refuse_nul_bytes(path: Path) -> None:
-    """pyarrow keeps NUL bytes inside text values; one memchr over the mapped file finds any."""
-    if path.stat().st_size == 0:
-        return
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        if mapped.find(b"\x00") < 0:
+    """pyarrow keeps NUL bytes inside text values; a memchr over each chunk of the file finds any.
+
+    Chunks are read into one reused buffer: mapping the file instead would count every page of it in
+    the process's resident memory.
+    """
+    buffer = bytearray(_RAW_CHUNK)
+    with path.open("rb", buffering=0) as handle:
+        while size := handle.readinto(buffer):
+            if buffer.find(b"\x00", 0, size) >= 0:
+                break
+        else:
             return
     offset, line = _find_byte(path, b"\x00")
     raise DataError(f"{path}:{line}: NUL byte at byte offset {offset}: a binary or corrupted file, not text CSV")
@@ -515,8 +622,6 @@ def _parse_datetimes(array: pa.Array) -> pa.Array:
     """ISO 8601 dates and times; values with an offset are converted to UTC; others become null."""
     values = array.to_pylist()
     out = []
-    from datetime import datetime, timezone
-
     for value in values:
         if value is None:
             out.append(None)

@@ -15,7 +15,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,7 +55,7 @@ class Tally:
         elif isinstance(values, list):
             shown = values[:room]
         else:
-            shown = values.take(pa.array(chosen)).to_pylist()
+            shown = values.take(tabular.numpy_to_arrow(chosen)).to_pylist()
         for position, value in zip(chosen, shown):
             self.examples.append({"row": first_row + int(position), "value": _show(value)})
 
@@ -72,16 +72,21 @@ def _show(value: Any) -> Any:
 
 
 class ColumnBatch:
-    """One column of one batch, with its min/max computed once for every rule that needs them."""
+    """One column of one batch, with its min/max computed once for every rule that needs them.
+
+    ``comparable`` is what range rules compare: the array itself, or for timestamps their int64
+    nanoseconds (turning a nanosecond timestamp into Python would import pandas).
+    """
 
     def __init__(self, array: pa.Array) -> None:
         self.array = array
+        self.comparable = array.view(pa.int64()) if pa.types.is_timestamp(array.type) else array
         self._extremes: dict[str, Any] | None = None
 
     @property
     def extremes(self) -> dict[str, Any]:
         if self._extremes is None:
-            self._extremes = pc.min_max(self.array).as_py()
+            self._extremes = pc.min_max(self.comparable).as_py()
         return self._extremes
 
 
@@ -103,15 +108,11 @@ class Rule:
                               "examples": self.tally.examples})
 
 
-def _positions(mask: pa.Array) -> np.ndarray:
-    return np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
-
-
 def _not_null_rule(name: str) -> Rule:
     def find(column: ColumnBatch) -> np.ndarray:
         array = column.array
         if array.null_count or _has_nan(column):
-            return _positions(pc.is_null(array, nan_is_null=True))
+            return tabular.true_positions(pc.is_null(array, nan_is_null=True))
         return _EMPTY
 
     return Rule(name, "not null", "no nulls", find)
@@ -129,9 +130,13 @@ _EMPTY = np.empty(0, dtype=np.int64)
 
 
 def _bound(value: Any, col: Column) -> pa.Scalar:
+    """The bound as a scalar comparable with ``ColumnBatch.comparable`` (datetimes in UTC nanoseconds)."""
     if col.type == "datetime":
-        return pa.scalar(datetime.fromisoformat(str(value)), pa.timestamp("ns"))
-    return pa.scalar(float(value) if col.type == "float" else value)
+        moment = datetime.fromisoformat(str(value))
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        return tabular.python_to_arrow([moment]).view(pa.int64())[0]
+    return tabular.python_to_arrow([float(value) if col.type == "float" else value])[0]
 
 
 def _range_rules(name: str, col: Column) -> list[Rule]:
@@ -149,7 +154,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
             smallest = column.extremes["min"]
             if smallest is None or smallest >= low.as_py():
                 return _EMPTY
-            return _positions(outside(pc.less(column.array, low), column.array))
+            return tabular.true_positions(outside(pc.less(column.comparable, low), column.array))
 
         rules.append(Rule(name, "min", col.min, find_low))
     if col.max is not None:
@@ -159,7 +164,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
             largest = column.extremes["max"]
             if largest is None or largest <= high.as_py():
                 return _EMPTY
-            return _positions(outside(pc.greater(column.array, high), column.array))
+            return tabular.true_positions(outside(pc.greater(column.comparable, high), column.array))
 
         rules.append(Rule(name, "max", col.max, find_high))
     return rules
@@ -170,7 +175,7 @@ def _finite_rule(name: str) -> Rule:
         extremes = column.extremes
         if extremes["min"] is None or (np.isfinite(extremes["min"]) and np.isfinite(extremes["max"])):
             return _EMPTY
-        return _positions(pc.is_inf(column.array))
+        return tabular.true_positions(pc.is_inf(column.array))
 
     return Rule(name, "finite", "no inf", find)
 
@@ -183,7 +188,7 @@ def _values_rule(name: str, col: Column) -> Rule:
         distinct = pc.unique(array.drop_null())
         if pc.all(pc.is_in(distinct, value_set=allowed)).as_py() is not False:
             return _EMPTY
-        return _positions(pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array)))
+        return tabular.true_positions(pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array)))
 
     shown = col.values if len(col.values) <= 10 else col.values[:10] + ["…"]
     return Rule(name, "allowed values", shown, find)
@@ -193,7 +198,7 @@ def _allowed_array(col: Column) -> pa.Array:
     target = tabular.ARROW_TYPES[col.type]
     values = [str(v) for v in col.values] if pa.types.is_string(target) else col.values
     try:
-        return pa.array(values).cast(target)
+        return tabular.python_to_arrow(values).cast(target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         raise ConfigError(f"allowed values {col.values!r} do not all fit the column type {col.type}",
                           hint="make the values match the column's type") from None
@@ -202,7 +207,7 @@ def _allowed_array(col: Column) -> pa.Array:
 def _pattern_rule(name: str, col: Column) -> Rule:
     pattern = col.pattern
     try:
-        pc.match_substring_regex(pa.array(["x"]), pattern)
+        pc.match_substring_regex(tabular.python_to_arrow(["x"]), pattern)
         native = True
     except pa.ArrowInvalid:  # a Python-only construct (e.g. a look-ahead): slower, same answer
         native = False
@@ -210,13 +215,13 @@ def _pattern_rule(name: str, col: Column) -> Rule:
 
     def find(column: ColumnBatch) -> np.ndarray:
         text = column.array.cast(pa.string())
-        if native:
-            matched = pc.match_substring_regex(text, pattern)
-        else:
-            matched = pa.array([None if v is None else compiled.search(v) is not None for v in text.to_pylist()])
+        if not native:
+            return np.array([i for i, v in enumerate(text.to_pylist()) if v is not None and not compiled.search(v)],
+                            dtype=np.int64)
+        matched = pc.match_substring_regex(text, pattern)
         if not text.null_count and bool(pc.all(matched).as_py()):
             return _EMPTY
-        return _positions(pc.and_(pc.invert(matched), pc.is_valid(text)))
+        return tabular.true_positions(pc.and_(pc.invert(matched), pc.is_valid(text)))
 
     return Rule(name, "pattern", pattern, find)
 
@@ -255,8 +260,8 @@ class _UniqueValues:
                 counts = pc.value_counts(values.drop_null())
                 repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
                 mask = pc.is_in(values, value_set=repeated).combine_chunks()
-                positions = _positions(mask)
-                first_seen = _later_occurrences(values.take(pa.array(positions)), positions)
+                positions = tabular.true_positions(mask)
+                first_seen = _later_occurrences(values.take(tabular.numpy_to_arrow(positions)), positions)
                 tally.add(1, first_seen, values.combine_chunks())
         rule = Rule(self.column, "unique", True, lambda _: _EMPTY, tally)
         check = rule.check(group, rows)
@@ -268,7 +273,9 @@ class _UniqueValues:
     @staticmethod
     def _has_repeats(values: pa.ChunkedArray) -> bool:
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            ordered = np.sort(values.drop_null().to_numpy())  # a sort is faster than hashing here
+            ordered = tabular.numpy_values(values.drop_null())
+            ordered = ordered if ordered.flags.writeable else ordered.copy()  # a view of Arrow memory is read-only
+            ordered.sort()  # a sort is faster than hashing here
             return bool(np.any(ordered[1:] == ordered[:-1]))
         return pc.count_distinct(values).as_py() < len(values) - values.null_count
 
