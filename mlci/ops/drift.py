@@ -140,12 +140,12 @@ def numeric_values(column: pa.Array | pa.ChunkedArray | pd.Series) -> np.ndarray
     if pa.types.is_date(kind):
         array, kind = array.cast(pa.timestamp("s")), pa.timestamp("s")
     if pa.types.is_timestamp(kind):  # Arrow keeps instants with a time zone as UTC already
-        return _float64_numpy(array.cast(pa.int64()).cast(pa.float64())) / _SECONDS[kind.unit]
+        return _float64_numpy(array.cast(pa.int64()).cast(pa.float64(), safe=False)) / _SECONDS[kind.unit]
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         from mlci.ops.tabular import convert_text
 
         array = convert_text(array, "float")[0]
-    return _float64_numpy(array.cast(pa.float64()))
+    return _float64_numpy(array.cast(pa.float64(), safe=False))  # integers beyond 2**53 lose digits, as in NumPy
 
 
 def _float64_numpy(array: pa.Array) -> np.ndarray:
