@@ -1,22 +1,34 @@
-"""Serving benchmark: /predict throughput and p50/p99 latency of mlci's server against a bare Starlette
-app on the same model, for 1-row and 100-row requests at a few concurrency levels.
+"""Serving benchmark: /predict throughput and p50/p99 latency of mlci's server, MLflow's scoring server and
+two bare Starlette apps, on the same fitted pipelines, for 1-row and 100-row requests.
 
-    python3 benchmarks/bench_serve.py [--seconds 3] [--concurrency 1 8 32] [--json out.json]
+    python3 benchmarks/bench_serve.py [--requests-per-cell 3000] [--concurrency 1 8 32] [--repeat 3]
+                                      [--json out.json]
 
-mlci runs exactly as deployed (``python -m mlci.serve``: schema validation, metrics and the prediction
-log switched on). The peer is the floor: a Starlette route that parses JSON, builds the DataFrame and
-calls ``predict_proba`` with nothing else. Both run as one uvicorn process (httptools, uvloop when
-installed) on 127.0.0.1; the load generator is an asyncio HTTP/1.1 keep-alive client in this process,
-with a bounded number of requests per client. Models: a logistic regression and a 100-tree random
-forest fitted on the bundled credit-risk example.
+Servers (each one uvicorn process on 127.0.0.1, 1 worker):
+- mlci: ``python -m mlci.serve`` as deployed, with schema validation, metrics and the prediction log on;
+- mlflow: ``mlflow models serve --env-manager local`` on the same pipeline, saved with
+  ``mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba")`` (skops format, MLflow's default) in its own virtual environment
+  (``benchmarks/.venv-mlflow``, created on the first run with the host's scikit-learn, NumPy, SciPy and
+  pandas versions, so the same model loads);
+- starlette-frame: a bare route that builds a DataFrame and calls the pipeline's ``predict_proba``;
+- starlette-numpy: the limit: a bare route that calls the fitted estimator on rows the client has already
+  encoded as numbers (no preprocessing, no validation, no logging).
+
+The load generator is ``hey`` (``apt-get install hey``): compiled, so it does not take the CPU from the
+servers the way a Python client would. Every cell sends a bounded number of requests (about
+``--seconds`` worth, measured by a warm-up), and the servers take turns cell by cell, ``--repeat``
+times, so a busy neighbour on the machine slows all of them alike. Reported: medians over the repeats
+and the median of the same-run ratios.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -24,10 +36,16 @@ import sys
 import tempfile
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+MLFLOW_VERSION = "3.17.2"
+MLFLOW_VENV = REPO / "benchmarks" / ".venv-mlflow"
+SERVERS = ("mlci", "mlflow", "starlette-frame", "starlette-numpy")
+TARGETS = {"logistic": 10.0, "forest": 3.0}  # mlci / MLflow, single rows, 8 clients (issue 5)
 
 PEER_APP = textwrap.dedent('''
     import json, sys
@@ -38,13 +56,16 @@ PEER_APP = textwrap.dedent('''
     from starlette.routing import Route
     from mlci.adapters.model_files import load_model
 
-    model = load_model(open(sys.argv[1], "rb").read())
-    features = json.loads(sys.argv[2])
+    pipeline = load_model(open(sys.argv[1], "rb").read())
+    features, port, encoded = json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "numpy"
+    model = pipeline[-1] if encoded else pipeline
+    if hasattr(pipeline[-1], "n_jobs"):
+        pipeline[-1].n_jobs = 1
 
     async def predict(request):
-        records = json.loads(await request.body())
-        frame = pd.DataFrame(records, columns=features)
-        probabilities = model.predict_proba(frame)
+        rows = json.loads(await request.body())
+        data = np.asarray(rows, dtype=float) if encoded else pd.DataFrame(rows, columns=features)
+        probabilities = model.predict_proba(data)
         labels = model.classes_[probabilities.argmax(axis=1)]
         return Response(json.dumps({"predictions": labels.tolist(), "probabilities": probabilities.tolist()}),
                         media_type="application/json")
@@ -53,7 +74,19 @@ PEER_APP = textwrap.dedent('''
         return Response("{}", media_type="application/json")
 
     app = Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/health/ready", ready)])
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[3]), log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+''')
+
+SAVE_FOR_MLFLOW = textwrap.dedent('''
+    import sys
+    import mlflow.sklearn
+    import skops.io as sio
+
+    source, target = sys.argv[1], sys.argv[2]
+    types = sio.get_untrusted_types(file=source)
+    pipeline = sio.load(source, trusted=types)
+    mlflow.sklearn.save_model(pipeline, target, serialization_format="skops", skops_trusted_types=types,
+                              pyfunc_predict_fn="predict_proba")
 ''')
 
 
@@ -63,122 +96,271 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _one_client(port: int, request: bytes, deadline: float, limit: int, latencies: list[float],
-                      statuses: dict[int, int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+# -- MLflow's environment -----------------------------------------------------------------------
+
+
+def mlflow_venv(version: str) -> Path:
+    """The venv's bin directory, created (or refreshed) with MLflow and the host's library versions."""
+    import numpy
+    import pandas
+    import scipy
+    import sklearn
+
+    pins = [f"mlflow=={version}", f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}",
+            f"scipy=={scipy.__version__}", f"pandas=={pandas.__version__}"]
+    stamp = MLFLOW_VENV / "pins.txt"
+    if stamp.is_file() and stamp.read_text() == "\n".join(pins):
+        return MLFLOW_VENV / "bin"
+    print(f"creating {MLFLOW_VENV.name} with {', '.join(pins)}", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(MLFLOW_VENV)], check=True)
+    subprocess.run([str(MLFLOW_VENV / "bin" / "pip"), "install", "-q", *pins], check=True)
+    stamp.write_text("\n".join(pins))
+    return MLFLOW_VENV / "bin"
+
+
+def save_for_mlflow(bin_dir: Path, model_file: Path, target: Path) -> Path:
+    if target.exists():
+        shutil.rmtree(target)
+    subprocess.run([str(bin_dir / "python"), "-c", SAVE_FOR_MLFLOW, str(model_file), str(target)], check=True,
+                   stdout=subprocess.DEVNULL)
+    return target
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
+class Server:
+    """One server process in its own process group (MLflow's CLI starts uvicorn as a child)."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], cwd: Path, *,
+                 ready_path: str = "/health/ready", predict_path: str = "/predict") -> None:
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path, self.predict_url = ready_path, self.url + predict_path
+        self.process = subprocess.Popen([part.replace("{port}", str(self.port)) for part in command], env=env,
+                                        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: "
+                                   f"{self.process.stderr.read().decode(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_servers(model: str, model_file: Path, mlflow_dir: Path, mlflow_bin: Path, *, registry: Path,
+                  version: int, log_dir: Path, work: Path) -> dict[str, Server]:
+    from tests.serving_support import FEATURES
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    mlflow_env = {**env, "PATH": f"{mlflow_bin}{os.pathsep}{env['PATH']}", "MLFLOW_TRACKING_URI": str(work / "mlruns")}
+    peer = [sys.executable, "-c", PEER_APP, str(model_file), json.dumps(FEATURES), "{port}"]
+    servers = {
+        "mlci": Server("mlci", [sys.executable, "-m", "mlci.serve", "--registry", str(registry), "--model",
+                                str(version), "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+                                "--log-dir", str(log_dir)], env, work),
+        "mlflow": Server("mlflow", [str(mlflow_bin / "mlflow"), "models", "serve", "--env-manager", "local",
+                                    "-m", str(mlflow_dir), "-h", "127.0.0.1", "-p", "{port}", "-w", "1"],
+                         mlflow_env, work, ready_path="/ping", predict_path="/invocations"),
+        "starlette-frame": Server("starlette-frame", peer + ["frame"], env, work),
+        "starlette-numpy": Server("starlette-numpy", peer + ["numpy"], env, work),
+    }
     try:
-        for _ in range(limit):
-            if time.perf_counter() > deadline:
-                break
-            start = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - start)
-            statuses[status] = statuses.get(status, 0) + 1
-    finally:
-        writer.close()
+        for server in servers.values():
+            server.wait_ready()
+        with urllib.request.urlopen(servers["mlci"].url + "/version") as answer:
+            scoring = json.load(answer)["scoring"]
+        print(f"{model}: mlci scores with the {scoring} path", file=sys.stderr)
+    except BaseException:
+        for server in servers.values():
+            server.stop()
+        raise
+    return servers
 
 
-def load(port: int, body: bytes, *, concurrency: int, seconds: float, limit: int = 100_000) -> dict:
-    request = (b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-
-    async def run() -> float:
-        started = time.perf_counter()
-        deadline = started + seconds
-        await asyncio.gather(*(_one_client(port, request, deadline, limit, latencies, statuses)
-                               for _ in range(concurrency)))
-        return time.perf_counter() - started
-
-    elapsed = asyncio.run(run())
-    latencies.sort()
-    quantile = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50_ms": quantile(0.5),
-            "p99_ms": quantile(0.99), "mean_ms": statistics.fmean(latencies) * 1000, "statuses": statuses}
+# -- request bodies -----------------------------------------------------------------------------
 
 
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    import urllib.request
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server not ready")
+def bodies(project: Path, model_file: Path, rows: int, directory: Path) -> dict[str, Path]:
+    """The same rows in each server's own request format, written to files for hey."""
+    import numpy as np
+    import pandas as pd
+    from scipy import sparse
+
+    from mlci.adapters.model_files import load_model
+    from tests.serving_support import FEATURES, holdout_records
+
+    records = holdout_records(project, rows)
+    frame_rows = [{name: record[name] for name in FEATURES} for record in records]
+    pipeline = load_model(model_file.read_bytes())
+    encoded = pipeline[0].transform(pd.DataFrame(frame_rows, columns=FEATURES))
+    encoded = encoded.toarray() if sparse.issparse(encoded) else np.asarray(encoded)
+    payloads = {
+        "mlci": {"records": records},
+        "mlflow": {"dataframe_split": {"columns": FEATURES,
+                                       "data": [[row[name] for name in FEATURES] for row in frame_rows]}},
+        "starlette-frame": frame_rows,
+        "starlette-numpy": encoded.tolist(),
+    }
+    files = {}
+    for server, payload in payloads.items():
+        files[server] = directory / f"{server}-{rows}.json"
+        files[server].write_text(json.dumps(payload))
+    return files
+
+
+# -- load ---------------------------------------------------------------------------------------
+
+
+def hey(url: str, body: Path, *, requests: int, concurrency: int) -> dict:
+    requests = -(-requests // concurrency) * concurrency  # hey sends requests // concurrency per client
+    command = ["hey", "-n", str(requests), "-c", str(concurrency), "-m", "POST", "-T", "application/json",
+               "-D", str(body), url]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
+    statuses = {int(code): int(count) for code, count in re.findall(r"\[(\d+)\]\s+(\d+) responses", output)}
+    if set(statuses) != {200} or "Error distribution" in output:
+        raise RuntimeError(f"{url}: not every request answered 200: {statuses}")
+
+    def quantile(percent: int) -> float:
+        return float(re.search(rf"{percent}%+ in ([\d.]+) secs", output).group(1)) * 1000
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    return {"requests": sum(statuses.values()), "rps": rps, "p50_ms": quantile(50), "p99_ms": quantile(99)}
+
+
+def requests_for(server: Server, body: Path, seconds: float, cap: int) -> int:
+    """Warms the server up and sizes a cell to about ``seconds`` of its throughput, within [200, cap]
+    (hey prints its 99th percentile only from 100 answers on)."""
+    warm = hey(server.predict_url, body, requests=200, concurrency=8)
+    return int(min(cap, max(200, warm["rps"] * seconds)))
+
+
+# -- report -------------------------------------------------------------------------------------
+
+
+def median_of(results: list[dict], key: str, **where) -> float:
+    return statistics.median(r[key] for r in results if all(r[k] == v for k, v in where.items()))
+
+
+def ratio(results: list[dict], key: str, top: str, bottom: str, **where) -> float:
+    """The median over repeats of ``top / bottom``, each ratio taken within one repeat."""
+    runs = sorted({r["repeat"] for r in results})
+    pick = lambda server, run: next(r[key] for r in results  # noqa: E731
+                                    if r["server"] == server and r["repeat"] == run
+                                    and all(r[k] == v for k, v in where.items()))
+    return statistics.median(pick(top, run) / pick(bottom, run) for run in runs)
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| model | rows | clients | mlci req/s | mlci p50 / p99 ms | MLflow req/s | MLflow p50 / p99 ms | "
+             "Starlette+DataFrame req/s | Starlette+NumPy req/s | mlci / MLflow | mlci / Starlette+NumPy |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    cells = sorted({(r["model"], r["rows"], r["concurrency"]) for r in results},
+                   key=lambda c: (list(TARGETS).index(c[0]), c[1], c[2]))
+    for model, rows, clients in cells:
+        where = {"model": model, "rows": rows, "concurrency": clients}
+        med = lambda server, key: median_of(results, key, server=server, **where)  # noqa: E731
+        lines.append(
+            f"| {model} | {rows} | {clients} | {med('mlci', 'rps'):.0f} | {med('mlci', 'p50_ms'):.1f} / "
+            f"{med('mlci', 'p99_ms'):.1f} | {med('mlflow', 'rps'):.0f} | {med('mlflow', 'p50_ms'):.1f} / "
+            f"{med('mlflow', 'p99_ms'):.1f} | {med('starlette-frame', 'rps'):.0f} | "
+            f"{med('starlette-numpy', 'rps'):.0f} | {ratio(results, 'rps', 'mlci', 'mlflow', **where):.1f}× | "
+            f"{ratio(results, 'rps', 'mlci', 'starlette-numpy', **where):.2f} |")
+    return "\n".join(lines)
+
+
+def verdicts(results: list[dict]) -> list[str]:
+    lines = []
+    for model, target in TARGETS.items():
+        where = {"model": model, "rows": 1, "concurrency": 8}
+        if not any(all(r[k] == v for k, v in where.items()) for r in results):
+            continue
+        speed = ratio(results, "rps", "mlci", "mlflow", **where)
+        p99 = ratio(results, "p99_ms", "mlci", "mlflow", **where)
+        met = speed >= target and p99 < 1
+        lines.append(f"{model}, 1 row, 8 clients: mlci {speed:.1f}× MLflow's throughput (target ≥ {target:g}×), "
+                     f"p99 {p99:.2f}× MLflow's (target < 1): {'met' if met else 'NOT met'}")
+    return lines
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="about this long per cell and server")
+    parser.add_argument("--requests-per-cell", type=int, default=20_000, help="at most this many requests per cell")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--models", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    parser.add_argument("--repeat", type=int, default=3, help="rounds over all cells (servers interleaved)")
+    parser.add_argument("--mlflow-version", default=MLFLOW_VERSION)
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
+    if shutil.which("hey") is None:
+        print("bench_serve: needs the load generator hey (apt-get install hey)", file=sys.stderr)
+        return 2
 
-    from tests.serving_support import FEATURES, copy_example, holdout_records, register_version
+    from tests.serving_support import copy_example, register_version
 
-    tmp = Path(tempfile.mkdtemp(prefix="mlci-bench-serve-"))
-    project = copy_example(tmp)
-    records = holdout_records(project, 100)
-    bodies = {1: json.dumps(records[:1]).encode(), 100: json.dumps(records).encode()}
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    results = []
-    for estimator in ("logistic", "forest"):
-        version = register_version(project, estimator)["version"]
-        model_file = project / ".mlci" / "registry" / "versions" / f"v{version}" / "model.skops"
-        servers = {
-            "mlci": lambda port: [sys.executable, "-m", "mlci.serve", "--registry", str(project / ".mlci" / "registry"),
-                                  "--model", str(version), "--host", "127.0.0.1", "--port", str(port),
-                                  "--log-dir", str(tmp / "predictions")],
-            "starlette": lambda port: [sys.executable, "-c", PEER_APP, str(model_file), json.dumps(FEATURES), str(port)],
-        }
-        for server, command in servers.items():
-            port = free_port()
-            process = subprocess.Popen(command(port), env=env, cwd=tmp, stderr=subprocess.DEVNULL)
+    mlflow_bin = mlflow_venv(args.mlflow_version)
+    work = Path(tempfile.mkdtemp(prefix="mlci-bench-serve-"))
+    project = copy_example(work)
+    registry, log_dir = project / ".mlci" / "registry", work / "predictions"
+    results: list[dict] = []
+    try:
+        for model in args.models:
+            version = register_version(project, model)["version"]
+            model_file = registry / "versions" / f"v{version}" / "model.skops"
+            mlflow_dir = save_for_mlflow(mlflow_bin, model_file, work / f"mlflow-{model}")
+            files = {rows: bodies(project, model_file, rows, work) for rows in args.rows}
+            servers = start_servers(model, model_file, mlflow_dir, mlflow_bin, registry=registry, version=version,
+                                    log_dir=log_dir, work=work)
             try:
-                wait_ready(port, process)
-                load(port, bodies[1], concurrency=4, seconds=1.0)  # warm-up
-                for rows, body in bodies.items():
-                    for concurrency in args.concurrency:
-                        result = load(port, body, concurrency=concurrency, seconds=args.seconds)
-                        assert set(result["statuses"]) == {200}, result["statuses"]
-                        results.append({"model": estimator, "server": server, "rows": rows,
-                                        "concurrency": concurrency, **result})
-                        print(f"{estimator:9} {server:9} rows={rows:<3} c={concurrency:<3} "
-                              f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
-                              f"p99 {result['p99_ms']:7.2f} ms", file=sys.stderr)
+                results += measure(model, servers, files, args)
             finally:
-                process.terminate()
-                process.wait(timeout=30)
-    logged = sum(len(f.read_text().splitlines()) for f in (tmp / "predictions").glob("*.jsonl"))
-    print(_table(results))
-    print(f"\nprediction log: {logged:,} rows written by mlci's servers during the run")
+                for server in servers.values():
+                    server.stop()
+    finally:
+        logged = sum(len(f.read_text().splitlines()) for f in log_dir.glob("*.jsonl"))
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(results))
+    print()
+    print("\n".join(verdicts(results)))
+    print(f"\nprediction log: {logged:,} rows written by mlci's server during the run")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
-def _table(results: list[dict]) -> str:
-    peer = {(r["model"], r["rows"], r["concurrency"]): r for r in results if r["server"] == "starlette"}
-    lines = ["| model | rows | clients | mlci req/s | mlci p50 ms | mlci p99 ms | bare Starlette req/s | "
-             "bare p99 ms | mlci / bare |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        if r["server"] != "mlci":
-            continue
-        p = peer[(r["model"], r["rows"], r["concurrency"])]
-        lines.append(f"| {r['model']} | {r['rows']} | {r['concurrency']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
-                     f"{r['p99_ms']:.1f} | {p['rps']:.0f} | {p['p99_ms']:.1f} | {r['rps'] / p['rps']:.2f} |")
-    return "\n".join(lines)
+def measure(model: str, servers: dict[str, Server], files: dict[int, dict[str, Path]], args) -> list[dict]:
+    sizes = {(name, rows): requests_for(server, files[rows][name], args.seconds, args.requests_per_cell)
+             for rows in files for name, server in servers.items()}
+    results = []
+    for repeat in range(args.repeat):
+        for rows in files:
+            for concurrency in args.concurrency:
+                for name, server in servers.items():
+                    result = hey(server.predict_url, files[rows][name], requests=sizes[name, rows], concurrency=concurrency)
+                    results.append({"model": model, "server": name, "rows": rows, "concurrency": concurrency,
+                                    "repeat": repeat, **result})
+                    print(f"{model:8} {name:15} rows={rows:<3} c={concurrency:<3} {result['rps']:8.1f} req/s  "
+                          f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms", file=sys.stderr)
+    return results
 
 
 if __name__ == "__main__":
