@@ -23,7 +23,9 @@ def train(app: AppContext) -> int:
 
 
 def _render_train(result) -> str:
-    lines = [f"registered model version {result.version} ({result.record['estimator']['class']}, "
+    from mlci.ops.registry import estimator_name
+
+    lines = [f"registered model version {result.version} ({estimator_name(result.record)}, "
              f"{result.record['data']['train']['rows']} rows, {result.seconds:.1f}s)"]
     if result.cv:
         rows = [(name, f"{v['mean']:.4f} ± {v['std']:.4f}") for name, v in result.cv.items()]

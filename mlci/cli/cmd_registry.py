@@ -47,12 +47,14 @@ def show(app: AppContext, ref: str) -> int:
 
 
 def _render_show(view) -> str:
+    from mlci.ops.registry import estimator_name
+
     record = view.data["record"]
     data = record.get("data") or {}
     lines = [f"version     v{record['version']}  ({', '.join(view.data['aliases']) or 'no aliases'})",
              f"created     {record.get('created')}",
              f"task        {record.get('task')} (target {record.get('target')})",
-             f"estimator   {record['estimator']['class']}",
+             f"estimator   {estimator_name(record)}",
              f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
     for name, info in data.items():
         lines.append(f"{name + ' data':<11} {info.get('path')} ({info.get('rows')} rows, sha256 {info.get('sha256')})")

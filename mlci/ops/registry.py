@@ -121,3 +121,8 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def estimator_name(record: dict[str, Any]) -> str:
+    """The estimator as the config named it (the recorded class path may be a private module's)."""
+    return record["estimator"].get("configured") or record["estimator"]["class"]
