@@ -185,10 +185,10 @@ def _values_rule(name: str, col: Column) -> Rule:
 
     def find(column: ColumnBatch) -> np.ndarray:
         array = column.array
-        distinct = pc.unique(array.drop_null())
-        if pc.all(pc.is_in(distinct, value_set=allowed)).as_py() is not False:
+        found = pc.index_in(array, value_set=allowed)  # null where a value is missing or not allowed
+        if found.null_count == array.null_count:
             return _EMPTY
-        return tabular.true_positions(pc.and_(pc.invert(pc.is_in(array, value_set=allowed)), pc.is_valid(array)))
+        return tabular.true_positions(pc.and_(pc.is_null(found), pc.is_valid(array)))
 
     shown = col.values if len(col.values) <= 10 else col.values[:10] + ["…"]
     return Rule(name, "allowed values", shown, find)
@@ -269,15 +269,25 @@ class _UniqueValues:
             check.message = f"{tally.count:,} rows repeat an earlier value"
         return check
 
-
     @staticmethod
     def _has_repeats(values: pa.ChunkedArray) -> bool:
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            ordered = tabular.numpy_values(values.drop_null())
-            ordered = ordered if ordered.flags.writeable else ordered.copy()  # a view of Arrow memory is read-only
-            ordered.sort()  # a sort is faster than hashing here
-            return bool(np.any(ordered[1:] == ordered[:-1]))
+            return _has_repeated_numbers(tabular.numpy_values(values.drop_null()),
+                                         integers=pa.types.is_integer(values.type))
         return pc.count_distinct(values).as_py() < len(values) - values.null_count
+
+
+def _has_repeated_numbers(numbers: np.ndarray, *, integers: bool) -> bool:
+    """Dense integers (such as ids) mark one byte per possible value, about 30 times faster than a sort;
+    other numbers are sorted, which is faster than hashing them."""
+    if integers and len(numbers):
+        low, high = int(numbers.min()), int(numbers.max())
+        if high - low < 8 * len(numbers):
+            marks = np.zeros(high - low + 1, dtype=bool)
+            marks[numbers - low] = True
+            return int(np.count_nonzero(marks)) < len(numbers)
+    ordered = np.sort(numbers)
+    return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
 def _later_occurrences(values: pa.Array, positions: np.ndarray) -> np.ndarray:
