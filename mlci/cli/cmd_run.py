@@ -20,13 +20,14 @@ def run(app: AppContext, start: str | None, stop: str | None) -> int:
     import contextlib
     import sys
 
+    from mlci.cli.main import run as invoke
     from mlci.ops.run import run_stages
 
     # With --json, stdout carries the summary alone; the stages' own output goes to stderr.
     stage_output = contextlib.redirect_stdout(sys.stderr) if app.json else contextlib.nullcontext()
     with stage_output:
         result = run_stages(project=app.project(), global_args=_global_args(app), start=start, stop=stop,
-                            on_stage=lambda stage: log(f"==> mlci {stage}"))
+                            invoke=invoke, on_stage=lambda stage: log(f"==> mlci {stage}"))
     emit(app, result, _render)
     return result.exit_code
 

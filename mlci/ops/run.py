@@ -1,14 +1,13 @@
 """``mlci run``: the pipeline stages in order, each through the same entry point as its command.
 
-A stage runs as ``mlci.cli.main.run([...global options, stage, ...])`` in this process, so its
-behaviour and exit code are exactly those of the command. Stages whose command is not installed, or
-that the project does not configure (no ``image`` section for build/push/deploy, no environments for
-deploy), are skipped, not failed. The first failing stage stops the run with its exit code.
+A stage runs through the CLI's own entry point (``mlci.cli.main.run``, passed in by the command) in
+this process, so its behaviour and exit code are exactly those of the command. Stages the project does
+not configure (no ``image`` section for build/push/deploy, no environments for deploy) are skipped,
+not failed. The first failing stage stops the run with its exit code.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -60,11 +59,6 @@ def select_stages(start: str | None, stop: str | None) -> list[str]:
 
 def stage_arguments(project: Project, stage: str) -> list[str] | str:
     """The command line of ``stage``, or why it is skipped."""
-    from mlci.cli.main import COMMANDS
-
-    module = COMMANDS[stage][0].split(":")[0]
-    if importlib.util.find_spec(module) is None:
-        return "not configured (command not available)"
     if stage in NEEDS_IMAGE and project.config.image is None:
         return "not configured (no `image` section)"
     if stage == "deploy":
@@ -76,11 +70,8 @@ def stage_arguments(project: Project, stage: str) -> list[str] | str:
 
 
 def run_stages(*, project: Project, global_args: list[str], start: str | None = None, stop: str | None = None,
-               invoke: Callable[[list[str]], int] | None = None,
-               on_stage: Callable[[str], None] | None = None) -> RunResult:
-    """Run the selected stages; ``invoke`` is the CLI entry point (``mlci.cli.main.run``)."""
-    if invoke is None:
-        from mlci.cli.main import run as invoke
+               invoke: Callable[[list[str]], int], on_stage: Callable[[str], None] | None = None) -> RunResult:
+    """Run the selected stages; ``invoke`` runs one command line and returns its exit code."""
     result = RunResult()
     for stage in select_stages(start, stop):
         arguments = stage_arguments(project, stage)
