@@ -291,25 +291,24 @@ def verification_columns(schema: DataSchema, features: list[str], rows: int = 64
     """Rows that pass request validation and cover each feature's cases: values across its range,
     every allowed category, a category the model never saw, and missing values where allowed."""
     rng = np.random.default_rng(seed)
+    cases = {name: _cases(schema.columns[name], rng, draws=16) + ([None] if schema.columns[name].nullable else [])
+             for name in features}
+    rows = max([rows, *(len(values) for values in cases.values())])
     columns: Columns = {}
-    for position, name in enumerate(features):
-        column = schema.columns[name]
-        cases = _cases(column, rng, rows)
-        if column.nullable:
-            cases.append(None)
-        # a different stride per column, so the cases of different columns meet in different rows
-        stride = 2 * position + 1
-        columns[name] = [cases[(row * stride + position) % len(cases)] for row in range(rows)]
+    for name, values in cases.items():
+        # every case at least once, shuffled so the cases of different columns meet in varied rows
+        order = rng.permutation(np.resize(np.arange(len(values)), rows))
+        columns[name] = [values[i] for i in order.tolist()]
     return columns
 
 
-def _cases(column: Any, rng: np.random.Generator, rows: int) -> list[Any]:
+def _cases(column: Any, rng: np.random.Generator, draws: int) -> list[Any]:
     if column.values is not None:
         return list(column.values) + ([] if column.type in NUMERIC_TYPES else ["__unseen__"])
     if column.type in NUMERIC_TYPES:
         low = float(column.min) if isinstance(column.min, (int, float)) else -1000.0
         high = float(column.max) if isinstance(column.max, (int, float)) else low + 2000.0
-        values = rng.uniform(low, high, rows)
+        values = rng.uniform(low, high, draws)
         return [int(v) for v in np.rint(values)] if column.type == "integer" else values.tolist()
     if column.type == "boolean":
         return [True, False]

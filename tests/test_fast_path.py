@@ -1,0 +1,156 @@
+"""The compiled scoring path: equal to the scikit-learn pipeline on the example's data (missing values,
+unknown categories, mlci's own transformers, forests, linear models), and the pipeline kept whenever a
+step is unknown or the compiled form does not verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from starlette.testclient import TestClient
+
+from mlci.adapters.model_files import dump_model
+from mlci.adapters.registry_store import ModelRegistry
+from mlci.core.dataschema import load_schema, schema_to_dict
+from mlci.ops.features import build_pipeline, feature_columns
+from mlci.serve.app import create_app
+from mlci.serve.compiled import Unsupported, compile_pipeline, verification_columns, verify
+from mlci.serve.model import load_served_model
+from mlci.serve.settings import ServeSettings
+from mlci.serve.validation import RecordValidator
+from tests.serving_support import CATEGORIES, EXAMPLE, FEATURES, NUMERIC, fit_pipeline
+
+SCHEMA = load_schema(EXAMPLE / "schema.yaml")
+TRAIN = pd.read_csv(EXAMPLE / "data" / "train.csv")
+HOLDOUT = pd.read_csv(EXAMPLE / "data" / "holdout.csv")
+
+
+def _records(rows: int = 60) -> list[dict]:
+    """Holdout rows, with missing values in every nullable feature and categories the model never saw."""
+    frame = HOLDOUT.drop(columns=["default"]).head(rows)
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    for index, record in enumerate(records):
+        if index % 3 == 0:
+            record.update(income=None, num_accounts=None, employment=None)
+        if index % 4 == 1:
+            record.update(employment="contractor", region="central")
+    return records
+
+
+def _serve(tmp_path: Path, pipeline: Pipeline, features: list[str], task: str = "binary"):
+    record = {"task": task, "target": "default", "features": features, "schema": schema_to_dict(SCHEMA),
+              "estimator": type(pipeline[-1]).__name__, "metrics": {}}
+    registry = ModelRegistry(tmp_path / "registry")
+    version = registry.register(record, {"model.skops": dump_model(pipeline)})["version"]
+    return load_served_model(tmp_path / "registry", version)
+
+
+def _columns(model) -> dict[str, list]:
+    columns, problems = RecordValidator(model.schema, model.features,
+                                        accept_unknown_categories=True).validate(_records())
+    assert not problems
+    return columns
+
+
+def _assert_same_as_pipeline(model, columns, *, classifier: bool = True) -> None:
+    assert model.compiled is not None, model.scoring_note
+    expected_features = model.pipeline[0].transform(model.frame(columns))
+    if sparse.issparse(expected_features):
+        expected_features = expected_features.toarray()
+    np.testing.assert_allclose(model.compiled.features(columns), expected_features, rtol=0, atol=1e-9)
+    method = model.pipeline.predict_proba if classifier else model.pipeline.predict
+    np.testing.assert_allclose(model.compiled(columns), method(model.frame(columns)), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("estimator", ["logistic", "forest"])
+def test_compiled_path_equals_the_pipeline_with_missing_values_and_unknown_categories(tmp_path, estimator):
+    model = _serve(tmp_path, fit_pipeline(TRAIN, estimator), FEATURES)
+    columns = _columns(model)
+    assert None in columns["income"] and "contractor" in columns["employment"]
+    _assert_same_as_pipeline(model, columns)
+    labels, probabilities = model.predict(columns)
+    reference = model.pipeline.predict_proba(model.frame(columns))
+    assert labels == model.pipeline.classes_[reference.argmax(axis=1)].tolist()
+    assert probabilities == np.round(reference, 6).tolist()
+
+
+@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=500), ExtraTreesClassifier(n_estimators=20, random_state=0)])
+def test_mlci_preprocessing_with_booleans_and_date_parts_compiles(tmp_path, estimator):
+    pipeline = build_pipeline(SCHEMA, estimator=estimator, datetime_parts=["year", "month", "dayofweek"])
+    features = feature_columns(SCHEMA, ["year", "month", "dayofweek"])
+    assert "has_guarantor" in features and "application_date" in features
+    pipeline.fit(TRAIN[features], TRAIN["default"])
+    model = _serve(tmp_path, pipeline, features)
+    _assert_same_as_pipeline(model, _columns(model))
+
+
+def test_regressors_compile(tmp_path):
+    numeric = [n for n in NUMERIC if n != "income"]
+    target = TRAIN["income"].fillna(TRAIN["income"].median())
+    for estimator in (Ridge(alpha=1.0), RandomForestRegressor(n_estimators=20, random_state=0)):
+        pipeline = fit_pipeline(TRAIN, "logistic")
+        pipeline.steps[-1] = ("model", estimator)
+        pipeline.steps[0][1].transformers[0] = ("num", pipeline.steps[0][1].transformers[0][1], numeric)
+        features = numeric + CATEGORIES
+        pipeline.fit(TRAIN[features], target)
+        model = _serve(tmp_path / type(estimator).__name__, pipeline, features, task="regression")
+        _assert_same_as_pipeline(model, _columns(model), classifier=False)
+
+
+def test_a_forest_fitted_with_n_jobs_is_served_single_threaded(tmp_path):
+    pipeline = fit_pipeline(TRAIN, "forest")
+    pipeline[-1].set_params(n_jobs=-1)
+    model = _serve(tmp_path, pipeline, FEATURES)
+    assert model.pipeline[-1].n_jobs == 1
+
+
+def test_an_unknown_step_keeps_the_pipeline_and_still_serves(tmp_path):
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", MinMaxScaler())])
+    categories = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+                           ("onehot", OneHotEncoder(handle_unknown="ignore"))])
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories, CATEGORIES)])),
+                         ("model", LogisticRegression(max_iter=500))]).fit(TRAIN[FEATURES], TRAIN["default"])
+    model = _serve(tmp_path, pipeline, FEATURES)
+    assert model.compiled is None and "MinMaxScaler" in model.scoring_note
+    with TestClient(create_app(ServeSettings(registry=tmp_path / "registry"), load_in_background=False)) as client:
+        client.app.state.server.load()
+        assert client.get("/version").json()["scoring"] == "pipeline"
+        answer = client.post("/predict", json=_records(5))
+        assert answer.status_code == 200
+        expected = pipeline.predict_proba(model.frame(_columns(model))[:5])
+        assert answer.json()["probabilities"] == np.round(expected, 6).tolist()
+
+
+def test_an_encoder_that_errors_on_unknown_categories_is_not_compiled():
+    pipeline = fit_pipeline(TRAIN, "logistic")
+    pipeline[0].transformers_[1][1].named_steps["onehot"].handle_unknown = "error"
+    with pytest.raises(Unsupported, match="handle_unknown='error'"):
+        compile_pipeline(pipeline, set(NUMERIC), classifier=True)
+
+
+def test_verification_refuses_a_compiled_form_that_differs_from_the_pipeline(tmp_path):
+    model = _serve(tmp_path, fit_pipeline(TRAIN, "logistic"), FEATURES)
+    compiled = compile_pipeline(model.pipeline, set(NUMERIC), classifier=True)
+    columns = verification_columns(model.schema, model.features)
+    verify(compiled, model.pipeline, model.frame, columns, classifier=True)
+    scaler = model.pipeline[0].named_transformers_["num"].named_steps["scale"]
+    scaler.mean_ = scaler.mean_ + 1e-6 * scaler.scale_  # the pipeline changes after compiling
+    with pytest.raises(Unsupported, match="compiled features differ"):
+        verify(compiled, model.pipeline, model.frame, columns, classifier=True)
+
+
+def test_verification_rows_cover_missing_values_unknown_categories_and_every_allowed_value():
+    columns = verification_columns(SCHEMA, FEATURES)
+    assert None in columns["income"] and None not in columns["age"]  # only where the schema allows it
+    assert set(columns["region"]) == {"north", "south", "east", "west", "__unseen__"}
+    assert set(columns["loan_term"]) == {12, 24, 36, 48, 60}
+    assert min(columns["credit_score"]) >= 300 and max(columns["credit_score"]) <= 850
