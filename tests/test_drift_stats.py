@@ -6,6 +6,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
@@ -156,3 +157,48 @@ def test_datetimes_are_compared_as_seconds():
     series = pd.Series(pd.to_datetime(["2025-01-01", None, "2025-01-02"]))
     values = drift.numeric_values(series)
     assert values[2] - values[0] == 86_400 and np.isnan(values[1])
+
+
+@pytest.mark.parametrize("n", [5_000, 50_000, 200_000])
+def test_kolmogorov_sf_matches_scipy_where_scipy_sums_the_smirnov_series(n):
+    from scipy import special
+
+    for n_d_squared in (2.2, 2.9, 36.0, 369.0):
+        d = (n_d_squared / n) ** 0.5
+        assert drift.smirnov_sf(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-8, abs=1e-300)
+        assert drift.kolmogorov_sf(d, n) == pytest.approx(scipy_stats.kstwo.sf(d, n), rel=1e-8, abs=1e-300)
+    for d in (0.5 / n ** 0.5, 0.6, 0.7 / n):  # outside that band SciPy's own answer is used
+        assert drift.kolmogorov_sf(d, n) == scipy_stats.kstwo.sf(d, n)
+
+
+def test_arrow_batches_give_the_same_sketches_as_pandas_frames():
+    frame = synthetic(10_000, seed=6, shifted=True)
+    frame["when"] = pd.to_datetime("2025-01-01") + pd.to_timedelta(np.arange(len(frame)), unit="min")
+    frame.loc[::7, "when"] = pd.NaT
+    frame["counts_with_gaps"] = frame["stable_counts"].where(frame.index % 5 != 0)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    kinds = {**{n: "numeric" for n in NUMERIC + ["when"]}, **{n: "categorical" for n in CATEGORICAL},
+             "counts_with_gaps": "categorical"}
+    from_pandas = {n: drift.new_sketch(k) for n, k in kinds.items()}
+    from_arrow = {n: drift.new_sketch(k, expected_rows=4_000) for n, k in kinds.items()}  # must grow past it
+    for start in range(0, len(frame), 3_001):  # slices: arrays with offsets into shared buffers
+        drift.add_batch(from_pandas, frame.iloc[start:start + 3_001])
+        drift.add_batch(from_arrow, table.slice(start, 3_001).to_batches(max_chunksize=3_001)[0])
+    for name, kind in kinds.items():
+        assert from_arrow[name].missing == from_pandas[name].missing, name
+        if kind == "numeric":
+            assert np.array_equal(from_arrow[name].values, from_pandas[name].values), name
+            assert np.array_equal(from_arrow[name].values, np.sort(drift.numeric_values(frame[name])
+                                                                   [~frame[name].isna().to_numpy()]))
+        else:
+            assert from_arrow[name].counts == from_pandas[name].counts, name
+    assert from_arrow["when"].missing == int(frame["when"].isna().sum()) > 0
+    assert from_arrow["stable_flag"].counts.keys() == {"True", "False"}
+    assert set(from_arrow["counts_with_gaps"].counts) == {str(int(v)) for v in frame["counts_with_gaps"].dropna()}
+
+
+def test_numbers_read_from_text_or_with_missing_values_become_nan():
+    values = drift.numeric_values(pa.array(["1.5", "x", None, "4"]))
+    assert values[[0, 3]].tolist() == [1.5, 4.0] and np.isnan(values[[1, 2]]).all()
+    sliced = pa.array([1.0, None, 3.0, None, 5.0]).slice(1, 3)
+    assert np.isnan(drift.numeric_values(sliced)[[0, 2]]).all() and drift.numeric_values(sliced)[1] == 3.0

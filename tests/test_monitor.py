@@ -205,3 +205,79 @@ def test_last_success_is_pushed_only_after_the_metrics_were_accepted(project, pu
         assert "mlci_monitor_last_success_timestamp_seconds" in gateway_group(pushgateway, name)
     finally:
         delete_group(pushgateway, name)
+
+
+# -- a registered model version: reference from its lineage, prediction drift, performance ------------
+
+
+@pytest.fixture(scope="module")
+def versioned(tmp_path_factory) -> Path:
+    """A small binary project with one trained, registered and evaluated model version."""
+    from tests.model_projects import write_project
+
+    root = write_project(tmp_path_factory.mktemp("versioned") / "p", rows=600, holdout_rows=300)
+    assert run(["-C", str(root), "train"]) == 0
+    assert run(["-C", str(root), "evaluate"]) == 0  # records the holdout metrics performance compares with
+    return root
+
+
+def test_reference_comes_from_the_versions_lineage_with_prediction_drift_and_performance(versioned):
+    code, report = monitor(versioned, "--current", "data/holdout.csv")
+    assert report["details"]["model_version"] == 1
+    assert [Path(p).name for p in report["details"]["reference"]["files"]] == ["train.csv"]
+    assert report["details"]["rows"] == {"reference": 600, "current": 300}
+    prediction = next(c for c in report["checks"] if c["name"] == "prediction drift")
+    assert not prediction.get("skipped") and prediction["details"]["method"] in ("ks", "wasserstein")
+    performance = report["details"]["performance"]
+    assert performance["rows"] == 300
+    assert performance["current"]["accuracy"] == pytest.approx(performance["reference"]["accuracy"])
+    assert {c["name"] for c in report["checks"] if c["group"] == "performance"} >= {"performance: accuracy"}
+    assert code == (0 if report["ok"] else 1)
+
+
+def test_changed_training_data_is_refused_against_the_recorded_sha256(versioned, capsys, tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(versioned, root)
+    train = root / "data" / "train.csv"
+    train.write_text(train.read_text() + train.read_text().splitlines()[1] + "\n")  # one row repeated
+    assert run(["-C", str(root), "monitor", "--current", "data/holdout.csv"]) == 1
+    err = capsys.readouterr().err
+    assert "sha256" in err and "train.csv" in err and "Traceback" not in err
+
+
+def test_labels_arriving_later_are_joined_to_the_logged_predictions(versioned, tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(versioned, root)
+    holdout = pd.read_csv(root / "data" / "holdout.csv")
+    stamp = (datetime.now(timezone.utc) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    (root / "predictions").mkdir()
+    with (root / "predictions" / "predictions-a.jsonl").open("w") as handle:
+        for i, row in enumerate(holdout.drop(columns=["customer_id", "default"]).to_dict(orient="records")):
+            label = int(holdout["default"].iloc[i])  # a perfect model: any misaligned label lowers accuracy
+            row = {k: (None if pd.isna(v) else v) for k, v in row.items()}
+            handle.write(json.dumps({"ts": stamp, "request_id": f"r{i // 3}", "row": i % 3, "features": row,
+                                     "prediction": label, "probabilities": {"0": 1.0 - label, "1": float(label)}})
+                         + "\n")
+    labelled = [i for i in range(len(holdout)) if (i // 3) % 2 == 0]  # labels for every other request
+    feedback = pd.DataFrame({"request_id": [f"r{i // 3}" for i in labelled], "row": [i % 3 for i in labelled],
+                             "default": holdout["default"].iloc[labelled].to_numpy()})
+    feedback.sample(frac=1, random_state=3).to_csv(root / "feedback.csv", index=False)
+    config = root / "mlci.yaml"
+    config.write_text(config.read_text() + "serve: {log_dir: predictions}\n")
+    _, report = monitor(root, "--since", "24h", "--labels", "feedback.csv")
+    assert report["details"]["rows"]["current"] == len(holdout)
+    performance = report["details"]["performance"]
+    assert performance["rows"] == len(labelled)
+    assert performance["current"]["accuracy"] == 1.0
+
+
+def test_parquet_read_column_by_column_scores_like_csv_read_by_rows(project):
+    for name in ("train", "later"):
+        pd.read_csv(project / "data" / f"{name}.csv").to_parquet(project / "data" / f"{name}.parquet")
+    _, from_csv = monitor(project, "--reference", "data/train.csv", "--current", "data/later.csv")
+    _, from_parquet = monitor(project, "--reference", "data/train.parquet", "--current", "data/later.parquet")
+    assert from_parquet["details"]["rows"] == from_csv["details"]["rows"]
+    scores = {c["name"]: c["details"]["score"] for c in from_csv["checks"] if c["group"] == "drift"}
+    assert {c["name"]: pytest.approx(c["details"]["score"], rel=1e-9)
+            for c in from_parquet["checks"] if c["group"] == "drift"} == scores
+    assert from_parquet["details"]["quality"] == from_csv["details"]["quality"]
