@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from mlci.core.dataschema import Column, DataSchema
 from mlci.errors import DataError
-from mlci.ops.tabular import file_kind, iter_batches, read_table, table_rows
+from mlci.ops.tabular import file_kind, iter_arrow_batches, iter_batches, read_table, table_rows
 
 SCHEMA = DataSchema(columns={"n": Column(type="integer", nullable=False), "m": Column(type="integer"),
                              "b": Column(type="boolean", nullable=False), "c": Column(type="category"),
@@ -68,3 +70,74 @@ def test_file_kind(tmp_path):
 def _touch(path):
     path.write_text("a\n1\n")
     return path
+
+
+def test_numpy_values_follow_offsets_types_and_chunks():
+    from mlci.ops.tabular import numpy_values, true_positions
+
+    assert numpy_values(pa.array([1, 2, 3, 4]).slice(1, 2)).tolist() == [2, 3]
+    assert numpy_values(pa.array([0.5, -1.0])).dtype.kind == "f"
+    assert numpy_values(pa.array([True, False, True, True, False, True, False, False, True]).slice(7)).tolist() \
+        == [False, True]
+    moment = pa.array([datetime(2024, 1, 2)], pa.timestamp("ns"))
+    assert numpy_values(moment).tolist() == [1704153600 * 10**9]
+    assert numpy_values(pa.chunked_array([[1, 2], [3]])).tolist() == [1, 2, 3]
+    mask = pa.array([False, True, None, True, False, True]).slice(1)
+    assert true_positions(mask).tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize("values", [["a", "ü", ""], [True, False], [1, -2], [1, 2.5], [2.0],
+                                    [datetime(2024, 5, 6, 7, 8, 9)]])
+def test_python_to_arrow_types_values_as_pa_array_does(values):
+    from mlci.ops.tabular import python_to_arrow
+
+    converted, expected = python_to_arrow(values), pa.array(values)
+    assert converted.type == expected.type and converted.equals(expected)
+
+
+def test_python_to_arrow_refuses_mixed_values_as_pa_array_does():
+    from mlci.ops.tabular import python_to_arrow
+
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        python_to_arrow([1, "a"])
+
+
+def test_numpy_to_arrow_is_zero_copy():
+    import numpy as np
+
+    from mlci.ops.tabular import numpy_to_arrow
+
+    values = np.arange(5, dtype=np.int64)[1:]
+    converted = numpy_to_arrow(values)
+    assert converted.type == pa.int64() and converted.to_pylist() == [1, 2, 3, 4]
+
+
+def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
+    from mlci.ops.tabular import _pieces_of_lines
+
+    data = tmp_path / "d.csv"
+    content = b"h\r\n" + b"".join(b"%d\r\n" % i for i in range(50)) + b"x" * 40 + b"\nlast-without-newline"
+    data.write_bytes(content)
+    pieces = [bytes(p) for p in _pieces_of_lines(data, 16)]
+    assert b"".join(pieces) == content
+    assert all(p.endswith(b"\n") for p in pieces[:-1]) and pieces[-1] == b"last-without-newline"
+    assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole
+
+
+def test_a_file_read_in_many_pieces_keeps_every_row_in_order(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("n,t\n" + "".join(f"{i},row {i}\n" for i in range(1, 100_001)))
+    schema = DataSchema(columns={"n": Column(type="integer", nullable=False), "t": Column(type="string")})
+    batches = list(iter_arrow_batches(data, schema=schema, batch_rows=1000))
+    assert len(batches) > 8  # several pieces of several blocks
+    numbers = pa.chunked_array([b.batch.column("n") for b in batches]).to_pylist()
+    assert numbers == list(range(1, 100_001))
+    assert all(b.batch.column("n")[0].as_py() == b.first_row for b in batches)
+
+
+def test_a_nul_byte_in_a_late_piece_names_its_line(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_bytes(b"n\n" + b"".join(b"%d\n" % i for i in range(1, 200_001)) + b"1\x002\n")
+    with pytest.raises(DataError) as caught:
+        list(iter_arrow_batches(data, batch_rows=1000))
+    assert str(caught.value).startswith(f"{data}:200002: NUL byte at byte offset")

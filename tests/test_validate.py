@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,7 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "examples" / "credit-risk"
 
 SCHEMA = """columns:
   id: {type: integer, nullable: false, unique: true}
@@ -209,3 +213,63 @@ def test_progress_lines_when_not_a_terminal(tmp_path):
     lines = stream.getvalue().splitlines()
     assert lines and all(line.startswith("validating d.csv: ") for line in lines)
     assert "5,000" in lines[-1]
+
+
+def test_validation_imports_no_pandas(tmp_path, schema):
+    """pandas costs a third of a second and 50 MiB at start-up; validation works on Arrow buffers."""
+    rows = [good_row(i) for i in range(1, 3001)]
+    rows[10] = "11,1.5,a,AB1,2024-03-01,true"
+    rows[1500] = "1501,-0.1,c,ab1,2023-12-31,maybe"
+    rows[2999] = "7,0.25,a,AB7,2024-03-08,true"
+    rows[2500] = rows[100]
+    rows[2000] = "2001,,,XY1,2024-13-45,"
+    data = write_rows(tmp_path / "d.csv", rows)
+    script = ("import sys; from mlci.cli.main import run; "
+              f"code = run(['validate', {str(data)!r}, '--schema', {str(schema)!r}, '--reports', "
+              f"{str(tmp_path / 'reports')!r}, '--batch-rows', '1000']); "
+              "print(code, 'pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert done.stdout.split()[-2:] == ["1", "False"], done.stdout + done.stderr
+    report = json.loads((tmp_path / "reports" / "validate.json").read_text())
+    assert check(report, "when: min")["details"]["examples"] == [{"row": 1501, "value": "2023-12-31T00:00:00"}]
+    assert check(report, "duplicate rows")["details"]["examples"] == [{"row": 2501, "value": None}]
+
+
+def test_duplicate_rows_across_batches_with_nulls_and_text(tmp_path):
+    from mlci.core.dataschema import load_schema
+    from mlci.ops.validate import validate_file
+
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  n: {type: integer}\n  x: {type: float}\n  t: {type: string}\n"
+                      "  w: {type: datetime}\n  b: {type: boolean}\nallow_duplicate_rows: false\n")
+    rows = [f"{i},{i / 7},text {i},2024-01-01T00:00:{i % 60:02d},{'true' if i % 2 else 'false'}"
+            for i in range(1, 5001)]
+    rows[3999] = rows[9]                 # row 4000 repeats row 10 (another batch)
+    rows[20] = "21,,,,"                  # row 21: nulls everywhere
+    rows[4499] = "21,,,,"                # row 4500 repeats it
+    rows[4600] = "21,,text 21,,"         # row 4601: the same but one value: not a repeat
+    rows[4700] = "21,0.0,,,"             # row 4701: 0.0 is not a missing value
+    data = tmp_path / "d.csv"
+    data.write_text("n,x,t,w,b\n" + "\n".join(rows) + "\n")
+    checks = validate_file(data, load_schema(schema), batch_rows=500, progress=False)
+    duplicates = next(c for c in checks if c.name == "duplicate rows")
+    assert [e["row"] for e in duplicates.details["examples"]] == [4000, 4500]
+
+
+@pytest.mark.parametrize("values, repeats", [
+    ([5, 3, 1_000_000_000_000, 3, -(2**63), 2**63 - 1], [4]),   # too sparse to mark: sorted
+    (list(range(1, 2001)) + [1999], [2001]),                      # dense (ids): marked
+    ([0.5, 1.5, 0.5, None, None], [3]),
+    (["a", "b", "a", None, None], [3]),
+])
+def test_unique_finds_repeats_of_every_kind(tmp_path, values, repeats):
+    from mlci.core.dataschema import Column, DataSchema
+    from mlci.ops.validate import validate_file
+
+    kind = {int: "integer", float: "float", str: "string"}[type(values[0])]
+    data = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"v": values}), data, row_group_size=3)
+    schema = DataSchema(columns={"v": Column(type=kind, unique=True)})
+    unique = next(c for c in validate_file(data, schema, batch_rows=3, progress=False) if c.name == "v: unique")
+    assert [e["row"] for e in unique.details["examples"]] == repeats

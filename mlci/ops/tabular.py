@@ -209,8 +209,8 @@ def python_to_arrow(values: list) -> pa.Array:
         bits = np.packbits(np.array(values, dtype=bool), bitorder="little")
         return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
     if all(isinstance(v, datetime) and v.tzinfo is None for v in values):
-        nanoseconds = np.array(values, dtype="datetime64[ns]").view(np.int64)
-        return pa.Array.from_buffers(pa.timestamp("ns"), len(values), [None, pa.py_buffer(nanoseconds)])
+        microseconds = np.array(values, dtype="datetime64[us]").view(np.int64)
+        return pa.Array.from_buffers(pa.timestamp("us"), len(values), [None, pa.py_buffer(microseconds)])
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values) \
             and all(-(1 << 63) <= v < (1 << 63) for v in values):
         return numpy_to_arrow(np.array(values, dtype=np.int64))
@@ -584,20 +584,21 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
     elif col_type == "float":
         ok = pc.match_substring_regex(array, _float_pattern(decimal))
     elif col_type == "boolean":
-        ok = pc.is_in(array, pa.array(_BOOL))
+        ok = pc.is_in(array, python_to_arrow(_BOOL))
     else:
-        ok = pc.invert(pc.is_null(_parse_datetimes(array), nan_is_null=True))
-    ok = pc.or_(pc.fill_null(ok, True), pc.is_null(array))  # a missing value is not a parse failure
-    bad = np.flatnonzero(~ok.to_numpy(zero_copy_only=False))
-    clean = pc.if_else(ok, array, pa.scalar(None, pa.string()))
+        ok = pc.is_valid(_parse_datetimes(array))
+    ok = pc.or_kleene(ok, pc.is_null(array))  # a missing value is not a parse failure
+    bad = true_positions(pc.invert(ok))
+    clean = pc.if_else(ok, array, pa.nulls(1, pa.string())[0])
     converted = _cast_text(clean, col_type, decimal)
-    failures = ParseFailures(rows=bad, values=array.take(pa.array(bad)).to_pylist()) if len(bad) else None
+    failures = ParseFailures(rows=bad, values=array.take(numpy_to_arrow(bad)).to_pylist()) if len(bad) else None
     return converted, failures
 
 
 def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
     if col_type == "boolean":
-        return pc.if_else(pc.is_null(array), pa.scalar(None, pa.bool_()), pc.is_in(array, pa.array(TRUE_VALUES)))
+        return pc.if_else(pc.is_valid(array), pc.is_in(array, python_to_arrow(TRUE_VALUES)),
+                          pa.nulls(len(array), pa.bool_()))
     if col_type == "datetime":
         return _parse_datetimes(array)
     if col_type == "float" and decimal != ".":
@@ -606,22 +607,29 @@ def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
 
 
 def _parse_datetimes(array: pa.Array) -> pa.Array:
-    """ISO 8601 dates and times; values with an offset are converted to UTC; others become null."""
-    values = array.to_pylist()
-    out = []
-    for value in values:
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            parsed = datetime.fromisoformat(value.strip())
-        except ValueError:
-            out.append(None)
-            continue
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-        out.append(parsed)
-    return pa.array(out, pa.timestamp("ns"))
+    """ISO 8601 dates and times; values with an offset are converted to UTC; others (and moments that
+    nanoseconds since 1970 in 64 bits cannot hold) become null."""
+    parsed = [_parse_datetime(value) for value in array.to_pylist()]
+    valid = np.array([moment is not None for moment in parsed], dtype=bool)
+    microseconds = np.array([moment or _EPOCH for moment in parsed], dtype="datetime64[us]").view(np.int64)
+    return pa.Array.from_buffers(pa.timestamp("us"), len(parsed), [
+        pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(microseconds)]).cast(pa.timestamp("ns"))
+
+
+_EPOCH = datetime(1970, 1, 1)
+_NANOSECOND_RANGE = (datetime(1677, 9, 22), datetime(2262, 4, 11))
+
+
+def _parse_datetime(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed if _NANOSECOND_RANGE[0] <= parsed < _NANOSECOND_RANGE[1] else None
 
 
 class _ParquetReader:

@@ -55,7 +55,10 @@ class Tally:
         elif isinstance(values, list):
             shown = values[:room]
         else:
-            shown = values.take(tabular.numpy_to_arrow(chosen)).to_pylist()
+            taken = values.take(tabular.numpy_to_arrow(chosen))
+            if pa.types.is_timestamp(taken.type):  # nanoseconds become pandas Timestamps: show microseconds
+                taken = taken.cast(pa.timestamp("us", taken.type.tz), safe=False)
+            shown = taken.to_pylist()
         for position, value in zip(chosen, shown):
             self.examples.append({"row": first_row + int(position), "value": _show(value)})
 
@@ -135,7 +138,7 @@ def _bound(value: Any, col: Column) -> pa.Scalar:
         moment = datetime.fromisoformat(str(value))
         if moment.tzinfo is not None:
             moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-        return tabular.python_to_arrow([moment]).view(pa.int64())[0]
+        return tabular.python_to_arrow([moment]).cast(pa.timestamp("ns")).view(pa.int64())[0]
     return tabular.python_to_arrow([float(value) if col.type == "float" else value])[0]
 
 
@@ -258,7 +261,8 @@ class _UniqueValues:
             values = pa.chunked_array(self.chunks)
             if self._has_repeats(values):
                 counts = pc.value_counts(values.drop_null())
-                repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+                several = np.flatnonzero(tabular.numpy_values(counts.field("counts")) > 1)
+                repeated = counts.field("values").take(tabular.numpy_to_arrow(several))
                 mask = pc.is_in(values, value_set=repeated).combine_chunks()
                 positions = tabular.true_positions(mask)
                 first_seen = _later_occurrences(values.take(tabular.numpy_to_arrow(positions)), positions)
@@ -303,18 +307,21 @@ def _later_occurrences(values: pa.Array, positions: np.ndarray) -> np.ndarray:
 
 
 class _RowHashes:
-    """A 64-bit hash per row, to find duplicate rows across batches without keeping the rows."""
+    """A 64-bit hash per row, to find duplicate rows across batches without keeping the rows.
+
+    Each column's values become 64-bit codes (the bits of a number, a hash of a text), mixed so that
+    a linear combination of the columns' codes keeps accidental collisions at about 2**-64 per pair.
+    Every batch has the schema's Arrow types, so equal rows get equal codes in any batch.
+    """
 
     def __init__(self) -> None:
         self.hashes: list[np.ndarray] = []
 
     def add(self, batch: pa.RecordBatch) -> None:
-        import pandas  # only needed when duplicate rows are forbidden
-
-        # Rows are hashed as text, so a row hashes the same whatever dtype its batch gave a column.
-        texts = [column.cast(pa.string()) for column in batch.columns]
-        rows = pc.binary_join_element_wise(*texts, "\x1f", null_handling="replace", null_replacement="\x00")
-        self.hashes.append(pandas.util.hash_array(rows.to_numpy(zero_copy_only=False)))
+        combined = np.zeros(batch.num_rows, dtype=np.uint64)
+        for column in batch.columns:
+            combined = combined * _COMBINE + _mix(_value_codes(column))
+        self.hashes.append(_mix(combined))
 
     def check(self, group: str, rows: int) -> Check:
         tally = Tally()
@@ -330,6 +337,32 @@ class _RowHashes:
         if tally.count:
             check.message = f"{tally.count:,} rows repeat an earlier row"
         return check
+
+
+_COMBINE = np.uint64(0x9E3779B97F4A7C15)
+_NULL_CODE = np.uint64(0x5BD1E9955BD1E995)
+
+
+def _value_codes(array: pa.Array) -> np.ndarray:
+    """64 bits per value, equal for equal values; a null has its own code."""
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        encoded = array.dictionary_encode()
+        words = np.array([hash(word) for word in encoded.dictionary.to_pylist()], dtype=np.int64)
+        codes = words.view(np.uint64)[tabular.numpy_values(encoded.indices)] if len(words) \
+            else np.zeros(len(array), dtype=np.uint64)
+    else:
+        values = tabular.numpy_values(array)
+        codes = values.view(np.uint64) if values.dtype.itemsize == 8 else values.astype(np.uint64)
+    if array.null_count:
+        codes = np.where(tabular.numpy_values(pc.is_null(array)), _NULL_CODE, codes)
+    return codes
+
+
+def _mix(codes: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: every input bit affects every output bit (unsigned arithmetic wraps)."""
+    codes = (codes ^ (codes >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    codes = (codes ^ (codes >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return codes ^ (codes >> np.uint64(31))
 
 
 def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None, batch_rows: int = 200_000,
