@@ -163,6 +163,18 @@ def test_mixed_types_are_reported_with_row_numbers(run_cli, tmp_path, schema):
     assert "50: 'oops'" in out
 
 
+def test_dates_beyond_the_nanosecond_range_are_type_failures(run_cli, tmp_path):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  when: {type: datetime}\n")
+    content = b"when\n2024-01-02\n3000-01-01\n1500-06-01T10:00:00+02:00\n2262-04-10T23:00:00\n"
+    code, _, err, _ = validate(run_cli, tmp_path, schema, "d.csv", content)
+    assert code == 1 and "Traceback" not in err, err
+    report = json.loads((tmp_path / "reports" / "validate.json").read_text())
+    type_check = next(c for c in report["checks"] if c["name"] == "when: type")
+    assert type_check["details"]["examples"] == [{"row": 2, "value": "3000-01-01"},
+                                                 {"row": 3, "value": "1500-06-01T10:00:00+02:00"}]
+
+
 @pytest.mark.parametrize("content", [b"", b"a,b\n1,2\n", b"PAR1" + b"\x00" * 20],
                          ids=["zero-bytes", "csv-named-parquet", "garbage-with-magic"])
 def test_not_a_parquet_file(run_cli, tmp_path, schema, content):

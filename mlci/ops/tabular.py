@@ -47,7 +47,7 @@ NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N
 _SAMPLE_BYTES = 1 << 16
 _RAW_CHUNK = 1 << 22
 _MAX_BLOCK = 1 << 21
-_PARALLEL_BLOCKS = 2  # blocks per piece of the file, parsed at the same time
+_PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
 
