@@ -141,3 +141,24 @@ def test_a_nul_byte_in_a_late_piece_names_its_line(tmp_path):
     with pytest.raises(DataError) as caught:
         list(iter_arrow_batches(data, batch_rows=1000))
     assert str(caught.value).startswith(f"{data}:200002: NUL byte at byte offset")
+
+
+def test_quoted_line_breaks_across_pieces_are_read_whole(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("n,note\n" + "".join(f'{i},"line one\nline two {i}"\n' for i in range(1, 30_001)))
+    schema = DataSchema(columns={"n": Column(type="integer"), "note": Column(type="string")})
+    batches = list(iter_arrow_batches(data, schema=schema, batch_rows=1000))
+    notes = pa.chunked_array([b.batch.column("note") for b in batches]).to_pylist()
+    assert notes == [f"line one\nline two {i}" for i in range(1, 30_001)]
+    assert all(b.batch.column("n")[0].as_py() == b.first_row for b in batches)
+
+
+def test_without_a_schema_later_pieces_keep_the_first_pieces_types(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("m,k\n" + "".join(f"{i},{i}\n" for i in range(100_000)) + "2.5,7\n")
+    batches = list(iter_arrow_batches(data, batch_rows=1000))
+    assert len(batches) > 4
+    assert batches[-1].batch.schema.field("m").type == pa.string()  # a late float: the column is read as text
+    assert batches[-1].batch.column("m")[-1].as_py() == "2.5"
+    assert {b.batch.schema.field("k").type for b in batches} == {pa.int64()}
+    assert sum(b.batch.num_rows for b in batches) == 100_001

@@ -280,6 +280,7 @@ class _CsvReader:
         self.lenient = lenient
         self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
         self.rows_yielded = 0  # a restart skips these rows
+        self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
 
     def __iter__(self) -> Iterator[ArrowBatch]:
         header = _csv_header(self.path, self.options)
@@ -312,33 +313,54 @@ class _CsvReader:
         pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
         parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
         gets the parallel parse in bounded memory, and the next piece is parsed (without the GIL) while
-        the caller works on this one's batches.
+        the caller works on this one's batches. Later pieces keep the first piece's column types, as the
+        streaming reader keeps its first block's: a value that does not fit is a conversion error.
         """
+        if self.newlines_in_values:
+            yield from self._streamed_batches(header)
+            return
         block_size = self._block_size()
         pieces = _pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
         with ThreadPoolExecutor(max_workers=1) as parser:
-            pending = None
-            for index, piece in enumerate(pieces):
-                parsing = parser.submit(self._parse, piece, header, block_size, first=index == 0)
-                if pending is not None:
-                    yield from self._batches(pending, header)
-                pending = parsing
-            if pending is not None:
-                yield from self._batches(pending, header)
+            first = next(pieces, None)
+            if first is None:
+                return
+            table = self._table(parser.submit(self._parse, first, header, block_size, None), header)
+            types = dict(zip(table.schema.names, table.schema.types))
+            batches = table.to_batches()
+            for piece in pieces:
+                parsing = parser.submit(self._parse, piece, header, block_size, types)
+                yield from batches
+                batches = self._table(parsing, header).to_batches()
+            yield from batches
 
-    def _parse(self, piece: pa.Buffer, header: list[str], block_size: int, *, first: bool) -> pa.Table:
+    def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
+               types: dict[str, pa.DataType] | None) -> pa.Table:
+        """One piece; the first (``types`` None) starts with the header, later ones with data."""
         read_options = pa_csv.ReadOptions(block_size=block_size, encoding=self._encoding(),
-                                          column_names=None if first else header)
-        return pa_csv.read_csv(piece, read_options=read_options,
-                               parse_options=pa_csv.ParseOptions(delimiter=self.options.delimiter),
-                               convert_options=self._convert_options(header))
+                                          column_names=None if types is None else header)
+        return pa_csv.read_csv(piece, read_options=read_options, parse_options=self._parse_options(),
+                               convert_options=self._convert_options(header, types))
 
-    def _batches(self, parsing: Future, header: list[str]) -> list[pa.RecordBatch]:
+    def _table(self, parsing: Future, header: list[str]) -> pa.Table:
         try:
-            return parsing.result().to_batches()
+            return parsing.result()
         except pa.ArrowInvalid as exc:
             self._on_arrow_error(exc, header)
             raise  # not reached: _on_arrow_error always raises
+
+    def _streamed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
+        """Block by block with line breaks inside quoted values: only a parse that follows the quoting
+        can tell where a block may end, so the file cannot be cut into pieces."""
+        _refuse_nul_bytes(self.path)
+        try:
+            reader = pa_csv.open_csv(
+                str(self.path),
+                read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
+                parse_options=self._parse_options(), convert_options=self._convert_options(header))
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            self._on_arrow_error(exc, header)
 
     def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
@@ -349,17 +371,22 @@ class _CsvReader:
                     raise problem
                 return
 
-    def _convert_options(self, header: list[str]) -> pa_csv.ConvertOptions:
-        types = {}
-        for name in header:
-            target = pa.string() if self.text or name in self.as_text else _target_type(self.schema, name)
-            if target is not None:
-                types[name] = target
+    def _convert_options(self, header: list[str], types: dict[str, pa.DataType] | None = None
+                         ) -> pa_csv.ConvertOptions:
+        if types is None:
+            types = {}
+            for name in header:
+                target = pa.string() if self.text or name in self.as_text else _target_type(self.schema, name)
+                if target is not None:
+                    types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
         return pa_csv.ConvertOptions(
             column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
             false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
             timestamp_parsers=None)
+
+    def _parse_options(self) -> pa_csv.ParseOptions:
+        return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)
 
     def _encoding(self) -> str:
         return "utf8" if self.options.encoding.lower().replace("-", "") in ("utf8", "utf8sig") \
@@ -384,7 +411,13 @@ class _CsvReader:
                 self.as_text.add(name)
                 raise _Restart()
             raise _diagnose_conversion(self.path, self.options, header, name, self.schema) from None
-        raise _diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
+        problem = _diagnose(self.path, self.options, None)
+        if problem is None and not self.newlines_in_values:
+            # Sound CSV that pyarrow could not parse: a quoted value holding a line break crossed the
+            # end of a piece or block. Read again, following the quoting.
+            self.newlines_in_values = True
+            raise _Restart()
+        raise problem or _diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
 
     def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
         batch = item.batch
@@ -436,6 +469,11 @@ def _pieces_of_lines(path: Path, size: int) -> Iterator[pa.Buffer]:
             carry = bytes(buffer[cut:end])
             if cut:
                 yield pa.py_buffer(memoryview(buffer)[:cut])
+
+
+def _refuse_nul_bytes(path: Path) -> None:
+    for _ in _pieces_of_lines(path, _RAW_CHUNK):  # raises DataError at the first NUL byte
+        pass
 
 
 def _find_byte(path: Path, needle: bytes) -> tuple[int, int]:
