@@ -1,11 +1,12 @@
 """Validation speed: `mlci validate` against a bare `pandas.read_csv` and pandera, on 1M rows x 20 columns.
 
-    python3 benchmarks/bench_validate.py [--rows 1000000] [--rounds 3]
+    python3 benchmarks/bench_validate.py [--rows 1000000] [--rounds 3] [--duplicate-rows]
 
 The dataset is generated once (seed 42) and cached under benchmarks/.data/. Each tool runs in a fresh
 subprocess; rounds are interleaved (A B C A B C ...) and the table shows medians. Wall time is measured
 from spawn to exit (imports included); peak RSS is the child's own ``ru_maxrss`` from ``os.wait4``.
-pandera comes from the `bench` extra: ``pip install -e '.[bench]'``.
+pandera comes from the `bench` extra: ``pip install -e '.[bench]'``. ``--duplicate-rows`` adds a run of
+mlci with ``allow_duplicate_rows: false`` (a 64-bit code per row, kept for the whole file).
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duplicate-rows", action="store_true", help="also run mlci forbidding duplicate rows")
     args = parser.parse_args()
 
     print(f"generating {args.rows:,} rows (cached under {DATA_DIR.relative_to(HERE.parent)}/) ...",
@@ -140,6 +142,11 @@ def main() -> int:
         "mlci validate": [sys.executable, "-m", "mlci", "validate", str(data), "--schema", str(schema),
                           "--reports", str(reports)],
     }
+    if args.duplicate_rows:
+        strict = schema.with_name(f"bench_{args.rows}.no-duplicates.schema.yaml")
+        strict.write_text(schema.read_text() + "allow_duplicate_rows: false\n")
+        tools["mlci, no duplicate rows"] = [sys.executable, "-m", "mlci", "validate", str(data), "--schema",
+                                            str(strict), "--reports", str(reports)]
     try:
         import pandera  # noqa: F401
         tools["pandera (lazy)"] = [sys.executable, "-c", pandera_script(), str(data)]
