@@ -120,7 +120,7 @@ def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
     data.write_bytes(content)
     pieces = [bytes(p) for p in _pieces_of_lines(data, 16)]
     assert b"".join(pieces) == content
-    assert all(p.endswith(b"\n") for p in pieces[:-1]) and pieces[-1] == b"last-without-newline"
+    assert all(p.endswith((b"\r", b"\n")) for p in pieces[:-1]) and pieces[-1] == b"last-without-newline"
     assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole
 
 
@@ -162,3 +162,13 @@ def test_without_a_schema_later_pieces_keep_the_first_pieces_types(tmp_path):
     assert batches[-1].batch.column("m")[-1].as_py() == "2.5"
     assert {b.batch.schema.field("k").type for b in batches} == {pa.int64()}
     assert sum(b.batch.num_rows for b in batches) == 100_001
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n"], ids=["cr", "crlf"])
+def test_pieces_cut_at_any_line_ending(tmp_path, newline):
+    data = tmp_path / "d.csv"
+    data.write_bytes(("n" + newline + "".join(f"{i}{newline}" for i in range(1, 100_001))).encode())
+    batches = list(iter_arrow_batches(data, schema=DataSchema(columns={"n": Column(type="integer")}),
+                                      batch_rows=999))
+    assert len(batches) > 8
+    assert pa.chunked_array([b.batch.column("n") for b in batches]).to_pylist() == list(range(1, 100_001))

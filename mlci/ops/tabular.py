@@ -174,14 +174,21 @@ def numpy_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """
     if isinstance(array, pa.ChunkedArray):
         chunks = [numpy_values(chunk) for chunk in array.chunks]
-        return np.concatenate(chunks) if len(chunks) != 1 else chunks[0]
+        if len(chunks) == 1:
+            return chunks[0]
+        return np.concatenate(chunks) if chunks else np.empty(0, dtype=_numpy_dtype(array.type))
     if pa.types.is_boolean(array.type):
         bits = np.frombuffer(array.buffers()[1], dtype=np.uint8)
         return np.unpackbits(bits, bitorder="little")[array.offset:array.offset + len(array)].astype(bool)
-    width = array.type.bit_width // 8
-    kind = "f" if pa.types.is_floating(array.type) else "u" if pa.types.is_unsigned_integer(array.type) else "i"
-    return np.frombuffer(array.buffers()[1], dtype=f"{kind}{width}", count=len(array),
-                         offset=array.offset * width)
+    dtype = _numpy_dtype(array.type)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype:
+    if pa.types.is_boolean(arrow_type):
+        return np.dtype(bool)
+    kind = "f" if pa.types.is_floating(arrow_type) else "u" if pa.types.is_unsigned_integer(arrow_type) else "i"
+    return np.dtype(f"{kind}{arrow_type.bit_width // 8}")
 
 
 def true_positions(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -396,7 +403,7 @@ class _CsvReader:
         """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
         with self.path.open("rb") as handle:
             sample = handle.read(_SAMPLE_BYTES)
-        bytes_per_row = len(sample) / max(sample.count(b"\n"), 1)
+        bytes_per_row = len(sample) / max(sample.count(b"\n"), sample.count(b"\r"), 1)
         return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_BLOCK))
 
     def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str]) -> None:
@@ -445,8 +452,8 @@ class _Restart(Exception):
 def _pieces_of_lines(path: Path, size: int) -> Iterator[pa.Buffer]:
     """The file in pieces of about ``size`` bytes, each ending after a line break (the last: at the end).
 
-    A NUL byte raises DataError: pyarrow would keep it inside a text value. Cutting after a line feed
-    is safe in every encoding without NUL bytes: no multi-byte character of them contains that byte.
+    A NUL byte raises DataError: pyarrow would keep it inside a text value. Cutting after CR or LF is
+    safe in every encoding without NUL bytes: no multi-byte character of them contains either byte.
     A piece may end inside a quoted value that holds a line break, as pyarrow's own blocks may (its
     default ``newlines_in_values=False``).
     """
@@ -465,7 +472,9 @@ def _pieces_of_lines(path: Path, size: int) -> Iterator[pa.Buffer]:
                 if end:
                     yield pa.py_buffer(memoryview(buffer)[:end])
                 return
-            cut = buffer.rfind(b"\n", 0, end) + 1  # 0: one line longer than a piece, read on
+            # After the last line break (a lone CR ends lines in old Mac files; a CR LF cut between the two
+            # leaves an empty line, which is skipped); 0: one line longer than a piece, read on.
+            cut = max(buffer.rfind(b"\n", 0, end), buffer.rfind(b"\r", 0, end)) + 1
             carry = bytes(buffer[cut:end])
             if cut:
                 yield pa.py_buffer(memoryview(buffer)[:cut])

@@ -219,8 +219,8 @@ def _pattern_rule(name: str, col: Column) -> Rule:
     def find(column: ColumnBatch) -> np.ndarray:
         text = column.array.cast(pa.string())
         if not native:
-            return np.array([i for i, v in enumerate(text.to_pylist()) if v is not None and not compiled.search(v)],
-                            dtype=np.int64)
+            failing = [i for i, v in enumerate(text.to_pylist()) if v is not None and not compiled.search(v)]
+            return np.array(failing, dtype=np.int64)
         matched = pc.match_substring_regex(text, pattern)
         if not text.null_count and bool(pc.all(matched).as_py()):
             return _EMPTY
