@@ -12,10 +12,12 @@ chi-square for categories at p < 0.05 (mlci: ``numeric_method: ks``, ``categoric
 Evidently: ``DataDriftPreset(num_method="ks", cat_method="chisquare")``); Evidently's default preset
 (Wasserstein / Jensen-Shannon above 1,000 rows) is timed too. Per-column verdicts are compared.
 
-Evidently 0.7 needs pandas < 3: give it its own interpreter with ``--evidently-python``
-(``python3 -m venv ev && ev/bin/pip install evidently==0.7.23 'pandas<3' pyarrow``).
+Evidently 0.7 needs pandas < 3, so it runs from its own venv: ``--evidently`` creates
+``benchmarks/.venv-evidently`` on first use (``python3 -m venv`` + ``pip install`` of EVIDENTLY_PINS)
+and reuses it afterwards; ``--evidently-python PATH`` uses an interpreter you made yourself. Numbers on
+a busy machine are noisy: ``--repeat 3`` runs every tool three times and reports the median.
 
-    python3 benchmarks/bench_drift.py [--rows 1000000] [--evidently-python ev/bin/python] [--workdir DIR]
+    python3 benchmarks/bench_drift.py [--rows 1000000] [--evidently] [--repeat 3] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,8 @@ import textwrap
 import time
 from pathlib import Path
 
+EVIDENTLY_PINS = ["evidently==0.7.23", "pandas==2.3.3", "pyarrow"]
+EVIDENTLY_VENV = Path(__file__).resolve().parent / ".venv-evidently"
 SHIFTED = ["f_00", "f_01", "f_02", "int_1", "cat_0"]
 CATEGORICAL = ["cat_0", "cat_1", "cat_2", "flag"]
 NUMERIC = ["int_1", "int_2", "int_3"] + [f"f_{i:02d}" for i in range(12)]
@@ -128,6 +133,23 @@ def timed(command: list[str], cwd: Path, env: dict | None = None) -> tuple[float
     return time.perf_counter() - start, usage.ru_maxrss / 1024, out, proc.returncode
 
 
+def evidently_python() -> str:
+    """The benchmark's own Evidently venv, created with the pinned packages when missing."""
+    python = EVIDENTLY_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {EVIDENTLY_VENV} with {' '.join(EVIDENTLY_PINS)} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *EVIDENTLY_PINS], check=True)
+    return str(python)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time, with every run's time and peak RSS listed."""
+    chosen = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+    return {**chosen, "runs_wall_s": [r["wall_s"] for r in runs], "runs_peak_rss_mib": [r["peak_rss_mib"] for r in runs],
+            "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs)}
+
+
 def run_mlci(workdir: Path) -> dict:
     mlci = [sys.executable, "-m", "mlci", "-C", str(workdir), "--json", "monitor", "--reference",
             "reference.parquet", "--current", "current.parquet"]
@@ -156,7 +178,10 @@ def agreement(a: dict, b: dict) -> tuple[int, list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--evidently-python", help="interpreter with evidently installed (default: skip it)")
+    parser.add_argument("--evidently", action="store_true",
+                        help=f"compare with Evidently from {EVIDENTLY_VENV.name} (created on first use)")
+    parser.add_argument("--evidently-python", help="compare with Evidently from this interpreter instead")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the median is reported")
     parser.add_argument("--skip-default-preset", action="store_true", help="time only the same-tests preset")
     parser.add_argument("--workdir", type=Path, help="where data and reports go (default: a temp dir)")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
@@ -165,20 +190,24 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     prepare(workdir, args.rows)
 
-    results = {"rows": args.rows, "mlci": run_mlci(workdir)}
+    results = {"rows": args.rows, "mlci": median_run([run_mlci(workdir) for _ in range(args.repeat)])}
     mlci = results["mlci"]
     print(f"mlci monitor: {mlci['wall_s']:.1f} s, {mlci['peak_rss_mib']:.0f} MiB, exit {mlci['exit_code']}, "
-          f"drift in {sorted(c for c, v in mlci['verdicts'].items() if v['drift'])}")
-    if args.evidently_python:
+          f"drift in {sorted(c for c, v in mlci['verdicts'].items() if v['drift'])}"
+          + (f" (runs: {', '.join(f'{t:.1f}' for t in mlci['runs_wall_s'])} s)" if args.repeat > 1 else ""))
+    python = args.evidently_python or (evidently_python() if args.evidently else None)
+    if python:
         modes = ["same"] + ([] if args.skip_default_preset else ["default"])
         for mode in modes:
-            ev = results[f"evidently_{mode}"] = run_evidently(args.evidently_python, workdir, mode)
+            ev = results[f"evidently_{mode}"] = median_run([run_evidently(python, workdir, mode)
+                                                            for _ in range(args.repeat)])
             agree, differ = agreement(mlci["verdicts"], ev["verdicts"])
             ev.update(agree=agree, differ=differ, speedup=ev["wall_s"] / mlci["wall_s"],
                       rss_ratio=mlci["peak_rss_mib"] / ev["peak_rss_mib"])
             print(f"Evidently ({mode} tests): {ev['wall_s']:.1f} s, {ev['peak_rss_mib']:.0f} MiB; "
                   f"mlci is {ev['speedup']:.1f}x faster at {ev['rss_ratio']:.2f}x the RSS; verdicts agree on "
-                  f"{agree}/{len(ev['verdicts'])}" + (f" (differ: {', '.join(differ)})" if differ else ""))
+                  f"{agree}/{len(ev['verdicts'])}" + (f" (differ: {', '.join(differ)})" if differ else "")
+                  + (f"; runs: {', '.join(f'{t:.1f}' for t in ev['runs_wall_s'])} s" if args.repeat > 1 else ""))
     if args.output:
         args.output.write_text(json.dumps(results, indent=2, default=str))
 
