@@ -327,10 +327,12 @@ class _RowHashes:
         tally = Tally()
         if self.hashes:
             hashes = np.concatenate(self.hashes)
-            order = np.argsort(hashes, kind="stable")
-            sorted_hashes = hashes[order]
-            repeats = order[1:][sorted_hashes[1:] == sorted_hashes[:-1]]
-            tally.add(1, np.sort(repeats))
+            ordered = np.sort(hashes)  # twice as fast as the stable argsort that names the rows
+            if np.any(ordered[1:] == ordered[:-1]):
+                order = np.argsort(hashes, kind="stable")
+                sorted_hashes = hashes[order]
+                repeats = order[1:][sorted_hashes[1:] == sorted_hashes[:-1]]
+                tally.add(1, np.sort(repeats))
         rule = Rule("(row)", "no duplicate rows", "allow_duplicate_rows: false", lambda _: _EMPTY, tally)
         check = rule.check(group, rows)
         check.name = "duplicate rows"
