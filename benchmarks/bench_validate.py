@@ -68,7 +68,7 @@ def generate(rows: int) -> Path:
 
 
 def schema_yaml() -> str:
-    """The mlci schema: 71 checks, the same as the pandera schema below."""
+    """The mlci schema: the same rules as the pandera schema below."""
     lines = ["columns:"]
     for name, bounds in INT_BOUNDS.items():
         extra = ", unique: true, min: 1" if bounds is None else f", min: {bounds[0]}, max: {bounds[1]}"
