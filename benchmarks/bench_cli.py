@@ -10,12 +10,15 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 RUNS = 30
+# The console script installed beside this interpreter: what users run.
+MLCI = str(Path(sys.executable).with_name("mlci"))
 COMMANDS = {
     "python -c 'import click'": [sys.executable, "-c", "import click"],
-    "mlci --help": [sys.executable, "-m", "mlci", "--help"],
-    "mlci config --help": [sys.executable, "-m", "mlci", "config", "--help"],
+    "mlci --help": [MLCI, "--help"],
+    "mlci config --help": [MLCI, "config", "--help"],
 }
 
 

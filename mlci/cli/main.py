@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -75,19 +74,25 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except MlciError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         _print_error(exc)
         return exc.exit_code
     except BrokenPipeError:
         return 0
     except Exception as exc:  # an mlci bug: one line for the user, the traceback in a log file
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         log_file = _write_crash_log()
         where = f" (traceback in {log_file})" if log_file else ""
         click.echo(f"mlci: internal error: {type(exc).__name__}: {_one_line(exc)}{where}", err=True)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
+
+
+def _print_traceback() -> None:
+    import traceback  # only on the error path: start-up time matters for every command
+
+    traceback.print_exc()
 
 
 def _print_error(exc: MlciError) -> None:
@@ -104,6 +109,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _write_crash_log() -> str | None:
+    import traceback
+
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlci"
     try:
         base.mkdir(parents=True, exist_ok=True)
