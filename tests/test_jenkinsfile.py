@@ -269,8 +269,9 @@ def test_agents_options_and_credentials(recorded):
     assert calls(kube, "logRotator")[0]["args"] == [{"numToKeepStr": "3"}]
     creds = events[("credentials", "commit", 0)]
     binding = calls(creds, "usernamePassword")[0]["args"][0]
-    assert binding == {"credentialsId": "registry-push", "usernameVariable": "REGISTRY_USER",
-                       "passwordVariable": "REGISTRY_PASSWORD"}
+    # The variables `mlci push` reads its credentials from (mlci.ops.image.registry_auth).
+    assert binding == {"credentialsId": "registry-push", "usernameVariable": "MLCI_REGISTRY_USER",
+                       "passwordVariable": "MLCI_REGISTRY_PASSWORD"}
     push = [e["args"][0] for e in calls(creds, "sh") if "mlci push" in e["args"][0]][0]
     assert push.strip().startswith("set +x")
     canary = stage_events(creds, "Deploy canary")

@@ -196,9 +196,14 @@ def build_image(project: Project, *, ref: str = "latest", no_cache: bool = False
     return report
 
 
+# The variables `mlci push` reads registry credentials from; the Jenkins pipeline binds its credentials to them.
+REGISTRY_USER_ENV = "MLCI_REGISTRY_USER"
+REGISTRY_PASSWORD_ENV = "MLCI_REGISTRY_PASSWORD"
+
+
 def registry_auth() -> dict[str, str] | None:
     """Credentials from MLCI_REGISTRY_USER/MLCI_REGISTRY_PASSWORD; None lets Docker's config decide."""
-    user, password = os.environ.get("MLCI_REGISTRY_USER"), os.environ.get("MLCI_REGISTRY_PASSWORD")
+    user, password = os.environ.get(REGISTRY_USER_ENV), os.environ.get(REGISTRY_PASSWORD_ENV)
     if user and password:
         return {"username": user, "password": password}
     return None

@@ -21,6 +21,7 @@ from mlci.core.config import CONFIG_FILE, Project
 from mlci.core.groovy import groovy_int, groovy_literal, require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
 from mlci.errors import ConfigError, ConfigIssue, UsageError
+from mlci.ops.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
 from mlci.ops.render import register_filter, render
 
 PIPELINE_PATHS = {"commit": "Jenkinsfile", "nightly": "pipelines/nightly.Jenkinsfile"}
@@ -150,6 +151,8 @@ def _context(project: Project) -> dict:
         "image": config.image is not None,
         "registry_credentials": config.image and config.image.registry_credentials and require_identifier(
             config.image.registry_credentials, key="image.registry_credentials"),
+        "registry_user_env": REGISTRY_USER_ENV,
+        "registry_password_env": REGISTRY_PASSWORD_ENV,
         "deployments": _deployments(project) if config.image is not None else [],
         "schedule": config.monitor.schedule,
         "retrain_job": config.monitor.retrain_job and require_job_path(
