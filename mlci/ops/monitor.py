@@ -352,9 +352,9 @@ def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[st
             stats.add_batch(result.columns, batch)
             rows = len(batch)
             if isinstance(batch, pa.RecordBatch) and model is not None:
-                from mlci.ops.tabular import _to_pandas
+                from mlci.ops.tabular import arrow_to_pandas
 
-                batch = _to_pandas(pa.Table.from_batches([batch]), schema)
+                batch = arrow_to_pandas(batch, schema)
             predict_batch(result, batch, model, record, source.is_log)
             if target and target in _names(batch) and not source.is_log:
                 result.labels.append(_column_array(batch, target))

@@ -113,7 +113,7 @@ def read_table(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema
     """The whole file as a DataFrame, typed from ``schema`` where given (see ``pandas_types``)."""
     batches = [b.batch for b in iter_arrow_batches(path, csv=csv, schema=schema, columns=columns)]
     table = _concat(batches) if batches else _empty_table(path, csv, schema, columns)
-    return _to_pandas(table, schema)
+    return arrow_to_pandas(table, schema)
 
 
 def iter_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema: DataSchema | None = None,
@@ -121,7 +121,7 @@ def iter_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None, sche
                  ) -> Iterator[tuple[int, pandas.DataFrame]]:
     """``(first_row_number, DataFrame)`` batches in bounded memory; row numbers are 1-based data rows."""
     for item in iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows, columns=columns):
-        yield item.first_row, _to_pandas(pa.Table.from_batches([item.batch]), schema)
+        yield item.first_row, arrow_to_pandas(item.batch, schema)
 
 
 def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None,
@@ -237,7 +237,9 @@ def _concat(batches: list[pa.RecordBatch]) -> pa.Table:
     return pa.Table.from_batches(batches)
 
 
-def _to_pandas(table: pa.Table, schema: DataSchema | None) -> pandas.DataFrame:
+def arrow_to_pandas(data: pa.Table | pa.RecordBatch, schema: DataSchema | None) -> pandas.DataFrame:
+    """A table or batch as a DataFrame, with the dtypes ``pandas_types`` gives the schema's columns."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
     frame = table.to_pandas()
     if schema is None:
         return frame
