@@ -85,8 +85,8 @@ class ColumnProfile:
     def _narrow_text(self, values: pa.Array) -> None:
         kinds = set(_TEXT_KINDS) if self.kinds is None else self.kinds
         tests = {"boolean": lambda: pc.all(pc.is_in(values, pa.array(_BOOL_WORDS))),
-                 "integer": lambda: pc.all(pc.match_substring_regex(values, tabular._INT)),
-                 "float": lambda: pc.all(pc.match_substring_regex(values, tabular._float_pattern(self.decimal))),
+                 "integer": lambda: pc.all(pc.match_substring_regex(values, tabular.INTEGER_PATTERN)),
+                 "float": lambda: pc.all(pc.match_substring_regex(values, tabular.float_pattern(self.decimal))),
                  "datetime": lambda: pc.all(pc.match_substring_regex(values, _DATETIME))}
         self.kinds = {k for k in kinds if tests[k]().as_py()}
         if "datetime" in self.kinds:
@@ -171,7 +171,7 @@ class ColumnProfile:
         return float(self.low), float(self.high)
 
 
-_BOOL_WORDS = ["true", "True", "TRUE", "false", "False", "FALSE", "yes", "Yes", "YES", "no", "No", "NO"]
+_BOOL_WORDS = [w for w in tabular.TRUE_VALUES + tabular.FALSE_VALUES if not w.isdigit()]  # 0/1 stay integers
 
 
 def _stored_kind(arrow_type: pa.DataType) -> str:

@@ -613,11 +613,12 @@ def _short(value: str, limit: int = 60) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-_INT = r"^\s*[+-]?[0-9]+\s*$"
+INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
 _BOOL = TRUE_VALUES + FALSE_VALUES
 
 
-def _float_pattern(decimal: str) -> str:
+def float_pattern(decimal: str) -> str:
+    """A regular expression for a float written with ``decimal`` as its decimal mark (or inf/nan)."""
     d = re.escape(decimal)
     return (rf"^\s*[+-]?(([0-9]+({d}[0-9]*)?|{d}[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\s*$")
 
@@ -629,9 +630,9 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
         return array.cast(pa.string()), None
     array = array.cast(pa.string())
     if col_type == "integer":
-        ok = pc.match_substring_regex(array, _INT)
+        ok = pc.match_substring_regex(array, INTEGER_PATTERN)
     elif col_type == "float":
-        ok = pc.match_substring_regex(array, _float_pattern(decimal))
+        ok = pc.match_substring_regex(array, float_pattern(decimal))
     elif col_type == "boolean":
         ok = pc.is_in(array, python_to_arrow(_BOOL))
     else:
