@@ -604,13 +604,14 @@ def _diagnose_conversion(path: Path, options: CsvOptions, header: list[str], nam
             _, failures = convert_text(pa.array([raw], pa.string()), col_type, decimal=options.decimal)
             if failures is not None:
                 return DataError(f"{path}:{reader.line_num}: column '{name}', row {row_number}: "
-                                 f"{_short(raw)!r} is not a valid {col_type}",
+                                 f"{shorten(raw)!r} is not a valid {col_type}",
                                  hint="fix the value, or change the column's type in the schema")
     return DataError(f"{path}: column '{name}' has values that are not a valid {col_type}")
 
 
-def _short(value: str, limit: int = 60) -> str:
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
@@ -721,7 +722,7 @@ class _ParquetReader:
                 if not self.lenient:
                     row = item.first_row + int(failures.rows[0])
                     raise DataError(f"{self.path}: column '{name}', row {row}: "
-                                    f"{_short(str(failures.values[0]))!r} is not a valid {col_type}",
+                                    f"{shorten(str(failures.values[0]))!r} is not a valid {col_type}",
                                     hint="fix the value, or change the column's type in the schema")
                 item.failures[name] = failures
             batch = batch.set_column(index, name, converted)

@@ -70,8 +70,7 @@ def _show(value: Any) -> Any:
         return value if np.isfinite(value) else str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    text = str(value)
-    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+    return tabular.shorten(str(value), MAX_VALUE_CHARS)
 
 
 class ColumnBatch:
