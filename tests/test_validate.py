@@ -187,6 +187,17 @@ def test_a_bad_schema_is_exit_2_with_its_location(run_cli, tmp_path):
     assert "schema.yaml:2" in err and "did you mean 'nullable'" in err
 
 
+@pytest.mark.parametrize("rule, field", [("min: yesterday", "columns.d.min"),
+                                         ("values: ['2024-01-01', soon]", "columns.d.values")])
+def test_a_datetime_rule_that_is_no_date_is_exit_2_naming_the_field(run_cli, tmp_path, rule, field):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(f"columns:\n  d: {{type: datetime, {rule}}}\n")
+    (tmp_path / "d.csv").write_text("d\n2024-01-02\n")
+    code, _, err = run_cli("validate", "d.csv", "--schema", schema, cwd=tmp_path)
+    assert code == 2, err
+    assert "schema.yaml: " + field in err and "Traceback" not in err
+
+
 def test_progress_lines_when_not_a_terminal(tmp_path):
     import io
 

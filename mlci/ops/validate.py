@@ -131,10 +131,14 @@ def _has_nan(column: ColumnBatch) -> bool:
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
-def _bound(value: Any, col: Column) -> pa.Scalar:
+def _bound(value: Any, col: Column, where: str) -> pa.Scalar:
     """The bound as a scalar comparable with ``ColumnBatch.comparable`` (datetimes in UTC nanoseconds)."""
     if col.type == "datetime":
-        moment = datetime.fromisoformat(str(value))
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: '{value}' is not an ISO 8601 date or time",
+                              hint="write it quoted, as '2024-01-31' or '2024-01-31T12:00:00'") from None
         if moment.tzinfo is not None:
             moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
         return tabular.python_to_arrow([moment]).cast(pa.timestamp("ns")).view(pa.int64())[0]
@@ -150,7 +154,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
 
     rules = []
     if col.min is not None:
-        low = _bound(col.min, col)
+        low = _bound(col.min, col, f"columns.{name}.min")
 
         def find_low(column: ColumnBatch, low=low) -> np.ndarray:
             smallest = column.extremes["min"]
@@ -160,7 +164,7 @@ def _range_rules(name: str, col: Column) -> list[Rule]:
 
         rules.append(Rule(name, "min", col.min, find_low))
     if col.max is not None:
-        high = _bound(col.max, col)
+        high = _bound(col.max, col, f"columns.{name}.max")
 
         def find_high(column: ColumnBatch, high=high) -> np.ndarray:
             largest = column.extremes["max"]
@@ -183,7 +187,7 @@ def _finite_rule(name: str) -> Rule:
 
 
 def _values_rule(name: str, col: Column) -> Rule:
-    allowed = _allowed_array(col)
+    allowed = _allowed_array(col, f"columns.{name}.values")
 
     def find(column: ColumnBatch) -> np.ndarray:
         array = column.array
@@ -196,13 +200,13 @@ def _values_rule(name: str, col: Column) -> Rule:
     return Rule(name, "allowed values", shown, find)
 
 
-def _allowed_array(col: Column) -> pa.Array:
+def _allowed_array(col: Column, where: str) -> pa.Array:
     target = tabular.ARROW_TYPES[col.type]
     values = [str(v) for v in col.values] if pa.types.is_string(target) else col.values
     try:
         return tabular.python_to_arrow(values).cast(target)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        raise ConfigError(f"allowed values {col.values!r} do not all fit the column type {col.type}",
+        raise ConfigError(f"{where}: {col.values!r} do not all fit the column type {col.type}",
                           hint="make the values match the column's type") from None
 
 
@@ -439,8 +443,13 @@ def validate(*, data: list[Path], schema_path: Path, csv: CsvOptions | None = No
     report = Report(kind="validate", details={"schema": _display(schema_path), "files": []})
     for path in data:
         file_started = time.monotonic()
-        checks = validate_file(path, schema, csv=csv, batch_rows=batch_rows, group=_display(path),
-                               progress=progress)
+        try:
+            checks = validate_file(path, schema, csv=csv, batch_rows=batch_rows, group=_display(path),
+                                   progress=progress)
+        except ConfigError as exc:  # a rule of the schema that cannot be applied: name the schema file
+            for issue in exc.issues:
+                issue.file = issue.file or _display(schema_path)
+            raise ConfigError(exc.issues) from None
         report.checks.extend(checks)
         rows = next(c.value for c in checks if c.name == "rows: count")
         report.details["files"].append({"path": _display(path), "rows": rows,
