@@ -375,43 +375,62 @@ def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = No
     """Every check of ``schema`` against one file."""
     group = group or path.name
     header = tabular.column_names(path, csv=csv)
-    checks = _column_set_checks(header, schema, group)
     present = [name for name in schema.columns if name in header]
-    rules = {name: column_rules(name, schema.columns[name]) for name in present}
-    type_tallies = {name: Tally() for name in present}
-    unique = {name: _UniqueValues(name) for name in present if schema.columns[name].unique}
-    row_hashes = _RowHashes() if not schema.allow_duplicate_rows else None
-    rows = 0
+    tally = _FileTally(schema, present)
     with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress) as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
                                                columns=present, lenient=True):
-            batch = item.batch
-            for name, failures in item.failures.items():
-                type_tallies[name].add(item.first_row, failures.rows, failures.values)
-            for index, name in enumerate(batch.schema.names):
-                array = batch.column(index)
-                column = ColumnBatch(array)
-                for rule in rules.get(name, ()):
-                    rule.tally.add(item.first_row, rule.find(column), array)
-                if name in unique:
-                    unique[name].add(array)
-            if row_hashes is not None:
-                row_hashes.add(batch)
-            rows += batch.num_rows
-            bar.advance(batch.num_rows)
-    for name in present:
-        col = schema.columns[name]
-        type_rule = Rule(name, "type", col.type, lambda _: _EMPTY, type_tallies[name])
-        checks.append(type_rule.check(group, rows))
-        if type_tallies[name].count:
-            checks[-1].message = f"{type_tallies[name].count:,} values are not a valid {col.type}"
-        checks.extend(rule.check(group, rows) for rule in rules[name])
-        if name in unique:
-            checks.append(unique[name].check(group, rows))
-    if row_hashes is not None:
-        checks.append(row_hashes.check(group, rows))
-    checks.append(_row_count_check(rows, schema, group))
-    return checks
+            tally.add(item)
+            bar.advance(item.batch.num_rows)
+    return _column_set_checks(header, schema, group) + tally.checks(group)
+
+
+class _FileTally:
+    """Every rule's state while one file's batches go by, and the checks it adds up to."""
+
+    def __init__(self, schema: DataSchema, present: list[str]) -> None:
+        self.schema = schema
+        self.present = present
+        self.rules = {name: column_rules(name, schema.columns[name]) for name in present}
+        self.type_tallies = {name: Tally() for name in present}
+        self.unique = {name: _UniqueValues(name) for name in present if schema.columns[name].unique}
+        self.row_hashes = _RowHashes() if not schema.allow_duplicate_rows else None
+        self.rows = 0
+
+    def add(self, item: tabular.ArrowBatch) -> None:
+        batch = item.batch
+        for name, failures in item.failures.items():
+            self.type_tallies[name].add(item.first_row, failures.rows, failures.values)
+        for index, name in enumerate(batch.schema.names):
+            array = batch.column(index)
+            column = ColumnBatch(array)
+            for rule in self.rules.get(name, ()):
+                rule.tally.add(item.first_row, rule.find(column), array)
+            if name in self.unique:
+                self.unique[name].add(array)
+        if self.row_hashes is not None:
+            self.row_hashes.add(batch)
+        self.rows += batch.num_rows
+
+    def checks(self, group: str) -> list[Check]:
+        checks = []
+        for name in self.present:
+            checks.append(self._type_check(name, group))
+            checks.extend(rule.check(group, self.rows) for rule in self.rules[name])
+            if name in self.unique:
+                checks.append(self.unique[name].check(group, self.rows))
+        if self.row_hashes is not None:
+            checks.append(self.row_hashes.check(group, self.rows))
+        checks.append(_row_count_check(self.rows, self.schema, group))
+        return checks
+
+    def _type_check(self, name: str, group: str) -> Check:
+        col_type = self.schema.columns[name].type
+        tally = self.type_tallies[name]
+        check = Rule(name, "type", col_type, lambda _: _EMPTY, tally).check(group, self.rows)
+        if tally.count:
+            check.message = f"{tally.count:,} values are not a valid {col_type}"
+        return check
 
 
 def _column_set_checks(header: list[str], schema: DataSchema, group: str) -> list[Check]:
