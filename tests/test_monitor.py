@@ -119,6 +119,13 @@ def test_prediction_logs_in_the_window_are_the_current_data(project):
     assert SHIFTED <= drifted(report)
 
 
+def test_a_bad_since_is_a_usage_error_naming_the_option(project, capsys):
+    without_current(project)
+    code = run(["-C", str(project), "monitor", "--reference", "data/train.csv", "--since", "3x"])
+    assert code == 2
+    assert "--since: '3x' is not a time span" in capsys.readouterr().err
+
+
 def test_no_prediction_logs_is_a_data_source_failure_with_a_report(project, capsys):
     without_current(project)
     code, report = monitor(project, "--reference", "data/train.csv")

@@ -107,7 +107,8 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     reference_source = reference_source_for(project, record, reference or settings.reference)
     report.details["reference"] = {"files": [str(p) for p in reference_source.files]}
     try:
-        current_source = current_source_for(project, current or settings.current, since or settings.window)
+        current_source = current_source_for(project, current or settings.current, since or settings.window,
+                                            window_name="--since" if since else "monitor.window")
     except ServiceError as exc:
         return _service_failure(project, report, exc, started)
     report.details["current"] = {"files": [str(p) for p in current_source.files]}
@@ -226,11 +227,12 @@ def reference_source_for(project: Project, record: dict[str, Any] | None, explic
     return Source(str(train["path"]), [path])
 
 
-def current_source_for(project: Project, explicit: str | None, window: str) -> Source:
+def current_source_for(project: Project, explicit: str | None, window: str,
+                       window_name: str = "monitor.window") -> Source:
     if explicit:
         return Source(explicit, expand_files(project, explicit))
     log_dir = project.path(project.config.serve.log_dir)
-    since = datetime.now(timezone.utc) - parse_window(window)
+    since = datetime.now(timezone.utc) - parse_window(window, window_name)
     cutoff = since.timestamp()
     files = sorted(p for p in log_dir.glob("predictions-*.jsonl") if p.stat().st_mtime >= cutoff)
     if not files:
@@ -252,12 +254,12 @@ def expand_files(project: Project, pattern: str) -> list[Path]:
     return [full]
 
 
-def parse_window(text: str) -> timedelta:
-    """``90m``, ``24h``, ``7d``, ``2w`` as a time span."""
+def parse_window(text: str, name: str = "monitor.window") -> timedelta:
+    """``90m``, ``24h``, ``7d``, ``2w`` as a time span; ``name`` (where the text came from) is for the error."""
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
     text = str(text).strip()
     if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
-        raise ConfigError(f"monitor.window: '{text}' is not a time span", hint="e.g. 24h, 7d, 90m")
+        raise ConfigError(f"{name}: '{text}' is not a time span", hint="e.g. 24h, 7d, 90m")
     return timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
