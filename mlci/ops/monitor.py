@@ -102,7 +102,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     report = MonitorReport(kind="monitor")
     report.details.update({"project": project.config.project,
                            "model_version": record.get("version") if record else None})
-    model = load_model_for(project, record, settings)
+    model = load_model_for(project, record)
 
     reference_source = reference_source_for(project, record, reference or settings.reference)
     report.details["reference"] = {"files": [str(p) for p in reference_source.files]}
@@ -434,7 +434,7 @@ def out_of_schema(sketch: stats.Sketch, rule) -> int:
 # -- the model's side -----------------------------------------------------------------------------
 
 
-def load_model_for(project: Project, record: dict[str, Any] | None, settings: MonitorSection) -> Any:
+def load_model_for(project: Project, record: dict[str, Any] | None) -> Any:
     """The version's model when prediction drift or performance need it and it can be loaded."""
     if record is None or not isinstance(record.get("features"), list):
         return None
@@ -502,8 +502,8 @@ def join_labels(project: Project, labels_file: str, source: Source, schema: Data
                         hint="optionally also row, for requests with several rows")
     keys = ["request_id", "row"] if "row" in feedback.columns else ["request_id"]
     feedback["request_id"] = feedback["request_id"].astype(str)
-    logged = pd.concat([f[["__request_id", "__row"]] for f in log_batches(
-        Source(source.label, source.files, source.logs_since), schema, 1_000_000)])
+    rereading = Source(source.label, source.files, source.logs_since)  # its own count of skipped lines
+    logged = pd.concat([f[["__request_id", "__row"]] for f in log_batches(rereading, schema, 1_000_000)])
     logged.columns = ["request_id", "row"]
     joined = logged.merge(feedback.drop_duplicates(keys)[keys + [target]], on=keys, how="left")
     return joined[target].to_numpy()
@@ -520,16 +520,23 @@ def _override(settings: MonitorSection, column: str):
 
 def plan_for(column: str, kind: rules.Kind, settings: MonitorSection, smaller_sample: int) -> rules.Plan:
     override = _override(settings, column)
-    configured = override.method or (settings.numeric_method if kind == "numeric" else settings.categorical_method)
+    configured = override.method or _default_method(settings, kind)
     try:
         method = rules.choose_method(kind, configured, smaller_sample)
     except ValueError as exc:
         raise ConfigError(f"monitor.columns.{column}.method: {exc}") from None
-    distances = {"wasserstein": settings.wasserstein_threshold, "jensenshannon": settings.jensenshannon_threshold,
-                 "psi": settings.psi_threshold}
-    threshold = rules.threshold_for(method, p_value=settings.p_value, distances=distances,
+    threshold = rules.threshold_for(method, p_value=settings.p_value, distances=_distance_thresholds(settings),
                                     override=override.threshold)
     return rules.Plan(column, kind, method, threshold)
+
+
+def _default_method(settings: MonitorSection, kind: rules.Kind) -> str:
+    return settings.numeric_method if kind == "numeric" else settings.categorical_method
+
+
+def _distance_thresholds(settings: MonitorSection) -> dict[str, float]:
+    return {"wasserstein": settings.wasserstein_threshold, "jensenshannon": settings.jensenshannon_threshold,
+            "psi": settings.psi_threshold}
 
 
 def feature_drift(report: Report, ref: Profile, cur: Profile, kinds: dict[str, rules.Kind],
@@ -589,12 +596,10 @@ def prediction_drift(report: Report, ref: Profile, cur: Profile, settings: Monit
                          skipped=True))
         return
     kind = "numeric" if isinstance(ref.prediction, stats.NumericSketch) else "categorical"
-    configured = settings.numeric_method if kind == "numeric" else settings.categorical_method
-    method = rules.choose_method(kind, configured, min(ref.prediction.count, cur.prediction.count))
-    distances = {"wasserstein": settings.wasserstein_threshold, "jensenshannon": settings.jensenshannon_threshold,
-                 "psi": settings.psi_threshold}
+    method = rules.choose_method(kind, _default_method(settings, kind),
+                                 min(ref.prediction.count, cur.prediction.count))
     plan = rules.Plan(PREDICTION, kind, method, rules.threshold_for(method, p_value=settings.p_value,
-                                                                     distances=distances))
+                                                                     distances=_distance_thresholds(settings)))
     value, extra = stats.score(method, ref.prediction, cur.prediction)
     verdict = rules.decide([plan], {PREDICTION: value})[0]
     check = _drift_check(plan, verdict, extra, "none")
