@@ -37,7 +37,8 @@ def infer(app: AppContext, data: Path, output: Path | None, target: str | None, 
 
     if output is not None and output.exists() and not force:
         raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
-    result = infer_schema(data, csv=_csv_options(app, None, None, None), target=target, max_levels=max_levels)
+    csv = _csv_options(_project_if_any(app), None, None, None)
+    result = infer_schema(data, csv=csv, target=target, max_levels=max_levels)
     if output is not None:
         write_schema(result.schema, output)
         log(f"wrote {output} ({len(result.schema.columns)} columns, {result.rows:,} rows read)")
@@ -67,18 +68,20 @@ def validate(app: AppContext, data: tuple[Path, ...], schema_file: Path | None, 
     """
     from mlci.ops.validate import validate as run_validation
 
-    project = app.project() if _has_project(app) else None
+    project = _project_if_any(app)
     files, schema_path = _inputs(project, data, schema_file)
     reports = reports_dir or (project.reports_dir if project else Path("reports"))
     rows = batch_rows or (project.config.data.batch_rows if project else 200_000)
-    report = run_validation(data=files, schema_path=schema_path, csv=_csv_options(app, delimiter, encoding, decimal),
-                            batch_rows=rows, reports_dir=reports, progress=not app.json)
+    csv = _csv_options(project, delimiter, encoding, decimal)
+    report = run_validation(data=files, schema_path=schema_path, csv=csv, batch_rows=rows, reports_dir=reports,
+                            progress=not app.json)
     emit(app, report, render_validation)
     return report.exit_code
 
 
-def _has_project(app: AppContext) -> bool:
-    return (app.config_file or app.root / "mlci.yaml").exists()
+def _project_if_any(app: AppContext):
+    """The project, or None without an mlci.yaml: both commands also work on bare files."""
+    return app.project() if (app.config_file or app.root / "mlci.yaml").exists() else None
 
 
 def _inputs(project, data: tuple[Path, ...], schema_file: Path | None) -> tuple[list[Path], Path]:
@@ -94,12 +97,13 @@ def _inputs(project, data: tuple[Path, ...], schema_file: Path | None) -> tuple[
     return files, schema_path
 
 
-def _csv_options(app: AppContext, delimiter: str | None, encoding: str | None, decimal: str | None):
+def _csv_options(project, delimiter: str | None, encoding: str | None, decimal: str | None):
+    """The project's CSV options (or the defaults), with the command-line ones on top."""
     from dataclasses import replace
 
     from mlci.core.config import CsvOptions
 
-    base = app.project().config.data.csv if _has_project(app) else CsvOptions()
+    base = project.config.data.csv if project is not None else CsvOptions()
     overrides = {k: v for k, v in (("delimiter", delimiter), ("encoding", encoding), ("decimal", decimal)) if v}
     if overrides.get("delimiter") is not None and len(overrides["delimiter"]) != 1:
         raise UsageError(f"--delimiter must be one character, got {overrides['delimiter']!r}")
