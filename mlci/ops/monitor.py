@@ -634,29 +634,18 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
         return
     import pandas as pd
 
-    from mlci.ops.metrics import DEFAULT_METRICS, Predictions, compute, metrics_for_task
+    from mlci.ops.metrics import DEFAULT_METRICS, available, compute, metrics_for_task
 
     y = np.concatenate(cur.labels)
-    predicted = np.concatenate(cur.predicted)
-    proba = np.concatenate(cur.probabilities) if cur.probabilities else None
     known = ~pd.isna(y)
     task = record.get("task") or "binary"
     names = [m for m in (wanted or DEFAULT_METRICS.get(task, [])) if m in reference and m in metrics_for_task(task)]
     if not known.any() or not names:
         report.details["performance"] = None
         return
-    if task == "regression":
-        preds = Predictions(task, y[known].astype(float), predicted[known].astype(float))
-    else:
-        classes = [str(c) for c in model.classes_]
-        index = {c: i for i, c in enumerate(classes)}
-        labels = np.array([index.get(stats.category_text(v), -1) for v in y[known]])
-        keep = labels >= 0
-        preds = Predictions(task, labels[keep], np.array([index.get(stats.category_text(v), -1)
-                                                          for v in predicted[known][keep]]),
-                            None if proba is None else proba[known][keep], classes)
-    current = compute(preds, [n for n in names if proba is not None or n not in ("roc_auc", "pr_auc", "log_loss",
-                                                                               "brier")])
+    preds = _labelled_predictions(task, model, y[known], np.concatenate(cur.predicted)[known],
+                                  np.concatenate(cur.probabilities)[known] if cur.probabilities else None)
+    current = compute(preds, [n for n in names if n in available(preds)])
     report.details["performance"] = {"rows": int(known.sum()), "current": current, "reference": reference}
     for name, value in current.items():
         decay, too_much = rules.metric_decay(name, reference[name], value, settings.max_metric_drop)
@@ -664,6 +653,23 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
                          f"{name} {_fmt(value)} vs {_fmt(reference[name])} at evaluation (decay {_fmt(decay)})",
                          value=value, threshold=settings.max_metric_drop, group="performance",
                          details={"reference": reference[name], "decay": decay}))
+
+
+def _labelled_predictions(task: str, model: Any, y: np.ndarray, predicted: np.ndarray,
+                          probabilities: np.ndarray | None):
+    """The labelled rows as metrics' ``Predictions``; for classes, labels and predictions become class
+    indices, and rows whose label the model never saw are left out."""
+    from mlci.ops.metrics import Predictions
+
+    if task == "regression":
+        return Predictions(task, y.astype(float), predicted.astype(float))
+    classes = [str(c) for c in model.classes_]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index.get(stats.category_text(v), -1) for v in y])
+    keep = labels >= 0
+    predicted_index = np.array([index.get(stats.category_text(v), -1) for v in predicted[keep]])
+    return Predictions(task, labels[keep], predicted_index,
+                       None if probabilities is None else probabilities[keep], classes)
 
 
 def _evaluation_metrics(record: dict[str, Any] | None) -> dict[str, float]:
