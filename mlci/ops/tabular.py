@@ -398,8 +398,7 @@ class _CsvReader:
         return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)
 
     def _encoding(self) -> str:
-        return "utf8" if self.options.encoding.lower().replace("-", "") in ("utf8", "utf8sig") \
-            else self.options.encoding
+        return "utf8" if _is_utf8(self.options.encoding) else self.options.encoding
 
     def _block_size(self) -> int:
         """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
@@ -527,10 +526,13 @@ def _check_header(path: Path, header: list[str]) -> None:
 
 
 def _open_text(path: Path, options: CsvOptions):
-    encoding = options.encoding
-    if encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig"):
-        encoding = "utf-8-sig"
+    encoding = "utf-8-sig" if _is_utf8(options.encoding) else options.encoding
     return path.open("r", encoding=encoding, errors="strict", newline="")
+
+
+def _is_utf8(encoding: str) -> bool:
+    """UTF-8 under any of its spellings, with or without a byte-order mark (both readers strip one)."""
+    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
 
 
 def _decode_error(path: Path, options: CsvOptions) -> DataError:
