@@ -51,9 +51,10 @@ class Inferred:
 class ColumnProfile:
     """What a column's values look like so far."""
 
-    def __init__(self, name: str, decimal: str) -> None:
+    def __init__(self, name: str, decimal: str, max_levels: int) -> None:
         self.name = name
         self.decimal = decimal
+        self.max_levels = max_levels  # a text column with more distinct values is a string, not a category
         self.kinds: set[str] | None = None  # candidate types of a text column, narrowed batch by batch
         self.stored: str | None = None  # the type of a typed (Parquet) column
         self.nulls = 0
@@ -63,10 +64,8 @@ class ColumnProfile:
         self.high: Any = None
         self.infinite = False
         self.unique_chunks: list[pa.Array] | None = []
-        self.max_levels = 0
 
-    def update(self, array: pa.Array, max_levels: int) -> None:
-        self.max_levels = max_levels
+    def update(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
         self.nulls += array.null_count
@@ -200,13 +199,13 @@ def infer_schema(path: Path, *, csv: CsvOptions | None = None, target: str | Non
     if target is not None and target not in names:
         raise UsageError(f"--target '{target}' is not a column of {path}",
                          hint="columns: " + ", ".join(names[:20]))
-    profiles = {name: ColumnProfile(name, csv.decimal) for name in names}
+    profiles = {name: ColumnProfile(name, csv.decimal, max_levels) for name in names}
     rows = 0
     with Progress(f"profiling {os.path.basename(path)}", total=tabular.table_rows(path),
                   enabled=progress) as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, batch_rows=batch_rows, text=True):
             for index, name in enumerate(item.batch.schema.names):
-                profiles[name].update(item.batch.column(index), max_levels)
+                profiles[name].update(item.batch.column(index))
             rows += item.batch.num_rows
             bar.advance(item.batch.num_rows)
     columns = {name: profile.column() for name, profile in profiles.items()}
