@@ -30,7 +30,7 @@ import yaml
 
 from mlci.adapters.pushgateway import Metric, Pushgateway
 from mlci.core import drift as rules
-from mlci.core.config import MonitorSection, Project
+from mlci.core.config import ColumnDrift, MonitorSection, Project
 from mlci.core.dataschema import DataSchema, load_schema
 from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
@@ -512,9 +512,7 @@ def join_labels(project: Project, labels_file: str, source: Source, schema: Data
 # -- checks ---------------------------------------------------------------------------------------
 
 
-def _override(settings: MonitorSection, column: str):
-    from mlci.core.config import ColumnDrift
-
+def _override(settings: MonitorSection, column: str) -> ColumnDrift:
     return settings.columns.get(column) or ColumnDrift()
 
 
