@@ -52,8 +52,8 @@ class ConfigError(UsageError):
         if isinstance(issues, str):
             issues = [ConfigIssue(message=issues, hint=hint)]
         self.issues = issues
-        first_hint = hint or next((i.hint for i in issues if i.hint), None)
-        super().__init__("\n".join(i.format() for i in issues), hint=None if len(issues) > 1 else first_hint)
+        # Each issue's line carries its own hint, so the error has no separate hint line.
+        super().__init__("\n".join(i.format() for i in issues))
 
 
 class DataError(UsageError):

@@ -140,3 +140,20 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_unquoted_dates_are_read_as_iso_text(tmp_path):
+    path = write(tmp_path, "columns:\n  day: {type: datetime, min: 2024-01-01, max: 2024-12-31 10:00:00}\n",
+                 "schema.yaml")
+    column = load_schema(path).columns["day"]
+    assert (column.min, column.max) == ("2024-01-01", "2024-12-31T10:00:00")
+
+
+def test_unwritable_output_is_a_service_error_not_a_crash(tmp_path):
+    from mlci.core.atomic import atomic_write_text
+    from mlci.errors import ServiceError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ServiceError, match="cannot write .*file/out.json"):
+        atomic_write_text(blocker / "out.json", "{}")

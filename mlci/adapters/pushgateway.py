@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
-from mlci.errors import ServiceError
+from mlci.errors import ConfigError, ServiceError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -106,7 +106,7 @@ class Pushgateway:
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
         parts = urllib.parse.urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ServiceError(f"invalid Pushgateway URL '{redact(url)}'",
+            raise ConfigError(f"invalid Pushgateway URL '{redact(url)}'",
                                hint="use http://host:9091 (monitor.pushgateway, --pushgateway or MLCI_PUSHGATEWAY)")
         self._auth = None
         if parts.username is not None:

@@ -31,7 +31,16 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically; ServiceError (exit 3) when the file system refuses."""
     path = Path(path)
+    try:
+        _replace_atomically(path, data)
+    except OSError as exc:
+        raise ServiceError(f"cannot write {path}: {exc.strerror or exc}",
+                           hint="check that the directory is writable and the disk has space") from None
+
+
+def _replace_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

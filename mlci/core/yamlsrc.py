@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,4 +99,6 @@ def _construct(node: yaml.Node, path: KeyPath, doc: YamlDocument, issues: list[C
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(item, path + (i,), doc, issues) for i, item in enumerate(node.value)]
-    return _scalar_constructor.construct_object(node, deep=True)
+    value = _scalar_constructor.construct_object(node, deep=True)
+    # An unquoted 2024-01-01 is a date to YAML; mlci's files take dates as ISO text.
+    return value.isoformat() if isinstance(value, (datetime.date, datetime.datetime)) else value
