@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mlci.core.gates import LOWER_IS_BETTER
+from mlci.core.gates import improvement
 
 BINARY_ONLY = ("precision", "recall", "f1", "pr_auc", "brier")
 CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1",
@@ -82,10 +82,6 @@ def unsuitable_metric(name: str, task: str) -> str | None:
     return f"'{name}' is not a {task} metric (known: {known})"
 
 
-def higher_is_better(name: str) -> bool:
-    return name not in LOWER_IS_BETTER
-
-
 def compute(preds: Predictions, names: list[str] | tuple[str, ...] | None = None) -> dict[str, float]:
     """Point estimates of ``names`` (default: every metric the predictions allow)."""
     names = list(names) if names is not None else available(preds)
@@ -110,19 +106,18 @@ def weighted(preds: Predictions, name: str, weights: np.ndarray) -> np.ndarray:
 
 def bootstrap_differences(challenger: Predictions, champion: Predictions, name: str, *, samples: int,
                           seed: int) -> np.ndarray:
-    """Paired bootstrap of the improvement s*(challenger - champion), s = +1 when higher is better,
-    -1 otherwise: both models are scored on the same resampled rows in every resample."""
+    """Paired bootstrap of the improvement Δ = s*(challenger - champion) (``mlci.core.gates.improvement``):
+    both models are scored on the same resampled rows in every resample."""
     if len(challenger) != len(champion):
         raise ValueError("paired bootstrap needs predictions on the same holdout rows")
     rng = np.random.default_rng(seed)
     rows = len(challenger)
-    sign = 1.0 if higher_is_better(name) else -1.0
     block = max(1, _BLOCK_CELLS // max(rows, 1))
     out = []
     for start in range(0, samples, block):
         count = min(block, samples - start)
         weights = resample_weights(rng, count, rows)
-        out.append(sign * (weighted(challenger, name, weights) - weighted(champion, name, weights)))
+        out.append(improvement(name, weighted(challenger, name, weights), weighted(champion, name, weights)))
     return np.concatenate(out)
 
 
