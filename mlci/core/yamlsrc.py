@@ -41,6 +41,14 @@ class YamlDocument:
         return self.lines.get((), None)
 
 
+def config_issue(document: YamlDocument | None, dotted: str, message: str, hint: str | None) -> ConfigError:
+    """A ConfigError located at ``dotted`` (e.g. ``model.params``) in ``document`` when known."""
+    keys = tuple(dotted.split("."))
+    file = document.origin_of(keys) if document else "mlci.yaml"
+    line = document.line_of(keys) if document else None
+    return ConfigError([ConfigIssue(message, file=file, line=line, path=dotted, hint=hint)])
+
+
 def format_path(path: KeyPath) -> str:
     out = ""
     for part in path:

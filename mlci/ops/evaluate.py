@@ -20,9 +20,9 @@ from mlci.core.config import Project
 from mlci.core.gates import slice_key
 from mlci.core.progress import Progress
 from mlci.core.reports import Report, write_report
+from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError
 from mlci.ops import metrics
-from mlci.ops.features import config_issue
 from mlci.ops.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry, write_model_card
 from mlci.ops.plots import new_figure, to_svg
 from mlci.ops.train import Dataset, configured_metrics, holdout_dataset, project_schema

@@ -23,8 +23,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
-from mlci.core.yamlsrc import YamlDocument
-from mlci.errors import ConfigError, ConfigIssue
+from mlci.core.yamlsrc import YamlDocument, config_issue
+from mlci.errors import ConfigError
 
 MISSING_CATEGORY = "__missing__"
 DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
@@ -176,11 +176,3 @@ def build_pipeline(schema: DataSchema, *, estimator: Any, scale_numeric: bool = 
                    datetime_parts: list[str] | tuple[str, ...] = ()) -> Pipeline:
     preprocess = build_preprocessor(schema, scale_numeric=scale_numeric, datetime_parts=datetime_parts)
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
-
-
-def config_issue(document: YamlDocument | None, dotted: str, message: str, hint: str | None) -> ConfigError:
-    """A ConfigError located at ``dotted`` (e.g. ``model.params``) in ``document`` when known."""
-    keys = tuple(dotted.split("."))
-    file = document.origin_of(keys) if document else "mlci.yaml"
-    line = document.line_of(keys) if document else None
-    return ConfigError([ConfigIssue(message, file=file, line=line, path=dotted, hint=hint)])

@@ -17,10 +17,10 @@ from mlci.adapters.registry_store import ModelRegistry, sha256_bytes
 from mlci.core.config import GateRule, Project
 from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
+from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
 from mlci.ops import metrics
 from mlci.ops.evaluate import predict, predictions_from_bytes, slice_keys, slice_metrics
-from mlci.ops.features import config_issue
 from mlci.ops.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry
 from mlci.ops.train import holdout_dataset, project_schema
 

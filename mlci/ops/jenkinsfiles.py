@@ -20,7 +20,8 @@ from mlci.core.atomic import atomic_write_text
 from mlci.core.config import CONFIG_FILE, Project
 from mlci.core.groovy import groovy_int, groovy_literal, require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
-from mlci.errors import ConfigError, ConfigIssue, UsageError
+from mlci.core.yamlsrc import config_issue
+from mlci.errors import ConfigError, UsageError
 from mlci.ops.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
 from mlci.ops.render import register_filter, render
 
@@ -186,8 +187,8 @@ def _deployments(project: Project) -> list[dict]:
 def _check_agent(project: Project) -> None:
     agent = project.config.jenkins.agent
     if agent.kubernetes_yaml and agent.docker_image:
-        raise _located(project, ("jenkins", "agent"), "set docker_image or kubernetes_yaml, not both",
-                       "a Kubernetes pod template names its own containers")
+        raise config_issue(project.document, "jenkins.agent", "set docker_image or kubernetes_yaml, not both",
+                           "a Kubernetes pod template names its own containers")
 
 
 def _report_patterns(project: Project, root: Path) -> dict:
@@ -199,8 +200,8 @@ def _inside(project: Project, path: Path, root: Path, key: str) -> str:
     """``path`` relative to the repository root, in POSIX form; refused when it lies outside."""
     relative = os.path.relpath(Path(path).resolve(), root.resolve())
     if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
-        raise _located(project, tuple(key.split(".")), f"{_display(path)} is outside the repository {root.name}",
-                       "Jenkins only sees files inside the checked-out repository")
+        raise config_issue(project.document, key, f"{_display(path)} is outside the repository {root.name}",
+                           "Jenkins only sees files inside the checked-out repository")
     return Path(relative).as_posix()
 
 
@@ -209,12 +210,6 @@ def _config_override(project: Project, root: Path) -> str | None:
     if project.config_path.resolve() == (project.root / CONFIG_FILE).resolve():
         return None
     return _inside(project, project.config_path, root, "config")
-
-
-def _located(project: Project, key_path: tuple, message: str, hint: str) -> ConfigError:
-    document = project.document
-    return ConfigError([ConfigIssue(message, file=document.origin_of(key_path), line=document.line_of(key_path),
-                                    path=".".join(key_path), hint=hint)])
 
 
 def _with_locations(project: Project, error: ConfigError) -> ConfigError:

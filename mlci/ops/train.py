@@ -18,10 +18,11 @@ from mlci.adapters.model_files import dump_model, untrusted_types
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import Project
 from mlci.core.dataschema import DataSchema, load_schema, schema_to_dict
+from mlci.core.yamlsrc import config_issue
 from mlci.core.progress import Progress
 from mlci.errors import DataError, IntegrityError
 from mlci.ops import lineage, metrics
-from mlci.ops.features import build_pipeline, config_issue, feature_columns, make_estimator
+from mlci.ops.features import build_pipeline, feature_columns, make_estimator
 from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.tabular import read_table
 
