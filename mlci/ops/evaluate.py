@@ -42,19 +42,21 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
                         f"missing: {', '.join(absent)}")
     preds = predict(model, holdout, features, task)
     overall = metrics.compute(preds)
-    slices = slice_metrics(project, holdout, preds)
+    names = configured_metrics(project)
+    keys = slice_keys(project, holdout)
+    slices = slice_metrics(keys, preds, names)
     evaluation = project.config.evaluation
     latency = measure_latency(model, holdout.frame[features], evaluation.latency_rows,
                               budget=evaluation.latency_seconds, quiet=quiet)
     overall.update(dict(zip(metrics.LATENCY_METRICS, (latency["p50_ms"], latency["p95_ms"]))))
-    predictions_bytes = predictions_to_bytes(preds, slice_keys(project, holdout))
+    predictions_bytes = predictions_to_bytes(preds, keys)
     result = {"version": record["version"], "task": task, "metrics": overall, "slices": slices,
               "classes": preds.classes, "confusion": confusion_matrix(preds), "latency": latency,
               "holdout": holdout.lineage, "predictions": PREDICTIONS_FILE,
               "predictions_sha256": sha256_bytes(predictions_bytes)}
     metrics_bytes = (json.dumps(_finite(result), indent=2) + "\n").encode()
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
-    report = Report(kind="evaluate", details={**result, "slice_metrics": configured_metrics(project)})
+    report = Report(kind="evaluate", details={**result, "slice_metrics": names})
     html = render_html(project, report, preds, record)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     atomic_write_bytes(project.reports_dir / METRICS_FILE, metrics_bytes)
@@ -82,11 +84,11 @@ def slice_keys(project: Project, data: Dataset) -> dict[str, np.ndarray]:
     return out
 
 
-def slice_metrics(project: Project, data: Dataset, preds: metrics.Predictions) -> dict[str, dict[str, Any]]:
-    """``{column: {value: {"rows": n, "metrics": {...}}}}`` for each column in evaluation.slices."""
-    names = configured_metrics(project)
+def slice_metrics(keys_by_column: dict[str, np.ndarray], preds: metrics.Predictions,
+                  names: list[str]) -> dict[str, dict[str, Any]]:
+    """``{column: {value: {"rows": n, "metrics": {...}}}}`` for each column of ``slice_keys``."""
     out: dict[str, dict[str, Any]] = {}
-    for column, keys in slice_keys(project, data).items():
+    for column, keys in keys_by_column.items():
         out[column] = {}
         for key in sorted(set(keys)):
             mask = keys == key

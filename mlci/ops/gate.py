@@ -22,7 +22,7 @@ from mlci.errors import DataError, NotFound, UsageError
 from mlci.ops import metrics
 from mlci.ops.evaluate import predict, predictions_from_bytes, slice_keys, slice_metrics
 from mlci.ops.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry
-from mlci.ops.train import holdout_dataset, project_schema
+from mlci.ops.train import configured_metrics, holdout_dataset, project_schema
 
 
 class Evaluated:
@@ -148,9 +148,9 @@ def _rescore_champion(project: Project, version: int, challenger: Evaluated) -> 
         raise UsageError("the holdout data changed since the challenger was evaluated",
                          hint="run `mlci evaluate` again, then `mlci gate`")
     preds = predict(model, holdout, record["features"], record["task"])
-    result = {"metrics": metrics.compute(preds), "slices": slice_metrics(project, holdout, preds),
-              "holdout": challenger.result.get("holdout")}
     keys = slice_keys(project, holdout)
+    result = {"metrics": metrics.compute(preds), "slices": slice_metrics(keys, preds, configured_metrics(project)),
+              "holdout": challenger.result.get("holdout")}
     return Evaluated(result, f"v{version}", lambda: (preds, keys))
 
 
