@@ -32,9 +32,12 @@ def write_model_card(registry: ModelRegistry, version: int) -> dict[str, Any]:
     from mlci.ops.render import render
 
     record = registry.get(version)
-    aliases = [name for name, entry in registry.aliases().items() if entry.get("version") == version]
-    card = render("model_card.md.j2", record=record, aliases=aliases)
+    card = render("model_card.md.j2", record=record, aliases=_aliases_of(registry, version))
     return registry.update(version, lambda r: None, artifacts={MODEL_CARD_FILE: card.encode("utf-8")})
+
+
+def _aliases_of(registry: ModelRegistry, version: int) -> list[str]:
+    return [name for name, entry in registry.aliases().items() if entry.get("version") == version]
 
 
 @dataclass
@@ -66,8 +69,7 @@ def list_versions(*, project: Project) -> RegistryView:
 def show_version(*, project: Project, ref: str) -> RegistryView:
     registry = open_registry(project)
     record = registry.get(ref)
-    aliases = [n for n, e in registry.aliases().items() if e.get("version") == record["version"]]
-    return RegistryView("show", {"record": record, "aliases": aliases})
+    return RegistryView("show", {"record": record, "aliases": _aliases_of(registry, record["version"])})
 
 
 def promote(*, project: Project, ref: str, alias: str) -> RegistryView:
