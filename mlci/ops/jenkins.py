@@ -119,13 +119,23 @@ def sync_jobs(project: Project, client: JenkinsClient, *, dry_run: bool = False,
         log(f"{change.action} {name}")
         (client.create_job if change.action == "create" else client.update_job)(name, desired)
     if prune:
-        for name in _managed_jobs(client, folder, project.config.project):
-            if name.lower() not in {w.lower() for w in wanted}:
-                result.changes.append(JobChange(name, "delete"))
-                if not dry_run:
-                    log(f"delete {name}")
-                    client.delete_job(name)
+        result.changes += _prune_jobs(client, project, set(wanted), dry_run=dry_run, log=log)
     return result
+
+
+def _prune_jobs(client: JenkinsClient, project: Project, wanted: set[str], *, dry_run: bool,
+                log: Log) -> list[JobChange]:
+    """Delete the jobs marked as this project's that are not ``wanted`` (names compared ignoring case)."""
+    keep = {name.lower() for name in wanted}
+    changes = []
+    for name in _managed_jobs(client, project.config.jenkins.folder, project.config.project):
+        if name.lower() in keep:
+            continue
+        changes.append(JobChange(name, "delete"))
+        if not dry_run:
+            log(f"delete {name}")
+            client.delete_job(name)
+    return changes
 
 
 def _plan_job(client: JenkinsClient, name: str, desired: str) -> JobChange:
@@ -230,12 +240,17 @@ def trigger_build(client: JenkinsClient, job: str, parameters: dict[str, str] | 
     result.number = number
     log(f"started {job} #{number}")
     if not follow:
-        result.url = redact_url(client.build_info(job, number).get("url") or "") or None
+        result.url = _public_url(client.build_info(job, number))
         return result
     _stream_console(client, job, number, deadline, poll_interval, on_console)
     info = _wait_for_result(client, job, number, deadline, poll_interval)
-    result.result, result.url = info["result"], redact_url(info.get("url") or "") or None
+    result.result, result.url = info["result"], _public_url(info)
     return result
+
+
+def _public_url(build: dict) -> str | None:
+    """The build's URL without credentials or query string (None when Jenkins gave none)."""
+    return redact_url(build.get("url") or "") or None
 
 
 def _check_parameters(client: JenkinsClient, job: str, parameters: dict[str, str]) -> None:
