@@ -292,16 +292,17 @@ def _find_request(client: JenkinsClient, job: str, request_id: str) -> int | Non
 
 
 def _queue_id_of_build(client: JenkinsClient, job: str, request_id: str) -> int | None:
-    number = _build_with_request(client, job, request_id)
-    return client.build_info(job, number).get("queueId") if number is not None else None
+    build = _build_with_request(client, job, request_id)
+    return build.get("queueId") if build is not None else None
 
 
-def _build_with_request(client: JenkinsClient, job: str, request_id: str, recent: int = 20) -> int | None:
+def _build_with_request(client: JenkinsClient, job: str, request_id: str, recent: int = 20) -> dict | None:
+    """The build info of the ``recent`` builds of ``job`` that carries ``request_id``, if any."""
     info = client.job_info(job) or {}
     for ref in info.get("builds", [])[:recent]:
         build = client.build_info(job, ref["number"])
         if request_id in _parameter_values(build):
-            return int(build["number"])
+            return build
     return None
 
 
@@ -316,11 +317,11 @@ def _wait_for_number(client: JenkinsClient, result: BuildResult, deadline: Deadl
     while True:
         item = client.queue_item(result.queue_id)
         if item is None:  # Jenkins forgets queue items a few minutes after they leave the queue
-            number = _build_with_request(client, result.job, result.request_id)
-            if number is None:
+            build = _build_with_request(client, result.job, result.request_id)
+            if build is None:
                 raise ServiceError(f"queue item {result.queue_id} of {result.job} expired before its build was seen",
                                    hint=f"check the build history of {result.job}")
-            return number
+            return int(build["number"])
         if item.get("cancelled"):
             return None
         executable = item.get("executable") or {}
