@@ -126,8 +126,7 @@ class JenkinsClient:
         return self._call(f"triggering job {name}", self._post_build, name, parameters)
 
     def _post_build(self, name: str, parameters: dict[str, str]) -> int:
-        response = self._server.jenkins_request(requests.Request(
-            "POST", urllib.parse.urljoin(self.url, _job_path(name) + "buildWithParameters"), data=parameters))
+        response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters)
         location = response.headers.get("Location", "")
         match = re.search(r"/queue/item/(\d+)/?$", location)
         if not match:
@@ -174,7 +173,7 @@ class JenkinsClient:
             raise ServiceError(f"Jenkins at {self.url} answered {what} with something that is not JSON",
                                hint="is JENKINS_URL the Jenkins root URL?") from None
 
-    def _request(self, method: str, path: str, data: bytes | None = None, headers: dict | None = None,
+    def _request(self, method: str, path: str, data: bytes | dict | None = None, headers: dict | None = None,
                  params: dict | None = None) -> requests.Response:
         request = requests.Request(method, urllib.parse.urljoin(self.url, path), data=data,
                                    headers=headers or {}, params=params)
