@@ -265,3 +265,15 @@ def test_real_uvicorn_process_concurrent_requests_and_sigterm_flushes_the_log(pr
             server.wait()
     rows = sum(len(f.read_text().splitlines()) for f in log_dir.iterdir())
     assert rows == 40 * 5
+
+
+def test_a_malformed_environment_setting_is_a_one_line_usage_error(monkeypatch, capsys):
+    from mlci.serve.__main__ import parse
+
+    monkeypatch.setenv("MLCI_SERVE_PORT", "eighty")
+    with pytest.raises(SystemExit) as exited:
+        parse([])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "MLCI_SERVE_PORT='eighty' is not a valid int" in error
+    assert "Traceback" not in error

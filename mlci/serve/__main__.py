@@ -15,8 +15,17 @@ from mlci.serve.settings import ServeSettings
 
 
 def _env(name: str, default):
-    value = os.environ.get(f"MLCI_SERVE_{name.upper()}")
-    return default if value in (None, "") else type(default)(value)
+    """``MLCI_SERVE_<NAME>`` as the type of ``default`` (``default`` when unset or empty)."""
+    variable = f"MLCI_SERVE_{name.upper()}"
+    value = os.environ.get(variable)
+    if value in (None, ""):
+        return default
+    try:
+        return type(default)(value)
+    except ValueError:
+        print(f"python -m mlci.serve: {variable}={value!r} is not a valid {type(default).__name__}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def parse(argv: list[str] | None = None) -> ServeSettings:
