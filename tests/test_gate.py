@@ -202,3 +202,23 @@ def test_registry_gate_bootstrap_against_a_promoted_champion(tmp_path, run_cli):
     # the champion against itself passes: Δ = 0 on every resample
     code, out, _ = run_cli("-C", root, "--json", "gate", "--model", "1")
     assert code == 0 and json.loads(out)["checks"][0]["value"] == 0
+
+
+def test_files_only_unreadable_predictions_are_a_one_line_data_error(tmp_path, run_cli):
+    import hashlib
+
+    root = gate_project(tmp_path, [{"metric": "roc_auc", "max_drop": 0.01, "bootstrap": True}])
+    paths = []
+    for name in ("new", "old"):
+        folder = tmp_path / name
+        folder.mkdir()
+        garbage = b"PK\x03\x04 not a zip archive"
+        (folder / "predictions.npz").write_bytes(garbage)
+        (folder / "metrics.json").write_text(json.dumps({
+            "metrics": {"roc_auc": 0.8}, "task": "binary", "predictions": "predictions.npz",
+            "predictions_sha256": hashlib.sha256(garbage).hexdigest()}))
+        paths.append(folder / "metrics.json")
+    code, _, err = run_cli("-C", root, "gate", "--metrics", paths[0], "--baseline", paths[1])
+    assert code == 2, err
+    assert "predictions.npz" in err and "not a readable predictions file" in err
+    assert "Traceback" not in err

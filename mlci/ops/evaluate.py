@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -138,12 +139,13 @@ def predictions_to_bytes(preds: metrics.Predictions, slices: dict[str, np.ndarra
     return buffer.getvalue()
 
 
-def predictions_from_bytes(task: str, data: bytes) -> tuple[metrics.Predictions, dict[str, np.ndarray]]:
+def predictions_from_bytes(task: str, data: bytes, source: str) -> tuple[metrics.Predictions, dict[str, np.ndarray]]:
+    """The predictions and slice values written by ``predictions_to_bytes``; ``source`` names the file in errors."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             loaded = {k: arrays[k] for k in arrays.files}
-    except (ValueError, OSError) as exc:
-        raise DataError(f"not a readable predictions file ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{source}: not a readable predictions file ({exc})") from None
     slices = {k[len(SLICE_PREFIX):]: v for k, v in loaded.items() if k.startswith(SLICE_PREFIX)}
     return metrics.Predictions.from_arrays(task, loaded), slices
 

@@ -133,10 +133,12 @@ def _from_registry(registry: ModelRegistry, record: dict[str, Any]) -> Evaluated
         raise UsageError(f"model version {version} has not been evaluated",
                          hint=f"run `mlci evaluate --model {version}` first")
     result = json.loads(registry.read_artifact(version, METRICS_FILE))
-    has_predictions = PREDICTIONS_FILE in record["artifacts"]
-    load = (lambda: predictions_from_bytes(record["task"], registry.read_artifact(version, PREDICTIONS_FILE))) \
-        if has_predictions else None
-    return Evaluated(result, f"v{version}", load)
+
+    def load() -> tuple[metrics.Predictions, dict[str, np.ndarray]]:
+        data = registry.read_artifact(version, PREDICTIONS_FILE)
+        return predictions_from_bytes(record["task"], data, f"model version {version} {PREDICTIONS_FILE}")
+
+    return Evaluated(result, f"v{version}", load if PREDICTIONS_FILE in record["artifacts"] else None)
 
 
 def _rescore_champion(project: Project, version: int, challenger: Evaluated) -> Evaluated:
@@ -175,5 +177,5 @@ def _file_predictions_loader(path: Path, result: dict[str, Any]):
         data = path.read_bytes()
         if result.get("predictions_sha256") != sha256_bytes(data):
             raise LookupError(f"{path} does not match the sha256 in its metrics file")
-        return predictions_from_bytes(result.get("task", "binary"), data)
+        return predictions_from_bytes(result.get("task", "binary"), data, str(path))
     return load
