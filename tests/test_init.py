@@ -33,3 +33,11 @@ def test_init_data_is_the_bundled_example(tmp_path, run_cli):
     example = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples/credit-risk/data"
     for name in ("train.csv", "holdout.csv", "later.csv"):
         assert (tmp_path / "x/data" / name).read_bytes() == (example / name).read_bytes()
+
+
+def test_init_where_no_directory_can_be_made_is_a_usage_error(tmp_path, run_cli):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run_cli("init", blocker / "project")
+    assert code == 2, err
+    assert "cannot create the project directory" in err and str(blocker / "project") in err

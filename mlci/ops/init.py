@@ -59,12 +59,21 @@ def init_project(*, directory: Path, force: bool = False) -> InitResult:
     if existing and not force:
         raise UsageError(f"{directory}: would overwrite {', '.join(existing)}",
                          hint="use --force to replace them, or choose an empty directory")
+    _make_directory(directory)
     result = InitResult(directory.resolve())
     for name, data in files.items():
         atomic_write_bytes(directory / name, data)
         result.written.append(name)
     _write_jenkinsfiles(directory, result, force=force)
     return result
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{directory}: cannot create the project directory ({exc.strerror or exc})",
+                         hint="choose a directory that can be created") from None
 
 
 def _write_jenkinsfiles(directory: Path, result: InitResult, *, force: bool) -> None:
