@@ -27,6 +27,11 @@ def edit(root, change):
     (lambda c: c["model"].update(estimator="sklearn.linear_model.Ridge"), "is not a classifier"),
     (lambda c: c["model"].update(params={"no_such_param": 1}), "does not accept these parameters"),
     (lambda c: c["model"].update(metrics=["rmse"]), "'rmse' is not a binary metric"),
+    (lambda c: c["model"].update(steps=[{"name": "select", "transformer": "sklearn.linear_model.Ridge"}]),
+     "model.steps[0].transformer: 'sklearn.linear_model.Ridge' is not a scikit-learn compatible transformer"),
+    (lambda c: c["model"].update(steps=[{"name": "pca", "transformer": "sklearn.decomposition.PCA",
+                                         "params": {"n_compnents": 2}}]),
+     "model.steps[0].params: PCA does not accept these parameters"),
 ])
 def test_bad_config_is_one_line_exit_2_registry_unchanged(tmp_path, run_cli, change, message):
     root = write_project(tmp_path / "p")
@@ -104,3 +109,28 @@ def test_holdout_split_when_no_holdout_file(tmp_path, run_cli):
     assert record["data"]["holdout"]["split"] == {"fraction": 0.2, "seed": 42, "part": "holdout"}
     code, out, _ = run_cli("-C", root, "--json", "evaluate")
     assert code == 0 and json.loads(out)["details"]["holdout"]["rows"] == 120
+
+
+def test_configured_steps_make_a_pipeline_with_the_estimator(tmp_path, run_cli):
+    root = write_project(tmp_path / "p")
+    edit(root, lambda c: c["model"].update(steps=[
+        {"name": "select", "transformer": "sklearn.feature_selection.SelectKBest", "params": {"k": 5}},
+        {"name": "pca", "transformer": "sklearn.decomposition.PCA", "params": {"n_components": 3}}]))
+    code, _, err = run_cli("-C", root, "train")
+    assert code == 0, err
+    model, record = load_version_model(load_project(root), "latest")
+    assert [name for name, _ in model.steps] == ["preprocess", "select", "pca", "model"]
+    assert model.named_steps["pca"].n_components_ == 3 and model.named_steps["pca"].random_state == 42
+    assert [(s["name"], s["transformer"], s["params"]["k"] if "k" in s["params"] else s["params"]["n_components"])
+            for s in record["estimator"]["steps"]] == [("select", "sklearn.feature_selection.SelectKBest", 5),
+                                                       ("pca", "sklearn.decomposition.PCA", 3)]
+    code, _, err = run_cli("-C", root, "evaluate")
+    assert code == 0, err
+
+
+def test_step_names_must_be_free(tmp_path, run_cli):
+    root = write_project(tmp_path / "p")
+    edit(root, lambda c: c["model"].update(steps=[
+        {"name": "model", "transformer": "sklearn.decomposition.PCA"}]))
+    code, _, err = run_cli("-C", root, "train")
+    assert code == 2 and "model.steps[0].name: step name 'model' is taken" in err

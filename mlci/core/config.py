@@ -46,12 +46,23 @@ class DataSection:
 
 
 @section
+class PipelineStep:
+    """A transformer between the schema-derived preprocessing and the estimator."""
+
+    name: str = opt(pattern=IDENTIFIER, help="the step's name in the scikit-learn Pipeline")
+    transformer: str = opt(help="import path of a scikit-learn compatible transformer class")
+    params: dict[str, Any] = opt(dict, help="keyword arguments for the transformer")
+
+
+@section
 class ModelSection:
     """What to train."""
 
     task: Task = opt(help="binary, multiclass or regression")
     estimator: str = opt(help="import path of a scikit-learn compatible estimator class")
     params: dict[str, Any] = opt(dict, help="keyword arguments for the estimator")
+    steps: list[PipelineStep] = opt(list, help="transformers applied after the preprocessing, before the "
+                                    "estimator (they make a scikit-learn Pipeline with it)")
     seed: int = opt(42, min=0, help="random seed for splits, estimator and bootstrap")
     cv_folds: int = opt(5, min=0, max=50, help="k-fold cross-validation folds (0 turns it off)")
     metrics: list[str] = opt(list, help="metrics reported in cross-validation (default: per task)")
@@ -240,6 +251,11 @@ class Config:
     reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
 
     def check(self):
+        step_names = [step.name for step in self.model.steps] if self.model else []
+        for index, name in enumerate(step_names):
+            if name in ("preprocess", "model") or name in step_names[:index]:
+                yield ("model", "steps", index, "name"), f"step name '{name}' is taken", \
+                    "'preprocess', 'model' and earlier step names are taken"
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"

@@ -42,11 +42,11 @@ class YamlDocument:
 
 
 def config_issue(document: YamlDocument | None, dotted: str, message: str, hint: str | None) -> ConfigError:
-    """A ConfigError located at ``dotted`` (e.g. ``model.params``) in ``document`` when known."""
-    keys = tuple(dotted.split("."))
+    """A ConfigError located at ``dotted`` (e.g. ``model.params``, ``model.steps.0.params``) in ``document``."""
+    keys = tuple(int(part) if part.isdigit() else part for part in dotted.split("."))
     file = document.origin_of(keys) if document else "mlci.yaml"
     line = document.line_of(keys) if document else None
-    return ConfigError([ConfigIssue(message, file=file, line=line, path=dotted, hint=hint)])
+    return ConfigError([ConfigIssue(message, file=file, line=line, path=format_path(keys), hint=hint)])
 
 
 def format_path(path: KeyPath) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlci.core.config import PipelineStep
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.yamlsrc import YamlDocument, config_issue
 from mlci.errors import ConfigError
@@ -132,9 +133,13 @@ def build_preprocessor(schema: DataSchema, *, scale_numeric: bool = True,
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 
-def estimator_class(import_path: str, *, document: YamlDocument | None = None) -> type:
-    """The estimator class named by ``import_path`` (``model.estimator``)."""
-    key = "model.estimator"
+ESTIMATOR_METHODS = ("fit", "predict", "get_params")
+TRANSFORMER_METHODS = ("fit", "transform", "get_params")
+
+
+def estimator_class(import_path: str, *, document: YamlDocument | None = None, key: str = "model.estimator",
+                    methods: tuple[str, ...] = ESTIMATOR_METHODS) -> type:
+    """The class named by ``import_path`` at config key ``key``, checked to have ``methods``."""
     module_name, _, class_name = import_path.rpartition(".")
     if not module_name:
         raise config_issue(document, key, f"'{import_path}' is not an import path", "e.g. sklearn.linear_model.LogisticRegression")
@@ -147,23 +152,29 @@ def estimator_class(import_path: str, *, document: YamlDocument | None = None) -
         close = [n for n in dir(module) if n.lower() == class_name.lower()]
         raise config_issue(document, key, f"module '{module_name}' has no class '{class_name}'",
                             f"did you mean '{close[0]}'?" if close else None)
-    if not inspect.isclass(cls) or not all(callable(getattr(cls, m, None)) for m in ("fit", "predict", "get_params")):
-        raise config_issue(document, key, f"'{import_path}' is not a scikit-learn compatible estimator",
-                            "it needs fit, predict and get_params")
+    if not inspect.isclass(cls) or not all(callable(getattr(cls, m, None)) for m in methods):
+        kind = "estimator" if methods == ESTIMATOR_METHODS else "transformer"
+        raise config_issue(document, key, f"'{import_path}' is not a scikit-learn compatible {kind}",
+                            f"it needs {', '.join(methods)}")
     return cls
+
+
+def _instantiate(cls: type, params: dict[str, Any], *, seed: int, key: str, document: YamlDocument | None) -> Any:
+    try:
+        instance = cls(**params)
+    except TypeError as exc:
+        raise config_issue(document, key, f"{cls.__name__} does not accept these parameters ({exc})",
+                            "see its documentation")
+    if "random_state" in instance.get_params() and "random_state" not in params:
+        instance.set_params(random_state=seed)
+    return instance
 
 
 def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed: int,
                    document: YamlDocument | None = None) -> Any:
     """An instance of the configured estimator, seeded, checked to be a classifier/regressor for ``task``."""
     cls = estimator_class(import_path, document=document)
-    try:
-        estimator = cls(**params)
-    except TypeError as exc:
-        raise config_issue(document, "model.params", f"{cls.__name__} does not accept these parameters ({exc})",
-                            "see the estimator's documentation")
-    if "random_state" in estimator.get_params() and "random_state" not in params:
-        estimator.set_params(random_state=seed)
+    estimator = _instantiate(cls, params, seed=seed, key="model.params", document=document)
     wants_classifier = task != "regression"
     if wants_classifier and not is_classifier(estimator) or not wants_classifier and not is_regressor(estimator):
         kind = "classifier" if wants_classifier else "regressor"
@@ -172,7 +183,19 @@ def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed:
     return estimator
 
 
-def build_pipeline(schema: DataSchema, *, estimator: Any, scale_numeric: bool = True,
-                   datetime_parts: list[str] | tuple[str, ...] = ()) -> Pipeline:
+def make_steps(steps: Sequence[PipelineStep], *, seed: int, document: YamlDocument | None = None) -> list[tuple[str, Any]]:
+    """The configured ``model.steps`` as (name, transformer) pairs, each seeded like the estimator."""
+    made = []
+    for index, step in enumerate(steps):
+        key = f"model.steps.{index}"
+        cls = estimator_class(step.transformer, document=document, key=f"{key}.transformer",
+                              methods=TRANSFORMER_METHODS)
+        made.append((step.name, _instantiate(cls, step.params, seed=seed, key=f"{key}.params", document=document)))
+    return made
+
+
+def build_pipeline(schema: DataSchema, *, estimator: Any, steps: Sequence[tuple[str, Any]] = (),
+                   scale_numeric: bool = True, datetime_parts: list[str] | tuple[str, ...] = ()) -> Pipeline:
+    """preprocess (from the schema) → the configured steps → model (the estimator)."""
     preprocess = build_preprocessor(schema, scale_numeric=scale_numeric, datetime_parts=datetime_parts)
-    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+    return Pipeline([("preprocess", preprocess), *steps, ("model", estimator)])

@@ -22,7 +22,7 @@ from mlci.core.yamlsrc import config_issue
 from mlci.core.progress import Progress
 from mlci.errors import DataError, IntegrityError
 from mlci.ops import lineage, metrics
-from mlci.ops.features import build_pipeline, feature_columns, make_estimator
+from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
 from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.tabular import read_table
 
@@ -125,7 +125,8 @@ def train(*, project: Project, quiet: bool = False) -> TrainResult:
     names = configured_metrics(project)
     estimator = make_estimator(model_cfg.estimator, model_cfg.params, task=model_cfg.task, seed=model_cfg.seed,
                                document=project.document)
-    pipeline = build_pipeline(schema, estimator=estimator, scale_numeric=model_cfg.scale_numeric,
+    steps = make_steps(model_cfg.steps, seed=model_cfg.seed, document=project.document)
+    pipeline = build_pipeline(schema, estimator=estimator, steps=steps, scale_numeric=model_cfg.scale_numeric,
                               datetime_parts=model_cfg.datetime_parts)
     fit_data, holdout = train_and_holdout(project, schema)
     _check_task_fits_target(project, fit_data)
@@ -187,7 +188,10 @@ def _record(project: Project, schema: DataSchema, fitted: Any, columns: list[str
         "task": model_cfg.task,
         "target": schema.target,
         "estimator": {"class": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
-                      "configured": model_cfg.estimator, "params": _plain_params(estimator.get_params())},
+                      "configured": model_cfg.estimator, "params": _plain_params(estimator.get_params()),
+                      "steps": [{"name": step.name, "transformer": step.transformer,
+                                 "params": _plain_params(fitted.named_steps[step.name].get_params())}
+                                for step in model_cfg.steps]},
         "features": columns,
         "classes": [metrics.label_text(c) for c in fitted.classes_] if model_cfg.task != "regression" else None,
         "schema": schema_dict,
