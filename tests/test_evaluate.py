@@ -68,4 +68,4 @@ def test_unknown_slice_column_is_a_config_error(tmp_path, run_cli):
     (root / "mlci.yaml").write_text(text)
     assert run_cli("-C", root, "train")[0] == 0
     code, _, err = run_cli("-C", root, "evaluate")
-    assert code == 2 and "evaluation.slices.0" in err and "regoin" in err
+    assert code == 2 and "evaluation.slices[0]" in err and "regoin" in err

@@ -172,7 +172,7 @@ def test_files_only_bad_input(tmp_path, run_cli):
     assert code == 2 and "--baseline needs --metrics" in err
     bad = gate_project(tmp_path / "x", [{"metric": "rmse", "min": 0.5}])
     code, _, err = run_cli("-C", bad, "gate", "--metrics", write_metrics(tmp_path / "m.json", {"rmse": 1}))
-    assert code == 2 and "gates.rules.0.metric" in err and "not a binary metric" in err
+    assert code == 2 and "gates.rules[0].metric" in err and "not a binary metric" in err
 
 
 # -- registry mode: a real champion, the paired bootstrap on the same holdout rows ------------------
