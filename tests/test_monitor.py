@@ -288,3 +288,10 @@ def test_parquet_read_column_by_column_scores_like_csv_read_by_rows(project):
     assert {c["name"]: pytest.approx(c["details"]["score"], rel=1e-9)
             for c in from_parquet["checks"] if c["group"] == "drift"} == scores
     assert from_parquet["details"]["quality"] == from_csv["details"]["quality"]
+
+
+def test_labels_with_current_files_is_a_usage_error(versioned, capsys):
+    code = run(["-C", str(versioned), "monitor", "--current", "data/holdout.csv", "--labels", "data/holdout.csv"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--labels joins labels to the server's prediction logs" in err and "Traceback" not in err

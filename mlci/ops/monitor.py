@@ -36,7 +36,7 @@ from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
 from mlci.core.spec import build
 from mlci.core.yamlsrc import load_yaml_text
-from mlci.errors import ConfigError, DataError, IntegrityError, MlciError, NotFound, ServiceError
+from mlci.errors import ConfigError, DataError, IntegrityError, MlciError, NotFound, ServiceError, UsageError
 from mlci.ops import drift as stats
 from mlci.ops.lineage import sha256_file
 
@@ -111,6 +111,9 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
                                             window_name="--since" if since else "monitor.window")
     except ServiceError as exc:
         return _service_failure(project, report, exc, started)
+    if labels and not current_source.is_log:
+        raise UsageError("--labels joins labels to the server's prediction logs, but the current data are files",
+                         hint="a current file carries its labels in the target column; drop --labels")
     report.details["current"] = {"files": [str(p) for p in current_source.files]}
     if current_source.is_log:
         report.details["current"]["since"] = current_source.logs_since.strftime("%Y-%m-%dT%H:%M:%SZ")
