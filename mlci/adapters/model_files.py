@@ -10,6 +10,8 @@ from typing import Any
 
 from mlci.errors import IntegrityError
 
+MODEL_FILE = "model.skops"  # a model version's model artifact in the registry
+
 # Reviewed: these packages' estimators and array types; nothing that runs arbitrary code on load.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.", "mlci.ops.features.")
 TRUSTED_TYPES = frozenset({

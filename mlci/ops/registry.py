@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlci.adapters.model_files import load_model
+from mlci.adapters.model_files import MODEL_FILE, load_model
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import Project
 
-MODEL_FILE = "model.skops"
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 MODEL_CARD_FILE = "model_card.md"

@@ -10,15 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlci.adapters.model_files import load_model
+from mlci.adapters.model_files import MODEL_FILE, load_model
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.spec import build
 from mlci.core.yamlsrc import YamlDocument
 from mlci.errors import IntegrityError
 from mlci.serve.compiled import CompiledPipeline, Unsupported, compile_pipeline, verification_columns, verify
-
-MODEL_FILE = "model.skops"
 
 
 @dataclass
