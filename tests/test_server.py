@@ -277,3 +277,14 @@ def test_a_malformed_environment_setting_is_a_one_line_usage_error(monkeypatch, 
     error = capsys.readouterr().err
     assert "MLCI_SERVE_PORT='eighty' is not a valid int" in error
     assert "Traceback" not in error
+
+
+def test_settings_round_trip_through_the_environment(monkeypatch, tmp_path):
+    from mlci.serve.__main__ import parse
+
+    settings = ServeSettings(registry=tmp_path / "registry", model="3", host="127.0.0.2", port=9123, check_port=9124,
+                             workers=2, max_body_bytes=2048, max_rows=7, log_dir=tmp_path / "log",
+                             log_max_bytes=2_000_000, log_queue_rows=64, unknown_categories="reject")
+    for name, value in settings.environment().items():
+        monkeypatch.setenv(name, value)
+    assert parse([]) == settings

@@ -74,27 +74,10 @@ def serve_foreground(settings: ServeSettings) -> int:
                            hint="choose another --port or stop what uses it") from None
 
 
-def _server_arguments(settings: ServeSettings) -> list[str]:
-    """The same settings as ``python -m mlci.serve`` options (local target) ..."""
-    args = ["--registry", str(settings.registry), "--model", settings.model, "--host", settings.host,
-            "--port", str(settings.port), "--workers", str(settings.workers),
-            "--max-body-bytes", str(settings.max_body_bytes), "--max-rows", str(settings.max_rows),
-            "--log-max-bytes", str(settings.log_max_bytes), "--log-queue-rows", str(settings.log_queue_rows),
-            "--unknown-categories", settings.unknown_categories]
-    if settings.check_port:
-        args += ["--check-port", str(settings.check_port)]
-    return args + ["--log-dir", str(settings.log_dir) if settings.log_dir else ""]
-
-
-def _server_environment(settings: ServeSettings) -> dict[str, str]:
-    """... and as ``MLCI_SERVE_*`` variables (docker target; the image knows its registry and model)."""
-    env = {"MLCI_SERVE_PORT": settings.port, "MLCI_SERVE_WORKERS": settings.workers,
-           "MLCI_SERVE_MAX_BODY_BYTES": settings.max_body_bytes, "MLCI_SERVE_MAX_ROWS": settings.max_rows,
-           "MLCI_SERVE_LOG_MAX_BYTES": settings.log_max_bytes, "MLCI_SERVE_LOG_QUEUE_ROWS": settings.log_queue_rows,
-           "MLCI_SERVE_UNKNOWN_CATEGORIES": settings.unknown_categories,
-           "MLCI_SERVE_CHECK_PORT": settings.check_port or 0,
-           "MLCI_SERVE_LOG_DIR": CONTAINER_LOG_DIR if settings.log_dir else ""}
-    return {k: str(v) for k, v in env.items()}
+def _container_environment(settings: ServeSettings) -> dict[str, str]:
+    """The server's settings for a container: the image knows its registry, model and host."""
+    return settings.environment(omit=("registry", "model", "host"),
+                                log_dir=CONTAINER_LOG_DIR if settings.log_dir else "")
 
 
 # -- environments and their history ----------------------------------------------------------------
@@ -161,7 +144,7 @@ class DockerTarget:
         self.engine.pull(reference, auth=registry_auth())
         name = f"mlci-{self.project.config.project}-{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}"
         volumes, user = self._log_volume(settings)
-        container = self.engine.run(reference, name=name, environment=_server_environment(settings), user=user,
+        container = self.engine.run(reference, name=name, environment=_container_environment(settings), user=user,
                                     labels={"org.mlci.project": self.project.config.project,
                                             "org.mlci.env": self.env_name,
                                             "org.mlci.version": str(record["version"])},
@@ -207,7 +190,8 @@ class LocalTarget:
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / f"{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}.log"
         with open(log_path, "ab") as log_file:
-            process = subprocess.Popen([sys.executable, "-m", "mlci.serve", *_server_arguments(settings)],
+            process = subprocess.Popen([sys.executable, "-m", "mlci.serve"],
+                                       env={**os.environ, **settings.environment()},
                                        stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
                                        start_new_session=True, cwd=self.project.root)
         self._process = process
@@ -404,16 +388,13 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
     if not image.get("reference"):
         raise UsageError(f"model version {record['version']} has no pushed image",
                          hint="run `mlci build` and `mlci push` first; Kubernetes pulls by digest")
-    serve = project.config.serve
     name = f"{project.config.project}-{env_name}"[:63].lower()
     context = {"name": name, "namespace": env.namespace, "project": project.config.project, "env": env_name,
                "version": record["version"], "image": image["reference"], "port": env.port,
                "replicas": env.replicas, "autoscale_max": env.autoscale_max, "cpu": env.cpu,
                "memory": env.memory, "health_timeout": int(env.health_timeout),
-               "environment": {"MLCI_SERVE_PORT": str(env.port), "MLCI_SERVE_MAX_BODY_BYTES": str(serve.max_body_bytes),
-                               "MLCI_SERVE_MAX_ROWS": str(serve.max_rows),
-                               "MLCI_SERVE_UNKNOWN_CATEGORIES": serve.unknown_categories,
-                               "MLCI_SERVE_LOG_DIR": CONTAINER_LOG_DIR if serve.log_predictions else ""},
+               "environment": _container_environment(serve_settings(project, ref=str(record["version"]),
+                                                                    port=env.port)),
                "user_id": image_section(project).user_id}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:

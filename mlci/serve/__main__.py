@@ -11,12 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from mlci.serve.settings import ServeSettings
+from mlci.serve.settings import ENV_PREFIX, ServeSettings
 
 
 def _env(name: str, default):
     """``MLCI_SERVE_<NAME>`` as the type of ``default`` (``default`` when unset or empty)."""
-    variable = f"MLCI_SERVE_{name.upper()}"
+    variable = ENV_PREFIX + name.upper()
     value = os.environ.get(variable)
     if value in (None, ""):
         return default

@@ -3,8 +3,10 @@ and environment inside the image (``python -m mlci.serve``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+
+ENV_PREFIX = "MLCI_SERVE_"
 
 
 @dataclass(frozen=True)
@@ -23,3 +25,10 @@ class ServeSettings:
     log_max_bytes: int = 50_000_000
     log_queue_rows: int = 100_000
     unknown_categories: str = "accept"
+
+    def environment(self, *, omit: tuple[str, ...] = (), **overrides: object) -> dict[str, str]:
+        """These settings as the ``MLCI_SERVE_*`` variables ``python -m mlci.serve`` reads, with
+        ``overrides`` (e.g. a container's own paths) and without the ``omit``ted ones."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | overrides
+        return {ENV_PREFIX + name.upper(): "" if value is None else str(value)
+                for name, value in values.items() if name not in omit}
