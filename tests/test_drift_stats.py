@@ -202,3 +202,39 @@ def test_numbers_read_from_text_or_with_missing_values_become_nan():
     assert values[[0, 3]].tolist() == [1.5, 4.0] and np.isnan(values[[1, 2]]).all()
     sliced = pa.array([1.0, None, 3.0, None, 5.0]).slice(1, 3)
     assert np.isnan(drift.numeric_values(sliced)[[0, 2]]).all() and drift.numeric_values(sliced)[1] == 3.0
+
+
+def test_numeric_sketch_keeps_a_bounded_uniform_sample_past_its_capacity():
+    from mlci.ops.drift import NumericSketch
+
+    sketch = NumericSketch(capacity=2_000)
+    positions = np.arange(200_000, dtype=np.float64)  # each value is its position in the stream
+    for start in range(0, positions.size, 7_919):  # batches that straddle the capacity
+        sketch.add(positions[start:start + 7_919])
+    assert (sketch.count, sketch.seen, sketch.rows) == (2_000, 200_000, 200_000)
+    kept = sketch.values
+    assert np.all(np.diff(kept) > 0), "values are distinct positions, kept once each"
+    # A uniform sample of the positions: late batches are as likely to be kept as early ones.
+    assert scipy_stats.kstest(kept, scipy_stats.uniform(0, positions.size).cdf).pvalue > 0.001
+    assert (kept >= 100_000).mean() == pytest.approx(0.5, abs=0.05)
+
+
+def test_sampling_keeps_the_verdicts_and_scales_out_of_schema_counts():
+    from mlci.core.dataschema import Column
+    from mlci.ops.drift import NumericSketch, ks_test
+    from mlci.ops.monitor import out_of_schema
+
+    rng = np.random.default_rng(5)
+    full_ref, full_cur, shifted = (NumericSketch(capacity=10**7) for _ in range(3))
+    small_ref, small_cur, small_shifted = (NumericSketch(capacity=20_000) for _ in range(3))
+    for _ in range(10):
+        ref, cur = rng.normal(0, 1, 50_000), rng.normal(0, 1, 50_000)
+        moved = rng.normal(0.1, 1, 50_000)
+        for sketch, values in ((full_ref, ref), (small_ref, ref), (full_cur, cur), (small_cur, cur),
+                               (shifted, moved), (small_shifted, moved)):
+            sketch.add(values)
+    assert ks_test(small_ref.values, small_shifted.values)[1] < 1e-6  # the shift is still found
+    assert ks_test(small_ref.values, small_cur.values)[1] > 0.001      # and nothing is invented
+    rule = Column(type="float", max=1.0)
+    exact = out_of_schema(full_cur, rule)
+    assert out_of_schema(small_cur, rule) == pytest.approx(exact, rel=0.05)

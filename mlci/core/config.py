@@ -185,6 +185,8 @@ class MonitorSection:
     current: str | None = opt(None, help="current data file or glob (default: the server's prediction logs)")
     window: str = opt("24h", help="how far back prediction logs are read")
     labels: str | None = opt(None, help="labels arriving later: a file joined on request_id")
+    sample_values: int = opt(5_000_000, min=10_000, help="numeric values kept per column and side; past this a "
+                             "seeded uniform sample keeps memory bounded")
     numeric_method: Literal["auto", "ks", "wasserstein", "psi"] = opt(
         "auto", help="default test for numeric columns (auto: ks up to 10,000 rows, wasserstein above)")
     categorical_method: Literal["auto", "chi2", "jensenshannon", "psi"] = opt(

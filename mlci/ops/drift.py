@@ -37,20 +37,27 @@ _SECONDS = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 # -- sketches -------------------------------------------------------------------------------------
 
 
+SAMPLE_CAPACITY = 5_000_000  # numeric values kept per column: 40 MB, whatever the input's size
+
+
 @dataclass
 class NumericSketch:
     """Non-missing values of one numeric column in one array, plus the count of missing ones.
 
-    The array is allocated once for ``expected`` rows (grown by doubling past that) and sorted in
-    place at the end, so a column costs its 8 bytes per value and no copies: the peak memory of a
-    run is the data, not the data plus the intermediate arrays an allocator keeps hold of.
+    The array is allocated once for ``expected`` rows (grown by doubling past that, up to
+    ``capacity``) and sorted in place at the end, so a column costs its 8 bytes per value and no
+    copies. Past ``capacity`` values the array becomes a seeded uniform reservoir sample, so memory
+    stays bounded for any input size; ``seen`` counts every value, ``count`` the ones kept.
     """
 
     expected: int = 0
+    capacity: int = SAMPLE_CAPACITY
     missing: int = 0
+    seen: int = 0
     _data: np.ndarray = field(default_factory=lambda: np.empty(0))
     _size: int = 0
     _sorted: bool = True
+    _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def add(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64)
@@ -58,18 +65,33 @@ class NumericSketch:
         if missing.any():
             values = values[~missing]
             self.missing += int(missing.sum())
+        room = self.capacity - self._size
+        self._append(values[:room])
+        if values.size > room:
+            self._sample(values[room:], first_index=self.seen + room)
+        self.seen += values.size
+        self._sorted = self._size == 0
+
+    def _append(self, values: np.ndarray) -> None:
         end = self._size + values.size
         if end > self._data.size:
-            grown = np.empty(max(end, self.expected, 2 * self._data.size))
+            wanted = max(end, min(self.expected, self.capacity), min(2 * self._data.size, self.capacity))
+            grown = np.empty(wanted)
             grown[:self._size] = self._data[:self._size]
             self._data = grown
         self._data[self._size:end] = values
         self._size = end
-        self._sorted = self._size == 0
+
+    def _sample(self, values: np.ndarray, *, first_index: int) -> None:
+        """Reservoir sampling (Algorithm R), one batch at a time: the value with overall index i
+        replaces a random slot j in [0, i] when j falls inside the reservoir."""
+        slots = self._rng.integers(0, first_index + np.arange(1, values.size + 1))
+        kept = slots < self.capacity
+        self._data[slots[kept]] = values[kept]
 
     @property
     def values(self) -> np.ndarray:
-        """All values, sorted (once, in place; spare room beyond a quarter is given back)."""
+        """The kept values, sorted (once, in place; spare room beyond a quarter is given back)."""
         if not self._sorted:
             data = self._data[:self._size]
             self._data = data.copy() if self._size < 0.75 * self._data.size else data
@@ -79,11 +101,12 @@ class NumericSketch:
 
     @property
     def count(self) -> int:
+        """Values kept (the sample size the statistics use)."""
         return self._size
 
     @property
     def rows(self) -> int:
-        return self.count + self.missing
+        return self.seen + self.missing
 
 
 @dataclass
@@ -116,9 +139,11 @@ class CategoricalSketch:
 Sketch = NumericSketch | CategoricalSketch
 
 
-def new_sketch(kind: str, expected_rows: int = 0) -> Sketch:
-    """An empty sketch; ``expected_rows`` sizes a numeric column's array up front."""
-    return NumericSketch(expected=expected_rows) if kind == "numeric" else CategoricalSketch()
+def new_sketch(kind: str, expected_rows: int = 0, capacity: int = SAMPLE_CAPACITY) -> Sketch:
+    """An empty sketch; ``expected_rows`` sizes a numeric column's array up front, ``capacity`` caps it."""
+    if kind == "numeric":
+        return NumericSketch(expected=expected_rows, capacity=capacity)
+    return CategoricalSketch()
 
 
 def category_text(value: Any) -> str:

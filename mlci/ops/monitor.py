@@ -344,7 +344,8 @@ def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[st
             record: dict[str, Any] | None, show_progress: bool) -> Profile:
     """Stream a source into sketches, out-of-schema counts, predictions and labels."""
     expected = _estimated_rows(source)
-    result = Profile({name: stats.new_sketch(kind, expected or 0) for name, kind in kinds.items()})
+    capacity = project.config.monitor.sample_values
+    result = Profile({name: stats.new_sketch(kind, expected or 0, capacity) for name, kind in kinds.items()})
     if model is None and _parquet_only(source):
         _profile_by_column(result, source, project, schema, expected, show_progress)
         return result
@@ -431,7 +432,7 @@ def out_of_schema(sketch: stats.Sketch, rule) -> int:
         bad += int(np.searchsorted(values, float(rule.min), side="left"))
     if rule.max is not None:
         bad += values.size - int(np.searchsorted(values, float(rule.max), side="right"))
-    return bad
+    return round(bad * sketch.seen / values.size) if values.size else 0  # scaled up from a sample
 
 
 # -- the model's side -----------------------------------------------------------------------------
