@@ -18,7 +18,7 @@ def test_run_validate_to_gate_then_skips_unconfigured_stages(tmp_path, run_cli):
     assert [(s["stage"], s["result"]) for s in summary["stages"]] == [
         ("validate", "passed"), ("train", "passed"), ("evaluate", "passed"), ("gate", "passed"),
         ("build", "skipped"), ("push", "skipped"), ("deploy", "skipped")]
-    assert summary["stages"][4]["reason"] == "not configured (no `image` section)"
+    assert summary["stages"][4]["reason"] == "not configured: no `image` section"
     assert "==> mlci train" in err and (root / "reports/gate.json").exists()
 
 

@@ -60,11 +60,11 @@ def select_stages(start: str | None, stop: str | None) -> list[str]:
 def stage_arguments(project: Project, stage: str) -> list[str] | str:
     """The command line of ``stage``, or why it is skipped."""
     if stage in NEEDS_IMAGE and project.config.image is None:
-        return "not configured (no `image` section)"
+        return "not configured: no `image` section"
     if stage == "deploy":
         environments = project.config.environments
         if not environments:
-            return "not configured (no environments)"
+            return "not configured: no environments"
         return ["deploy", "--env", "staging" if "staging" in environments else next(iter(environments))]
     return [stage]
 
