@@ -24,7 +24,8 @@ from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError
 from mlci.ops import metrics
-from mlci.ops.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry, write_model_card
+from mlci.ops.registry import (METRICS_FILE, PREDICTIONS_FILE, estimator_name, load_version_model, open_registry,
+                               write_model_card)
 from mlci.ops.plots import new_figure, to_svg
 from mlci.ops.train import Dataset, configured_metrics, holdout_dataset, project_schema
 
@@ -178,7 +179,8 @@ def render_html(project: Project, report: Report, preds: metrics.Predictions, re
 
     details = report.details
     return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record['version']}",
-                  details=_finite(details), record=record, plots=plots(preds, details))
+                  details=_finite(details), record=record, estimator=estimator_name(record),
+                  plots=plots(preds, details))
 
 
 def plots(preds: metrics.Predictions, details: dict[str, Any]) -> list[tuple[str, str]]:
@@ -259,6 +261,8 @@ def _slice_plot(column: str, values: dict[str, Any], details: dict[str, Any]) ->
     heights = [values[k]["metrics"].get(metric) for k in keys]
     fig, ax = new_figure()
     ax.bar(keys, [h if h is not None else 0.0 for h in heights])
+    if sum(len(k) for k in keys) > 30:  # long slice names would overlap
+        ax.tick_params(axis="x", labelrotation=30)
     overall = details["metrics"].get(metric)
     if overall is not None:
         ax.axhline(overall, linestyle="--", color="grey", label="overall")
