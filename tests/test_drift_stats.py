@@ -222,7 +222,7 @@ def test_numeric_sketch_keeps_a_bounded_uniform_sample_past_its_capacity():
 def test_sampling_keeps_the_verdicts_and_scales_out_of_schema_counts():
     from mlci.core.dataschema import Column
     from mlci.ops.drift import NumericSketch, ks_test
-    from mlci.ops.monitor import out_of_schema
+    from mlci.ops.monitor_checks import out_of_schema
 
     rng = np.random.default_rng(5)
     full_ref, full_cur, shifted = (NumericSketch(capacity=10**7) for _ in range(3))
