@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mlci.core.config import Project
-from mlci.ops.monitor import PUSH_JOB
+from mlci.ops.monitor_metrics import PUSH_JOB
 from mlci.ops.render import render
 
 

@@ -9,31 +9,30 @@ the last-success timestamp only after everything else was pushed.
 Files stay Arrow record batches from reader to sketch: pandas is imported only for prediction logs,
 labels and the model's predictions. Columns are scored in parallel threads (NumPy sorts and merges
 without holding the GIL).
+
+This module holds the use case, ``run_monitor``, and its report; the steps live beside it:
+
+- ``monitor_sources``: the version to monitor, its schema, reference and current data, prediction logs, labels
+- ``monitor_profile``: a source streamed into column sketches, with the model's outputs and the labels
+- ``monitor_checks``: drift per feature, dataset drift, prediction drift, data quality, performance
+- ``monitor_metrics``: the report as Prometheus gauges, pushed to the Pushgateway
+- ``monitor_html``: the HTML report and its distribution plots
 """
 
 from __future__ import annotations
 
-import os
 import time
-from typing import Any
 
-import numpy as np
-
-from mlci.adapters.pushgateway import Metric, Pushgateway
-from mlci.core import drift as rules
 from mlci.core.config import Project
 from mlci.core.reports import Check, Report, write_report
-from mlci.errors import MlciError, ServiceError, UsageError
+from mlci.errors import ServiceError, UsageError
 from mlci.ops import drift as stats
-from mlci.ops.monitor_checks import (PREDICTION, data_quality, dataset_drift, feature_drift, performance,
-                                     prediction_drift)
-from mlci.ops.monitor_profile import Profile, load_model_for, profile
+from mlci.ops.monitor_checks import data_quality, dataset_drift, feature_drift, performance, prediction_drift
+from mlci.ops.monitor_html import render_html
+from mlci.ops.monitor_metrics import push_metrics
+from mlci.ops.monitor_profile import load_model_for, profile
 from mlci.ops.monitor_sources import (column_kind, current_source_for, deployed_version, join_labels,
                                       monitored_features, reference_source_for, version_schema)
-
-PUSH_JOB = "mlci_monitor"
-HISTOGRAM_BINS = 30
-TOP_CATEGORIES = 12
 
 
 class MonitorReport(Report):
@@ -112,150 +111,3 @@ def _service_failure(project: Project, report: MonitorReport, exc: ServiceError,
     write_report(report, project.reports_dir, html=render_html(project, report, None, None, {}),
                  duration=time.monotonic() - started)
     return report
-
-
-# -- metrics --------------------------------------------------------------------------------------
-
-
-def pushgateway_url(explicit: str | None, project: Project) -> str | None:
-    return explicit or os.environ.get("MLCI_PUSHGATEWAY") or project.config.monitor.pushgateway
-
-
-def monitor_metrics(report: Report) -> list[Metric]:
-    """The report as Prometheus gauges (names follow the Prometheus naming rules)."""
-    metrics = _drift_metrics(report) + _prediction_metrics(report) + _quality_metrics(report) \
-        + _performance_metrics(report)
-    metrics.append(Metric("mlci_monitor_decay_detected", "1 when drift or decay beyond the thresholds was found")
-                   .add(0.0 if report.ok else 1.0))
-    return [m for m in metrics if m.samples]
-
-
-def _drift_metrics(report: Report) -> list[Metric]:
-    score = Metric("mlci_drift_score", "Drift score per feature: p-value for ks/chi2, distance otherwise")
-    threshold = Metric("mlci_drift_threshold", "Threshold the drift score is compared with")
-    detected = Metric("mlci_drift_detected", "1 when the feature drifted")
-    for check in report.checks:
-        if check.group == "drift":
-            feature, method = check.name.split(": ", 1)[1], check.details["method"]
-            score.add(_number(check.value), feature=feature, method=method)
-            threshold.add(_number(check.threshold), feature=feature, method=method)
-            detected.add(0.0 if check.passed else 1.0, feature=feature)
-    return [score, threshold, detected,
-            Metric("mlci_drifted_feature_share", "Share of features that drifted").add(
-                report.details.get("drifted_share", 0.0)),
-            Metric("mlci_dataset_drift", "1 when the share of drifted features reached the threshold").add(
-                0.0 if _passed(report, "dataset drift") else 1.0),
-            Metric("mlci_monitor_rows", "Rows compared").add(report.details["rows"]["reference"],
-                                                              dataset="reference")
-            .add(report.details["rows"]["current"], dataset="current")]
-
-
-def _prediction_metrics(report: Report) -> list[Metric]:
-    prediction = next((c for c in report.checks if c.group == "prediction" and not c.skipped), None)
-    if prediction is None:
-        return []
-    return [Metric("mlci_prediction_drift_score", "Drift score of the model's output").add(
-                _number(prediction.value), method=prediction.details["method"]),
-            Metric("mlci_prediction_drift_detected", "1 when the model's output drifted").add(
-                0.0 if prediction.passed else 1.0)]
-
-
-def _quality_metrics(report: Report) -> list[Metric]:
-    missing = Metric("mlci_data_missing_ratio", "Share of missing values per feature in current data")
-    out = Metric("mlci_data_out_of_schema_ratio", "Share of values outside the schema per feature")
-    for feature, values in (report.details.get("quality") or {}).items():
-        missing.add(values["missing_ratio"], feature=feature)
-        out.add(values["out_of_schema_ratio"], feature=feature)
-    return [missing, out]
-
-
-def _performance_metrics(report: Report) -> list[Metric]:
-    perf = report.details.get("performance")
-    if not perf:
-        return []
-    current = Metric("mlci_model_metric", "Model metric on labelled current data")
-    reference = Metric("mlci_model_metric_reference", "The same metric at evaluation time")
-    decayed = Metric("mlci_model_decay_detected", "1 when the metric decayed beyond monitor.max_metric_drop")
-    for name, value in perf["current"].items():
-        current.add(_number(value), metric=name)
-        reference.add(perf["reference"][name], metric=name)
-        decayed.add(0.0 if _passed(report, f"performance: {name}") else 1.0, metric=name)
-    return [current, reference, decayed]
-
-
-def _passed(report: Report, name: str) -> bool:
-    return next((c.passed for c in report.checks if c.name == name), True)
-
-
-def _number(value: Any) -> float:
-    return float("nan") if value is None else float(value)
-
-
-def push_metrics(report: MonitorReport, project: Project, explicit_url: str | None,
-                 record: dict[str, Any] | None) -> None:
-    """Push the run's metrics, then (only if that worked) the last-success timestamp."""
-    url = pushgateway_url(explicit_url, project)
-    if not url:
-        report.details["pushgateway"] = None
-        return
-    grouping = {"job": PUSH_JOB, "project": project.config.project,
-                "model_version": str(record["version"]) if record else "none"}
-    status: dict[str, Any] = {"grouping": grouping, "pushed": False}
-    report.details["pushgateway"] = status
-    try:
-        gateway = Pushgateway(url)
-        status["url"] = gateway.base
-        gateway.push(grouping, monitor_metrics(report))
-        gateway.push(grouping, [Metric("mlci_monitor_last_success_timestamp_seconds",
-                                       "Unix time of the last monitor run that completed and pushed its metrics")
-                                .add(time.time())])
-        status["pushed"] = True
-    except MlciError as exc:
-        status["error"] = exc.message
-        report.service_error = exc.message
-
-
-# -- HTML -----------------------------------------------------------------------------------------
-
-
-def render_html(project: Project, report: Report, ref: Profile | None, cur: Profile | None,
-                kinds: dict[str, rules.Kind]) -> str:
-    from mlci.ops.render import render
-
-    plots = {}
-    if ref is not None and cur is not None:
-        plots = {name: distribution(name, ref.columns[name], cur.columns[name]) for name in kinds}
-        if ref.prediction is not None and cur.prediction is not None:
-            plots[PREDICTION] = distribution("model output", ref.prediction, cur.prediction)
-    checks = {c.name: c for c in report.checks}
-    return render("reports/monitor.html.j2", title=f"Monitoring · {project.config.project}", ok=report.ok,
-                  report=report, checks=checks, plots=plots, details=report.details,
-                  generated=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()))
-
-
-def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> dict[str, Any]:
-    """Reference vs current shares for the report's SVG plot (drawn by the template): a histogram
-    over equal-width bins spanning both samples for numbers, the most frequent categories otherwise."""
-    if isinstance(reference, stats.NumericSketch):
-        ref, cur = reference.values, current.values
-        ends = [v for values in (ref, cur) if values.size for v in (values[0], values[-1])]
-        lo, hi = (float(min(ends)), float(max(ends))) if ends else (0.0, 1.0)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
-        shares = [_histogram(values, edges) for values in (ref, cur)]
-        labels = [f"{lo:.4g}", f"{hi:.4g}"]
-    else:
-        categories, ref_counts, cur_counts = stats.aligned_counts(reference.counts, current.counts)
-        top = np.argsort(-(ref_counts / max(ref_counts.sum(), 1) + cur_counts / max(cur_counts.sum(), 1)),
-                         kind="stable")[:TOP_CATEGORIES]
-        shares = [counts[top] / max(counts.sum(), 1) for counts in (ref_counts, cur_counts)]
-        labels = [str(categories[i])[:12] for i in top]
-    return {"title": title, "numeric": isinstance(reference, stats.NumericSketch), "labels": labels,
-            "reference": shares[0].tolist(), "current": shares[1].tolist(),
-            "top": max(max(shares[0], default=0), max(shares[1], default=0), 1e-12)}
-
-
-def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Shares of sorted values per bin; the first bin includes its left edge."""
-    cuts = np.searchsorted(sorted_values, edges, side="right")
-    cuts[0] = np.searchsorted(sorted_values, edges[0], side="left")
-    return np.diff(cuts) / max(sorted_values.size, 1)
