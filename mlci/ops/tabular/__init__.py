@@ -17,12 +17,9 @@ import csv as pycsv
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
@@ -31,6 +28,8 @@ from mlci.core.config import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ops.tabular.arrow import numpy_to_arrow, numpy_values, python_to_arrow, true_positions
+from mlci.ops.tabular.values import (ARROW_TYPES, FALSE_VALUES, INTEGER_PATTERN, NULL_VALUES, TRUE_VALUES,
+                                     ArrowBatch, ParseFailures, convert_text, float_pattern, target_type)
 
 if TYPE_CHECKING:
     import pandas
@@ -40,33 +39,11 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 FileKind = Literal["csv", "parquet"]
 
-ARROW_TYPES = {"integer": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "category": pa.string(),
-               "string": pa.string(), "datetime": pa.timestamp("ns")}
-TRUE_VALUES = ["1", "true", "True", "TRUE", "yes", "Yes", "YES"]
-FALSE_VALUES = ["0", "false", "False", "FALSE", "no", "No", "NO"]
-NULL_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "#N/A"]
 _SAMPLE_BYTES = 1 << 16
 _RAW_CHUNK = 1 << 22
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
-
-
-@dataclass
-class ParseFailures:
-    """Values of one column in one batch that do not parse as the schema's type."""
-
-    rows: np.ndarray  # 0-based positions inside the batch
-    values: list[str]
-
-
-@dataclass
-class ArrowBatch:
-    """A batch as pyarrow sees it, with the values that failed to convert (lenient reading only)."""
-
-    first_row: int
-    batch: pa.RecordBatch
-    failures: dict[str, ParseFailures] = field(default_factory=dict)
 
 
 def file_kind(path: str | os.PathLike) -> FileKind:
@@ -203,14 +180,8 @@ def _empty_table(path: Path, csv: CsvOptions | None, schema: DataSchema | None,
         arrow_schema = pa.schema([(n, pa.string()) for n in names])
     fields = [f for f in arrow_schema if columns is None or f.name in columns]
     if schema is not None:
-        fields = [pa.field(f.name, _target_type(schema, f.name) or f.type) for f in fields]
+        fields = [pa.field(f.name, target_type(schema, f.name) or f.type) for f in fields]
     return pa.schema(fields).empty_table()
-
-
-def _target_type(schema: DataSchema | None, name: str) -> pa.DataType | None:
-    if schema is None or name not in schema.columns:
-        return None
-    return ARROW_TYPES[schema.columns[name].type]
 
 
 class _CsvReader:
@@ -323,7 +294,7 @@ class _CsvReader:
         if types is None:
             types = {}
             for name in header:
-                target = pa.string() if self.text or name in self.as_text else _target_type(self.schema, name)
+                target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
                 if target is not None:
                     types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
@@ -554,75 +525,6 @@ def shorten(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-INTEGER_PATTERN = r"^\s*[+-]?[0-9]+\s*$"
-_BOOL = TRUE_VALUES + FALSE_VALUES
-
-
-def float_pattern(decimal: str) -> str:
-    """A regular expression for a float written with ``decimal`` as its decimal mark (or inf/nan)."""
-    d = re.escape(decimal)
-    return (rf"^\s*[+-]?(([0-9]+({d}[0-9]*)?|{d}[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\s*$")
-
-
-def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple[pa.Array, ParseFailures | None]:
-    """Convert text values to ``col_type``; values that do not parse become null and are returned."""
-    target = ARROW_TYPES[col_type]
-    if pa.types.is_string(target):
-        return array.cast(pa.string()), None
-    array = array.cast(pa.string())
-    if col_type == "integer":
-        ok = pc.match_substring_regex(array, INTEGER_PATTERN)
-    elif col_type == "float":
-        ok = pc.match_substring_regex(array, float_pattern(decimal))
-    elif col_type == "boolean":
-        ok = pc.is_in(array, python_to_arrow(_BOOL))
-    else:
-        ok = pc.is_valid(_parse_datetimes(array))
-    ok = pc.or_kleene(ok, pc.is_null(array))  # a missing value is not a parse failure
-    bad = true_positions(pc.invert(ok))
-    clean = pc.if_else(ok, array, pa.nulls(1, pa.string())[0])
-    converted = _cast_text(clean, col_type, decimal)
-    failures = ParseFailures(rows=bad, values=array.take(numpy_to_arrow(bad)).to_pylist()) if len(bad) else None
-    return converted, failures
-
-
-def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
-    if col_type == "boolean":
-        return pc.if_else(pc.is_valid(array), pc.is_in(array, python_to_arrow(TRUE_VALUES)),
-                          pa.nulls(len(array), pa.bool_()))
-    if col_type == "datetime":
-        return _parse_datetimes(array)
-    if col_type == "float" and decimal != ".":
-        array = pc.replace_substring(array, decimal, ".")
-    return pc.cast(pc.utf8_trim_whitespace(array), ARROW_TYPES[col_type])
-
-
-def _parse_datetimes(array: pa.Array) -> pa.Array:
-    """ISO 8601 dates and times; values with an offset are converted to UTC; others (and moments that
-    nanoseconds since 1970 in 64 bits cannot hold) become null."""
-    parsed = [_parse_datetime(value) for value in array.to_pylist()]
-    valid = np.array([moment is not None for moment in parsed], dtype=bool)
-    microseconds = np.array([moment or _EPOCH for moment in parsed], dtype="datetime64[us]").view(np.int64)
-    return pa.Array.from_buffers(pa.timestamp("us"), len(parsed), [
-        pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(microseconds)]).cast(pa.timestamp("ns"))
-
-
-_EPOCH = datetime(1970, 1, 1)
-_NANOSECOND_RANGE = (datetime(1677, 9, 22), datetime(2262, 4, 11))
-
-
-def _parse_datetime(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed if _NANOSECOND_RANGE[0] <= parsed < _NANOSECOND_RANGE[1] else None
-
-
 class _ParquetReader:
     def __init__(self, path: Path, schema: DataSchema | None, batch_rows: int, columns: list[str] | None,
                  lenient: bool) -> None:
@@ -652,7 +554,7 @@ class _ParquetReader:
         """Cast each column to the schema's type; text that does not parse is a failure."""
         batch = item.batch
         for index, name in enumerate(batch.schema.names):
-            target = _target_type(self.schema, name)
+            target = target_type(self.schema, name)
             column = batch.column(index)
             if target is None or column.type == target:
                 continue
