@@ -113,12 +113,12 @@ def test_numpy_to_arrow_is_zero_copy():
 
 
 def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
-    from mlci.ops.tabular import _pieces_of_lines
+    from mlci.ops.tabular.lines import pieces_of_lines
 
     data = tmp_path / "d.csv"
     content = b"h\r\n" + b"".join(b"%d\r\n" % i for i in range(50)) + b"x" * 40 + b"\nlast-without-newline"
     data.write_bytes(content)
-    pieces = [bytes(p) for p in _pieces_of_lines(data, 16)]
+    pieces = [bytes(p) for p in pieces_of_lines(data, 16)]
     assert b"".join(pieces) == content
     assert all(p.endswith((b"\r", b"\n")) for p in pieces[:-1]) and pieces[-1] == b"last-without-newline"
     assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole

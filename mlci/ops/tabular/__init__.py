@@ -28,6 +28,7 @@ from mlci.core.config import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ops.tabular.arrow import numpy_to_arrow, numpy_values, python_to_arrow, true_positions
+from mlci.ops.tabular.lines import SAMPLE_BYTES, find_undecodable, pieces_of_lines, refuse_nul_bytes
 from mlci.ops.tabular.values import (ARROW_TYPES, FALSE_VALUES, INTEGER_PATTERN, NULL_VALUES, TRUE_VALUES,
                                      ArrowBatch, ParseFailures, convert_text, float_pattern, target_type)
 
@@ -39,8 +40,6 @@ CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 FileKind = Literal["csv", "parquet"]
 
-_SAMPLE_BYTES = 1 << 16
-_RAW_CHUNK = 1 << 22
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
@@ -77,7 +76,7 @@ def table_rows(path: str | os.PathLike) -> int | None:
         return _parquet_file(path).metadata.num_rows
     size = path.stat().st_size
     with path.open("rb") as handle:
-        sample = handle.read(_SAMPLE_BYTES)
+        sample = handle.read(SAMPLE_BYTES)
     lines = sample.count(b"\n")
     if lines <= 1:
         return max(lines, 0) if len(sample) == size else None
@@ -238,7 +237,7 @@ class _CsvReader:
             yield from self._streamed_batches(header)
             return
         block_size = self._block_size()
-        pieces = _pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
+        pieces = pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
         with ThreadPoolExecutor(max_workers=1) as parser:
             first = next(pieces, None)
             if first is None:
@@ -270,7 +269,7 @@ class _CsvReader:
     def _streamed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
         """Block by block with line breaks inside quoted values: only a parse that follows the quoting
         can tell where a block may end, so the file cannot be cut into pieces."""
-        _refuse_nul_bytes(self.path)
+        refuse_nul_bytes(self.path)
         try:
             reader = pa_csv.open_csv(
                 str(self.path),
@@ -312,7 +311,7 @@ class _CsvReader:
     def _block_size(self) -> int:
         """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
         with self.path.open("rb") as handle:
-            sample = handle.read(_SAMPLE_BYTES)
+            sample = handle.read(SAMPLE_BYTES)
         bytes_per_row = len(sample) / max(sample.count(b"\n"), sample.count(b"\r"), 1)
         return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_BLOCK))
 
@@ -359,54 +358,6 @@ class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
 
 
-def _pieces_of_lines(path: Path, size: int) -> Iterator[pa.Buffer]:
-    """The file in pieces of about ``size`` bytes, each ending after a line break (the last: at the end).
-
-    A NUL byte raises DataError: pyarrow would keep it inside a text value. Cutting after CR or LF is
-    safe in every encoding without NUL bytes: no multi-byte character of them contains either byte.
-    A piece may end inside a quoted value that holds a line break, as pyarrow's own blocks may (its
-    default ``newlines_in_values=False``).
-    """
-    carry = b""
-    with path.open("rb", buffering=0) as handle:
-        while True:
-            buffer = bytearray(len(carry) + size)
-            buffer[:len(carry)] = carry
-            read = handle.readinto(memoryview(buffer)[len(carry):])
-            end = len(carry) + read
-            if buffer.find(b"\x00", len(carry), end) >= 0:
-                offset, line = _find_byte(path, b"\x00")
-                raise DataError(f"{path}:{line}: NUL byte at byte offset {offset}: "
-                                "a binary or corrupted file, not text CSV")
-            if not read:
-                if end:
-                    yield pa.py_buffer(memoryview(buffer)[:end])
-                return
-            # After the last line break (a lone CR ends lines in old Mac files; a CR LF cut between the two
-            # leaves an empty line, which is skipped); 0: one line longer than a piece, read on.
-            cut = max(buffer.rfind(b"\n", 0, end), buffer.rfind(b"\r", 0, end)) + 1
-            carry = bytes(buffer[cut:end])
-            if cut:
-                yield pa.py_buffer(memoryview(buffer)[:cut])
-
-
-def _refuse_nul_bytes(path: Path) -> None:
-    for _ in _pieces_of_lines(path, _RAW_CHUNK):  # raises DataError at the first NUL byte
-        pass
-
-
-def _find_byte(path: Path, needle: bytes) -> tuple[int, int]:
-    """Byte offset and 1-based line of the first ``needle`` in the file."""
-    offset, lines = 0, 1
-    with path.open("rb") as handle:
-        while chunk := handle.read(_RAW_CHUNK):
-            at = chunk.find(needle)
-            if at >= 0:
-                return offset + at, lines + chunk.count(b"\n", 0, at)
-            offset += len(chunk)
-            lines += chunk.count(b"\n")
-    return -1, lines
-
 
 def _csv_header(path: Path, options: CsvOptions) -> list[str]:
     """The column names, read with Python's csv module (BOM stripped)."""
@@ -445,27 +396,9 @@ def _is_utf8(encoding: str) -> bool:
 
 
 def _decode_error(path: Path, options: CsvOptions) -> DataError:
-    offset, line = _find_undecodable(path, options.encoding)
+    offset, line = find_undecodable(path, options.encoding)
     return DataError(f"{path}:{line}: bytes that are not valid {options.encoding} at byte offset {offset}",
                      hint="set data.csv.encoding in mlci.yaml (e.g. latin-1) or re-encode the file")
-
-
-def _find_undecodable(path: Path, encoding: str) -> tuple[int, int]:
-    """Byte offset and line of the first bytes that do not decode (a multi-byte character may span chunks)."""
-    offset, lines, carry = 0, 1, b""
-    with path.open("rb") as handle:
-        while chunk := handle.read(_RAW_CHUNK):
-            data = carry + chunk
-            carry = b""
-            try:
-                data.decode(encoding)
-            except UnicodeDecodeError as exc:
-                if exc.end < len(data) or exc.reason != "unexpected end of data":
-                    return offset + exc.start, lines + data.count(b"\n", 0, exc.start)
-                carry, data = data[exc.start:], data[:exc.start]
-            offset += len(data)
-            lines += data.count(b"\n")
-    return offset, lines
 
 
 def _diagnose(path: Path, options: CsvOptions, arrow_message: str | None) -> DataError | None:
