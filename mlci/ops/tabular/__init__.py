@@ -13,7 +13,6 @@ A UTF-8 byte-order mark is accepted and stripped, so it never becomes part of th
 
 from __future__ import annotations
 
-import csv as pycsv
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +27,8 @@ from mlci.core.config import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ops.tabular.arrow import numpy_to_arrow, numpy_values, python_to_arrow, true_positions
-from mlci.ops.tabular.lines import SAMPLE_BYTES, find_undecodable, pieces_of_lines, refuse_nul_bytes
+from mlci.ops.tabular.hostile import check_header, csv_header, diagnose, diagnose_conversion, is_utf8, shorten
+from mlci.ops.tabular.lines import SAMPLE_BYTES, pieces_of_lines, refuse_nul_bytes
 from mlci.ops.tabular.values import (ARROW_TYPES, FALSE_VALUES, INTEGER_PATTERN, NULL_VALUES, TRUE_VALUES,
                                      ArrowBatch, ParseFailures, convert_text, float_pattern, target_type)
 
@@ -66,7 +66,7 @@ def column_names(path: str | os.PathLike, *, csv: CsvOptions | None = None) -> l
     path = Path(path)
     if file_kind(path) == "parquet":
         return _parquet_file(path).schema_arrow.names
-    return _csv_header(path, csv or CsvOptions())
+    return csv_header(path, csv or CsvOptions())
 
 
 def table_rows(path: str | os.PathLike) -> int | None:
@@ -175,7 +175,7 @@ def _empty_table(path: Path, csv: CsvOptions | None, schema: DataSchema | None,
     if file_kind(path) == "parquet":
         arrow_schema = _parquet_file(path).schema_arrow
     else:
-        names = _csv_header(path, csv or CsvOptions())
+        names = csv_header(path, csv or CsvOptions())
         arrow_schema = pa.schema([(n, pa.string()) for n in names])
     fields = [f for f in arrow_schema if columns is None or f.name in columns]
     if schema is not None:
@@ -200,8 +200,8 @@ class _CsvReader:
         self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
 
     def __iter__(self) -> Iterator[ArrowBatch]:
-        header = _csv_header(self.path, self.options)
-        _check_header(self.path, header)
+        header = csv_header(self.path, self.options)
+        check_header(self.path, header)
         while True:
             try:
                 yield from self._read(header)
@@ -283,7 +283,7 @@ class _CsvReader:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
         for column in last.columns:
             if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\n")).as_py():
-                problem = _diagnose(self.path, self.options, None)
+                problem = diagnose(self.path, self.options, None)
                 if problem is not None:  # else: legitimate line breaks inside quoted values
                     raise problem
                 return
@@ -306,7 +306,7 @@ class _CsvReader:
         return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)
 
     def _encoding(self) -> str:
-        return "utf8" if _is_utf8(self.options.encoding) else self.options.encoding
+        return "utf8" if is_utf8(self.options.encoding) else self.options.encoding
 
     def _block_size(self) -> int:
         """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
@@ -326,14 +326,14 @@ class _CsvReader:
             if (self.lenient or self.schema is None) and name not in self.as_text:
                 self.as_text.add(name)
                 raise _Restart()
-            raise _diagnose_conversion(self.path, self.options, header, name, self.schema) from None
-        problem = _diagnose(self.path, self.options, None)
+            raise diagnose_conversion(self.path, self.options, header, name, self.schema) from None
+        problem = diagnose(self.path, self.options, None)
         if problem is None and not self.newlines_in_values:
             # Sound CSV that pyarrow could not parse: a quoted value holding a line break crossed the
             # end of a piece or block. Read again, following the quoting.
             self.newlines_in_values = True
             raise _Restart()
-        raise problem or _diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
+        raise problem or diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
 
     def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
         batch = item.batch
@@ -351,111 +351,12 @@ class _CsvReader:
 
     def _check_binary(self, batch: pa.RecordBatch) -> None:
         if any(pa.types.is_binary(f.type) for f in batch.schema):
-            raise _diagnose(self.path, self.options, "invalid UTF-8")  # type: ignore[misc]
+            raise diagnose(self.path, self.options, "invalid UTF-8")  # type: ignore[misc]
 
 
 class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
 
-
-
-def _csv_header(path: Path, options: CsvOptions) -> list[str]:
-    """The column names, read with Python's csv module (BOM stripped)."""
-    with _open_text(path, options) as text:
-        try:
-            reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    return row
-        except UnicodeDecodeError:
-            raise _decode_error(path, options) from None
-        except pycsv.Error as exc:
-            raise DataError(f"{path}:1: cannot read the header: {exc}") from None
-    raise DataError(f"{path}: the file is empty", hint="a CSV file needs a header line and data rows")
-
-
-def _check_header(path: Path, header: list[str]) -> None:
-    seen = set()
-    for position, name in enumerate(header, start=1):
-        if name in seen:
-            raise DataError(f"{path}:1: duplicate column name '{name[:80]}' (column {position})",
-                            hint="every column needs its own name")
-        if not name.strip():
-            raise DataError(f"{path}:1: column {position} has no name", hint="name every column in the header")
-        seen.add(name)
-
-
-def _open_text(path: Path, options: CsvOptions):
-    encoding = "utf-8-sig" if _is_utf8(options.encoding) else options.encoding
-    return path.open("r", encoding=encoding, errors="strict", newline="")
-
-
-def _is_utf8(encoding: str) -> bool:
-    """UTF-8 under any of its spellings, with or without a byte-order mark (both readers strip one)."""
-    return encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf8sig")
-
-
-def _decode_error(path: Path, options: CsvOptions) -> DataError:
-    offset, line = find_undecodable(path, options.encoding)
-    return DataError(f"{path}:{line}: bytes that are not valid {options.encoding} at byte offset {offset}",
-                     hint="set data.csv.encoding in mlci.yaml (e.g. latin-1) or re-encode the file")
-
-
-def _diagnose(path: Path, options: CsvOptions, arrow_message: str | None) -> DataError | None:
-    """Find what is wrong, and where, with an exact (slow) pass of Python's csv module.
-
-    Without ``arrow_message`` (a suspicion, not a failure) it returns None when nothing is wrong.
-    """
-    try:
-        with _open_text(path, options) as text:
-            reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
-            expected = None
-            record_line = 1
-            for row in reader:
-                if not row:
-                    record_line = reader.line_num + 1
-                    continue
-                if expected is None:
-                    expected = len(row)
-                elif len(row) != expected:
-                    kind = "too many" if len(row) > expected else "too few"
-                    return DataError(f"{path}:{record_line}: {kind} fields: expected {expected}, found {len(row)}",
-                                     hint="check the delimiter (data.csv.delimiter) and quoting of this line")
-                record_line = reader.line_num + 1
-    except UnicodeDecodeError:
-        return _decode_error(path, options)
-    except pycsv.Error as exc:
-        if any(sign in str(exc) for sign in ("unexpected end of data", "EOF", "field larger than field limit")):
-            return DataError(f"{path}:{record_line}: unclosed quote: the quoted field starting on this line "
-                             "never ends", hint="close the quote, or double quotes inside a quoted field (\"\")")
-        return DataError(f"{path}:{record_line}: {exc}")
-    if arrow_message is None:
-        return None
-    return DataError(f"{path}: cannot read the file as CSV: {arrow_message.splitlines()[0][:200]}")
-
-
-def _diagnose_conversion(path: Path, options: CsvOptions, header: list[str], name: str,
-                         schema: DataSchema | None) -> DataError:
-    col_type = schema.columns[name].type if schema is not None else "the inferred type"
-    index = header.index(name)
-    with _open_text(path, options) as text:
-        reader = pycsv.reader(text, delimiter=options.delimiter, strict=True)
-        next(reader)
-        for row_number, row in enumerate(reader, start=1):
-            raw = row[index] if index < len(row) else ""
-            if raw in NULL_VALUES:
-                continue
-            _, failures = convert_text(pa.array([raw], pa.string()), col_type, decimal=options.decimal)
-            if failures is not None:
-                return DataError(f"{path}:{reader.line_num}: column '{name}', row {row_number}: "
-                                 f"{shorten(raw)!r} is not a valid {col_type}",
-                                 hint="fix the value, or change the column's type in the schema")
-    return DataError(f"{path}: column '{name}' has values that are not a valid {col_type}")
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """``text`` cut to ``limit`` characters, the last one an ellipsis when it was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _ParquetReader:
@@ -470,7 +371,7 @@ class _ParquetReader:
     def __iter__(self) -> Iterator[ArrowBatch]:
         parquet = _parquet_file(self.path)
         names = parquet.schema_arrow.names
-        _check_header(self.path, names)
+        check_header(self.path, names)
         columns = [n for n in names if n in self.columns] if self.columns is not None else None
         first_row = 1
         try:
