@@ -24,14 +24,14 @@ from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ops.tabular.arrow import numpy_to_arrow, numpy_values, python_to_arrow, true_positions
 from mlci.ops.tabular.csv_reader import CsvReader
-from mlci.ops.tabular.hostile import check_header, csv_header, shorten
+from mlci.ops.tabular.hostile import csv_header, shorten
 from mlci.ops.tabular.lines import SAMPLE_BYTES
+from mlci.ops.tabular.parquet_reader import ParquetReader, parquet_file
 from mlci.ops.tabular.values import (ARROW_TYPES, FALSE_VALUES, INTEGER_PATTERN, NULL_VALUES, TRUE_VALUES,
                                      ArrowBatch, ParseFailures, convert_text, float_pattern, target_type)
 
 if TYPE_CHECKING:
     import pandas
-    import pyarrow.parquet as pq
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -58,7 +58,7 @@ def column_names(path: str | os.PathLike, *, csv: CsvOptions | None = None) -> l
     """The file's column names, in order (read from the header or the Parquet schema)."""
     path = Path(path)
     if file_kind(path) == "parquet":
-        return _parquet_file(path).schema_arrow.names
+        return parquet_file(path).schema_arrow.names
     return csv_header(path, csv or CsvOptions())
 
 
@@ -66,7 +66,7 @@ def table_rows(path: str | os.PathLike) -> int | None:
     """The number of data rows: exact for Parquet, estimated from a sample for CSV (for progress)."""
     path = Path(path)
     if file_kind(path) == "parquet":
-        return _parquet_file(path).metadata.num_rows
+        return parquet_file(path).metadata.num_rows
     size = path.stat().st_size
     with path.open("rb") as handle:
         sample = handle.read(SAMPLE_BYTES)
@@ -108,7 +108,7 @@ def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None
     path = Path(path)
     kind = file_kind(path)
     reader = CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text) \
-        if kind == "csv" else _ParquetReader(path, schema, batch_rows, columns, lenient)
+        if kind == "csv" else ParquetReader(path, schema, batch_rows, columns, lenient)
     rows = 0
     for item in reader:
         rows += item.batch.num_rows
@@ -166,7 +166,7 @@ def arrow_to_pandas(data: pa.Table | pa.RecordBatch, schema: DataSchema | None) 
 def _empty_table(path: Path, csv: CsvOptions | None, schema: DataSchema | None,
                  columns: list[str] | None) -> pa.Table:
     if file_kind(path) == "parquet":
-        arrow_schema = _parquet_file(path).schema_arrow
+        arrow_schema = parquet_file(path).schema_arrow
     else:
         names = csv_header(path, csv or CsvOptions())
         arrow_schema = pa.schema([(n, pa.string()) for n in names])
@@ -174,75 +174,3 @@ def _empty_table(path: Path, csv: CsvOptions | None, schema: DataSchema | None,
     if schema is not None:
         fields = [pa.field(f.name, target_type(schema, f.name) or f.type) for f in fields]
     return pa.schema(fields).empty_table()
-
-
-class _ParquetReader:
-    def __init__(self, path: Path, schema: DataSchema | None, batch_rows: int, columns: list[str] | None,
-                 lenient: bool) -> None:
-        self.path = path
-        self.schema = schema
-        self.batch_rows = batch_rows
-        self.columns = columns
-        self.lenient = lenient
-
-    def __iter__(self) -> Iterator[ArrowBatch]:
-        parquet = _parquet_file(self.path)
-        names = parquet.schema_arrow.names
-        check_header(self.path, names)
-        columns = [n for n in names if n in self.columns] if self.columns is not None else None
-        first_row = 1
-        try:
-            for batch in parquet.iter_batches(batch_size=self.batch_rows, columns=columns):
-                item = ArrowBatch(first_row, batch)
-                item.batch = self._conform(item)
-                first_row += batch.num_rows
-                yield item
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"{self.path}: corrupted Parquet data near row {first_row}: "
-                            f"{str(exc).splitlines()[0][:200]}") from None
-
-    def _conform(self, item: ArrowBatch) -> pa.RecordBatch:
-        """Cast each column to the schema's type; text that does not parse is a failure."""
-        batch = item.batch
-        for index, name in enumerate(batch.schema.names):
-            target = target_type(self.schema, name)
-            column = batch.column(index)
-            if target is None or column.type == target:
-                continue
-            col_type = self.schema.columns[name].type
-            converted, failures = _cast_parquet_column(column, col_type, target)
-            if failures is not None:
-                if not self.lenient:
-                    row = item.first_row + int(failures.rows[0])
-                    raise DataError(f"{self.path}: column '{name}', row {row}: "
-                                    f"{shorten(str(failures.values[0]))!r} is not a valid {col_type}",
-                                    hint="fix the value, or change the column's type in the schema")
-                item.failures[name] = failures
-            batch = batch.set_column(index, name, converted)
-        return batch
-
-
-def _cast_parquet_column(column: pa.Array, col_type: str, target: pa.DataType
-                         ) -> tuple[pa.Array, ParseFailures | None]:
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return convert_text(column, col_type)
-    if pa.types.is_string(target):
-        return column.cast(pa.string()), None
-    try:
-        return column.cast(target), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        text = column.cast(pa.string())
-        return convert_text(text, col_type)
-
-
-def _parquet_file(path: Path) -> pq.ParquetFile:
-    import pyarrow.parquet as pq  # here, not at the top: CSV reads start 10 ms sooner
-
-    try:
-        return pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        reason = str(exc).splitlines()[0][:160]
-        raise DataError(f"{path}: not a valid Parquet file ({reason})",
-                        hint="the file may be truncated or not Parquet at all; re-export it") from None
