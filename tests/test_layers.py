@@ -55,3 +55,11 @@ def test_cli_never_touches_adapters():
     for path in modules("cli"):
         bad = {n for n in imports_of(path) if n.startswith("mlci.adapters")}
         assert not bad, f"mlci/cli/{path.name} imports {sorted(bad)}"
+
+
+def test_every_package_is_listed_for_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(PACKAGE.parent).parts) for init in PACKAGE.rglob("__init__.py")}
+    assert listed == found | {"mlci.templates"}
