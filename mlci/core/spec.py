@@ -22,10 +22,9 @@ MISSING = dataclasses.MISSING
 
 
 def opt(default: Any = MISSING, *, help: str = "", min: float | None = None, max: float | None = None,
-        pattern: str | None = None, aliases: tuple[str, ...] = (), min_items: int | None = None) -> Any:
+        pattern: str | None = None, min_items: int | None = None) -> Any:
     """A field with constraints. ``default`` may be a callable (used as a factory)."""
-    meta = {"help": help, "min": min, "max": max, "pattern": pattern, "aliases": aliases,
-            "min_items": min_items}
+    meta = {"help": help, "min": min, "max": max, "pattern": pattern, "min_items": min_items}
     if callable(default):
         return dataclasses.field(default_factory=default, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -125,19 +124,19 @@ class _Builder:
             data = {}
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        names = {alias: name for name, f in fields.items() for alias in (name, *f.metadata.get("aliases", ()))}
         kwargs = {}
         for key, raw in data.items():
-            if key not in names:
+            if key not in fields:
                 hint = did_you_mean(key, fields) or "known keys: " + ", ".join(fields)
                 self.fail(path + (key,), f"unknown key '{key}'", hint)
                 continue
-            name = names[key]
-            kwargs[name] = self.value(hints[name], raw, path + (key,), dict(fields[name].metadata))
+            kwargs[key] = self.value(hints[key], raw, path + (key,), dict(fields[key].metadata))
         for name, f in fields.items():
             if name not in kwargs and f.default is MISSING and f.default_factory is MISSING:
                 self.fail(path + (name,), f"missing required key '{name}'", f.metadata.get("help") or None)
-        if any(i for i in self.issues):
+        if self.issues:
+            # Keep collecting: a value that failed (None) falls back to its default, so the section's
+            # own check() can still report its problems; a missing required one ends this section.
             kwargs = {k: v for k, v in kwargs.items() if v is not None or _optional(hints[k])}
         try:
             obj = cls(**kwargs)
@@ -211,8 +210,6 @@ def _section_schema(cls: type) -> dict:
         if f.default is not MISSING and isinstance(f.default, (str, int, float, bool)):
             schema["default"] = f.default
         props[f.name] = schema
-        for alias in f.metadata.get("aliases", ()):
-            props[alias] = schema
         if f.default is MISSING and f.default_factory is MISSING:
             required.append(f.name)
     out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
