@@ -73,3 +73,18 @@ def test_cli_render_only_writes_the_manifests_and_without_kubectl_exits_3(projec
     code, out, err = run_cli("-C", project, "deploy", "--env", "production", env={"PATH": str(tmp_path)})
     assert code == 3
     assert "kubectl is not installed" in err and "Traceback" not in err
+
+
+def test_prediction_logs_go_to_a_claimed_volume_when_configured(project, tmp_path):
+    import dataclasses
+
+    loaded = load_project(project)
+    record = open_registry(loaded).get("latest")
+    claimed = dataclasses.replace(environment(loaded, "production"), predictions_claim="credit-risk-predictions")
+    for env, expected in ((environment(loaded, "production"), {"emptyDir": {}}),
+                          (claimed, {"persistentVolumeClaim": {"claimName": "credit-risk-predictions"}})):
+        text = kubernetes_manifests(loaded, env_name="production", env=env, record=record)
+        deployment = next(doc for doc in yaml.safe_load_all(text) if doc and doc["kind"] == "Deployment")
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert {k: v for k, v in volumes["predictions"].items() if k != "name"} == expected

@@ -177,7 +177,8 @@ def test_prediction_log_lines_have_the_documented_format(project, tmp_path):
         answer = logged.post("/predict", json={"records": records}).json()
     files = list(log_dir.iterdir())
     assert len(files) == 1
-    assert files[0].name.startswith("predictions-") and files[0].name.endswith(f"-{os.getpid()}.jsonl")
+    assert files[0].name.startswith("predictions-")
+    assert files[0].name.endswith(f"-{socket.gethostname()}-{os.getpid()}.jsonl")
     lines = [json.loads(line) for line in files[0].read_text().splitlines()]
     assert [line["row"] for line in lines] == [0, 1, 2]
     first = lines[0]

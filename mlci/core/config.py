@@ -154,6 +154,8 @@ class Environment:
     branch: str | None = opt(None, help="deploy only from this branch (Jenkins `when { branch }`)")
     smoke_rows: int = opt(5, min=0, max=1000, help="holdout rows sent to /predict before the switch (0: none)")
     kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
+    predictions_claim: str | None = opt(None, pattern=IDENTIFIER, help="kubernetes PersistentVolumeClaim for the "
+                                        "prediction logs, so the nightly monitor can read them (default: pod-local)")
 
 
 @section

@@ -395,7 +395,7 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": _container_environment(serve_settings(project, ref=str(record["version"]),
                                                                     port=env.port)),
-               "user_id": image_section(project).user_id}
+               "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:
         documents.append(render("kubernetes/hpa.yaml.j2", **context))

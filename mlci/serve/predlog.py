@@ -1,6 +1,6 @@
 """The prediction log that ``mlci monitor`` reads.
 
-JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<pid>.jsonl``, one line per predicted row::
+JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<host>-<pid>.jsonl``, one line per predicted row::
 
     {"ts": "2026-01-31T12:00:00.123Z", "request_id": "...", "row": 0, "model_version": 3,
      "features": {"age": 41, ...}, "prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
+import socket
 import sys
 import threading
 import time
@@ -137,15 +139,21 @@ class PredictionLog:
 
 
 def _new_file_path(directory: Path) -> Path:
-    """``predictions-YYYYMMDD-HHMMSS-<pid>.jsonl``; when a rotation lands in the same second as the last
+    """``predictions-YYYYMMDD-HHMMSS-<host>-<pid>.jsonl``: the host name keeps replicas that share a
+    volume (all pid 1 in their containers) apart. When a rotation lands in the same second as the last
     file, the next free second is used so a rotated file is never reopened."""
     stamp = time.time()
+    writer = f"{_safe_host()}-{os.getpid()}"
     while True:
-        name = time.strftime("predictions-%Y%m%d-%H%M%S", time.gmtime(stamp)) + f"-{os.getpid()}.jsonl"
+        name = time.strftime("predictions-%Y%m%d-%H%M%S", time.gmtime(stamp)) + f"-{writer}.jsonl"
         path = directory / name
         if not path.exists():
             return path
         stamp += 1
+
+
+def _safe_host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:63] or "host"
 
 
 def _lines(batch: LoggedBatch):
