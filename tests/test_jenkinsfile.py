@@ -49,6 +49,7 @@ def variants() -> dict[str, dict]:
         "kubernetes-agent": base_config(agent={"kubernetes_yaml": "ci/pod.yaml"}, publish_html=False,
                                         timeout_minutes=5, keep_builds=3),
         "no-retrain": {**base_config(), "monitor": {"schedule": "H H(0-6) * * 1-5"}},
+        "shared-registry": {**base_config(), "registry": {"path": "/var/lib/mlci/credit-risk"}},
     }
     credentials = base_config()
     credentials["image"] = {**credentials["image"], "registry_credentials": "registry-push"}
@@ -252,7 +253,11 @@ def test_post_collects_junit_reports_artifacts_html_and_cleans_up(recorded):
     assert calls(ev, "archiveArtifacts")[0]["args"][0]["artifacts"] == "reports/**"
     html = calls(ev, "publishHTML")[0]["args"][0]["target"]
     assert html["reportDir"] == "reports" and html["reportFiles"] == "validate.html, evaluate.html, gate.html"
-    assert calls(ev, "cleanWs")
+    # A registry in the workspace survives the clean-up, so the next build's gate has its champion.
+    assert calls(ev, "cleanWs")[0]["args"] == [
+        {"notFailBuild": True, "patterns": [{"pattern": ".mlci/registry/**", "type": "EXCLUDE"}]}]
+    shared = events[("shared-registry", "commit", 0)]
+    assert calls(shared, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
     assert not calls(events[("kubernetes-agent", "commit", 0)], "publishHTML")
 
 

@@ -193,15 +193,30 @@ def _check_agent(project: Project) -> None:
 
 def _report_patterns(project: Project, root: Path) -> dict:
     reports = _inside(project, project.reports_dir, root, "reports")
-    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": f"{reports}/**"}
+    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": f"{reports}/**",
+            "kept_registry": _kept_registry(project, root)}
+
+
+def _kept_registry(project: Project, root: Path) -> str | None:
+    """The workspace clean-up pattern that keeps a registry living in the workspace; None for one outside."""
+    relative = _relative_inside(project.registry_dir, root)
+    return f"{relative}/**" if relative is not None else None
 
 
 def _inside(project: Project, path: Path, root: Path, key: str) -> str:
     """``path`` relative to the repository root, in POSIX form; refused when it lies outside."""
-    relative = os.path.relpath(Path(path).resolve(), root.resolve())
-    if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
+    relative = _relative_inside(path, root)
+    if relative is None:
         raise config_issue(project.document, key, f"{_display(path)} is outside the repository {root.name}",
                            "Jenkins only sees files inside the checked-out repository")
+    return relative
+
+
+def _relative_inside(path: Path, root: Path) -> str | None:
+    """``path`` relative to ``root`` in POSIX form, or None when it lies outside ``root``."""
+    relative = os.path.relpath(Path(path).resolve(), root.resolve())
+    if relative == ".." or relative.startswith(".." + os.sep) or os.path.isabs(relative):
+        return None
     return Path(relative).as_posix()
 
 
