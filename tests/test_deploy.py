@@ -113,6 +113,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert _predict(port, records)["model_version"] == 2, "the old version keeps answering"
     statuses = [(d["version"], d["status"]) for d in deployments(_registry(directory), "staging")]
     assert statuses == [(1, "retired"), (2, "active"), (version, "failed")]
+    assert _registry(directory).alias_of("staging") == 2, "the environment's alias follows what serves"
     assert not docker_engine.containers.list(all=True, filters={"label": f"org.mlci.version={version}"})
 
     # rollback: back to version 1, and then there is nothing earlier to return to
@@ -121,6 +122,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert _predict(port, records)["model_version"] == 1
     statuses = [(d["version"], d["status"], d["kind"]) for d in deployments(_registry(directory), "staging")]
     assert statuses[1] == (2, "rolled_back", "deploy") and statuses[-1] == (1, "active", "rollback")
+    assert _registry(directory).alias_of("staging") == 1
     code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
     assert code == 2 and "no previous deployment" in err
     assert (directory / "reports" / "rollback.junit.xml").exists()

@@ -115,6 +115,13 @@ def _record(registry: ModelRegistry, entry: dict[str, Any]) -> None:
     registry.update(entry["version"], lambda r: r.setdefault("deployments", []).append(entry))
 
 
+def _activate(registry: ModelRegistry, entry: dict[str, Any]) -> None:
+    """Record a deployment as serving, and point the alias named after its environment at its version:
+    the `production` alias (the gate's default champion) is always the model production runs."""
+    _record(registry, {**entry, "status": "active"})
+    registry.set_alias(entry["env"], entry["version"])
+
+
 # -- targets ----------------------------------------------------------------------------------------
 
 
@@ -344,7 +351,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
         kept = f"version {previous['version']} keeps serving" if previous else "nothing was serving before"
         report.add(Check("switch", False, f"rolled back: {kept}"))
         return _finish(project, report)
-    _record(registry, {**entry, "status": "active"})
+    _activate(registry, entry)
     if previous:
         target.stop(previous["handle"])
         _set_status(registry, previous, replaced_status)
@@ -435,7 +442,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
         _record(registry, {**entry, "status": "failed"})
         report.add(Check("switch", False, "rollout undone; the previous ReplicaSet serves"))
         return _finish(project, report)
-    _record(registry, {**entry, "status": "active"})
+    _activate(registry, entry)
     if previous:
         _set_status(registry, previous, "rolled_back" if kind == "rollback" else "retired")
     report.add(Check("switch", True, f"version {record['version']} rolled out"))
