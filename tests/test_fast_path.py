@@ -154,3 +154,79 @@ def test_verification_rows_cover_missing_values_unknown_categories_and_every_all
     assert set(columns["region"]) == {"north", "south", "east", "west", "__unseen__"}
     assert set(columns["loan_term"]) == {12, 24, 36, 48, 60}
     assert min(columns["credit_score"]) >= 300 and max(columns["credit_score"]) <= 850
+
+
+# -- batch validation: the column-wise check and the record-by-record one agree ---------------------
+
+# Per field, values that break one rule each (type, NaN or infinity, bounds, allowed values, pattern, dates).
+_BAD_VALUES = {
+    "customer_id": ["X1", 12, None], "age": [17, 101, 30.5, "41", True, float("nan")],
+    "income": [-1, float("inf"), "high", [1]], "loan_amount": [None, -0.01, False],
+    "loan_term": [13, 12.5, "12"], "credit_score": [299, 851, None],
+    "debt_ratio": [2.01, float("-inf"), {}], "num_accounts": [-1, 1.5, float("nan")],
+    "region": ["central", 3, None, float("nan")], "employment": ["contractor", True, 2.5, [None]],
+    "home_ownership": ["rented", None], "has_guarantor": ["yes", 1, 0.0, None],
+    "application_date": ["2019-12-31", "2031-01-01", "31/12/2024", 20240101, None],
+}
+
+
+def _validators() -> list[RecordValidator]:
+    features = [c for c in SCHEMA.features if c in FEATURES + ["has_guarantor", "application_date"]]
+    return [RecordValidator(SCHEMA, features, accept_unknown_categories=accept) for accept in (True, False)]
+
+
+def _both_paths(validator: RecordValidator, records: list) -> tuple:
+    columns, problems = validator.validate(records)
+    slow_columns, slow_problems = validator._validate_records(records)
+    return (columns, [p.to_dict() for p in problems]), (slow_columns, [p.to_dict() for p in slow_problems])
+
+
+def _mixed_batches(seed: int = 0, batches: int = 300) -> list[list]:
+    rng = np.random.default_rng(seed)
+    good = _records(40)
+    out = []
+    for _ in range(batches):
+        records = [dict(good[i]) for i in rng.integers(0, len(good), int(rng.integers(1, 12)))]
+        for _ in range(int(rng.integers(0, 3))):  # zero, one or two broken values
+            record = records[int(rng.integers(0, len(records)))]
+            field = list(_BAD_VALUES)[int(rng.integers(0, len(_BAD_VALUES)))]
+            values = _BAD_VALUES[field]
+            record[field] = values[int(rng.integers(0, len(values)))]
+        if rng.random() < 0.05:
+            records[0] = {**records[0], "default": 1} if rng.random() < 0.5 else {**records[0], "extra": 1}
+        if rng.random() < 0.03:
+            records.append(["not", "an", "object"])
+        if rng.random() < 0.05:
+            records[-1].pop("age", None)  # a required field left out
+        out.append(records)
+    return out
+
+
+def test_column_wise_validation_gives_the_same_columns_and_errors_as_the_record_checks():
+    batches = _mixed_batches()
+    assert sum(not RecordValidator(SCHEMA, FEATURES, accept_unknown_categories=True).validate(b)[1]
+               for b in batches) > 50  # both valid and invalid batches are exercised
+    for validator in _validators():
+        for records in batches:
+            fast, slow = _both_paths(validator, records)
+            assert fast == slow, records
+            assert (validator._valid_columns(records) is None) == bool(slow[1])  # valid batches go column-wise
+
+
+def test_column_wise_validation_accepts_every_kind_of_valid_value():
+    validator = RecordValidator(SCHEMA, FEATURES, accept_unknown_categories=False)
+    records = [{**_records(1)[0], "age": 40.0, "loan_term": 12.0, "income": 0, "debt_ratio": 2,
+                "application_date": "2025-06-15T13:45:00Z", "has_guarantor": True, "employment": None},
+               {**_records(2)[1], "region": "west", "employment": "retired"}]
+    assert validator._valid_columns(records) is not None
+    fast, slow = _both_paths(validator, records)
+    assert fast == slow and not fast[1]
+
+
+def test_extra_fields_take_the_column_path_only_when_the_schema_allows_them():
+    permissive = type(SCHEMA)(**{**SCHEMA.__dict__, "allow_extra_columns": True})
+    records = [{**record, "note": "free text"} for record in _records(5)]
+    assert RecordValidator(permissive, FEATURES, accept_unknown_categories=True)._valid_columns(records) is not None
+    assert RecordValidator(SCHEMA, FEATURES, accept_unknown_categories=True)._valid_columns(records) is None
+    target = [{**record, "default": 0} for record in _records(5)]
+    assert RecordValidator(permissive, FEATURES, accept_unknown_categories=True)._valid_columns(target) is None

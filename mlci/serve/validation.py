@@ -1,6 +1,10 @@
 """Request validation against the data schema: every problem of every row, as ``{row, field, message}``.
 
 Messages name the rule, never the offending value, so a 422 response cannot echo personal data back.
+
+A batch is first checked column by column (one pass per field over its values), which only answers
+whether every value is valid; when anything is not, the record-by-record checks build the error list,
+so the errors, their order and their messages never depend on which path found them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from mlci.core.dataschema import NUMERIC_TYPES, Column, DataSchema
 MAX_ERRORS = 100  # per response: a 1000-row batch of garbage must not produce a huge answer
 
 FieldCheck = Callable[[Any], "str | None"]
+ColumnCheck = Callable[[list[Any]], bool]  # True when every (non-null) value of a column passes
 
 
 @dataclass
@@ -41,11 +46,38 @@ class RecordValidator:
         self.target = schema.target
         self._checks = {name: _column_check(col, accept_unknown_categories)
                         for name, col in schema.columns.items() if name != schema.target}
+        self._column_checks = {name: _whole_column_check(col, accept_unknown_categories)
+                               for name, col in schema.columns.items() if name != schema.target}
         self._required = [name for name in self.features
                           if name in schema.columns and not schema.columns[name].nullable]
 
     def validate(self, records: list[Any]) -> tuple[dict[str, list[Any]], list[FieldError]]:
         """The feature columns (name -> values, None for missing) and the problems found."""
+        columns = self._valid_columns(records)
+        if columns is not None:
+            return columns, []
+        return self._validate_records(records)
+
+    def _valid_columns(self, records: list[Any]) -> dict[str, list[Any]] | None:
+        """The feature columns when every record is valid, checked a column at a time; else None."""
+        if not all(isinstance(record, dict) for record in records):
+            return None
+        present = set().union(*records)
+        unchecked = present.difference(self._column_checks)
+        if unchecked and (not self.allow_extra or self.target in unchecked):
+            return None
+        columns: dict[str, list[Any]] = {}
+        for name in present.intersection(self._column_checks).union(self.features):
+            values = [record.get(name) for record in records]
+            given = [value for value in values if value is not None]
+            if len(given) < len(values) and name in self._required:
+                return None
+            if given and name in self._column_checks and not self._column_checks[name](given):
+                return None
+            columns[name] = values
+        return {name: columns[name] for name in self.features}
+
+    def _validate_records(self, records: list[Any]) -> tuple[dict[str, list[Any]], list[FieldError]]:
         columns: dict[str, list[Any]] = {name: [] for name in self.features}
         errors: list[FieldError] = []
         for index, record in enumerate(records):
@@ -104,6 +136,78 @@ def _column_check(column: Column, accept_unknown_categories: bool) -> FieldCheck
         return None
 
     return check
+
+
+def _whole_column_check(column: Column, accept_unknown_categories: bool) -> ColumnCheck:
+    """The column's rules (as in ``_column_check``) over a list of values at once."""
+    checks: list[ColumnCheck]
+    if column.type in NUMERIC_TYPES:
+        checks = [_all_integers if column.type == "integer" else _all_finite_numbers]
+        checks += _column_range_checks(column.min, column.max)
+    elif column.type == "boolean":
+        checks = [lambda values: _types(values) <= {bool}]
+    elif column.type == "category":
+        checks = [_all_category_values]
+    elif column.type == "string":
+        checks = [_all_text] + ([] if column.pattern is None else [_all_matching(re.compile(column.pattern))])
+    else:
+        low, high = (_parse_datetime(b) if isinstance(b, str) else None for b in (column.min, column.max))
+        checks = [_all_datetimes_within(low, high)]
+    if column.values is not None and not (accept_unknown_categories and column.type in ("category", "string")):
+        allowed = {_category_key(v) for v in column.values}
+        checks.append(lambda values: allowed.issuperset(map(_category_key, values)))
+    return lambda values: all(rule(values) for rule in checks)
+
+
+def _types(values: list[Any]) -> set[type]:
+    """The exact types (subclasses such as bool are not int here), as the JSON parser makes them."""
+    return set(map(type, values))
+
+
+def _all_finite_numbers(values: list[Any]) -> bool:
+    if not _types(values) <= {int, float}:
+        return False
+    return all(map(math.isfinite, (v for v in values if type(v) is float)))
+
+
+def _all_integers(values: list[Any]) -> bool:
+    if not _types(values) <= {int, float}:
+        return False
+    return all(map(float.is_integer, (v for v in values if type(v) is float)))
+
+
+def _all_category_values(values: list[Any]) -> bool:
+    if _types(values) == {str}:
+        return True
+    return all(type(v) in (str, bool) or (type(v) in (int, float) and _check_float(v) is None) for v in values)
+
+
+def _all_text(values: list[Any]) -> bool:
+    return _types(values) == {str}
+
+
+def _all_matching(regex: re.Pattern) -> ColumnCheck:
+    return lambda values: all(map(regex.fullmatch, values))
+
+
+def _all_datetimes_within(low: datetime | None, high: datetime | None) -> ColumnCheck:
+    range_checks = _column_range_checks(low, high)
+
+    def check(values: list[Any]) -> bool:
+        if not _all_text(values):
+            return False
+        parsed = [_parse_datetime(value) for value in values]
+        return None not in parsed and all(rule(parsed) for rule in range_checks)
+    return check
+
+
+def _column_range_checks(low: Any, high: Any) -> list[ColumnCheck]:
+    checks: list[ColumnCheck] = []
+    if low is not None:
+        checks.append(lambda values: min(values) >= low)
+    if high is not None:
+        checks.append(lambda values: max(values) <= high)
+    return checks
 
 
 def _range_rules(low: Any, high: Any, convert: Callable[[Any], Any]) -> list[FieldCheck]:
