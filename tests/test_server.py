@@ -18,6 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlci.serve.app import create_app
+from mlci.serve.predlog import LoggedBatch, batch_lines
 from mlci.serve.settings import ServeSettings
 from tests.serving_support import REPO, copy_example, holdout_records, register_version
 
@@ -289,3 +290,34 @@ def test_settings_round_trip_through_the_environment(monkeypatch, tmp_path):
     for name, value in settings.environment().items():
         monkeypatch.setenv(name, value)
     assert parse([]) == settings
+
+
+def _documented_lines(batch: LoggedBatch) -> str:
+    """The log format by its definition: one json.dumps of each row's line object."""
+    text = ""
+    for row, prediction in enumerate(batch.predictions):
+        line = {"ts": batch.ts, "request_id": batch.request_id, "row": row, "model_version": batch.model_version,
+                "features": {name: values[row] for name, values in batch.columns.items()}, "prediction": prediction}
+        if batch.probabilities is not None and batch.classes is not None:
+            line["probabilities"] = dict(zip(batch.classes, batch.probabilities[row]))
+        text += json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n"
+    return text
+
+
+@pytest.mark.parametrize("classes, probabilities, predictions", [
+    (["0", "1"], [[0.25, 0.75], [1.0, 0.0], [1e-07, 0.9999999]], [1, 0, 1]),
+    (["no", "yes", "no"], [[0.1, 0.2, 0.7], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]], ["no", "yes", "no"]),
+    (None, None, [1.5, -2e20, 0]),
+])
+def test_prediction_log_lines_equal_one_json_dumps_per_row(classes, probabilities, predictions):
+    columns = {"age": [41, None, 18], "income": [1234.5, 1e16, None], "flag": [True, False, None],
+               "region": ["north", "a,b", 'say "%s" 100%'], "mixed": ["x", 3, 2.5],
+               "note": ["é ü \n\t", None, "\u2028"], "ünïcode name": ["", "}", "{\"ts\":"]}
+    batch = LoggedBatch("2026-01-31T12:00:00.123Z", "req-%d", 7, columns, predictions, probabilities, classes)
+    assert batch_lines(batch) == _documented_lines(batch)
+
+
+def test_prediction_log_refuses_non_finite_values_like_json_dumps():
+    batch = LoggedBatch("ts", "id", 1, {"x": [1.0]}, [0], [[float("nan"), 1.0]], ["0", "1"])
+    with pytest.raises(ValueError):
+        batch_lines(batch)
