@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlci.ops.tabular import convert_text, numpy_values
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -167,24 +169,16 @@ def numeric_values(column: pa.Array | pa.ChunkedArray | pd.Series) -> np.ndarray
     if pa.types.is_timestamp(kind):  # Arrow keeps instants with a time zone as UTC already
         return _float64_numpy(array.cast(pa.int64()).cast(pa.float64(), safe=False)) / _SECONDS[kind.unit]
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        from mlci.ops.tabular import convert_text
-
         array = convert_text(array, "float")[0]
     return _float64_numpy(array.cast(pa.float64(), safe=False))  # integers beyond 2**53 lose digits, as in NumPy
 
 
 def _float64_numpy(array: pa.Array) -> np.ndarray:
-    """A float64 Arrow array as NumPy, missing values as NaN; without a copy when nothing is missing.
-
-    Read from the buffers because ``Array.to_numpy`` imports pandas (a third of a second or more).
-    """
-    validity, data = array.buffers()[:2]
-    values = np.frombuffer(data, dtype=np.float64, count=len(array), offset=array.offset * 8)
+    """A float64 Arrow array as NumPy, missing values as NaN; without a copy when nothing is missing."""
+    values = numpy_values(array)
     if not array.null_count:
         return values
-    bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), count=array.offset + len(array),
-                         bitorder="little")
-    return np.where(bits[array.offset:].astype(bool), values, np.nan)
+    return np.where(numpy_values(pc.is_valid(array)), values, np.nan)
 
 
 def _arrow_numbers(column: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Array:
