@@ -27,6 +27,12 @@ NEEDS_PROBABILITIES = ("roc_auc", "pr_auc", "log_loss", "brier")
 DEFAULT_METRICS = {"binary": ["roc_auc", "accuracy", "f1"], "multiclass": ["accuracy", "f1_macro"],
                    "regression": ["rmse", "r2"]}
 _EPS = np.finfo(np.float64).eps
+
+
+def wanted_metrics(configured: list[str], task: str) -> list[str]:
+    """``model.metrics`` as configured, or the task's defaults when it is empty."""
+    return configured or DEFAULT_METRICS.get(task, [])
+
 _BLOCK_CELLS = 4_000_000  # resamples x rows evaluated at once (bounded memory on large holdouts)
 
 

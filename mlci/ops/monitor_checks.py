@@ -164,12 +164,12 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
         return
     import pandas as pd
 
-    from mlci.ops.metrics import DEFAULT_METRICS, available, compute, metrics_for_task
+    from mlci.ops.metrics import available, compute, metrics_for_task, wanted_metrics
 
     y = np.concatenate(cur.labels)
     known = ~pd.isna(y)
     task = record.get("task") or "binary"
-    names = [m for m in (wanted or DEFAULT_METRICS.get(task, [])) if m in reference and m in metrics_for_task(task)]
+    names = [m for m in wanted_metrics(wanted, task) if m in reference and m in metrics_for_task(task)]
     if not known.any() or not names:
         report.details["performance"] = None
         return

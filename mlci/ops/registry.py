@@ -59,9 +59,9 @@ def list_versions(*, project: Project) -> RegistryView:
              "metrics": r.get("metrics") or {}, "aliases": by_version.get(r["version"], []),
              "image": (r.get("image") or {}).get("digest")}
             for r in registry.versions()]
-    from mlci.ops.metrics import DEFAULT_METRICS
+    from mlci.ops.metrics import wanted_metrics
 
-    headline = project.config.model.metrics or DEFAULT_METRICS[project.config.model.task]
+    headline = wanted_metrics(project.config.model.metrics, project.config.model.task)
     return RegistryView("list", {"versions": rows, "aliases": registry.aliases(), "headline": headline})
 
 

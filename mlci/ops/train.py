@@ -110,7 +110,7 @@ def _subset(data: Dataset, index: np.ndarray, info: dict[str, Any]) -> Dataset:
 
 def configured_metrics(project: Project) -> list[str]:
     model = project.config.model
-    names = model.metrics or metrics.DEFAULT_METRICS[model.task]
+    names = metrics.wanted_metrics(model.metrics, model.task)
     for i, name in enumerate(names):
         problem = metrics.unsuitable_metric(name, model.task)
         if problem:
