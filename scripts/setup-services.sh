@@ -86,13 +86,23 @@ launch() {
   echo $! >"$RUN_DIR/$name.pid"
 }
 
+# pid_running PIDFILE: true while the recorded pid is a live (not zombie) process. Used right after
+# launch, where the child may not have exec'd yet and still shows this script's command line.
+pid_running() {
+  local pid state
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # wait_for NAME PIDFILE LOGFILE CHECK...: wait until CHECK succeeds; fail early if the daemon died.
 wait_for() {
   local name=$1 pidfile=$2 logfile=$3 deadline
   shift 3
   deadline=$((SECONDS + TIMEOUT))
   until "$@"; do
-    if ! pid_alive "$pidfile" "$name"; then
+    if ! pid_running "$pidfile"; then
       tail -n 20 "$logfile" >&2 || true
       die "$name exited during start-up (log: $logfile)"
     fi
