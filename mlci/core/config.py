@@ -120,8 +120,16 @@ class GatesSection:
 
 @section
 class RegistrySection:
-    path: str = opt(".mlci/registry", help="directory of the embedded model registry")
+    """Where model versions, their lineage and aliases live. Every Jenkins job must reach it."""
+
+    backend: Literal["local", "mlflow"] = opt("local", help="local: a directory (on shared storage for Jenkins); "
+                                              "mlflow: an MLflow tracking server's Model Registry")
+    path: str = opt(".mlci/registry", help="directory of the local registry (absolute for shared storage)")
     lock_timeout: float = opt(60.0, min=0.1, help="seconds to wait for the registry lock")
+    tracking_uri: str | None = opt(None, help="MLflow tracking server (default: the MLFLOW_TRACKING_URI variable)")
+    model_name: str | None = opt(None, pattern=IDENTIFIER, help="MLflow registered model name (default: the project name)")
+    credentials: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins credentials id (username/password) bound "
+                                  "to MLFLOW_TRACKING_USERNAME/PASSWORD in the pipelines")
 
 
 @section
@@ -222,6 +230,11 @@ class JenkinsAgent:
 @section
 class JenkinsSection:
     url: str | None = opt(None, help="Jenkins URL (or JENKINS_URL); credentials only from the environment")
+    job_type: Literal["multibranch", "pipeline"] = opt(
+        "multibranch", help="multibranch: one job per branch and pull request (branch conditions work); "
+        "pipeline: a single-branch job built by an SCM trigger")
+    poll: str = opt("H/5 * * * *", help="SCM polling spec of a single-branch job; its trigger also lets "
+                    "/git/notifyCommit webhooks start builds ('' for webhooks only)")
     folder: str | None = opt(None, help="folder that holds the jobs")
     job: str | None = opt(None, pattern=IDENTIFIER, help="commit job name (default: the project name)")
     scm_url: str | None = opt(None, help="git URL the jobs check out (default: the repository's origin remote)")
@@ -246,7 +259,7 @@ class Config:
     model: ModelSection = opt(help="what to train")
     evaluation: EvaluationSection = opt(EvaluationSection, help="holdout evaluation")
     gates: GatesSection = opt(GatesSection, help="quality gates")
-    registry: RegistrySection = opt(RegistrySection, help="the embedded model registry")
+    registry: RegistrySection = opt(RegistrySection, help="the model registry: local directory or MLflow")
     image: ImageSection | None = opt(None, help="the serving image (build, push, deploy need it)")
     environments: dict[str, Environment] = opt(dict, help="deployment environments by name")
     serve: ServeSection = opt(ServeSection, help="the model server")
