@@ -21,8 +21,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +29,7 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from mlci.adapters.registry_store import ModelRegistry
+from mlci.adapters.serving_probe import http_get, http_post_json, listening, local_listener, mlci_server_identity
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
 from mlci.core.reports import Check, Report, write_report
@@ -53,10 +52,12 @@ def _now() -> str:
 
 
 def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.0.1", port: int = 8080,
-                   workers: int | None = None, log: bool = True, check_port: int | None = None) -> ServeSettings:
+                   workers: int | None = None, log: bool = True, check_port: int | None = None,
+                   env_name: str | None = None) -> ServeSettings:
     version = open_registry(project).resolve(ref)
     serve = project.config.serve
     return ServeSettings(registry=project.registry_dir, model=str(version), host=host, port=port,
+                         deployment=deployment_name(project, env_name) if env_name else "",
                          check_port=check_port, workers=workers or serve.workers,
                          max_body_bytes=serve.max_body_bytes, max_rows=serve.max_rows,
                          log_dir=project.path(serve.log_dir) if log and serve.log_predictions else None,
@@ -81,6 +82,11 @@ def _container_environment(settings: ServeSettings) -> dict[str, str]:
 
 
 # -- environments and their history ----------------------------------------------------------------
+
+
+def deployment_name(project: Project, env_name: str) -> str:
+    """How a deployed server names itself (/health/live), so a deployer can tell who holds a port."""
+    return f"{project.config.project}/{env_name}"
 
 
 def environment(project: Project, name: str) -> Environment:
@@ -250,12 +256,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
+def ensure_port_is_ours(project: Project, env_name: str, address: str, port: int,
+                        previous: dict[str, Any] | None) -> None:
+    """Refuse (exit 2) a port that serves anything but this environment's own deployment: SO_REUSEPORT
+    would let two deployments share it and split the traffic, and a program without it makes the new
+    server fail to bind."""
+    if not listening(address, port):
+        return
+    identity = mlci_server_identity(f"http://{address}:{port}")
+    ours = deployment_name(project, env_name)
+    where = f"port {port} on {address}"
+    hint = f"set environments.{env_name}.port to a free port, or stop what holds it"
+    if identity is None:
+        who = local_listener(port) if address == "127.0.0.1" else None
+        raise UsageError(f"{where} is held by a program that is not an mlci server"
+                         + (f": {who}" if who else ""), hint=hint)
+    holder = identity.get("deployment")
+    if holder == ours or (holder is None and previous is not None):
+        return  # this environment's server (one started before servers named themselves, if unnamed)
+    raise UsageError(f"{where} is held by mlci deployment '{holder or 'unknown'}', not '{ours}'", hint=hint)
 
 
 def wait_ready(base_url: str, timeout: float, alive: Callable[[], bool]) -> tuple[bool, str]:
@@ -265,7 +284,7 @@ def wait_ready(base_url: str, timeout: float, alive: Callable[[], bool]) -> tupl
         if not alive():
             return False, f"the server exited ({last})"
         try:
-            status, body = _get(f"{base_url}/health/ready")
+            status, body = http_get(f"{base_url}/health/ready")
             if status == 200:
                 return True, "ready"
             last = json.loads(body or b"{}").get("reason") or f"HTTP {status}"
@@ -296,15 +315,13 @@ def open_schema_target(project: Project) -> str | None:
 def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tuple[bool, str]:
     if not records:
         return True, "skipped (smoke_rows: 0)"
-    request = urllib.request.Request(f"{base_url}/predict", data=json.dumps(records).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return False, f"/predict answered HTTP {err.code}"
+        status, raw = http_post_json(f"{base_url}/predict", records, timeout=30)
+        body = json.loads(raw) if status == 200 else None
     except (OSError, ValueError) as exc:
         return False, f"/predict failed: {type(exc).__name__}"
+    if not isinstance(body, dict):
+        return False, f"/predict answered HTTP {status}"
     if body.get("model_version") != version or len(body.get("predictions", [])) != len(records):
         return False, f"/predict answered version {body.get('model_version')} with {len(body.get('predictions', []))} predictions"
     return True, f"{len(records)} holdout rows predicted"
@@ -324,8 +341,9 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
                                  render_only=render_only, on_line=on_line)
     target = _target(project, env_name, env)
     previous = active_deployment(registry, env_name)
+    ensure_port_is_ours(project, env_name, target.address, env.port, previous)
     settings = serve_settings(project, ref=str(record["version"]), host="0.0.0.0", port=env.port,
-                              check_port=free_port())
+                              check_port=free_port(), env_name=env_name)
     report = Report(kind=kind)
     report.details = {"env": env_name, "version": record["version"], "target": env.target,
                       "previous_version": previous["version"] if previous else None}
@@ -401,7 +419,7 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
                "replicas": env.replicas, "autoscale_max": env.autoscale_max, "cpu": env.cpu,
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": _container_environment(serve_settings(project, ref=str(record["version"]),
-                                                                    port=env.port)),
+                                                                    port=env.port, env_name=env_name)),
                "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:

@@ -43,12 +43,15 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
     parser.add_argument("--log-queue-rows", type=int, default=_env("log_queue_rows", 100_000))
     parser.add_argument("--unknown-categories", choices=("accept", "reject"),
                         default=_env("unknown_categories", "accept"))
+    parser.add_argument("--deployment", default=_env("deployment", ""),
+                        help="<project>/<environment> this server was deployed as (shown by /version)")
     args = parser.parse_args(argv)
     return ServeSettings(registry=args.registry, model=str(args.model), host=args.host, port=args.port,
                          check_port=args.check_port or None, workers=args.workers,
                          max_body_bytes=args.max_body_bytes, max_rows=args.max_rows,
                          log_dir=Path(args.log_dir) if args.log_dir else None, log_max_bytes=args.log_max_bytes,
-                         log_queue_rows=args.log_queue_rows, unknown_categories=args.unknown_categories)
+                         log_queue_rows=args.log_queue_rows, unknown_categories=args.unknown_categories,
+                         deployment=args.deployment)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,6 +235,8 @@ async def predict(state: ServerState, request: Request) -> Response:
 
 
 async def live(state: ServerState, request: Request) -> Response:
+    if state.settings.deployment:
+        return _json({"live": True, "deployment": state.settings.deployment})
     return _json({"live": True})
 
 
@@ -248,7 +250,7 @@ async def ready(state: ServerState, request: Request) -> Response:
 async def version(state: ServerState, request: Request) -> Response:
     if state.model is None:
         return _errors(503, "the model is not loaded yet")
-    return _json(state.model.info())
+    return _json({**state.model.info(), "deployment": state.settings.deployment or None})
 
 
 async def openapi(state: ServerState, request: Request) -> Response:

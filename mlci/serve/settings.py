@@ -25,6 +25,8 @@ class ServeSettings:
     log_max_bytes: int = 50_000_000
     log_queue_rows: int = 100_000
     unknown_categories: str = "accept"
+    # "<project>/<environment>" for a deployed server, so a deployer can tell who holds a port.
+    deployment: str = ""
 
     def environment(self, *, omit: tuple[str, ...] = (), **overrides: object) -> dict[str, str]:
         """These settings as the ``MLCI_SERVE_*`` variables ``python -m mlci.serve`` reads, with
