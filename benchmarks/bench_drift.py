@@ -7,7 +7,7 @@ columns shifted in the current one: f_00 (mean +0.2 sd), f_01 (spread x1.3), f_0
 int_1 (Poisson 5 -> 5.5), cat_0 (top level 25% -> 20%). 19 columns are tested (id is not a feature).
 
 Each tool runs as its own process; wall time covers the whole process (imports included) and peak
-RSS is the child's maximum resident set size (``wait4``). Both use the same tests: KS for numbers and
+RSS is the command's own peak (``peak_rss.py``; a plain fork-and-wait4 would count this process's pages). Both use the same tests: KS for numbers and
 chi-square for categories at p < 0.05 (mlci: ``numeric_method: ks``, ``categorical_method: chi2``;
 Evidently: ``DataDriftPreset(num_method="ks", cat_method="chisquare")``); Evidently's default preset
 (Wasserstein / Jensen-Shannon above 1,000 rows) is timed too. Per-column verdicts are compared.
@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peak_rss import run_measured  # noqa: E402
 
 EVIDENTLY_PINS = ["evidently==0.7.23", "pandas==2.3.3", "pyarrow"]
 EVIDENTLY_VENV = Path(__file__).resolve().parent / ".venv-evidently"
@@ -124,13 +126,9 @@ print(json.dumps({"verdicts": verdicts, "in_process_s": time.perf_counter() - st
 
 
 def timed(command: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float, str, int]:
-    """(wall seconds, peak RSS MiB, stdout, exit code) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, out, proc.returncode
+    """(wall seconds, the command's own peak RSS MiB, stdout, exit code) of a child process."""
+    measured = run_measured(command, cwd=cwd, env=env, capture=True)
+    return measured.seconds, measured.peak_mib, measured.stdout, measured.returncode
 
 
 def evidently_python() -> str:

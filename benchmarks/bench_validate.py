@@ -4,7 +4,8 @@
 
 The dataset is generated once (seed 42) and cached under benchmarks/.data/. Each tool runs in a fresh
 subprocess; rounds are interleaved (A B C A B C ...) and the table shows medians. Wall time is measured
-from spawn to exit (imports included); peak RSS is the child's own ``ru_maxrss`` from ``os.wait4``.
+from spawn to exit (imports included); peak RSS is the command's own (see ``peak_rss.py``: not the
+benchmark process's pages, which a plain fork-and-wait4 would count).
 pandera comes from the `bench` extra: ``pip install -e '.[bench]'``. ``--duplicate-rows`` adds a run of
 mlci with ``allow_duplicate_rows: false`` (a 64-bit code per row, kept for the whole file).
 """
@@ -12,16 +13,16 @@ mlci with ``allow_duplicate_rows: false`` (a 64-bit code per row, kept for the w
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from peak_rss import run_measured  # noqa: E402
 DATA_DIR = HERE / ".data"
 SEED = 42
 LEVELS = [f"level_{i}" for i in range(10)]
@@ -117,12 +118,8 @@ def pandera_script() -> str:
 
 def run_once(argv: list[str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS MiB and exit code of one fresh process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, process.returncode
+    measured = run_measured(argv)
+    return measured.seconds, measured.peak_mib, measured.returncode
 
 
 def main() -> int:
