@@ -31,7 +31,7 @@ from mlci.ops.registry import MODEL_FILE, open_registry
 from mlci.ops.render import render, template_text
 
 # What the server imports, and its optional speed-ups for uvicorn (used when installed here).
-RUNTIME_PACKAGES = ("starlette", "uvicorn", "numpy", "scipy", "pandas", "scikit-learn", "skops", "PyYAML")
+RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "pandas", "scikit-learn", "skops", "PyYAML")
 OPTIONAL_PACKAGES = ("httptools", "uvloop")
 SERVER_PORT = 8080
 LineSink = Callable[[str], None]

@@ -20,9 +20,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel, load_served_model
 from mlci.serve.openapi import openapi_document
@@ -60,11 +61,11 @@ class ServerState:
         accept = self.settings.unknown_categories == "accept"
         self.validator = RecordValidator(model.schema, model.features, accept_unknown_categories=accept)
         self.openapi = openapi_document(model, max_rows=self.settings.max_rows, accept_unknown_categories=accept)
-        self.metrics.classifier = model.is_classifier
         info = model.info()
-        self.metrics.info = {"version": str(model.version), "task": str(info["task"]),
-                             "data_sha256": str(info["data_sha256"] or ""),
-                             "git_commit": str(info["git_commit"] or "")}
+        self.metrics.model_loaded(classifier=model.is_classifier,
+                                  info={"version": str(model.version), "task": str(info["task"]),
+                                        "data_sha256": str(info["data_sha256"] or ""),
+                                        "git_commit": str(info["git_commit"] or "")})
         self.model = model
         print(f"mlci.serve: model version {model.version} loaded and verified; {model.scoring_note}",
               file=sys.stderr, flush=True)
@@ -79,7 +80,7 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> M
         if settings.log_dir is not None:
             state.log = PredictionLog(settings.log_dir, max_bytes=settings.log_max_bytes,
                                       max_rows=settings.log_queue_rows,
-                                      on_drop=lambda rows: state.metrics.log_dropped.inc(amount=rows),
+                                      on_drop=lambda rows: state.metrics.log_dropped.inc(rows),
                                       on_error=lambda: state.metrics.log_errors.inc())
             state.log.start()
         if load_in_background:
@@ -134,8 +135,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
-            self.metrics.requests.inc(endpoint, str(status[0]))
-            self.metrics.latency.observe(time.perf_counter() - start, endpoint)
+            self.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
 # -- endpoints ----------------------------------------------------------------------------------
@@ -211,7 +212,7 @@ async def predict(state: ServerState, request: Request) -> Response:
         return _errors(413, f"the batch has more than {settings.max_rows} records", request_id)
     columns, problems = validator.validate(records)
     if problems:
-        state.metrics.invalid_rows.inc(amount=len({p.row for p in problems}))
+        state.metrics.invalid_rows.inc(len({p.row for p in problems}))
         return _errors(422, "", request_id, problems)
     try:
         predictions, probabilities = model.predict(columns)
@@ -260,4 +261,4 @@ async def openapi(state: ServerState, request: Request) -> Response:
 
 
 async def metrics(state: ServerState, request: Request) -> Response:
-    return PlainTextResponse(state.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(state.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)

@@ -10,10 +10,13 @@ flushes the prediction log (uvicorn's shutdown runs the app's lifespan exit).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import socket
+import tempfile
 from dataclasses import replace
 
+from mlci.serve.metrics import MULTIPROCESS_DIR_VARIABLE
 from mlci.serve.settings import ServeSettings
 
 
@@ -68,6 +71,14 @@ def run_server(settings: ServeSettings) -> int:
     # Bind once here so a busy port fails fast with one clear error, before any worker starts.
     probe = open_socket(settings.host, settings.port)
     probe.close()
+    # The workers' metrics go to files in a directory of this run, which every scrape sums (a fresh
+    # directory: files left by an earlier run would be summed too).
+    with tempfile.TemporaryDirectory(prefix="mlci-metrics-") as metrics_dir:
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+        return _run_workers(settings)
+
+
+def _run_workers(settings: ServeSettings) -> int:
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=serve_forever, args=(replace(settings, workers=1),), daemon=False)
                for _ in range(settings.workers)]
