@@ -317,7 +317,7 @@ else
   else
     log "pushgateway: starting prometheus-pushgateway on $PUSHGATEWAY_ADDR"
     launch prometheus-pushgateway "$RUN_DIR/prometheus-pushgateway.log" \
-      prometheus-pushgateway --web.listen-address="$PUSHGATEWAY_ADDR" --log.level=warn
+      prometheus-pushgateway --web.listen-address="$PUSHGATEWAY_ADDR" --log.level=warn --persistence.file=""
   fi
   wait_for prometheus-pushgateway "$RUN_DIR/prometheus-pushgateway.pid" \
     "$RUN_DIR/prometheus-pushgateway.log" http_ok "http://$PUSHGATEWAY_ADDR/-/ready"

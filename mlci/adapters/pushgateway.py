@@ -1,26 +1,24 @@
-"""The only code that talks to a Prometheus Pushgateway: text exposition format over HTTP.
+"""The only code that talks to a Prometheus Pushgateway, through prometheus_client.
 
-Pushes use POST, which replaces only the metrics of the same names inside the group, so the
-last-success gauge from an earlier run survives a run that fails before pushing it. Label values in
-the grouping-key path that contain ``/`` (or are empty) are sent base64url-encoded (``name@base64``).
-Credentials may sit in the URL's userinfo; they are sent as basic auth and never appear in messages.
+Pushes use POST (``pushadd_to_gateway``), which replaces only the metrics of the same names inside the
+group, so the last-success gauge from an earlier run survives a run that fails before pushing it.
+prometheus_client encodes grouping-key values that contain ``/`` (or are empty) as base64. A push has a
+timeout and is retried on connection failures and 5xx answers (a network blip must not fail a nightly
+build); a 4xx answer is final. Credentials may sit in the URL's userinfo; they are sent as basic auth
+and never appear in messages.
 """
 
 from __future__ import annotations
 
-import base64
-import math
-import re
+import time
 import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
+from typing import Callable, Iterator
 
 from mlci.errors import ConfigError, ServiceError
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds before the 2nd, 3rd and 4th attempt
 
 
 @dataclass
@@ -36,105 +34,137 @@ class Metric:
         return self
 
 
-def exposition(metrics: list[Metric]) -> str:
-    """The Prometheus text format (0.0.4) of ``metrics``, without timestamps (the Pushgateway refuses them)."""
-    lines = []
-    for metric in metrics:
-        if not _METRIC_NAME.match(metric.name):
-            raise ValueError(f"invalid metric name {metric.name!r}")
-        lines.append(f"# HELP {metric.name} {_escape_help(metric.help)}")
-        lines.append(f"# TYPE {metric.name} gauge")
-        for labels, value in metric.samples:
-            lines.append(f"{metric.name}{_labels(labels)} {_value(value)}")
-    return "\n".join(lines) + "\n"
+class _Gauges:
+    """A prometheus_client collector that yields ``Metric`` families as gauges, with ``common`` labels
+    added to every sample."""
 
+    def __init__(self, metrics: list[Metric], common: dict[str, str]) -> None:
+        self.metrics, self.common = metrics, common
 
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    parts = []
-    for name, value in labels.items():
-        if not _LABEL_NAME.match(name) or name.startswith("__"):
-            raise ValueError(f"invalid label name {name!r}")
-        text = str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-        parts.append(f'{name}="{text}"')
-    return "{" + ",".join(parts) + "}"
+    def collect(self) -> Iterator:
+        from prometheus_client.core import GaugeMetricFamily
 
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _value(value: float) -> str:
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def grouping_path(grouping: dict[str, str]) -> str:
-    """``/metrics/job/<job>/<label>/<value>...``; ``job`` must be first and present."""
-    if "job" not in grouping:
-        raise ValueError("the grouping key needs a job")
-    ordered = {"job": grouping["job"], **{k: v for k, v in grouping.items() if k != "job"}}
-    segments = []
-    for name, value in ordered.items():
-        value = str(value)
-        if "/" in value or not value:
-            encoded = base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii") or "="
-            segments.append(f"{name}@base64/{encoded}")
-        else:
-            segments.append(f"{name}/{urllib.parse.quote(value, safe='')}")
-    return "/metrics/" + "/".join(segments)
+        for metric in self.metrics:
+            names = sorted({name for labels, _ in metric.samples for name in labels} | set(self.common))
+            family = GaugeMetricFamily(metric.name, metric.help, labels=names)
+            for labels, value in metric.samples:
+                merged = {**self.common, **labels}
+                family.add_metric([str(merged.get(name, "")) for name in names], float(value))
+            yield family
 
 
 def redact(url: str) -> str:
     """The URL without userinfo, query or fragment: safe to print."""
     parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    netloc = host + (f":{port}" if port else "")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 class Pushgateway:
     """A Pushgateway at ``url`` (``http(s)://[user:password@]host:port``)."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 10.0, retry_delays: tuple[float, ...] = RETRY_DELAYS,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         parts = urllib.parse.urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts.port
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"invalid Pushgateway URL '{redact(url)}'",
-                               hint="use http://host:9091 (monitor.pushgateway, --pushgateway or MLCI_PUSHGATEWAY)")
-        self._auth = None
+                              hint="use http://host:9091 (monitor.pushgateway, --pushgateway or MLCI_PUSHGATEWAY)")
+        self._credentials = None
         if parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self._credentials = (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
         self.base = redact(url).rstrip("/")
         self.timeout = timeout
+        self.retry_delays = retry_delays
+        self._sleep = sleep
 
-    def push(self, grouping: dict[str, str], metrics: list[Metric]) -> None:
-        """POST ``metrics`` into the group; ServiceError (exit 3) when the gateway is down or refuses."""
-        self._request("POST", self.base + grouping_path(grouping), exposition(metrics).encode("utf-8"))
+    def push(self, grouping: dict[str, str], metrics: list[Metric], *, labels: dict[str, str] | None = None) -> None:
+        """POST ``metrics`` (with ``labels`` on every sample) into the group ``grouping`` (``job`` first);
+        ServiceError (exit 3) when the gateway stays down or refuses."""
+        from prometheus_client import CollectorRegistry
 
-    def _request(self, method: str, url: str, body: bytes) -> None:
-        request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": CONTENT_TYPE})
-        if self._auth:
-            request.add_header("Authorization", self._auth)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Gauges(metrics, labels or {}))
+        key = {k: v for k, v in grouping.items() if k != "job"}
+        for attempt, delay in enumerate((0.0, *self.retry_delays)):
+            if delay:
+                self._sleep(delay)
+            try:
+                self._send(grouping["job"], key, registry)
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == len(self.retry_delays):
+                    raise self._refused(exc) from None
+            except OSError as exc:
+                if attempt == len(self.retry_delays):
+                    raise ServiceError(f"the Pushgateway at {self.base} is unreachable: {getattr(exc, 'reason', exc)}",
+                                       hint="check the URL and that the Pushgateway runs; the report files were "
+                                            "written anyway") from None
+
+    def delete_groups_with(self, grouping: dict[str, str], extra_label: str) -> list[dict[str, str]]:
+        """Delete the groups that match ``grouping`` and also carry ``extra_label`` in their grouping key
+        (groups an earlier layout of the key left behind); returns their keys. Best effort: the gateway
+        answers as it can, and nothing here fails the run."""
+        from prometheus_client.exposition import delete_from_gateway
+
+        deleted = []
+        for labels in self._group_keys():
+            if extra_label in labels and all(labels.get(k) == v for k, v in grouping.items()):
+                key = {k: v for k, v in labels.items() if k != "job"}
+                try:
+                    delete_from_gateway(self.base, job=labels["job"], grouping_key=key, timeout=self.timeout,
+                                        handler=self._handler())
+                except OSError:
+                    continue
+                deleted.append(labels)
+        return deleted
+
+    def _group_keys(self) -> list[dict[str, str]]:
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.base}/api/v1/metrics")
+        if self._credentials:
+            import base64
+            token = base64.b64encode(":".join(self._credentials).encode()).decode("ascii")
+            request.add_header("Authorization", f"Basic {token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(300).decode("utf-8", "replace").strip().splitlines()
-            reason = detail[0][:200] if detail else exc.reason
-            raise ServiceError(f"the Pushgateway at {self.base} refused the metrics: HTTP {exc.code} {reason}",
-                               hint="metrics whose type or help differ from already pushed ones are refused; "
-                                    "see the Pushgateway's log") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServiceError(f"the Pushgateway at {self.base} is unreachable: {reason}",
-                               hint="check the URL and that the Pushgateway runs; the report files were "
-                                    "written anyway") from None
+                groups = json.loads(response.read()).get("data") or []
+        except (OSError, ValueError):
+            return []
+        return [g["labels"] for g in groups if isinstance(g, dict) and isinstance(g.get("labels"), dict)]
+
+    def _handler(self):
+        from prometheus_client.exposition import basic_auth_handler, default_handler
+
+        if not self._credentials:
+            return default_handler
+        user, password = self._credentials
+
+        def authenticated(url, method, timeout, headers, data):
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+        return authenticated
+
+    def _send(self, job: str, key: dict[str, str], registry) -> None:
+        from prometheus_client.exposition import pushadd_to_gateway
+
+        pushadd_to_gateway(self.base, job=job, registry=registry, grouping_key=key, timeout=self.timeout,
+                           handler=self._handler())
+
+    def _refused(self, exc: urllib.error.HTTPError) -> ServiceError:
+        detail = (exc.read(300) or b"").decode("utf-8", "replace").strip().splitlines()
+        reason = detail[0][:200] if detail else exc.reason
+        return ServiceError(f"the Pushgateway at {self.base} refused the metrics: HTTP {exc.code} {reason}",
+                            hint="metrics whose type or help differ from already pushed ones are refused; "
+                                 "see the Pushgateway's log")

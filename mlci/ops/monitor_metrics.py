@@ -28,8 +28,8 @@ def monitor_metrics(report: Report) -> list[Metric]:
     """The report as Prometheus gauges (names follow the Prometheus naming rules)."""
     metrics = _drift_metrics(report) + _prediction_metrics(report) + _quality_metrics(report) \
         + _performance_metrics(report)
-    metrics.append(Metric("mlci_monitor_decay_detected", "1 when drift or decay beyond the thresholds was found")
-                   .add(0.0 if report.ok else 1.0))
+    metrics.append(Metric("mlci_monitor_checks_failed", "1 when any monitor check failed (drift, data quality "
+                          "or decay): the run's exit code 1").add(0.0 if report.ok else 1.0))
     return [m for m in metrics if m.samples]
 
 
@@ -101,18 +101,21 @@ def push_metrics(report: MonitorReport, project: Project, explicit_url: str | No
     if not url:
         report.details["pushgateway"] = None
         return
-    grouping = {"job": PUSH_JOB, "project": project.config.project,
-                "model_version": str(record["version"]) if record else "none"}
-    status: dict[str, Any] = {"grouping": grouping, "pushed": False}
+    # model_version is a label, not part of the group: each push replaces the previous version's samples,
+    # so alerts follow the deployed version instead of firing on a retired one's last values.
+    grouping = {"job": PUSH_JOB, "project": project.config.project}
+    labels = {"model_version": str(record["version"]) if record else "none"}
+    status: dict[str, Any] = {"grouping": grouping, "labels": labels, "pushed": False}
     report.details["pushgateway"] = status
     try:
         gateway = Pushgateway(url)
         status["url"] = gateway.base
-        gateway.push(grouping, monitor_metrics(report))
+        gateway.push(grouping, monitor_metrics(report), labels=labels)
         gateway.push(grouping, [Metric("mlci_monitor_last_success_timestamp_seconds",
                                        "Unix time of the last monitor run that completed and pushed its metrics")
-                                .add(time.time())])
+                                .add(time.time())], labels=labels)
         status["pushed"] = True
+        status["deleted_groups"] = gateway.delete_groups_with(grouping, "model_version")
     except MlciError as exc:
         status["error"] = exc.message
         report.service_error = exc.message
