@@ -266,6 +266,8 @@ class Config:
     monitor: MonitorSection = opt(MonitorSection, help="nightly monitoring")
     jenkins: JenkinsSection = opt(JenkinsSection, help="Jenkins jobs and pipelines")
     reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
+    tensorboard: str | None = opt(None, help="directory for TensorBoard scalars (CV folds, holdout metrics per "
+                                  "version, nightly drift and performance); unset: none are written")
 
     def check(self):
         step_names = [step.name for step in self.model.steps] if self.model else []

@@ -29,10 +29,11 @@ from mlci.errors import ServiceError, UsageError
 from mlci.ops import drift as stats
 from mlci.ops.monitor_checks import data_quality, dataset_drift, feature_drift, performance, prediction_drift
 from mlci.ops.monitor_html import render_html
-from mlci.ops.monitor_metrics import push_metrics
+from mlci.ops.monitor_metrics import monitor_metrics, push_metrics
 from mlci.ops.monitor_profile import load_model_for, profile
 from mlci.ops.monitor_sources import (column_kind, current_source_for, deployed_version, join_labels,
                                       monitored_features, reference_source_for, version_schema)
+from mlci.ops.scalars import log_monitoring
 
 
 class MonitorReport(Report):
@@ -99,6 +100,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     report.details["retrain_job"] = settings.retrain_job
 
     push_metrics(report, project, pushgateway, record)
+    log_monitoring(project, monitor_metrics(report))
     html = render_html(project, report, ref, cur, kinds if plots else {})
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     return report

@@ -1,0 +1,50 @@
+"""TensorBoard event files, written with tensorboardX (TensorBoard's own format, without TensorFlow).
+Tags keep to the characters TensorBoard allows (letters, digits, `_ . - /`).
+
+Each run is a folder below the log directory (``train``, ``evaluate``, ``monitor``, ...), which
+``tensorboard --logdir`` shows as one line per run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+from pathlib import Path
+
+from mlci.errors import ServiceError
+
+
+def tag_part(text: str) -> str:
+    """``text`` with the characters TensorBoard tags do not allow replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text))
+
+
+Point = tuple[int, dict[str, float | None]]  # (step, tag -> value)
+
+
+def write_scalars(logdir: Path, run: str, points: list[Point], *, wall_time: float | None = None) -> int:
+    """Append ``points`` to a new event file of the run (None and non-finite values are left out);
+    returns how many values were written. ServiceError (exit 3) when the folder is not writable."""
+    finite = [(step, {tag: float(v) for tag, v in values.items() if v is not None and math.isfinite(float(v))})
+              for step, values in points]
+    finite = [(step, values) for step, values in finite if values]
+    if not finite:
+        return 0
+    from tensorboardX import SummaryWriter
+
+    try:
+        # A file of its own per write: two writes in one second would otherwise share a file name.
+        writer = SummaryWriter(logdir=str(Path(logdir) / run), flush_secs=3600,
+                               filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        try:
+            for step, values in finite:
+                for tag, value in values.items():
+                    writer.add_scalar(tag, value, global_step=step, walltime=wall_time)
+        finally:
+            writer.close()
+    except OSError as exc:
+        raise ServiceError(f"cannot write TensorBoard scalars to {logdir}: {exc.strerror or exc}",
+                           hint="check that the `tensorboard` directory of mlci.yaml is writable") from None
+    return sum(len(values) for _, values in finite)
