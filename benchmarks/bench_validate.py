@@ -13,6 +13,7 @@ mlci with ``allow_duplicate_rows: false`` (a 64-bit code per row, kept for the w
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
