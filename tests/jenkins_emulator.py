@@ -54,7 +54,7 @@ __all__ = [
     "pipeline_config",
 ]
 
-JENKINS_VERSION = "2.440.3"
+JENKINS_VERSION = "2.580.2"  # the LTS docker/jenkins/Dockerfile pins
 CRUMB_FIELD = "Jenkins-Crumb"
 NO_VALID_CRUMB = "No valid crumb was included in the request"
 WAITING_FOR_EXECUTOR = "Waiting for next available executor"

@@ -14,7 +14,7 @@ import jenkins
 import pytest
 import requests
 
-from tests.jenkins_emulator import NO_VALID_CRUMB, JenkinsEmulator, pipeline_config
+from tests.jenkins_emulator import JENKINS_VERSION, NO_VALID_CRUMB, JenkinsEmulator, pipeline_config
 
 TOKEN = "s3cr3t-api-token-0123456789"
 PASSWORD = "s3cr3t-password-9876543210"
@@ -358,7 +358,7 @@ def test_get_version_first_call_is_sent_without_credentials(emu, server):
         server.get_version()
     assert emu.requests[-1].status == 403
     assert server.get_whoami()["id"] == "mlci"
-    assert server.get_version() == "2.440.3"
+    assert server.get_version() == JENKINS_VERSION
 
 
 def test_fault_503_is_raw_http_error(emu, server):
