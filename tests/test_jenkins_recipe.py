@@ -64,3 +64,12 @@ def test_the_docker_socket_group_is_added():
     jenkins = yaml.safe_load((RECIPE / "compose.yaml").read_text())["services"]["jenkins"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in jenkins["volumes"]
     assert jenkins["group_add"] == ["${DOCKER_GID:?set DOCKER_GID=$(stat -c %g /var/run/docker.sock)}"]
+
+
+def test_the_controller_seeds_no_jobs_and_offers_the_examples_label():
+    """Jobs come from `mlci jenkins sync` (JCasC's Job DSL runs unsandboxed: configuration-as-code
+    SeedJobConfigurator); the built-in node carries the label the example's pipelines ask for."""
+    casc = yaml.safe_load((RECIPE / "casc.yaml").read_text())
+    assert "jobs" not in casc
+    example = yaml.safe_load((RECIPE.parent.parent / "examples" / "credit-risk" / "mlci.yaml").read_text())
+    assert casc["jenkins"]["labelString"] == example["jenkins"]["agent"]["label"]
