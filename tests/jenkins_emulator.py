@@ -5,14 +5,17 @@ real python-jenkins client against this emulator. It binds 127.0.0.1 on an ephem
 implements the parts of the API that python-jenkins 1.8.3 and mlci use:
 
 * HTTP basic auth on every request, a crumb issuer whose crumbs are bound to a session cookie,
-  CSRF checks on POST (the declarative linter is exempt, as in Jenkins);
-* jobs and folders (``createItem``, ``config.xml``, ``api/json`` with ``tree=``, ``doDelete``,
-  ``enable``/``disable``), names looked up case-insensitively like Jenkins does;
+  CSRF checks on POSTs of password logins (API tokens and the declarative linter are exempt, as in
+  Jenkins);
+* jobs, folders and multibranch projects (``createItem``, ``config.xml`` re-serialized without unknown
+  fields, ``api/json`` with ``tree=``, ``doDelete``, ``enable``/``disable``, branch indexing on ``build``),
+  names looked up case-insensitively like Jenkins does; declarative's job-property rewrite on each build;
 * the build queue (``build``/``buildWithParameters`` -> ``201 Location: .../queue/item/N/``,
-  merging of identical queued requests, ``cancelled`` items, expired items);
+  ``303`` for an identical request merged into a queued item, ``cancelled`` items, expired items);
 * builds (``api/json``, ``consoleText``, ``logText/progressiveText`` with ``X-Text-Size`` and
   ``X-More-Data``, ``stop``), progressing *per poll*, never by wall-clock time;
-* the declarative linter (``pipeline-model-converter/validate`` and ``validateJenkinsfile``);
+* the declarative linter (``pipeline-model-converter/validate`` and ``validateJenkinsfile``) with the
+  option, agent-type and step-parameter allow-lists of the installed plugins;
 * injectable faults (status codes, delays, silent server, dropped connections).
 
 Everything a test needs is on :class:`JenkinsEmulator`; see its docstring.
@@ -339,11 +342,15 @@ class JenkinsEmulator:
     ``queue_polls=0``, :meth:`start_queued` or :meth:`complete_build` for clients that only
     watch the job.
 
-    Deliberate differences from Jenkins: missing credentials give 401 (Jenkins answers 403 for
-    anonymous users without read access); crumbs are required on every POST but the linter
-    (Jenkins exempts API-token requests from CSRF checks, so a real stale-crumb 403 needs
-    password auth or an older controller); only String, Text, Boolean, Choice and Password
-    parameters are understood.
+    Authentication (jenkinsci/jenkins): HTTP basic with ``token`` (an API token: exempt from CSRF crumbs,
+    ``ApiCrumbExclusion``) or ``password`` (a login: crumbs required); anonymous requests get 403, wrong
+    credentials 401. Repositories for SCM jobs and multibranch projects come from
+    :meth:`add_repository`; a declarative build applies ``Utils.updateJobProperties`` to its job.
+
+    Deliberate limits: builds run no script (their result and console come from :meth:`script_job`);
+    only String, Text, Boolean, Choice and Password parameters are understood; only the top-level fields
+    and job property classes listed in ``_KNOWN_FIELDS``/``_KNOWN_JOB_PROPERTIES`` are checked when a config
+    is re-serialized; the validator's allow-lists cover the plugins of docker/jenkins/plugins.txt.
     """
 
     def __init__(self, user: str = "mlci", token: str = "mlci-test-token", crumbs: bool = True,

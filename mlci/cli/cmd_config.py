@@ -35,7 +35,7 @@ def check(app: AppContext) -> int:
 def _warn_about_workspace_registry(project) -> None:
     """Fine on a laptop, wrong for Jenkins: a warning here, a refusal in `mlci jenkins sync`."""
     from mlci.cli.output import warn
-    from mlci.ops.jenkins import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
+    from mlci.ops.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
 
     problem = workspace_registry_problem(project)
     if problem:

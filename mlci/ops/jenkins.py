@@ -25,6 +25,7 @@ from mlci.core.reports import Check, Report, write_report
 from mlci.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ServiceError, UsageError
 from mlci.ops import jobxml
 from mlci.ops.jenkinsfiles import PIPELINE_PATHS, repository_root, report_html
+from mlci.ops.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
 
 ENV_URL, ENV_USER, ENV_TOKEN = "JENKINS_URL", "JENKINS_USER", "JENKINS_API_TOKEN"
 EXIT_BY_RESULT = {"SUCCESS": EXIT_OK, "UNSTABLE": EXIT_CHECK_FAILED, "FAILURE": EXIT_CHECK_FAILED,
@@ -108,26 +109,6 @@ def desired_jobs(project: Project) -> dict[str, str]:
     nightly = jobxml.pipeline_job_xml(summary=summaries["nightly"], branch=branch,
                                       script_path=PIPELINE_PATHS["nightly"], cron=config.monitor.schedule, **common)
     return {names["commit"]: commit, names["nightly"]: nightly}
-
-
-def workspace_registry_problem(project: Project) -> str | None:
-    """Why a local registry inside the workspace cannot serve this project's Jenkins jobs (None: it can).
-
-    Each job has its own workspace (``${JENKINS_HOME}/workspace/${ITEM_FULL_NAME}``, jenkinsci/jenkins
-    ``Jenkins.java``/``Slave.getWorkspaceFor``) and Kubernetes pod agents lose theirs after the build, so a
-    relative ``registry.path`` gives the nightly job a registry the commit job never wrote to.
-    """
-    config = project.config
-    if config.registry.backend != "local" or Path(config.registry.path).is_absolute():
-        return None
-    reasons = ["the commit and nightly jobs each have their own workspace"]
-    if config.jenkins.agent.kubernetes_yaml:
-        reasons.append("Kubernetes pod agents lose their workspace after each build")
-    return (f"registry.path '{config.registry.path}' is inside the workspace, but " + " and ".join(reasons))
-
-
-WORKSPACE_REGISTRY_HINT = ("set registry.backend: mlflow (with registry.tracking_uri), or an absolute "
-                           "registry.path on storage every agent mounts")
 
 
 def sync_jobs(project: Project, client: JenkinsClient, *, dry_run: bool = False, prune: bool = False,
