@@ -724,6 +724,8 @@ class JenkinsEmulator:
 
     def _handle(self, method, path, query, headers, body) -> _Response:
         with self._lock:
+            if path.rstrip("/") == "/git/notifyCommit":  # an UnprotectedRootAction, exempt from crumbs
+                return self._notify_commit(parse_qs(query, keep_blank_values=True))
             denied, by_token = self._check_auth(headers.get("Authorization"), path)
             if denied is not None:
                 return denied
@@ -1216,6 +1218,8 @@ class JenkinsEmulator:
     def _start_build(self, item: _QueueItem) -> _Build:
         job = item.job
         self._run_declarative(job)
+        if job.branch is None and job.root_tag == "flow-definition":
+            job.revision = self._branch_revision(job)  # what the build checked out, for SCM polling
         number = job.next_build_number
         job.next_build_number += 1
         lines = [f"Started by user {self.user}", *item.scenario.console]
@@ -1273,6 +1277,60 @@ class JenkinsEmulator:
             path = (definition.findtext("scriptPath") or "Jenkinsfile").strip()
             return self._repositories.get(url, {}).get(job.branch, {}).get(path)
         return None
+
+    def _notify_commit(self, qs: dict) -> _Response:
+        """git-plugin GitStatus.doNotifyCommit: jobs whose GitSCM remote loosely matches ``url`` and that have
+        an SCMTrigger (not ignoring post-commit hooks) are polled, or built when ``sha1`` is given; other jobs
+        are ignored. Multibranch projects whose GitSCMSource remote matches re-index (GitSCMSource's listener
+        fires an SCM event that branch-api handles). Polling builds when the branch changed since the last
+        build. Not modelled: the notifyCommit access token newer git plugins can require."""
+        url = (qs.get("url") or [""])[0]
+        branches = [b for b in (qs.get("branches") or [""])[0].split(",") if b]
+        sha1 = (qs.get("sha1") or [""])[0]
+        lines, scm_found, url_found = [], False, False
+        for job in sorted(self._jobs.values(), key=lambda j: j.name.lower()):
+            root = ET.fromstring(job.config)
+            if job.is_multibranch:
+                source = next(root.iter("source"), None)
+                if source is not None and _loosely_matches(url, source.findtext("remote") or ""):
+                    self._index(job)
+                continue
+            definition = root.find("definition")
+            remote = definition.findtext(".//hudson.plugins.git.UserRemoteConfig/url") if definition is not None else None
+            if remote is None:
+                continue
+            scm_found = True
+            if not _loosely_matches(url, remote):
+                continue
+            trigger = root.find(f".//{_PTJP}/triggers/hudson.triggers.SCMTrigger")
+            if trigger is None or (trigger.findtext("ignorePostCommitHooks") or "").strip() == "true":
+                continue
+            specs = [(e.findtext("name") or "").strip() for e in root.iter("hudson.plugins.git.BranchSpec")]
+            if branches and not any(spec in (f"*/{b}", b, f"origin/{b}", "**") for spec in specs for b in branches):
+                continue
+            url_found = True
+            if job.disabled:
+                continue
+            if sha1:
+                self._enqueue(job, self._param_values(job, {}))
+                lines.append(f"Scheduled {job.name}")
+            else:
+                if self._branch_revision(job) != job.revision:
+                    self._enqueue(job, self._param_values(job, {}))
+                lines.append(f"Scheduled polling of {job.name.replace('/', ' » ')}")
+        if not scm_found and not lines:
+            lines.append("No git jobs found")
+        elif not url_found and not lines:
+            lines.append(f"No git jobs using repository: {url} and branches: {','.join(branches)}")
+        return _Response(200, ("\n".join(lines) + "\n").encode("utf-8"), "text/plain;charset=utf-8")
+
+    def _branch_revision(self, job: _Job) -> str | None:
+        """The head of the branch a single-branch SCM job builds, as polling sees it."""
+        root = ET.fromstring(job.config)
+        url = (root.findtext(".//hudson.plugins.git.UserRemoteConfig/url") or "").strip()
+        spec = (root.findtext(".//hudson.plugins.git.BranchSpec/name") or "").strip()
+        files = self._repositories.get(url, {}).get(spec.split("/", 1)[1] if spec.startswith("*/") else spec)
+        return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest() if files else None
 
     def _run_declarative(self, job: _Job) -> None:
         """A declarative build rewrites its job's properties when it starts (Utils.updateJobProperties)."""
@@ -1603,6 +1661,15 @@ def _branch_job_config(source_id: str, branch: str, script_path: str) -> bytes:
     ET.SubElement(root, "triggers")
     ET.SubElement(root, "disabled").text = "false"
     return ("<?xml version='1.1' encoding='UTF-8'?>\n" + ET.tostring(root, "unicode")).encode("utf-8")
+
+
+def _loosely_matches(left: str, right: str) -> bool:
+    """GitStatus.looselyMatches: same host and same path, ignoring leading/trailing '/' and '.git'."""
+    def parts(url: str) -> tuple[str, str]:
+        split = urlsplit(url.strip()) if "://" in url else urlsplit("ssh://" + url.strip().replace(":", "/", 1))
+        path = split.path.strip("/")
+        return (split.hostname or ""), (path[:-4] if path.endswith(".git") else path)
+    return parts(left) == parts(right)
 
 
 def _branch_item_name(branch: str) -> str:

@@ -451,3 +451,36 @@ def test_lint_offline_with_groovy(mlci, emu, project, tmp_path, groovy):
     code, out, _ = mlci("jenkins", "lint", "--offline", broken)
     assert code == 1 and "line 1" in out
     assert len(emu.requests) == before
+
+
+def notify_commit(emu, url: str = SCM, **params) -> str:
+    import requests
+
+    response = requests.get(emu.url + "git/notifyCommit", params={"url": url, **params}, timeout=5)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_a_webhook_builds_the_single_branch_commit_job(mlci, emu, project):
+    """git-plugin GitStatus.doNotifyCommit polls (or with sha1 builds) only jobs with an SCMTrigger whose
+    remote loosely matches; the nightly job has none and is left alone."""
+    edit_config(project, job_type="pipeline")
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    answer = notify_commit(emu, "ssh://git@git.example.com/ml/credit-risk", branches="main")
+    assert answer == "Scheduled polling of credit-risk\n"
+    assert [i["job"] for i in emu.queue] == ["credit-risk"]
+    emu.start_queued()
+    assert notify_commit(emu, branches="main") == "Scheduled polling of credit-risk\n"  # nothing new: no build
+    assert len(emu.queue) == 1
+    assert notify_commit(emu, "https://git.example.com/other.git").startswith("No git jobs using repository")
+
+
+def test_a_webhook_reindexes_the_multibranch_project(mlci, emu):
+    """GitSCMSource's notifyCommit listener fires an SCM event for sources with a matching remote; branch-api
+    re-indexes and builds the changed branch."""
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    notify_commit(emu, branches="main")
+    assert emu.scans("credit-risk") == 1
+    assert [i["job"] for i in emu.queue] == ["credit-risk/main"]
