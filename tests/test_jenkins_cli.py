@@ -426,6 +426,10 @@ def test_build_of_a_multibranch_project_is_a_scan(mlci, emu):
     assert [i["job"] for i in emu.queue] == ["credit-risk/feature%2Fx", "credit-risk/main"]
     code, _, err = mlci("jenkins", "build", "credit-risk", "-p", "X=1")
     assert code == 2 and "credit-risk/main" in err
+    emu.start_queued()
+    code, out, err = mlci("--json", "jenkins", "status")  # branch names with '/' arrive encoded by Jenkins
+    assert code == 0, err
+    assert [b["job"] for b in json.loads(out)["builds"]][:2] == ["credit-risk/feature%2Fx", "credit-risk/main"]
 
 
 def test_lint_with_the_server_validator(mlci, emu, project, tmp_path):

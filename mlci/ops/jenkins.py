@@ -406,31 +406,37 @@ class StatusResult:
 
 
 def job_status(client: JenkinsClient, jobs: list[str], *, limit: int = 5) -> StatusResult:
-    """The last ``limit`` builds of each job: number, result (or BUILDING), start time, duration."""
+    """The last ``limit`` builds of each job: number, result (or BUILDING), start time, duration; for a
+    multibranch project, those of its branch jobs."""
     status = StatusResult(server=client.url)
     for job in jobs:
         require_job_path(job, key="JOB")
-        info = client.job_info(job)
-        if info is None:
-            status.builds.append({"job": job, "number": None, "result": "no such job"})
-            continue
-        if _is_multibranch(info):  # the branch jobs' builds
-            status.builds += job_status(client, [f"{job}/{c['name']}" for c in info.get("jobs", [])],
-                                        limit=limit).builds
-            if not info.get("jobs"):
-                status.builds.append({"job": job, "number": None, "result": "no branch indexed yet"})
-            continue
-        refs = info.get("builds", [])[:limit]
-        if not refs:
-            status.builds.append({"job": job, "number": None, "result": "never built"})
-        for ref in refs:
-            build = client.build_info(job, ref["number"])
-            status.builds.append({
-                "job": job, "number": build.get("number"),
-                "result": "BUILDING" if build.get("building") else build.get("result"),
-                "started": _iso(build.get("timestamp")),
-                "duration_s": round((build.get("duration") or 0) / 1000, 1)})
+        status.builds += _job_builds(client, job, limit)
     return status
+
+
+def _job_builds(client: JenkinsClient, job: str, limit: int) -> list[dict]:
+    """Build rows of ``job``. Branch job names come from Jenkins (branch-api encodes '/' as %2F), so
+    they are not checked against the allow-list for names users type; the client URL-quotes them."""
+    info = client.job_info(job)
+    if info is None:
+        return [{"job": job, "number": None, "result": "no such job"}]
+    if _is_multibranch(info):
+        children = [c["name"] for c in info.get("jobs", []) if c.get("name")]
+        if not children:
+            return [{"job": job, "number": None, "result": "no branch indexed yet"}]
+        return [row for name in children for row in _job_builds(client, f"{job}/{name}", limit)]
+    refs = info.get("builds", [])[:limit]
+    if not refs:
+        return [{"job": job, "number": None, "result": "never built"}]
+    rows = []
+    for ref in refs:
+        build = client.build_info(job, ref["number"])
+        rows.append({"job": job, "number": build.get("number"),
+                     "result": "BUILDING" if build.get("building") else build.get("result"),
+                     "started": _iso(build.get("timestamp")),
+                     "duration_s": round((build.get("duration") or 0) / 1000, 1)})
+    return rows
 
 
 def _iso(millis: int | None) -> str | None:
