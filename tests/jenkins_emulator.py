@@ -5,14 +5,17 @@ real python-jenkins client against this emulator. It binds 127.0.0.1 on an ephem
 implements the parts of the API that python-jenkins 1.8.3 and mlci use:
 
 * HTTP basic auth on every request, a crumb issuer whose crumbs are bound to a session cookie,
-  CSRF checks on POST (the declarative linter is exempt, as in Jenkins);
-* jobs and folders (``createItem``, ``config.xml``, ``api/json`` with ``tree=``, ``doDelete``,
-  ``enable``/``disable``), names looked up case-insensitively like Jenkins does;
+  CSRF checks on POSTs of password logins (API tokens and the declarative linter are exempt, as in
+  Jenkins);
+* jobs, folders and multibranch projects (``createItem``, ``config.xml`` re-serialized without unknown
+  fields, ``api/json`` with ``tree=``, ``doDelete``, ``enable``/``disable``, branch indexing on ``build``),
+  names looked up case-insensitively like Jenkins does; declarative's job-property rewrite on each build;
 * the build queue (``build``/``buildWithParameters`` -> ``201 Location: .../queue/item/N/``,
-  merging of identical queued requests, ``cancelled`` items, expired items);
+  ``303`` for an identical request merged into a queued item, ``cancelled`` items, expired items);
 * builds (``api/json``, ``consoleText``, ``logText/progressiveText`` with ``X-Text-Size`` and
   ``X-More-Data``, ``stop``), progressing *per poll*, never by wall-clock time;
-* the declarative linter (``pipeline-model-converter/validate`` and ``validateJenkinsfile``);
+* the declarative linter (``pipeline-model-converter/validate`` and ``validateJenkinsfile``) with the
+  option, agent-type and step-parameter allow-lists of the installed plugins;
 * injectable faults (status codes, delays, silent server, dropped connections).
 
 Everything a test needs is on :class:`JenkinsEmulator`; see its docstring.
@@ -54,7 +57,7 @@ __all__ = [
     "pipeline_config",
 ]
 
-JENKINS_VERSION = "2.440.3"
+JENKINS_VERSION = "2.580.2"  # the LTS docker/jenkins/Dockerfile pins
 CRUMB_FIELD = "Jenkins-Crumb"
 NO_VALID_CRUMB = "No valid crumb was included in the request"
 WAITING_FOR_EXECUTOR = "Waiting for next available executor"
@@ -69,11 +72,15 @@ _JOB_CLASSES = {  # config.xml root tag -> (job class, run class)
                         "org.jenkinsci.plugins.workflow.job.WorkflowRun"),
     "project": ("hudson.model.FreeStyleProject", "hudson.model.FreeStyleBuild"),
     _FOLDER_CLASS: (_FOLDER_CLASS, None),
+    "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject": (
+        "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject", None),
 }
 _MODE_TAGS = {  # createItem ?mode= -> config.xml root tag
     _FOLDER_CLASS: _FOLDER_CLASS,
     "org.jenkinsci.plugins.workflow.job.WorkflowJob": "flow-definition",
     "hudson.model.FreeStyleProject": "project",
+    "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject":
+        "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject",
 }
 _PARAM_VALUE_CLASSES = {
     "hudson.model.StringParameterDefinition": "hudson.model.StringParameterValue",
@@ -196,6 +203,10 @@ class _Job:
     builds: dict = field(default_factory=dict)  # number -> _Build
     next_build_number: int = 1
     disabled: bool = False
+    declared: tuple = (set(), set(), set())  # DeclarativeJobPropertyTrackerAction: props, triggers, params
+    branch: str | None = None  # a multibranch project's branch job
+    revision: str | None = None  # the branch head it last built
+    scans: int = 0  # branch indexing runs of a multibranch project
 
     @property
     def short_name(self) -> str:
@@ -203,7 +214,12 @@ class _Job:
 
     @property
     def is_folder(self) -> bool:
-        return self.root_tag == _FOLDER_CLASS
+        """Folders and multibranch projects hold items and have no builds of their own."""
+        return self.root_tag in (_FOLDER_CLASS, _MULTIBRANCH_CLASS)
+
+    @property
+    def is_multibranch(self) -> bool:
+        return self.root_tag == _MULTIBRANCH_CLASS
 
     @property
     def job_class(self) -> str:
@@ -326,17 +342,23 @@ class JenkinsEmulator:
     ``queue_polls=0``, :meth:`start_queued` or :meth:`complete_build` for clients that only
     watch the job.
 
-    Deliberate differences from Jenkins: missing credentials give 401 (Jenkins answers 403 for
-    anonymous users without read access); crumbs are required on every POST but the linter
-    (Jenkins exempts API-token requests from CSRF checks, so a real stale-crumb 403 needs
-    password auth or an older controller); only String, Text, Boolean, Choice and Password
-    parameters are understood.
+    Authentication (jenkinsci/jenkins): HTTP basic with ``token`` (an API token: exempt from CSRF crumbs,
+    ``ApiCrumbExclusion``) or ``password`` (a login: crumbs required); anonymous requests get 403, wrong
+    credentials 401. Repositories for SCM jobs and multibranch projects come from
+    :meth:`add_repository`; a declarative build applies ``Utils.updateJobProperties`` to its job.
+
+    Deliberate limits: builds run no script (their result and console come from :meth:`script_job`);
+    only String, Text, Boolean, Choice and Password parameters are understood; only the top-level fields
+    and job property classes listed in ``_KNOWN_FIELDS``/``_KNOWN_JOB_PROPERTIES`` are checked when a config
+    is re-serialized; the validator's allow-lists cover the plugins of docker/jenkins/plugins.txt.
     """
 
     def __init__(self, user: str = "mlci", token: str = "mlci-test-token", crumbs: bool = True,
-                 *, latency: float = 0.0, normalize_config: bool = True):
+                 *, latency: float = 0.0, normalize_config: bool = True, password: str | None = None):
         self.user = user
         self.token = token
+        self.password = password
+        self._repositories: dict[str, dict[str, dict[str, str]]] = {}
         self.crumbs = crumbs
         self.latency = latency
         self.normalize_config = normalize_config
@@ -516,6 +538,18 @@ class JenkinsEmulator:
                 raise ValueError(f"job {name!r} already exists")
             self._store_new(name, config_xml.encode("utf-8"))
 
+    def add_repository(self, url: str, branches: dict) -> None:
+        """The Git repository at ``url`` as Jenkins checks it out: ``{branch: {path: text}}``. Calling it
+        again is a push: the next branch indexing builds the branches whose files changed, and single-branch
+        jobs read the new Jenkinsfile on their next build."""
+        with self._lock:
+            self._repositories[url] = {b: dict(files) for b, files in branches.items()}
+
+    def scans(self, project: str) -> int:
+        """How many branch indexing runs the multibranch ``project`` had."""
+        with self._lock:
+            return self._require_job(project).scans
+
     def add_folder(self, name: str) -> None:
         self.add_job(name, _empty_config(_FOLDER_CLASS).decode("utf-8"))
 
@@ -545,7 +579,7 @@ class JenkinsEmulator:
         with self._lock:
             j = self._require_job(job)
             values = self._param_values(j, {k: [str(v)] for k, v in (params or {}).items()})
-            return self._enqueue(j, values).id
+            return self._enqueue(j, values)[0].id
 
     def start_queued(self, job: str | None = None) -> list:
         """Start every waiting queue item (of ``job`` or all); returns the build numbers."""
@@ -690,11 +724,13 @@ class JenkinsEmulator:
 
     def _handle(self, method, path, query, headers, body) -> _Response:
         with self._lock:
-            denied = self._check_auth(headers.get("Authorization"), path)
+            if path.rstrip("/") == "/git/notifyCommit":  # an UnprotectedRootAction, exempt from crumbs
+                return self._notify_commit(parse_qs(query, keep_blank_values=True))
+            denied, by_token = self._check_auth(headers.get("Authorization"), path)
             if denied is not None:
                 return denied
             session, set_cookie = self._session(headers.get("Cookie", ""))
-            resp = self._check_crumb(method, path, session, headers, body)
+            resp = None if by_token else self._check_crumb(method, path, session, headers, body)
             if resp is None:
                 try:
                     resp = self._route(method, path, query, headers, body, session)
@@ -704,20 +740,31 @@ class JenkinsEmulator:
                 resp.headers["Set-Cookie"] = (f"{self._cookie_name}={session}; Path=/; HttpOnly")
             return resp
 
-    def _check_auth(self, value: str | None, path: str) -> _Response | None:
-        anonymous = {"WWW-Authenticate": 'Basic realm="Jenkins"',
-                     "X-You-Are-Authenticated-As": "anonymous"}
+    def _check_auth(self, value: str | None, path: str) -> tuple[_Response | None, bool]:
+        """``(refusal or None, authenticated with an API token)``.
+
+        Anonymous requests get 403 (jenkinsci/jenkins ``HudsonAuthenticationEntryPoint``: anonymous lacks
+        Overall/Read on a secured controller); a wrong password or token gets 401 ("Invalid password/token
+        for user", ``BasicHeaderProcessor``). Requests authenticated with an API token are exempt from
+        CSRF crumbs (``ApiCrumbExclusion.java``); password logins need one (``CrumbFilter``).
+        """
         if not value or not value.startswith("Basic "):
-            return _html_error(401, "Authentication required", path, anonymous)
+            return _html_error(403, "Authentication required", path, {
+                "X-You-Are-Authenticated-As": "anonymous", "X-You-Are-In-Group-Disabled":
+                "JENKINS-39402: use -Dhudson.security.AccessDeniedException2.REPORT_GROUP_HEADERS=true",
+                "X-Required-Permission": "hudson.model.Hudson.Read"}), False
         try:
-            user, _, password = base64.b64decode(value[6:]).decode("utf-8").partition(":")
+            user, _, secret = base64.b64decode(value[6:]).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
-            return _html_error(401, "Authentication required", path, anonymous)
-        if not (hmac.compare_digest(user.encode(), self.user.encode())
-                and hmac.compare_digest(password.encode(), self.token.encode())):
-            return _html_error(401, f"Invalid password/token for user: {user}", path,
-                               {"WWW-Authenticate": 'Basic realm="Jenkins"'})
-        return None
+            return _html_error(401, "Authentication required", path,
+                               {"WWW-Authenticate": 'Basic realm="Jenkins"'}), False
+        if hmac.compare_digest(user.encode(), self.user.encode()):
+            if hmac.compare_digest(secret.encode(), self.token.encode()):
+                return None, True
+            if self.password is not None and hmac.compare_digest(secret.encode(), self.password.encode()):
+                return None, False
+        return _html_error(401, f"Invalid password/token for user: {user}", path,
+                           {"WWW-Authenticate": 'Basic realm="Jenkins"'}), False
 
     def _session(self, cookie_header: str) -> tuple[str, bool]:
         for part in cookie_header.split(";"):
@@ -833,7 +880,7 @@ class JenkinsEmulator:
             return _Response(200)
         if rest == "createItem":
             self._require_post(method)
-            if not job.is_folder:
+            if not job.is_folder or job.is_multibranch:  # a multibranch project's items come from indexing
                 raise _HttpError(404, "Not Found")
             return self._create_item(job.name + "/", qs, headers, body, form)
         if rest == "doDelete":
@@ -850,6 +897,11 @@ class JenkinsEmulator:
         if rest == "doRename":
             self._require_post(method)
             return self._rename(job, (qs.get("newName") or form.get("newName") or [""])[0])
+        if job.is_multibranch and rest == "build":
+            # ComputedFolder.doBuild (cloudbees-folder): schedules branch indexing, forwards to the project page.
+            self._require_post(method)
+            self._index(job)
+            return _Response(302, headers={"Location": self._job_url(job.name)})
         if job.is_folder:
             raise _HttpError(404, "Not Found")
         if rest in ("enable", "disable"):
@@ -934,6 +986,7 @@ class JenkinsEmulator:
         except ET.ParseError as e:
             raise _HttpError(500, f"Failed to persist config.xml: {e}") from None
         if self.normalize_config:
+            _drop_unknown_fields(root)
             text = "<?xml version='1.1' encoding='UTF-8'?>\n" + ET.tostring(root, "unicode")
         else:
             text = raw.decode("utf-8")
@@ -1126,21 +1179,26 @@ class JenkinsEmulator:
             values.pop(reserved, None)
         if kind == "buildWithParameters":
             if not job.params:
-                raise _HttpError(500, "This build is not parameterized!")
+                # ParameterizedJobMixIn.doBuildWithParameters: 400 for a job without parameters.
+                raise _HttpError(400, "This build is not parameterized!")
             params = self._param_values(job, values)
         else:
             if job.params:
                 # ParametersDefinitionProperty._doBuild wants the UI's JSON form submission.
                 raise _HttpError(400, "Nothing is submitted")
             params = None
-        item = self._enqueue(job, params)
-        return _Response(201, headers={"Location": f"{self.url}queue/item/{item.id}/"})
+        item, created = self._enqueue(job, params)
+        # ParametersDefinitionProperty.buildWithParameters / ParameterizedJobMixIn.doBuild: 201 for a new
+        # queue item, 303 See Other naming the queued item an identical request was merged into.
+        return _Response(201 if created else 303, headers={"Location": f"{self.url}queue/item/{item.id}/"})
 
-    def _enqueue(self, job: _Job, params: tuple | None) -> _QueueItem:
+    def _enqueue(self, job: _Job, params: tuple | None) -> tuple[_QueueItem, bool]:
+        """``(item, created)``; an identical waiting request is folded into the queued item
+        (Queue.schedule2 -> ScheduleResult.existing, Queue.java)."""
         for item in self._queue.values():
             if item.job is job and item.state == "waiting" and item.params == params:
-                item.causes += 1  # Jenkins folds the request into the queued item
-                return item
+                item.causes += 1
+                return item, False
         key = _key(job.name)
         pending = self._scenario_queue.get(key)
         scenario = pending.popleft() if pending else self._scenarios.get(key, Scenario())
@@ -1149,7 +1207,7 @@ class JenkinsEmulator:
         self._queue[item.id] = item
         if scenario.queue_polls <= 0:
             self._leave_queue(item)
-        return item
+        return item, True
 
     def _leave_queue(self, item: _QueueItem) -> None:
         if item.scenario.cancel_in_queue:
@@ -1159,6 +1217,9 @@ class JenkinsEmulator:
 
     def _start_build(self, item: _QueueItem) -> _Build:
         job = item.job
+        self._run_declarative(job)
+        if job.branch is None and job.root_tag == "flow-definition":
+            job.revision = self._branch_revision(job)  # what the build checked out, for SCM polling
         number = job.next_build_number
         job.next_build_number += 1
         lines = [f"Started by user {self.user}", *item.scenario.console]
@@ -1168,6 +1229,120 @@ class JenkinsEmulator:
         item.state = "left"
         item.build = build
         return build
+
+    def _index(self, project: _Job) -> None:
+        """Branch indexing (branch-api MultiBranchProject.computeChildren): a branch job per branch whose tree
+        has the factory's scriptPath (WorkflowBranchProjectFactory's SCMSourceCriteria); new and changed
+        branches are built (BranchIndexingCause); dead branches are deleted when pruneDeadBranches is on
+        (DefaultOrphanedItemStrategy)."""
+        project.scans += 1
+        root = ET.fromstring(project.config)
+        source = next(root.iter("source"), None)
+        remote = (source.findtext("remote") or "").strip() if source is not None else ""
+        source_id = (source.findtext("id") or "").strip() if source is not None else ""
+        script = (root.findtext("factory/scriptPath") or "Jenkinsfile").strip()
+        branches = {b: f for b, f in self._repositories.get(remote, {}).items() if script in f}
+        for branch, files in sorted(branches.items()):
+            full = f"{project.name}/{_branch_item_name(branch)}"
+            child = self._find(full) or self._store_new(full, _branch_job_config(source_id, branch, script))
+            child.branch = branch
+            revision = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+            if child.revision != revision:
+                child.revision = revision
+                self._enqueue(child, self._param_values(child, {}))
+        if (root.findtext("orphanedItemStrategy/pruneDeadBranches") or "true").strip() == "true":
+            live = {_key(f"{project.name}/{_branch_item_name(b)}") for b in branches}
+            for key in [k for k in self._jobs if k.startswith(_key(project.name) + "/") and k not in live]:
+                del self._jobs[key]
+
+    def _script_for(self, job: _Job) -> str | None:
+        """The Jenkinsfile a build of ``job`` runs: inline (CpsFlowDefinition), from the job's Git SCM
+        (CpsScmFlowDefinition: branch spec ``*/b``), or the branch's file (SCMBinder); None when unknown."""
+        root = ET.fromstring(job.config)
+        definition = root.find("definition")
+        kind = definition.get("class", "") if definition is not None else ""
+        if kind.endswith("CpsFlowDefinition"):
+            return definition.findtext("script")
+        if kind.endswith("CpsScmFlowDefinition"):
+            url = (definition.findtext(".//hudson.plugins.git.UserRemoteConfig/url") or "").strip()
+            spec = (definition.findtext(".//hudson.plugins.git.BranchSpec/name") or "").strip()
+            branch = spec.split("/", 1)[1] if spec.startswith("*/") else spec
+            path = (definition.findtext("scriptPath") or "Jenkinsfile").strip()
+            return self._repositories.get(url, {}).get(branch, {}).get(path)
+        if kind.endswith("SCMBinder") and job.branch is not None:
+            project = self._find(job.name.rpartition("/")[0])
+            project_root = ET.fromstring(project.config) if project is not None else None
+            source = next(project_root.iter("source"), None) if project_root is not None else None
+            url = (source.findtext("remote") or "").strip() if source is not None else ""
+            path = (definition.findtext("scriptPath") or "Jenkinsfile").strip()
+            return self._repositories.get(url, {}).get(job.branch, {}).get(path)
+        return None
+
+    def _notify_commit(self, qs: dict) -> _Response:
+        """git-plugin GitStatus.doNotifyCommit: jobs whose GitSCM remote loosely matches ``url`` and that have
+        an SCMTrigger (not ignoring post-commit hooks) are polled, or built when ``sha1`` is given; other jobs
+        are ignored. Multibranch projects whose GitSCMSource remote matches re-index (GitSCMSource's listener
+        fires an SCM event that branch-api handles). Polling builds when the branch changed since the last
+        build. Not modelled: the notifyCommit access token newer git plugins can require."""
+        url = (qs.get("url") or [""])[0]
+        branches = [b for b in (qs.get("branches") or [""])[0].split(",") if b]
+        sha1 = (qs.get("sha1") or [""])[0]
+        lines, scm_found, url_found = [], False, False
+        for job in sorted(self._jobs.values(), key=lambda j: j.name.lower()):
+            root = ET.fromstring(job.config)
+            if job.is_multibranch:
+                source = next(root.iter("source"), None)
+                if source is not None and _loosely_matches(url, source.findtext("remote") or ""):
+                    self._index(job)
+                continue
+            definition = root.find("definition")
+            remote = definition.findtext(".//hudson.plugins.git.UserRemoteConfig/url") if definition is not None else None
+            if remote is None:
+                continue
+            scm_found = True
+            if not _loosely_matches(url, remote):
+                continue
+            trigger = root.find(f".//{_PTJP}/triggers/hudson.triggers.SCMTrigger")
+            if trigger is None or (trigger.findtext("ignorePostCommitHooks") or "").strip() == "true":
+                continue
+            specs = [(e.findtext("name") or "").strip() for e in root.iter("hudson.plugins.git.BranchSpec")]
+            if branches and not any(spec in (f"*/{b}", b, f"origin/{b}", "**") for spec in specs for b in branches):
+                continue
+            url_found = True
+            if job.disabled:
+                continue
+            if sha1:
+                self._enqueue(job, self._param_values(job, {}))
+                lines.append(f"Scheduled {job.name}")
+            else:
+                if self._branch_revision(job) != job.revision:
+                    self._enqueue(job, self._param_values(job, {}))
+                lines.append(f"Scheduled polling of {job.name.replace('/', ' » ')}")
+        if not scm_found and not lines:
+            lines.append("No git jobs found")
+        elif not url_found and not lines:
+            lines.append(f"No git jobs using repository: {url} and branches: {','.join(branches)}")
+        return _Response(200, ("\n".join(lines) + "\n").encode("utf-8"), "text/plain;charset=utf-8")
+
+    def _branch_revision(self, job: _Job) -> str | None:
+        """The head of the branch a single-branch SCM job builds, as polling sees it."""
+        root = ET.fromstring(job.config)
+        url = (root.findtext(".//hudson.plugins.git.UserRemoteConfig/url") or "").strip()
+        spec = (root.findtext(".//hudson.plugins.git.BranchSpec/name") or "").strip()
+        files = self._repositories.get(url, {}).get(spec.split("/", 1)[1] if spec.startswith("*/") else spec)
+        return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest() if files else None
+
+    def _run_declarative(self, job: _Job) -> None:
+        """A declarative build rewrites its job's properties when it starts (Utils.updateJobProperties)."""
+        if job.root_tag != "flow-definition":
+            return
+        script = self._script_for(job)
+        if not script or not _pipeline_sections(script):
+            return
+        root = ET.fromstring(job.config)
+        job.declared = update_job_properties(root, declared_job_properties(script), job.declared)
+        job.config = "<?xml version='1.1' encoding='UTF-8'?>\n" + ET.tostring(root, "unicode")
+        job.params = _param_defs(root)
 
     def _poll_queue_item(self, item: _QueueItem) -> None:
         item.polls += 1
@@ -1321,6 +1496,8 @@ def _bad_name(name: str) -> str | None:
         return "No name is specified"
     if name in (".", ".."):
         return f"\u201c{name}\u201d is not an allowed name"
+    if name.endswith("."):  # Jenkins.checkGoodName, SECURITY-2424 (Messages: Hudson.TrailingDot)
+        return "A name cannot end with \u2018.\u2019"
     for ch in name:
         if ch in _UNSAFE_NAME_CHARS or ord(ch) < 32:
             return f"\u2018{ch}\u2019 is an unsafe character"
@@ -1416,6 +1593,346 @@ def _param_def_json(p: _ParamDef) -> dict:
     if p.choices:
         data["choices"] = list(p.choices)
     return data
+
+
+# ---- what XStream keeps of a posted config.xml ---------------------------------------------------------------
+#
+# AbstractItem.doConfigDotXml / updateByXml (jenkinsci/jenkins AbstractItem.java) unmarshal the posted XML onto
+# the item through XStream and save it again: elements that are no field of the item's class (or of an
+# installed plugin's class) are dropped, so GET config.xml never returns them. Modelled per item class for the
+# top-level fields and the job property classes of the plugins in docker/jenkins/plugins.txt; deeper elements
+# are kept as posted.
+
+_MULTIBRANCH_CLASS = "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+_KNOWN_FIELDS = {
+    # WorkflowJob (workflow-job) and its Job/AbstractItem fields
+    "flow-definition": {"actions", "description", "displayName", "keepDependencies", "properties", "definition",
+                        "triggers", "concurrentBuild", "quietPeriod", "authToken", "disabled", "resumeBlocked"},
+    # WorkflowMultiBranchProject -> MultiBranchProject (branch-api) -> ComputedFolder/AbstractFolder
+    _MULTIBRANCH_CLASS: {"actions", "description", "displayName", "properties", "folderViews", "healthMetrics",
+                         "icon", "orphanedItemStrategy", "triggers", "disabled", "sources", "factory"},
+    # Folder (cloudbees-folder)
+    "com.cloudbees.hudson.plugins.folder.Folder": {"actions", "description", "displayName", "properties",
+                                                   "folderViews", "healthMetrics", "icon"},
+}
+_KNOWN_JOB_PROPERTIES = {
+    "hudson.model.ParametersDefinitionProperty",
+    "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty",
+    "jenkins.model.BuildDiscarderProperty",
+    "org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty",
+    "org.jenkinsci.plugins.workflow.job.properties.DisableResumeJobProperty",
+    "org.jenkinsci.plugins.workflow.job.properties.DurabilityHintJobProperty",
+    "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty",
+    "com.cloudbees.hudson.plugins.folder.properties.FolderCredentialsProvider$FolderCredentialsProperty",
+}
+
+
+def _drop_unknown_fields(root: ET.Element) -> None:
+    known = _KNOWN_FIELDS.get(root.tag)
+    if known is None:
+        return
+    for child in list(root):
+        if child.tag not in known:
+            root.remove(child)
+    properties = root.find("properties")
+    if properties is not None and root.tag == "flow-definition":
+        for prop in list(properties):
+            if prop.tag not in _KNOWN_JOB_PROPERTIES:
+                properties.remove(prop)
+
+
+def _branch_job_config(source_id: str, branch: str, script_path: str) -> bytes:
+    """A branch job as WorkflowBranchProjectFactory creates it: the branch property and SCMBinder,
+    which reads the Jenkinsfile of that branch (workflow-multibranch SCMBinder.java)."""
+    root = ET.Element("flow-definition", {"plugin": "workflow-job"})
+    ET.SubElement(root, "actions")
+    ET.SubElement(root, "description")
+    ET.SubElement(root, "keepDependencies").text = "false"
+    props = ET.SubElement(root, "properties")
+    prop = ET.SubElement(props, "org.jenkinsci.plugins.workflow.multibranch.BranchJobProperty",
+                         {"plugin": "workflow-multibranch"})
+    holder = ET.SubElement(prop, "branch", {"plugin": "branch-api"})
+    ET.SubElement(holder, "sourceId").text = source_id
+    head = ET.SubElement(holder, "head", {"class": "jenkins.plugins.git.GitBranchSCMHead", "plugin": "git"})
+    ET.SubElement(head, "name").text = branch
+    definition = ET.SubElement(root, "definition", {
+        "class": "org.jenkinsci.plugins.workflow.multibranch.SCMBinder", "plugin": "workflow-multibranch"})
+    ET.SubElement(definition, "scriptPath").text = script_path
+    ET.SubElement(root, "triggers")
+    ET.SubElement(root, "disabled").text = "false"
+    return ("<?xml version='1.1' encoding='UTF-8'?>\n" + ET.tostring(root, "unicode")).encode("utf-8")
+
+
+def _loosely_matches(left: str, right: str) -> bool:
+    """GitStatus.looselyMatches: same host and same path, ignoring leading/trailing '/' and '.git'."""
+    def parts(url: str) -> tuple[str, str]:
+        split = urlsplit(url.strip()) if "://" in url else urlsplit("ssh://" + url.strip().replace(":", "/", 1))
+        path = split.path.strip("/")
+        return (split.hostname or ""), (path[:-4] if path.endswith(".git") else path)
+    return parts(left) == parts(right)
+
+
+def _branch_item_name(branch: str) -> str:
+    """branch-api NameEncoder: characters not allowed in item names are %-encoded ('/' -> %2F)."""
+    return "".join(f"%{ord(c):02X}" if c in _UNSAFE_NAME_CHARS or c == "%" else c for c in branch)
+
+
+# ---- declarative: what a Jenkinsfile declares, and what its first build writes into the job ----------------
+#
+# pipeline-model-definition ``Utils.updateJobProperties`` (Utils.groovy) runs when a declarative build starts:
+# it replaces same-named parameters, same-class triggers and same-class job properties with the declared ones,
+# keeps what it did not declare before (DeclarativeJobPropertyTrackerAction), and re-adds the properties in the
+# order: PipelineTriggersJobProperty, ParametersDefinitionProperty, then the other job properties.
+
+_PDP = "hudson.model.ParametersDefinitionProperty"
+_PTJP = "org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty"
+_PARAMETER_CLASSES = {  # declarative symbol -> ParameterDefinition class (@Symbol of each descriptor)
+    "string": "hudson.model.StringParameterDefinition", "text": "hudson.model.TextParameterDefinition",
+    "booleanParam": "hudson.model.BooleanParameterDefinition",
+    "choice": "hudson.model.ChoiceParameterDefinition", "password": "hudson.model.PasswordParameterDefinition",
+}
+_TRIGGER_CLASSES = {"cron": "hudson.triggers.TimerTrigger", "pollSCM": "hudson.triggers.SCMTrigger",
+                    "upstream": "jenkins.triggers.ReverseBuildTrigger"}
+_OPTION_PROPERTIES = {  # options {} entries that are JobProperties (the rest are wrappers/declarative options)
+    "buildDiscarder": "jenkins.model.BuildDiscarderProperty",
+    "disableConcurrentBuilds": "org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty",
+    "disableResume": "org.jenkinsci.plugins.workflow.job.properties.DisableResumeJobProperty",
+    "durabilityHint": "org.jenkinsci.plugins.workflow.job.properties.DurabilityHintJobProperty",
+}
+_TOKEN = re.compile(r"""(?P<ws>\s+)|(?P<comment>//[^\n]*|/\*.*?\*/)|(?P<str>'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_$][A-Za-z0-9_$]*)|(?P<punct>.)""", re.S)
+
+
+@dataclass
+class _Call:
+    name: str
+    args: list  # positional values
+    named: dict  # key -> value; values: str, bool, int, list, or _Call
+    offset: int
+
+
+def _groovy_tokens(source: str) -> list:
+    out = []
+    for m in _TOKEN.finditer(source):
+        kind = m.lastgroup
+        if kind in ("ws", "comment"):
+            continue
+        text = m.group()
+        if kind == "str":
+            quote_len = 3 if text[:3] in ("'''", '"""') else 1
+            text = re.sub(r"\\(.)", r"\1", text[quote_len:-quote_len])
+        out.append((kind, text, m.start()))
+    return out
+
+
+class _CallParser:
+    """Method calls with literal arguments, the subset of Groovy that declarative sections use."""
+
+    def __init__(self, tokens: list, pos: int = 0):
+        self.tokens, self.pos = tokens, pos
+
+    def peek(self, ahead: int = 0):
+        i = self.pos + ahead
+        return self.tokens[i] if i < len(self.tokens) else ("eof", "", -1)
+
+    def take(self):
+        token = self.peek()
+        self.pos += 1
+        return token
+
+    def value(self):
+        kind, text, offset = self.take()
+        if kind == "str":
+            return text
+        if kind == "num":
+            return int(text) if text.isdigit() else float(text)
+        if kind == "id" and text in ("true", "false"):
+            return text == "true"
+        if kind == "id" and self.peek()[1] == "(":
+            return self.call(text, offset)
+        if kind == "punct" and text == "[":
+            items = []
+            while self.peek()[1] != "]" and self.peek()[0] != "eof":
+                items.append(self.value())
+                if self.peek()[1] == ",":
+                    self.take()
+            self.take()
+            return items
+        return ("expr", text)
+
+    def call(self, name: str, offset: int) -> _Call:
+        self.take()  # (
+        call = _Call(name, [], {}, offset)
+        while self.peek()[1] != ")" and self.peek()[0] != "eof":
+            if self.peek()[0] in ("id", "str") and self.peek(1)[1] == ":":
+                key = self.take()[1]
+                self.take()
+                call.named[key] = self.value()
+            else:
+                call.args.append(self.value())
+            if self.peek()[1] == ",":
+                self.take()
+        self.take()  # )
+        return call
+
+
+def _pipeline_sections(source: str) -> dict:
+    """``{section name: [tokens of its body]}`` for the blocks directly inside ``pipeline { }``."""
+    tokens = _groovy_tokens(source)
+    start = next((i for i, t in enumerate(tokens[:-1]) if t[1] == "pipeline" and tokens[i + 1][1] == "{"), None)
+    if start is None:
+        return {}
+    sections, depth, i = {}, 0, start + 1
+    while i < len(tokens):
+        kind, text, _ = tokens[i]
+        if text in ("{", "(", "["):
+            depth += 1
+        elif text in ("}", ")", "]"):
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and kind == "id" and i + 1 < len(tokens) and tokens[i + 1][1] == "{":
+            body, level, j = [], 0, i + 1
+            while j < len(tokens):
+                if tokens[j][1] == "{":
+                    level += 1
+                elif tokens[j][1] == "}":
+                    level -= 1
+                    if level == 0:
+                        break
+                body.append(tokens[j])
+                j += 1
+            sections[text] = body[1:]
+        i += 1
+    return sections
+
+
+def _section_calls(tokens: list) -> list:
+    """Top-level calls of a section body: ``name(args)`` or ``name`` alone."""
+    parser, calls = _CallParser(tokens), []
+    while parser.peek()[0] != "eof":
+        kind, text, offset = parser.take()
+        if kind != "id":
+            continue
+        if parser.peek()[1] == "(":
+            calls.append(parser.call(text, offset))
+        else:
+            calls.append(_Call(text, [], {}, offset))
+    return calls
+
+
+def declared_job_properties(jenkinsfile: str) -> tuple[list, list, list]:
+    """``(parameter elements, trigger elements, job property elements)`` as the first build stores them."""
+    sections = _pipeline_sections(jenkinsfile)
+    parameters = [p for c in _section_calls(sections.get("parameters", [])) if (p := _parameter_xml(c)) is not None]
+    triggers = [t for c in _section_calls(sections.get("triggers", [])) if (t := _trigger_xml(c)) is not None]
+    options = [o for c in _section_calls(sections.get("options", [])) if (o := _option_xml(c)) is not None]
+    return parameters, triggers, options
+
+
+def _sub(parent: ET.Element, tag: str, text) -> None:
+    ET.SubElement(parent, tag).text = str(text).lower() if isinstance(text, bool) else str(text)
+
+
+def _parameter_xml(call: _Call) -> ET.Element | None:
+    cls = _PARAMETER_CLASSES.get(call.name)
+    if cls is None or "name" not in call.named:
+        return None
+    element = ET.Element(cls)
+    _sub(element, "name", call.named["name"])
+    if call.named.get("description"):  # ParameterDefinition keeps null for an empty description
+        _sub(element, "description", call.named["description"])
+    default = call.named.get("defaultValue")
+    if call.name == "booleanParam":
+        _sub(element, "defaultValue", bool(default))
+    elif call.name == "choice":
+        choices = call.named.get("choices") or []
+        choices = choices.split("\n") if isinstance(choices, str) else choices
+        holder = ET.SubElement(element, "choices", {"class": "java.util.Arrays$ArrayList"})
+        array = ET.SubElement(holder, "a", {"class": "string-array"})
+        for choice in choices:
+            _sub(array, "string", choice)
+    elif default not in (None, ""):
+        # StringParameterDefinition.setDefaultValue: Util.fixEmpty -- '' is stored as null, not written
+        _sub(element, "defaultValue", default)
+    if call.name == "string":
+        _sub(element, "trim", bool(call.named.get("trim", False)))
+    return element
+
+
+def _trigger_xml(call: _Call) -> ET.Element | None:
+    cls = _TRIGGER_CLASSES.get(call.name)
+    if cls is None:
+        return None
+    element = ET.Element(cls)
+    spec = call.args[0] if call.args else call.named.get("spec", call.named.get("upstreamProjects", ""))
+    _sub(element, "spec", spec)
+    if cls == "hudson.triggers.SCMTrigger":
+        _sub(element, "ignorePostCommitHooks", bool(call.named.get("ignorePostCommitHooks", False)))
+    return element
+
+
+def _option_xml(call: _Call) -> ET.Element | None:
+    cls = _OPTION_PROPERTIES.get(call.name)
+    if cls is None:
+        return None
+    element = ET.Element(cls)
+    if call.name == "buildDiscarder":
+        rotator = call.args[0] if call.args and isinstance(call.args[0], _Call) else None
+        strategy = ET.SubElement(element, "strategy", {"class": "hudson.tasks.LogRotator"})
+        named = rotator.named if rotator else {}
+        for tag, key in (("daysToKeep", "daysToKeepStr"), ("numToKeep", "numToKeepStr"),
+                         ("artifactDaysToKeep", "artifactDaysToKeepStr"),
+                         ("artifactNumToKeep", "artifactNumToKeepStr")):
+            value = str(named.get(key, "")).strip()
+            _sub(strategy, tag, value if value.lstrip("-").isdigit() else -1)
+    elif call.name == "disableConcurrentBuilds":
+        _sub(element, "abortPrevious", bool(call.named.get("abortPrevious", False)))
+    elif call.name == "durabilityHint":
+        _sub(element, "hint", call.args[0] if call.args else "MAX_SURVIVABILITY")
+    return element
+
+
+def update_job_properties(root: ET.Element, declared: tuple[list, list, list],
+                          previous: tuple[set, set, set]) -> tuple[set, set, set]:
+    """Apply declarative's rewrite to a job config (in place); returns what is now tracked as declared."""
+    new_params, new_triggers, new_props = declared
+    prev_props, prev_triggers, prev_params = previous
+    properties = root.find("properties")
+    if properties is None:
+        properties = ET.SubElement(root, "properties")
+    current = list(properties)
+    existing_props = [p for p in current if p.tag not in (_PDP, _PTJP)]
+    existing_triggers = [t for holder in current if holder.tag == _PTJP for t in holder.findall("triggers/*")]
+    existing_params = [p for holder in current if holder.tag == _PDP for p in holder.findall("parameterDefinitions/*")]
+
+    seen = {p.tag for p in new_props}
+    to_apply, to_remove = list(new_props), []
+    for prop in existing_props:
+        if prop.tag in seen:
+            continue
+        if prop.tag in prev_props:
+            to_remove.append(prop)
+        elif not any(p.tag == prop.tag for p in to_apply):
+            to_apply.append(prop)
+    trigger_tags = {t.tag for t in new_triggers}
+    triggers = new_triggers + [t for t in existing_triggers
+                               if t.tag not in trigger_tags and t.tag not in prev_triggers]
+    names = {p.findtext("name") for p in new_params}
+    parameters = new_params + [p for p in existing_params
+                               if p.findtext("name") not in names and p.findtext("name") not in prev_params]
+
+    applied = {p.tag for p in to_apply}
+    kept = [p for p in existing_props if p not in to_remove and p.tag not in applied]
+    for child in current:
+        properties.remove(child)
+    for prop in kept:
+        properties.append(prop)
+    if triggers:
+        ET.SubElement(ET.SubElement(properties, _PTJP), "triggers").extend(triggers)
+    if parameters:
+        ET.SubElement(ET.SubElement(properties, _PDP), "parameterDefinitions").extend(parameters)
+    properties.extend(to_apply)
+    return seen, trigger_tags, names
 
 
 # ---- ?tree= ---------------------------------------------------------------------------------
@@ -1520,7 +2037,8 @@ def lint_jenkinsfile(source: str) -> tuple[bool, list]:
     Returns ``(has_pipeline, errors)``; each error is ``(line, column, message)``. Checks
     balanced braces/parentheses/brackets, terminated strings and comments, a top-level
     ``pipeline { }`` block with ``agent`` and ``stages``, at least one stage, and a body
-    (``steps``/``stages``/``parallel``/``matrix``) in every stage. It is not a Groovy parser.
+    (``steps``/``stages``/``parallel``/``matrix``) in every stage, and the validator's allow-lists
+    (:func:`allow_list_errors`). It is not a Groovy parser.
     """
     line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
 
@@ -1624,7 +2142,147 @@ def lint_jenkinsfile(source: str) -> tuple[bool, list]:
             if not body & _STAGE_BODIES:
                 errors.append((st.line, st.col, 'Expected one of "steps", "stages", or '
                                                 f'"parallel" for stage "{st.arg}"'))
+    errors += [(*at(offset), message) for offset, message in allow_list_errors(source)]
     return True, sorted(errors)
+
+
+# ---- the validator's allow-lists (ModelValidatorImpl) --------------------------------------------------------
+#
+# The real validator builds these tables from the installed plugins' extensions: option types from job
+# property descriptors, DeclarativeOptions and block-scoped steps (Options.groovy getAllowedOptionTypes), agent
+# types from DeclarativeAgentDescriptor symbols, step parameters from each step's @DataBoundConstructor and
+# @DataBoundSetter (DescribableModel). These are the symbols of the plugins in docker/jenkins/plugins.txt.
+# A step the validator has no model for is NOT an error at validation time (validateElement(ModelASTStep) skips
+# it; the build fails later with "No such DSL method"), so unknown steps pass here too.
+
+_ALLOWED_OPTIONS = sorted({
+    # job properties (core, workflow-job, branch-api, pipeline-model-definition)
+    "buildDiscarder", "disableConcurrentBuilds", "disableResume", "durabilityHint", "overrideIndexTriggers",
+    "preserveStashes", "rateLimitBuilds",
+    # DeclarativeOptions (pipeline-model-definition)
+    "checkoutToSubdirectory", "disableRestartFromStage", "newContainerPerStage", "parallelsAlwaysFailFast",
+    "quietPeriod", "skipDefaultCheckout", "skipStagesAfterUnstable",
+    # block-scoped steps (workflow-basic-steps, timestamper, credentials-binding, docker-workflow, kubernetes)
+    "catchError", "container", "retry", "timeout", "timestamps", "waitUntil", "warnError", "withCredentials",
+    "withDockerContainer", "withDockerRegistry", "withDockerServer", "withEnv", "ws",
+})
+_ALLOWED_AGENTS = sorted({"any", "none", "label", "node", "docker", "dockerfile", "kubernetes"})
+_STEP_PARAMETERS = {
+    "sh": {"script", "encoding", "label", "returnStatus", "returnStdout"},  # workflow-durable-task-step
+    "echo": {"message"},
+    "error": {"message"},
+    "unstable": {"message"},
+    "junit": {"testResults", "allowEmptyResults", "checksName", "healthScaleFactor", "keepLongStdio",
+              "keepProperties", "keepTestNames", "skipMarkingBuildUnstable", "skipOldReports",
+              "skipPublishingChecks", "stdioRetention", "testDataPublishers"},  # junit
+    "archiveArtifacts": {"artifacts", "allowEmptyArchive", "caseSensitive", "defaultExcludes", "excludes",
+                         "fingerprint", "followSymlinks", "onlyIfSuccessful"},  # core ArtifactArchiver
+    "publishHTML": {"target"},  # htmlpublisher
+    "cleanWs": {"cleanWhenAborted", "cleanWhenFailure", "cleanWhenNotBuilt", "cleanWhenSuccess",
+                "cleanWhenUnstable", "cleanupMatrixParent", "deleteDirs", "disableDeferredWipeout",
+                "externalDelete", "notFailBuild", "patterns", "skipWhenFailed"},  # ws-cleanup WsCleanup
+    "checkout": {"scm", "changelog", "poll"},  # workflow-scm-step
+    "timeout": {"time", "unit", "activity"},
+    "retry": {"count", "conditions"},
+    "withCredentials": {"bindings"},
+    "usernamePassword": {"credentialsId", "usernameVariable", "passwordVariable"},  # credentials-binding
+    "file": {"credentialsId", "variable"},
+    "milestone": {"ordinal", "label", "unsafe"},  # pipeline-milestone-step
+    "input": {"message", "id", "ok", "parameters", "submitter", "submitterParameter"},  # pipeline-input-step
+    "dir": {"path"},
+    "writeFile": {"file", "text", "encoding"},
+    "readFile": {"file", "encoding"},
+    "catchError": {"buildResult", "catchInterruptions", "message", "stageResult"},
+    "stash": {"name", "includes", "excludes", "useDefaultExcludes", "allowEmpty"},
+    "unstash": {"name"},
+    "deleteDir": set(),
+    "container": {"name", "shell"},  # kubernetes
+    "withEnv": {"overrides"},
+    "mail": {"to", "subject", "body", "cc", "bcc", "from", "replyTo", "mimeType", "charset"},
+}
+# blocks whose calls are not steps (directives, build parameters, triggers, options, conditions)
+_NOT_STEP_BLOCKS = {"parameters", "triggers", "options", "environment", "when", "agent", "input", "tools",
+                    "libraries", "matrix", "axes"}
+
+
+def _nearest(word: str, candidates) -> str:
+    """EditDistance.findNearest (jenkinsci/jenkins hudson.util.EditDistance): the candidate with the
+    smallest Levenshtein distance."""
+    def distance(a: str, b: str) -> int:
+        row = list(range(len(b) + 1))
+        for i, ca in enumerate(a, 1):
+            prev, row[0] = row[0], i
+            for j, cb in enumerate(b, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+        return row[-1]
+    return min(sorted(candidates), key=lambda c: distance(word, c), default="")
+
+
+def _java_list(items) -> str:
+    return "[" + ", ".join(items) + "]"
+
+
+def allow_list_errors(source: str) -> list:
+    """``(offset, message)`` for unknown options, agent types and step parameters, with the messages of
+    pipeline-model-definition's Messages.properties (ModelValidatorImpl.InvalidSectionType,
+    InvalidAgentType, InvalidStepParameter)."""
+    tokens = _groovy_tokens(source)
+    errors = []
+    for option_block in _blocks_named(tokens, "options"):
+        for call in _section_calls(option_block):
+            if call.name not in _ALLOWED_OPTIONS:
+                errors.append((call.offset, f'Invalid option type "{call.name}". '
+                                            f"Valid option types: {_java_list(_ALLOWED_OPTIONS)}"))
+    for agent_block in _blocks_named(tokens, "agent"):
+        first = next((t for t in agent_block if t[0] == "id"), None)
+        if first is not None and first[1] not in _ALLOWED_AGENTS:
+            errors.append((first[2], f'Invalid agent type "{first[1]}" specified. '
+                                     f"Must be one of {_java_list(_ALLOWED_AGENTS)}"))
+    skipped = set()
+    for name in _NOT_STEP_BLOCKS:
+        for block in _blocks_named(tokens, name):
+            skipped.update(t[2] for t in block)
+    parser = _CallParser(tokens)
+    while parser.peek()[0] != "eof":
+        before = parser.tokens[parser.pos - 1][1] if parser.pos else ""
+        kind, text, offset = parser.take()
+        if kind != "id" or text not in _STEP_PARAMETERS or offset in skipped or before == ".":
+            continue
+        if parser.peek()[1] == "(":
+            named = parser.call(text, offset).named
+        else:
+            named = {}
+            while parser.peek()[0] in ("id", "str") and parser.peek(1)[1] == ":":
+                key = parser.take()[1]
+                parser.take()
+                named[key] = parser.value()
+                if parser.peek()[1] != ",":
+                    break
+                parser.take()
+        for key in named:
+            if key not in _STEP_PARAMETERS[text]:
+                errors.append((offset, f'Invalid parameter "{key}", did you mean '
+                                       f'"{_nearest(key, _STEP_PARAMETERS[text])}"?'))
+    return errors
+
+
+def _blocks_named(tokens: list, name: str) -> list:
+    """The token lists of every ``name { ... }`` block."""
+    blocks = []
+    for i, token in enumerate(tokens[:-1]):
+        if token[0] == "id" and token[1] == name and tokens[i + 1][1] == "{":
+            depth, j, body = 0, i + 1, []
+            while j < len(tokens):
+                if tokens[j][1] == "{":
+                    depth += 1
+                elif tokens[j][1] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                body.append(tokens[j])
+                j += 1
+            blocks.append(body[1:])
+    return blocks
 
 
 def _block_head(tokens: list, idx: int) -> tuple:

@@ -14,6 +14,12 @@ loads it. The fixtures read the same variables (with the same defaults):
 A missing component skips the test locally (with a hint to run ``scripts/setup-services.sh``) and
 FAILS it when ``CI`` is set: CI must never pass by silently skipping.
 
+The one exception is a real Jenkins controller, which no script here can start: the ``real`` cases of
+``tests/test_jenkins_contract.py`` run the Jenkins contract against the controller named by
+``MLCI_TEST_JENKINS_URL``, ``MLCI_TEST_JENKINS_USER`` and ``MLCI_TEST_JENKINS_TOKEN`` (e.g. the one
+``docker/jenkins`` builds) and are skipped, also in CI, with that reason when those are unset; their
+``emulator`` cases always run.
+
 Groovy: ``groovy_parse_many([...])`` compiles many Groovy files or texts in ONE JVM (start-up costs
 about a second) and returns ``{item: (ok, message)}``; ``groovy_parse(item)`` does one. Compiling
 runs the parser and the compiler up to class generation, as Jenkins does before running a

@@ -23,6 +23,8 @@ SCM = "https://git.example.com/ml/credit-risk.git"
 def project(tmp_path) -> Path:
     config = yaml.safe_load((REPO / "examples" / "credit-risk" / "mlci.yaml").read_text())
     config["jenkins"] = {**config["jenkins"], "scm_url": SCM, "request_timeout": 2}
+    # the commit and nightly jobs must share the registry: a directory outside both workspaces
+    config["registry"] = {"backend": "local", "path": str(tmp_path / "shared" / "registry")}
     directory = tmp_path / "project"
     directory.mkdir()
     (directory / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -55,6 +57,23 @@ def mlci(run_cli, emu, project):
     return invoke
 
 
+def edit_config(project: Path, **jenkins) -> dict:
+    config = yaml.safe_load((project / "mlci.yaml").read_text())
+    config["jenkins"].update(jenkins)
+    (project / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def jenkinsfiles(mlci) -> dict:
+    """The generated pipelines, as the repository Jenkins checks out holds them."""
+    files = {}
+    for kind, path in (("commit", "Jenkinsfile"), ("nightly", "pipelines/nightly.Jenkinsfile")):
+        code, out, err = mlci("jenkinsfile", "--pipeline", kind, "-o", "-")
+        assert code == 0, err
+        files[path] = out
+    return files
+
+
 # ---- sync ---------------------------------------------------------------------------------------------
 
 
@@ -69,30 +88,91 @@ def test_sync_creates_then_leaves_unchanged_jobs_alone(mlci, emu):
     assert emu.config_writes == {"credit-risk": 1, "credit-risk-nightly": 1}
 
 
-def test_the_job_config_is_a_sandboxed_scm_pipeline_with_marker_and_request_id(mlci, emu):
+def test_the_commit_job_is_a_multibranch_project_by_default(mlci, emu):
+    """when { branch } reads BRANCH_NAME, which only multibranch branch jobs set (pipeline-model-definition
+    BranchConditionalScript.groovy): the commit pipeline is a WorkflowMultiBranchProject with a Git branch
+    source and the Jenkinsfile path in its WorkflowBranchProjectFactory (workflow-multibranch)."""
     assert mlci("jenkins", "sync")[0] == 0
     import xml.etree.ElementTree as ET
 
-    commit = ET.fromstring(emu.posted_configs["credit-risk"])
-    definition = commit.find("definition")
-    assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"
-    assert definition.findtext("scriptPath") == "Jenkinsfile"
-    assert definition.findtext("scm/userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url") == SCM
-    assert definition.findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == "*/main"
+    commit = ET.fromstring(emu.jobs["credit-risk"])  # as Jenkins serves it back
+    assert commit.tag == "org.jenkinsci.plugins.workflow.multibranch.WorkflowMultiBranchProject"
+    source = commit.find("sources/data/jenkins.branch.BranchSource/source")
+    assert source.get("class") == "jenkins.plugins.git.GitSCMSource"
+    assert source.findtext("remote") == SCM and source.findtext("id") == "mlci-credit-risk-git"
+    assert source.find("traits/jenkins.plugins.git.traits.BranchDiscoveryTrait") is not None
+    assert commit.findtext("factory/scriptPath") == "Jenkinsfile"
+    assert commit.find("orphanedItemStrategy").get("class").endswith("DefaultOrphanedItemStrategy")
+    assert commit.findtext("triggers/com.cloudbees.hudson.plugins.folder.computed.PeriodicFolderTrigger/interval")
     assert "[managed by mlci: project credit-risk]" in commit.findtext("description")
-    names = [e.text for e in commit.iter("name")]
-    assert jobxml.REQUEST_ID_PARAMETER in names
-    assert "sandbox" not in emu.posted_configs["credit-risk"].replace("sandboxed", "")  # never turned off
-    nightly = ET.fromstring(emu.posted_configs["credit-risk-nightly"])
-    assert nightly.findtext("definition/scriptPath") == "pipelines/nightly.Jenkinsfile"
-    assert next(nightly.iter("spec")).text == "H 2 * * *"
+    nightly = ET.fromstring(emu.jobs["credit-risk-nightly"])
+    definition = nightly.find("definition")
+    assert definition.get("class") == "org.jenkinsci.plugins.workflow.cps.CpsScmFlowDefinition"
+    assert definition.findtext("scriptPath") == "pipelines/nightly.Jenkinsfile"
+    assert nightly.findtext(".//hudson.triggers.TimerTrigger/spec") == "H 2 * * *"
+    assert jobxml.REQUEST_ID_PARAMETER in [e.text for e in nightly.iter("name")]
+    assert "sandbox" not in emu.posted_configs["credit-risk-nightly"].replace("sandboxed", "")  # never off
+
+
+def test_a_single_branch_commit_job_has_an_scm_trigger(mlci, emu, project):
+    """git-plugin GitStatus.java: /git/notifyCommit schedules only jobs with an SCMTrigger, so the
+    single-branch commit job carries one (spec from jenkins.poll; '' means webhooks only)."""
+    edit_config(project, job_type="pipeline", poll="")
+    assert mlci("jenkins", "sync")[0] == 0
+    import xml.etree.ElementTree as ET
+
+    commit = ET.fromstring(emu.jobs["credit-risk"])
+    assert commit.find("definition").findtext("scm/branches/hudson.plugins.git.BranchSpec/name") == "*/main"
+    triggers = commit.find("properties/org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty/"
+                           "triggers")
+    assert [t.tag for t in triggers] == ["hudson.triggers.SCMTrigger"]
+    assert (triggers.findtext("hudson.triggers.SCMTrigger/spec") or "") == ""
+    edit_config(project, poll="H/15 * * * *")
+    code, out, _ = mlci("--json", "jenkins", "sync")
+    assert [j["action"] for j in json.loads(out)["jobs"]] == ["update", "unchanged"]
+    assert "<spec>H/15 * * * *</spec>" in emu.jobs["credit-risk"]
+
+
+@pytest.mark.parametrize("job_type", ["multibranch", "pipeline"])
+def test_a_second_sync_after_builds_is_unchanged(mlci, emu, project, job_type):
+    """Declarative rewrites the job's properties when a build starts (pipeline-model-definition
+    Utils.updateJobProperties): `string(defaultValue: '')` is stored without a default
+    (StringParameterDefinition.setDefaultValue), options{} add BuildDiscarderProperty and
+    DisableConcurrentBuildsJobProperty. The config mlci posts must still count as what Jenkins serves."""
+    edit_config(project, job_type=job_type)
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    assert mlci("jenkins", "build", "credit-risk-nightly", "--poll", "0.01")[0] == 0
+    assert mlci("jenkins", "build", "credit-risk", "--poll", "0.01")[0] == 0
+    emu.start_queued()
+    commit_job = "credit-risk/main" if job_type == "multibranch" else "credit-risk"
+    assert len(emu.builds(commit_job)) == 1 and len(emu.builds("credit-risk-nightly")) == 1
+    assert "jenkins.model.BuildDiscarderProperty" in emu.jobs["credit-risk-nightly"]  # declarative ran
+    writes = dict(emu.config_writes)
+    code, out, _ = mlci("--json", "jenkins", "sync")
+    assert [j["action"] for j in json.loads(out)["jobs"]] == ["unchanged", "unchanged"]
+    assert dict(emu.config_writes) == writes
+
+
+def test_an_update_keeps_the_properties_declarative_added(mlci, emu, project):
+    """Re-posting a config must not drop the build discarder and concurrency properties until the next
+    build (Utils.updateJobProperties only restores them when a build runs)."""
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    assert mlci("jenkins", "build", "credit-risk-nightly", "--poll", "0.01")[0] == 0
+    edit_config(project, branch="release")
+    code, out, _ = mlci("--json", "jenkins", "sync")
+    assert [j["action"] for j in json.loads(out)["jobs"]] == ["unchanged", "update"]
+    served = emu.jobs["credit-risk-nightly"]
+    assert "*/release" in served
+    assert "jenkins.model.BuildDiscarderProperty" in served
+    assert "DisableConcurrentBuildsJobProperty" in served
 
 
 def test_sync_updates_a_changed_job_and_dry_run_shows_the_diff(mlci, emu, project):
+    edit_config(project, job_type="pipeline")
     assert mlci("jenkins", "sync")[0] == 0
-    config = yaml.safe_load((project / "mlci.yaml").read_text())
-    config["jenkins"]["branch"] = "release"
-    (project / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    edit_config(project, branch="release")
     code, out, err = mlci("jenkins", "sync", "--dry-run")
     assert code == 0
     assert "would update" in out
@@ -106,17 +186,41 @@ def test_sync_updates_a_changed_job_and_dry_run_shows_the_diff(mlci, emu, projec
 def test_sync_accepts_what_jenkins_adds_to_a_config(mlci, emu):
     """A running declarative pipeline adds job properties; that is not a change worth rewriting."""
     assert mlci("jenkins", "sync")[0] == 0
-    stored = emu.jobs["credit-risk"].replace(
+    stored = emu.jobs["credit-risk-nightly"].replace(
         "<properties>", "<properties><jenkins.model.BuildDiscarderProperty><strategy><numToKeep>30</numToKeep>"
                         "</strategy></jenkins.model.BuildDiscarderProperty>")
-    emu.expire_sessions()
     import jenkins
 
-    jenkins.Jenkins(emu.url, "mlci", CANARY, timeout=5).reconfig_job("credit-risk", stored)
-    writes = emu.config_writes["credit-risk"]
+    jenkins.Jenkins(emu.url, "mlci", CANARY, timeout=5).reconfig_job("credit-risk-nightly", stored)
+    writes = emu.config_writes["credit-risk-nightly"]
     code, out, _ = mlci("--json", "jenkins", "sync")
-    assert [j["action"] for j in json.loads(out)["jobs"]][0] == "unchanged"
-    assert emu.config_writes["credit-risk"] == writes
+    assert [j["action"] for j in json.loads(out)["jobs"]] == ["unchanged", "unchanged"]
+    assert emu.config_writes["credit-risk-nightly"] == writes
+
+
+@pytest.mark.parametrize("registry, kubernetes", [({}, None), ({"path": "state/registry"}, None),
+                                                  ({"path": "state/registry"}, "pod.yaml")])
+def test_sync_refuses_a_registry_inside_the_workspace(mlci, emu, project, registry, kubernetes):
+    """Each job has its own workspace (Jenkins.java, Slave.getWorkspaceFor) and pod agents lose theirs:
+    a relative registry.path would split the lifecycle between the commit and the nightly job."""
+    config = yaml.safe_load((project / "mlci.yaml").read_text())
+    config["registry"] = registry
+    if kubernetes:
+        config["jenkins"]["agent"] = {"kubernetes_yaml": kubernetes}
+    (project / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    code, out, err = mlci("jenkins", "sync")
+    assert code == 2
+    assert "registry.path" in err and "own workspace" in err
+    assert "registry.backend: mlflow" in err and "absolute registry.path" in err
+    assert ("Kubernetes" in err) == bool(kubernetes)
+    assert emu.requests == []
+    code, out, err = mlci("config", "check")
+    assert code == 0 and "warning:" in err and "registry.path" in err
+
+
+def test_config_check_is_quiet_about_a_shared_registry(mlci, project):
+    code, _, err = mlci("config", "check")
+    assert code == 0 and "warning" not in err
 
 
 def test_prune_deletes_only_jobs_this_project_manages(mlci, emu):
@@ -296,13 +400,36 @@ def test_the_token_is_never_a_command_line_option(run_cli):
 
 def test_status_of_the_project_jobs(mlci, emu):
     assert mlci("jenkins", "sync")[0] == 0
-    emu.script_job("credit-risk", result="FAILURE", queue_polls=0, build_polls=0)
-    emu.trigger("credit-risk", {jobxml.REQUEST_ID_PARAMETER: "x"})
+    code, out, _ = mlci("--json", "jenkins", "status")
+    assert json.loads(out)["builds"][0] == {"job": "credit-risk", "number": None, "result": "no branch indexed yet"}
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    emu.script_job("credit-risk/main", result="FAILURE", queue_polls=0, build_polls=0)
+    assert mlci("jenkins", "build", "credit-risk")[0] == 0  # a scan: builds the discovered branch
     code, out, _ = mlci("--json", "jenkins", "status")
     assert code == 0
     builds = json.loads(out)["builds"]
-    assert builds[0]["job"] == "credit-risk" and builds[0]["result"] == "FAILURE" and builds[0]["number"] == 1
+    assert builds[0]["job"] == "credit-risk/main" and builds[0]["result"] == "FAILURE" and builds[0]["number"] == 1
     assert builds[1] == {"job": "credit-risk-nightly", "number": None, "result": "never built"}
+
+
+def test_build_of_a_multibranch_project_is_a_scan(mlci, emu):
+    """cloudbees-folder ComputedFolder.doBuild: `build` on a multibranch project schedules branch indexing
+    (branch-api), which creates a job per branch holding the Jenkinsfile and builds new or changed ones."""
+    assert mlci("jenkins", "sync")[0] == 0
+    files = jenkinsfiles(mlci)
+    emu.add_repository(SCM, {"main": files, "feature/x": files, "docs": {"README.md": "no pipeline"}})
+    code, out, err = mlci("--json", "jenkins", "build", "credit-risk")
+    assert code == 0, err
+    assert json.loads(out)["scan"] is True and emu.scans("credit-risk") == 1
+    assert sorted(j for j in emu.jobs if j.startswith("credit-risk/")) == ["credit-risk/feature%2Fx",
+                                                                            "credit-risk/main"]
+    assert [i["job"] for i in emu.queue] == ["credit-risk/feature%2Fx", "credit-risk/main"]
+    code, _, err = mlci("jenkins", "build", "credit-risk", "-p", "X=1")
+    assert code == 2 and "credit-risk/main" in err
+    emu.start_queued()
+    code, out, err = mlci("--json", "jenkins", "status")  # branch names with '/' arrive encoded by Jenkins
+    assert code == 0, err
+    assert [b["job"] for b in json.loads(out)["builds"]][:2] == ["credit-risk/feature%2Fx", "credit-risk/main"]
 
 
 def test_lint_with_the_server_validator(mlci, emu, project, tmp_path):
@@ -328,3 +455,36 @@ def test_lint_offline_with_groovy(mlci, emu, project, tmp_path, groovy):
     code, out, _ = mlci("jenkins", "lint", "--offline", broken)
     assert code == 1 and "line 1" in out
     assert len(emu.requests) == before
+
+
+def notify_commit(emu, url: str = SCM, **params) -> str:
+    import requests
+
+    response = requests.get(emu.url + "git/notifyCommit", params={"url": url, **params}, timeout=5)
+    assert response.status_code == 200
+    return response.text
+
+
+def test_a_webhook_builds_the_single_branch_commit_job(mlci, emu, project):
+    """git-plugin GitStatus.doNotifyCommit polls (or with sha1 builds) only jobs with an SCMTrigger whose
+    remote loosely matches; the nightly job has none and is left alone."""
+    edit_config(project, job_type="pipeline")
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    answer = notify_commit(emu, "ssh://git@git.example.com/ml/credit-risk", branches="main")
+    assert answer == "Scheduled polling of credit-risk\n"
+    assert [i["job"] for i in emu.queue] == ["credit-risk"]
+    emu.start_queued()
+    assert notify_commit(emu, branches="main") == "Scheduled polling of credit-risk\n"  # nothing new: no build
+    assert len(emu.queue) == 1
+    assert notify_commit(emu, "https://git.example.com/other.git").startswith("No git jobs using repository")
+
+
+def test_a_webhook_reindexes_the_multibranch_project(mlci, emu):
+    """GitSCMSource's notifyCommit listener fires an SCM event for sources with a matching remote; branch-api
+    re-indexes and builds the changed branch."""
+    emu.add_repository(SCM, {"main": jenkinsfiles(mlci)})
+    assert mlci("jenkins", "sync")[0] == 0
+    notify_commit(emu, branches="main")
+    assert emu.scans("credit-risk") == 1
+    assert [i["job"] for i in emu.queue] == ["credit-risk/main"]

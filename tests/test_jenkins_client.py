@@ -19,11 +19,12 @@ from mlci.ops import jobxml
 from tests.jenkins_emulator import JenkinsEmulator, pipeline_config
 
 CANARY = "canary-" + secrets.token_hex(12)
+PASSWORD = "password-" + secrets.token_hex(12)
 
 
 @pytest.fixture
 def emu():
-    with JenkinsEmulator(user="mlci", token=CANARY) as emulator:
+    with JenkinsEmulator(user="mlci", token=CANARY, password=PASSWORD) as emulator:
         yield emulator
         for request in emulator.requests:
             assert CANARY not in request.path and CANARY not in request.query
@@ -66,7 +67,8 @@ def test_jobs_create_read_update_and_delete(emu):
 
 
 def test_a_stale_crumb_is_refreshed_exactly_once(emu):
-    client = client_for(emu)
+    """Crumbs only bind password logins: API-token requests are exempt (ApiCrumbExclusion.java)."""
+    client = client_for(emu, token=PASSWORD)
     client.create_job("a", pipeline_config())
     issued = emu.crumbs_issued
     emu.rotate_crumbs()
@@ -76,7 +78,7 @@ def test_a_stale_crumb_is_refreshed_exactly_once(emu):
 
 
 def test_an_expired_session_gets_a_new_cookie_and_crumb(emu):
-    client = client_for(emu)
+    client = client_for(emu, token=PASSWORD)
     client.create_job("a", pipeline_config())
     emu.expire_sessions()
     client.update_job("a", pipeline_config())
@@ -92,6 +94,44 @@ def test_a_crumb_refused_twice_is_exit_3(emu):
     assert error.exit_code == 3
     assert "crumb was refused twice" in str(error)
     assert len(str(error)) < 300  # the 50 KB body is not in the message
+
+
+def test_api_token_requests_are_not_refused_for_a_stale_crumb(emu):
+    """ApiCrumbExclusion.java: with an API token, a rotated crumb changes nothing."""
+    client = client_for(emu)
+    client.create_job("a", pipeline_config())
+    emu.rotate_crumbs()
+    emu.expire_sessions()
+    client.update_job("a", pipeline_config(script="pipeline { agent any }"))
+    assert emu.config_writes["a"] == 2
+
+
+def test_an_identical_queued_request_is_answered_303_and_names_the_queued_item(emu):
+    """ParametersDefinitionProperty.buildWithParameters: a request merged into a waiting queue item gets
+    303 See Other with that item's Location, which requests would follow with a GET."""
+    emu.add_job("train", pipeline_config({"MLCI_REQUEST_ID": ""}))
+    emu.script_job("train", queue_polls=5)
+    client = client_for(emu)
+    first = client.trigger("train", {"MLCI_REQUEST_ID": "same"})
+    second = client.trigger("train", {"MLCI_REQUEST_ID": "same"})
+    assert first == second
+    assert [r.status for r in emu.requests_to(r"/buildWithParameters$")] == [201, 303]
+    assert emu.requests_to(r"^/queue/item/\d+/$") == []  # the redirect was not followed
+    assert emu.queue_item(first)["causes"] == 2
+
+
+def test_a_multibranch_scan(emu):
+    """ComputedFolder.doBuild: POST build on a multibranch project runs branch indexing."""
+    from mlci.ops import jobxml as jx
+
+    config = jx.multibranch_project_xml(project="p", summary="s", scm_url="https://git.example.com/p.git",
+                                        script_path="Jenkinsfile")
+    client = client_for(emu)
+    client.create_job("p", config)
+    emu.add_repository("https://git.example.com/p.git", {"main": {"Jenkinsfile": "pipeline { }"}})
+    client.scan("p")
+    assert emu.scans("p") == 1
+    assert [j["name"] for j in client.job_info("p")["jobs"]] == ["main"]
 
 
 def test_wrong_token_is_an_authentication_error(emu):

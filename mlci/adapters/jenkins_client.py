@@ -126,12 +126,21 @@ class JenkinsClient:
         return self._call(f"triggering job {name}", self._post_build, name, parameters)
 
     def _post_build(self, name: str, parameters: dict[str, str]) -> int:
-        response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters)
-        location = response.headers.get("Location", "")
+        """201 + ``Location: …/queue/item/N/`` for a new queue item; 303 See Other + the Location of the queued
+        item an identical request was merged into (jenkinsci/jenkins ``ParametersDefinitionProperty.java``
+        ``buildWithParameters``). requests would follow the 303 with a GET, so redirects are not followed."""
+        response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters,
+                                 follow_redirects=False)
+        location = response.headers.get("Location") or getattr(response, "redirect_location", "")
         match = re.search(r"/queue/item/(\d+)/?$", location)
-        if not match:
+        if response.status_code not in (201, 303) or not match:
             raise ServiceError(f"Jenkins at {self.url} queued {name} without saying where (no queue item)")
         return int(match.group(1))
+
+    def scan(self, name: str) -> None:
+        """Schedule branch indexing of a multibranch project (POST ``build``: cloudbees-folder
+        ``ComputedFolder.doBuild``); it discovers branches and builds the new or changed ones."""
+        self._call(f"scanning {name}", self._request, "POST", _job_path(name) + "build?delay=0")
 
     def queue_item(self, item_id: int) -> dict | None:
         """The queue item, or None when Jenkins has forgotten it (about five minutes after it left)."""
@@ -174,9 +183,10 @@ class JenkinsClient:
                                hint="is JENKINS_URL the Jenkins root URL?") from None
 
     def _request(self, method: str, path: str, data: bytes | dict | None = None, headers: dict | None = None,
-                 params: dict | None = None) -> requests.Response:
+                 params: dict | None = None, follow_redirects: bool = True) -> requests.Response:
+        hooks = {} if follow_redirects else {"response": _keep_redirect}
         request = requests.Request(method, urllib.parse.urljoin(self.url, path), data=data,
-                                   headers=headers or {}, params=params)
+                                   headers=headers or {}, params=params, hooks=hooks)
         return self._server.jenkins_request(request)
 
     def _post_config(self, path: str, config_xml: str, params: dict | None) -> None:
@@ -226,6 +236,14 @@ class JenkinsClient:
             return ServiceError(f"Jenkins at {self.url} failed when {what} (HTTP {status})", hint=_hint_for(status))
         first_line = text.splitlines()[0][:200] if text else "unknown error"
         return ServiceError(f"Jenkins at {self.url} failed when {what}: {_scrub(first_line)}")
+
+
+def _keep_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """A response hook that stops requests from following a redirect: python-jenkins sends through a
+    session with redirects on, and the Location of a 303 is the answer, not a page to fetch."""
+    if response.is_redirect:
+        response.redirect_location = response.headers.pop("Location", "")
+    return response
 
 
 class _Missing(Exception):

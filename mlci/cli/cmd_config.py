@@ -26,9 +26,21 @@ def check(app: AppContext) -> int:
     schema = load_schema(schema_path, _display(schema_path)) if schema_path.exists() else None
     result = {"ok": True, "config": str(project.config_path), "project": project.config.project,
               "schema": str(schema_path) if schema else None}
+    _warn_about_workspace_registry(project)
     emit(app, result, lambda r: f"{r['config']}: ok (project {r['project']})"
          + (f"\n{r['schema']}: ok" if r["schema"] else ""))
     return 0
+
+
+def _warn_about_workspace_registry(project) -> None:
+    """Fine on a laptop, wrong for Jenkins: a warning here, a refusal in `mlci jenkins sync`."""
+    from mlci.cli.output import warn
+    from mlci.ops.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
+
+    problem = workspace_registry_problem(project)
+    if problem:
+        warn(f"{project.config_path.name}: {problem}; `mlci jenkins sync` refuses it "
+            f"(hint: {WORKSPACE_REGISTRY_HINT})")
 
 
 @config.command("schema")

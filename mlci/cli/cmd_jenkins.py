@@ -68,7 +68,9 @@ def jenkins() -> None:
 @click.option("--prune", is_flag=True, help="Delete jobs managed by mlci for this project that are no longer wanted.")
 @pass_app
 def sync(app: AppContext, dry_run: bool, prune: bool) -> int:
-    """Create or update the commit and nightly jobs (pipelines from SCM); unchanged jobs are not touched."""
+    """Create or update the commit job (a multibranch project, or a single-branch job with an SCM trigger)
+    and the nightly job; unchanged jobs are not touched. Exit 2 when the registry is inside the workspace
+    (each job has its own)."""
     from mlci.ops import jenkins as ops
 
     project = app.project()
@@ -110,7 +112,8 @@ def _parse_parameters(values: tuple[str, ...]) -> dict[str, str]:
 @pass_app
 def build(app: AppContext, job: str, params: tuple[str, ...], follow: bool, timeout: float | None,
           poll_interval: float) -> int:
-    """Trigger JOB and wait for its build number; with --follow, stream its console.
+    """Trigger JOB and wait for its build number; with --follow, stream its console. On a multibranch
+    project (e.g. the commit job) this schedules branch indexing; build a branch with JOB/BRANCH.
 
     Exit 0 SUCCESS (or triggered, without --follow), 1 UNSTABLE or FAILURE, 130 ABORTED or cancelled
     in the queue, 3 Jenkins unreachable or refusing.
@@ -126,6 +129,8 @@ def build(app: AppContext, job: str, params: tuple[str, ...], follow: bool, time
 
 
 def _render_build(result) -> str:
+    if result.scan:
+        return f"{result.job}: branch indexing scheduled (new and changed branches build as {result.job}/<branch>)"
     if result.number is None:
         return f"{result.job}: cancelled while queued"
     state = result.result or "started"

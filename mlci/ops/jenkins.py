@@ -25,6 +25,7 @@ from mlci.core.reports import Check, Report, write_report
 from mlci.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ServiceError, UsageError
 from mlci.ops import jobxml
 from mlci.ops.jenkinsfiles import PIPELINE_PATHS, repository_root, report_html
+from mlci.ops.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
 
 ENV_URL, ENV_USER, ENV_TOKEN = "JENKINS_URL", "JENKINS_USER", "JENKINS_API_TOKEN"
 EXIT_BY_RESULT = {"SUCCESS": EXIT_OK, "UNSTABLE": EXIT_CHECK_FAILED, "FAILURE": EXIT_CHECK_FAILED,
@@ -88,7 +89,9 @@ def job_names(project: Project) -> dict[str, str]:
 
 
 def desired_jobs(project: Project) -> dict[str, str]:
-    """``{full job name: config.xml}`` of the jobs this project should have."""
+    """``{full job name: config.xml}`` of the jobs this project should have: the commit pipeline as a
+    multibranch project (default) or a single-branch job with an SCM trigger, the nightly one as a
+    single-branch job with its cron trigger."""
     config = project.config
     jenkins = config.jenkins
     scm_url = jenkins.scm_url or _origin_url(project)
@@ -96,28 +99,41 @@ def desired_jobs(project: Project) -> dict[str, str]:
     names = job_names(project)
     summaries = {"commit": f"Commit pipeline of {config.project}: validate, train, evaluate, gate, build, deploy.",
                  "nightly": f"Nightly monitoring of {config.project}: drift and performance; UNSTABLE on drift."}
-    return {names[kind]: jobxml.pipeline_job_xml(
-        project=config.project, summary=summaries[kind], scm_url=scm_url, branch=branch,
-        script_path=PIPELINE_PATHS[kind], scm_credentials=jenkins.scm_credentials,
-        cron=config.monitor.schedule if kind == "nightly" else None) for kind in ("commit", "nightly")}
+    common = {"project": config.project, "scm_url": scm_url, "scm_credentials": jenkins.scm_credentials}
+    if jenkins.job_type == "multibranch":
+        commit = jobxml.multibranch_project_xml(summary=summaries["commit"], script_path=PIPELINE_PATHS["commit"],
+                                                **common)
+    else:
+        commit = jobxml.pipeline_job_xml(summary=summaries["commit"], branch=branch,
+                                         script_path=PIPELINE_PATHS["commit"], poll=jenkins.poll, **common)
+    nightly = jobxml.pipeline_job_xml(summary=summaries["nightly"], branch=branch,
+                                      script_path=PIPELINE_PATHS["nightly"], cron=config.monitor.schedule, **common)
+    return {names["commit"]: commit, names["nightly"]: nightly}
 
 
 def sync_jobs(project: Project, client: JenkinsClient, *, dry_run: bool = False, prune: bool = False,
               log: Log = _quiet) -> SyncResult:
     """Create or update the project's jobs; unchanged jobs are not written; ``prune`` deletes jobs that
-    carry this project's marker but are no longer wanted. ``dry_run`` only reports (with diffs)."""
+    carry this project's marker but are no longer wanted. ``dry_run`` only reports (with diffs).
+    Refuses (exit 2) a registry the jobs cannot share."""
     wanted = desired_jobs(project)
+    problem = workspace_registry_problem(project)
+    if problem:
+        raise ConfigError(f"{project.config_path.name}: {problem}", hint=WORKSPACE_REGISTRY_HINT)
     result = SyncResult(server=client.url, dry_run=dry_run)
     folder = project.config.jenkins.folder
     if folder:
         result.changes += _ensure_folders(client, folder, dry_run)
     for name, desired in wanted.items():
-        change = _plan_job(client, name, desired)
+        change, current = _plan_job(client, name, desired)
         result.changes.append(change)
         if dry_run or change.action == "unchanged":
             continue
         log(f"{change.action} {name}")
-        (client.create_job if change.action == "create" else client.update_job)(name, desired)
+        if change.action == "create":
+            client.create_job(name, desired)
+        else:
+            client.update_job(name, jobxml.keep_unmanaged_properties(desired, current))
     if prune:
         result.changes += _prune_jobs(client, project, set(wanted), dry_run=dry_run, log=log)
     return result
@@ -138,13 +154,13 @@ def _prune_jobs(client: JenkinsClient, project: Project, wanted: set[str], *, dr
     return changes
 
 
-def _plan_job(client: JenkinsClient, name: str, desired: str) -> JobChange:
+def _plan_job(client: JenkinsClient, name: str, desired: str) -> tuple[JobChange, str | None]:
     current = client.job_config(name)
     if current is None:
-        return JobChange(name, "create", _diff(name, "", jobxml.pretty(desired)))
+        return JobChange(name, "create", _diff(name, "", jobxml.pretty(desired))), None
     if jobxml.covers(desired, current):
-        return JobChange(name, "unchanged")
-    return JobChange(name, "update", _diff(name, jobxml.pretty(current), jobxml.pretty(desired)))
+        return JobChange(name, "unchanged"), current
+    return JobChange(name, "update", _diff(name, jobxml.pretty(current), jobxml.pretty(desired))), current
 
 
 def _ensure_folders(client: JenkinsClient, folder: str, dry_run: bool) -> list[JobChange]:
@@ -199,6 +215,7 @@ class BuildResult:
     number: int | None = None
     result: str | None = None  # None: triggered, not followed
     url: str | None = None
+    scan: bool = False  # a multibranch project: branch indexing was scheduled, not a build
 
     @property
     def exit_code(self) -> int:
@@ -206,7 +223,7 @@ class BuildResult:
 
     def to_dict(self) -> dict:
         return {"job": self.job, "request_id": self.request_id, "queue_id": self.queue_id, "number": self.number,
-                "result": self.result, "url": self.url, "exit_code": self.exit_code}
+                "result": self.result, "url": self.url, "scan": self.scan, "exit_code": self.exit_code}
 
 
 @dataclass
@@ -227,8 +244,13 @@ def trigger_build(client: JenkinsClient, job: str, parameters: dict[str, str] | 
     console and return its result (exit code: 0 SUCCESS, 1 UNSTABLE/FAILURE, 130 ABORTED/cancelled)."""
     require_job_path(job, key="JOB")
     parameters = dict(parameters or {})
-    _check_parameters(client, job, parameters)
+    info = client.job_info(job)
+    if info is None:
+        raise ServiceError(f"Jenkins at {client.url} has no job {job}", hint="run `mlci jenkins sync` first")
     result = BuildResult(job=job, request_id=uuid.uuid4().hex)
+    if _is_multibranch(info):
+        return _scan(client, job, parameters, result, log)
+    _check_parameters(job, info, parameters)
     deadline = Deadline(timeout)
     result.queue_id = _trigger(client, job, parameters, result.request_id, log)
     log(f"queued {job} (queue item {result.queue_id}, request {result.request_id})")
@@ -253,14 +275,29 @@ def _public_url(build: dict) -> str | None:
     return redact_url(build.get("url") or "") or None
 
 
-def _check_parameters(client: JenkinsClient, job: str, parameters: dict[str, str]) -> None:
-    info = client.job_info(job)
-    if info is None:
-        raise ServiceError(f"Jenkins at {client.url} has no job {job}", hint="run `mlci jenkins sync` first")
+def _is_multibranch(info: dict) -> bool:
+    return info.get("_class") == jobxml.MULTIBRANCH_CLASS
+
+
+def _scan(client: JenkinsClient, job: str, parameters: dict[str, str], result: BuildResult, log: Log) -> BuildResult:
+    """``build`` on a multibranch project runs branch indexing: each new or changed branch is built by
+    Jenkins (branch-api), there is no queue item to follow and no parameter to pass."""
+    if parameters:
+        raise UsageError(f"{job} is a multibranch project: a scan takes no parameters",
+                         hint=f"build a branch job instead, e.g. `mlci jenkins build {job}/main`")
+    client.scan(job)
+    log(f"scheduled branch indexing of {job}; new and changed branches build as {job}/<branch>")
+    result.scan = True
+    return result
+
+
+def _check_parameters(job: str, info: dict, parameters: dict[str, str]) -> None:
     declared = {d.get("name") for prop in info.get("property", []) for d in prop.get("parameterDefinitions", [])}
     if jobxml.REQUEST_ID_PARAMETER not in declared:
         raise UsageError(f"job {job} does not declare the {jobxml.REQUEST_ID_PARAMETER} parameter",
-                         hint="run `mlci jenkins sync` (or add a string parameter of that name to the job)")
+                         hint="run `mlci jenkins sync` (or add a string parameter of that name to the job); a "
+                              "branch job of a multibranch project declares it in its first build, which branch "
+                              "indexing starts")
     unknown = sorted(set(parameters) - declared)
     if unknown:
         raise UsageError(f"job {job} has no parameter {', '.join(unknown)}",
@@ -369,25 +406,37 @@ class StatusResult:
 
 
 def job_status(client: JenkinsClient, jobs: list[str], *, limit: int = 5) -> StatusResult:
-    """The last ``limit`` builds of each job: number, result (or BUILDING), start time, duration."""
+    """The last ``limit`` builds of each job: number, result (or BUILDING), start time, duration; for a
+    multibranch project, those of its branch jobs."""
     status = StatusResult(server=client.url)
     for job in jobs:
         require_job_path(job, key="JOB")
-        info = client.job_info(job)
-        if info is None:
-            status.builds.append({"job": job, "number": None, "result": "no such job"})
-            continue
-        refs = info.get("builds", [])[:limit]
-        if not refs:
-            status.builds.append({"job": job, "number": None, "result": "never built"})
-        for ref in refs:
-            build = client.build_info(job, ref["number"])
-            status.builds.append({
-                "job": job, "number": build.get("number"),
-                "result": "BUILDING" if build.get("building") else build.get("result"),
-                "started": _iso(build.get("timestamp")),
-                "duration_s": round((build.get("duration") or 0) / 1000, 1)})
+        status.builds += _job_builds(client, job, limit)
     return status
+
+
+def _job_builds(client: JenkinsClient, job: str, limit: int) -> list[dict]:
+    """Build rows of ``job``. Branch job names come from Jenkins (branch-api encodes '/' as %2F), so
+    they are not checked against the allow-list for names users type; the client URL-quotes them."""
+    info = client.job_info(job)
+    if info is None:
+        return [{"job": job, "number": None, "result": "no such job"}]
+    if _is_multibranch(info):
+        children = [c["name"] for c in info.get("jobs", []) if c.get("name")]
+        if not children:
+            return [{"job": job, "number": None, "result": "no branch indexed yet"}]
+        return [row for name in children for row in _job_builds(client, f"{job}/{name}", limit)]
+    refs = info.get("builds", [])[:limit]
+    if not refs:
+        return [{"job": job, "number": None, "result": "never built"}]
+    rows = []
+    for ref in refs:
+        build = client.build_info(job, ref["number"])
+        rows.append({"job": job, "number": build.get("number"),
+                     "result": "BUILDING" if build.get("building") else build.get("result"),
+                     "started": _iso(build.get("timestamp")),
+                     "duration_s": round((build.get("duration") or 0) / 1000, 1)})
+    return rows
 
 
 def _iso(millis: int | None) -> str | None:

@@ -1,0 +1,30 @@
+"""Where the lifecycle state lives, seen from Jenkins: every job must reach the same registry.
+
+Pure config logic (no Jenkins client), so `mlci config check` can warn without loading one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlci.core.config import Project
+
+
+def workspace_registry_problem(project: Project) -> str | None:
+    """Why a local registry inside the workspace cannot serve this project's Jenkins jobs (None: it can).
+
+    Each job has its own workspace (``${JENKINS_HOME}/workspace/${ITEM_FULL_NAME}``, jenkinsci/jenkins
+    ``Jenkins.java``/``Slave.getWorkspaceFor``) and Kubernetes pod agents lose theirs after the build, so a
+    relative ``registry.path`` gives the nightly job a registry the commit job never wrote to.
+    """
+    config = project.config
+    if config.registry.backend != "local" or Path(config.registry.path).is_absolute():
+        return None
+    reasons = ["the commit and nightly jobs each have their own workspace"]
+    if config.jenkins.agent.kubernetes_yaml:
+        reasons.append("Kubernetes pod agents lose their workspace after each build")
+    return (f"registry.path '{config.registry.path}' is inside the workspace, but " + " and ".join(reasons))
+
+
+WORKSPACE_REGISTRY_HINT = ("set registry.backend: mlflow (with registry.tracking_uri), or an absolute "
+                           "registry.path on storage every agent mounts")
