@@ -223,3 +223,17 @@ def test_holdout_rows_are_read_the_way_the_product_reads_them(tmp_path):
     holdout = holdout_dataset(project, project_schema(project))
     expected = rows_of_split(data, seed=3, fraction=0.25, part="holdout")
     assert np.allclose(holdout.frame["uid"].to_numpy(), expected["uid"].to_numpy())
+
+
+def test_fixed_holdout_file_the_champion_trained_on_is_compared_on_its_unseen_rows(tmp_path, run_cli):
+    """Same holdout file for both, but the champion's training file held half of its rows."""
+    train, holdout = synthetic(500, seed=11), synthetic(240, seed=12)
+    root = split_project(tmp_path / "p", pd.concat([train, holdout.iloc[:120]], ignore_index=True))
+    holdout.to_csv(root / "holdout.csv", index=False)
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    config["data"]["holdout"] = "holdout.csv"
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = champion_then_challenger(run_cli, root, lambda: train.to_csv(root / "train.csv", index=False))
+    assert code in (0, 1), err
+    report = check_honest_comparison(root, code, out, pd.concat([train, holdout.iloc[:120]]), holdout)
+    assert report["details"]["comparison"]["rows"] == 120

@@ -61,10 +61,12 @@ def gate_registry(*, project: Project, ref: str = "latest", champion: str | None
     champion_version = _champion_version(registry, champion or project.config.gates.champion, explicit=bool(champion))
     rival, comparison = None, None
     if champion_version is not None:
-        rival = _from_registry(registry, registry.get(champion_version))
-        if rival.holdout_id != challenger.holdout_id:
+        champion_record = registry.get(champion_version)
+        rival = _from_registry(registry, champion_record)
+        if rival.holdout_id != challenger.holdout_id or _shared_holdout_was_trained_on(
+                project, registry, [champion_record, challenger_record], challenger):
             comparison = _compare_on_unseen_rows(project, registry, challenger_record, challenger,
-                                                 registry.get(champion_version), rival)
+                                                 champion_record, rival)
     return _finish(project, challenger, rival, started, comparison=comparison)
 
 
@@ -218,6 +220,23 @@ def _compare_on_unseen_rows(project: Project, registry: ModelRegistry, challenge
     shared = {**facts["holdout"], "compared_rows": rows}
     return Comparison(_view(challenger, new_all.subset(unseen), keys, shared, project),
                       _view(champion, old_all.subset(unseen), keys, shared, project), facts)
+
+
+def _shared_holdout_was_trained_on(project: Project, registry: ModelRegistry, records: list[dict[str, Any]],
+                                   challenger: Evaluated) -> bool:
+    """Whether either model, both evaluated on the same fixed holdout file, trained on some of its rows
+    (its training file held them). A seeded split of one file keeps holdout and training rows apart, so
+    only a fixed holdout file needs the check; a model without a training-row record cannot be checked."""
+    sha256, split = challenger.holdout_id
+    recorded = [(record, _recorded_trained_rows(registry, record)) for record in records] if split == "null" else []
+    recorded = [(record, trained) for record, trained in recorded if trained is not None]
+    if not recorded:
+        return False
+    holdout = holdout_dataset(project, project_schema(project))
+    if holdout.lineage.get("sha256") != sha256:
+        raise UsageError("the holdout data changed since the challenger was evaluated",
+                         hint="run `mlci evaluate` again, then `mlci gate`")
+    return any(bool(_seen_rows(holdout, record, trained).any()) for record, trained in recorded)
 
 
 def _trained_rows(registry: ModelRegistry, record: dict[str, Any]) -> np.ndarray:
