@@ -237,3 +237,26 @@ def test_fixed_holdout_file_the_champion_trained_on_is_compared_on_its_unseen_ro
     assert code in (0, 1), err
     report = check_honest_comparison(root, code, out, pd.concat([train, holdout.iloc[:120]]), holdout)
     assert report["details"]["comparison"]["rows"] == 120
+
+
+def test_files_mode_refuses_metrics_files_of_different_holdout_rows(tmp_path, run_cli):
+    """Files-only mode has no model to re-score: two different holdouts cannot be compared honestly."""
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "mlci.yaml").write_text(yaml.safe_dump({"project": "files", "data": {"train": "train.csv"},
+                                                    "model": {"task": "binary", "estimator": "sklearn.linear_model.LogisticRegression"},
+                                                    "gates": {"rules": [{"metric": "accuracy", "max_drop": 0.0}]}}))
+
+    def metrics_file(name, seed):
+        holdout = {"path": "train.csv", "sha256": "ab" * 32, "rows": 100,
+                   "split": {"fraction": 0.3, "seed": seed, "part": "holdout"}}
+        path = tmp_path / name
+        path.write_text(json.dumps({"metrics": {"accuracy": 0.8}, "holdout": holdout}))
+        return path
+
+    code, _, err = run_cli("-C", root, "gate", "--metrics", metrics_file("new.json", 1),
+                           "--baseline", metrics_file("old.json", 0))
+    assert code == 2 and "were evaluated on different holdout rows" in err and "data.holdout" in err
+    code, out, err = run_cli("-C", root, "--json", "gate", "--metrics", metrics_file("new.json", 0),
+                             "--baseline", metrics_file("old.json", 0))
+    assert code == 0 and json.loads(out)["checks"][0]["passed"] is True

@@ -76,7 +76,21 @@ def gate_files(*, project: Project, metrics_file: Path, baseline_file: Path | No
     _check_rules(project)
     challenger = _from_file(metrics_file)
     rival = _from_file(baseline_file) if baseline_file else None
+    if rival is not None and _has_champion_rules(project) and _known_and_different(challenger.holdout_id,
+                                                                                  rival.holdout_id):
+        raise UsageError(f"{metrics_file} and {baseline_file} were evaluated on different holdout rows: files-only "
+                         f"mode cannot re-score the champion on rows neither model trained on",
+                         hint="evaluate both versions on one fixed holdout file (data.holdout), or gate in registry "
+                              "mode (without --metrics), which re-scores the champion")
     return _finish(project, challenger, rival, started)
+
+
+def _has_champion_rules(project: Project) -> bool:
+    return any(rule.max_drop is not None for rule in project.config.gates.rules)
+
+
+def _known_and_different(first: tuple[Any, Any], second: tuple[Any, Any]) -> bool:
+    return first[0] is not None and second[0] is not None and first != second
 
 
 class Comparison:
