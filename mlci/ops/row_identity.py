@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
-import math
 import zipfile
 from typing import Any
 
@@ -40,7 +39,7 @@ def identity_columns(features: list[str], target: str) -> list[str]:
 
 def row_fingerprints(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One uint64 per row of ``frame`` (in row order), from the canonical text of ``columns``."""
-    texts = [[_cell_text(v) for v in frame[column].tolist()] for column in columns]
+    texts = [_column_texts(frame[column]) for column in columns]
     out = np.empty(len(frame), dtype=np.uint64)
     for i, cells in enumerate(zip(*texts)):
         digest = hashlib.blake2b(_CELL_SEPARATOR.join(cells).encode("utf-8", "surrogatepass"), digest_size=8)
@@ -82,7 +81,36 @@ def from_bytes(data: bytes, source: str) -> np.ndarray:
     return trained
 
 
+def _column_texts(series: pd.Series) -> list[str]:
+    values = series.tolist()
+    kind = getattr(series.dtype, "kind", "O") if isinstance(series.dtype, np.dtype) else "O"
+    if kind in "iu":
+        return list(map(str, values))
+    if kind == "f":
+        return list(map(_float_text, values))
+    return list(map(_cell_text, values))
+
+
 def _cell_text(value: Any) -> str:
+    kind = type(value)  # exact-type fast paths for the common cells; everything else below
+    if kind is str:
+        return "s:" + value
+    if kind is float:
+        return _float_text(value)
+    if kind is int:
+        return str(value)
+    return _other_cell_text(value)
+
+
+def _float_text(value: float) -> str:
+    if value != value:
+        return _MISSING
+    if value.is_integer() and abs(value) < 2 ** 63:
+        return str(int(value))
+    return repr(value)
+
+
+def _other_cell_text(value: Any) -> str:
     if value is None or value is pd.NaT or value is pd.NA:
         return _MISSING
     if isinstance(value, (bool, np.bool_)):
@@ -90,12 +118,7 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if math.isnan(value):
-            return _MISSING
-        if value.is_integer() and abs(value) < 2 ** 63:
-            return str(int(value))
-        return repr(value)
+        return _float_text(float(value))
     if isinstance(value, (pd.Timestamp, dt.datetime, dt.date)):
         return value.isoformat()
     return "s:" + str(value)
