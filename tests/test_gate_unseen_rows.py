@@ -48,7 +48,8 @@ def split_project(root, frame: pd.DataFrame, *, seed=0, fraction=0.3):
 
 
 def configure(root, *, seed, fraction):
-    config = {"project": "unseen", "data": {"train": "train.csv", "schema": "schema.yaml", "holdout_fraction": fraction},
+    config = {"project": "unseen",
+              "data": {"train": "train.csv", "schema": "schema.yaml", "holdout_fraction": fraction},
               "model": {"task": "binary", "estimator": "sklearn.tree.DecisionTreeClassifier", "seed": seed,
                         "cv_folds": 0},
               "evaluation": {"latency_rows": 3},
@@ -244,7 +245,8 @@ def test_files_mode_refuses_metrics_files_of_different_holdout_rows(tmp_path, ru
     root = tmp_path / "p"
     root.mkdir()
     (root / "mlci.yaml").write_text(yaml.safe_dump({"project": "files", "data": {"train": "train.csv"},
-                                                    "model": {"task": "binary", "estimator": "sklearn.linear_model.LogisticRegression"},
+                                                    "model": {"task": "binary",
+                                                              "estimator": "sklearn.linear_model.LogisticRegression"},
                                                     "gates": {"rules": [{"metric": "accuracy", "max_drop": 0.0}]}}))
 
     def metrics_file(name, seed):

@@ -14,7 +14,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import yaml
 
 from mlci.core import jsonvalue
 from tests.model_projects import write_project
@@ -112,9 +111,23 @@ def check_train(doc):
 
 
 def check_registry_list(doc):
-    versions = doc["versions"] if isinstance(doc, dict) and "versions" in doc else doc
+    assert doc["kind"] == "list" and doc["versions"]
+    for row in doc["versions"]:
+        assert type(row["version"]) is int and all(isinstance(a, str) for a in row["aliases"])
+        for value in row["metrics"].values():
+            assert number_or_null(value), row
     sweep(doc)
-    return versions
+
+
+def check_registry_show(doc):
+    record = doc["record"]
+    assert doc["kind"] == "show" and type(record["version"]) is int
+    for value in record["metrics"].values():
+        assert number_or_null(value), record["metrics"]
+    for artifact in record["artifacts"].values():
+        assert type(artifact["bytes"]) is int and isinstance(artifact["sha256"], str)
+    assert type(record["data"]["train"]["rows"]) is int
+    sweep(doc)
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +171,13 @@ def test_every_command_reports_typed_json(project, run_cli):
     assert any("resamples" in c.get("details", {}) for c in gate["checks"]), "a bootstrap champion rule ran"
     check_gate(json.loads((root / "reports/gate.json").read_text()))
 
-    files = json_of(run_cli, root, "gate", "--metrics", root / "reports/metrics.json", "--baseline", root / "reports/metrics.json",
-                    exit_codes=(0, 1))
+    metrics_file = root / "reports/metrics.json"
+    files = json_of(run_cli, root, "gate", "--metrics", metrics_file, "--baseline", metrics_file, exit_codes=(0, 1))
     check_gate(files)
     check_gate(json.loads((root / "reports/gate.json").read_text()))
 
     check_registry_list(json_of(run_cli, root, "registry", "list"))
-    shown = json_of(run_cli, root, "registry", "show", "2")
-    sweep(shown)
+    check_registry_show(json_of(run_cli, root, "registry", "show", "2"))
     sweep(json_of(run_cli, root, "registry", "diff", "1", "2"))
     sweep(json_of(run_cli, root, "registry", "promote", "2", "--to", "production"))
     sweep(json_of(run_cli, root, "registry", "rollback", "production"))
