@@ -189,6 +189,14 @@ def test_every_command_reports_typed_json(project, run_cli):
     sweep(json_of(run_cli, root, "jenkinsfile"))
     check_report(json_of(run_cli, root, "jenkinsfile", "--check"), "jenkinsfile")
 
+    summary = json_of(run_cli, root, "run", "--from", "validate", "--to", "validate", exit_codes=(0, 1))
+    assert isinstance(summary["ok"], bool) and type(summary["exit_code"]) is int
+    assert all(type(s["exit_code"]) is int and isinstance(s["seconds"], float) for s in summary["stages"])
+    sweep(summary)
+    made = json_of(run_cli, root, "init", root.parent / "fresh")
+    assert isinstance(made["directory"], str) and all(isinstance(p, str) for p in made["written"])
+    sweep(made)
+
 
 def test_numpy_values_become_plain_json_and_unknown_types_raise(tmp_path):
     from mlci.core.atomic import atomic_write_json
@@ -231,3 +239,4 @@ def test_an_unknown_type_in_json_output_is_an_internal_error_not_a_string(run_cl
     monkeypatch.setattr(registry_ops, "list_versions", with_a_set)
     code, out, err = run_cli("-C", root, "--json", "registry", "list")
     assert code == 4 and "{1, 2}" not in out
+
