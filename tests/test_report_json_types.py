@@ -239,4 +239,3 @@ def test_an_unknown_type_in_json_output_is_an_internal_error_not_a_string(run_cl
     monkeypatch.setattr(registry_ops, "list_versions", with_a_set)
     code, out, err = run_cli("-C", root, "--json", "registry", "list")
     assert code == 4 and "{1, 2}" not in out
-
