@@ -94,4 +94,5 @@ def gate(app: AppContext, ref: str, champion: str | None, metrics_file: Path | N
 def _gate_title(report) -> str:
     details = report.details
     champion = details.get("champion") or f"none (no '{details.get('champion_alias')}' yet)"
-    return f"gate: challenger {details.get('challenger')} vs champion {champion}"
+    notes = "".join(f"\nnote: {note}" for note in details.get("notes") or ())
+    return f"gate: challenger {details.get('challenger')} vs champion {champion}{notes}"

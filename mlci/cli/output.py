@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,8 +49,10 @@ def _cell(value: Any, max_width: int) -> str:
 def emit(app, result: Any, render_text: Callable[[Any], str]) -> None:
     """Print a result: ``result.to_dict()`` as JSON with ``--json``, else ``render_text(result)``."""
     if app.json:
+        from mlci.core.jsonvalue import dumps
+
         data = result.to_dict() if hasattr(result, "to_dict") else result
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(dumps(data))
     else:
         text = render_text(result)
         if text:

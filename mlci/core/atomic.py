@@ -62,7 +62,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    """``data`` as JSON (``mlci.core.jsonvalue``: NumPy values converted, an unknown type raises TypeError)."""
+    from mlci.core.jsonvalue import dumps
+
+    atomic_write_text(path, dumps(data) + "\n")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -83,7 +83,7 @@ def improvement(metric: str, challenger: float, champion: float) -> float:
 def lower_bound(differences: Sequence[float], confidence: float) -> float | None:
     """The one-sided lower confidence bound: the (1 - confidence) quantile, linear interpolation
     between order statistics (as NumPy's default). Resamples where the metric is undefined are left out."""
-    values = sorted(v for v in differences if finite(v))
+    values = sorted(float(v) for v in differences if finite(float(v)))
     if not values:
         return None
     position = (1.0 - confidence) * (len(values) - 1)
@@ -135,7 +135,7 @@ def check_threshold(rule: GateRule, metrics: MetricSet) -> Check:
         return check
     low_ok = rule.min is None or value >= rule.min - ROUNDING
     high_ok = rule.max is None or value <= rule.max + ROUNDING
-    check.passed = low_ok and high_ok
+    check.passed = bool(low_ok and high_ok)
     check.message = "ok" if check.passed else f"{rule.metric} = {value:.4g}, must be {bounds}"
     return check
 
@@ -156,7 +156,7 @@ def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *
     check.details.update({"delta": delta, "epsilon": epsilon})
     if differences is None:
         check.value = delta
-        check.passed = delta >= -epsilon - ROUNDING
+        check.passed = bool(delta >= -epsilon - ROUNDING)
         verdict = "within" if check.passed else "beyond"
         check.message = f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, {verdict} -ε"
         return check
@@ -166,7 +166,7 @@ def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *
     if bound is None:
         check.message = f"bootstrap of {rule.metric} undefined on every resample (fail closed)"
         return check
-    check.passed = bound >= -epsilon - ROUNDING
+    check.passed = bool(bound >= -epsilon - ROUNDING)
     check.message = (f"{rule.metric} {new:.4g} vs champion {old:.4g}: Δ = {delta:+.4g}, "
                      f"{confidence:.0%} lower bound {bound:+.4g} {'>=' if check.passed else '<'} -ε")
     return check
@@ -183,8 +183,12 @@ BootstrapFn = Callable[[GateRule], Sequence[float]]
 
 
 def evaluate_gates(gates: GatesSection, challenger: MetricSet, champion: MetricSet | None, *,
-                   bootstrap: BootstrapFn | None = None) -> Report:
-    """Check every rule; a rule with both bounds and max_drop gives two checks."""
+                   bootstrap: BootstrapFn | None = None, paired: MetricSet | None = None) -> Report:
+    """Check every rule; a rule with both bounds and max_drop gives two checks.
+
+    Thresholds judge ``challenger`` (its whole holdout); champion rules judge ``paired``, the challenger
+    on the rows the champion was scored on, when those differ (default: ``challenger``)."""
+    paired = paired or challenger
     report = Report(kind="gate", details={"challenger": challenger.label,
                                           "champion": champion.label if champion else None,
                                           "champion_alias": gates.champion, "confidence": gates.confidence})
@@ -196,9 +200,9 @@ def evaluate_gates(gates: GatesSection, challenger: MetricSet, champion: MetricS
         if champion is None:
             report.add(first_run_check(rule, gates))
         elif rule.bootstrap:
-            report.add(_bootstrap_check(rule, challenger, champion, bootstrap, gates.confidence))
+            report.add(_bootstrap_check(rule, paired, champion, bootstrap, gates.confidence))
         else:
-            report.add(check_champion(rule, challenger, champion))
+            report.add(check_champion(rule, paired, champion))
     return report
 
 

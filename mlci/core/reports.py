@@ -8,14 +8,13 @@ check is a failed testcase too, which makes Jenkins mark the build UNSTABLE.
 
 from __future__ import annotations
 
-import json
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from mlci.core.atomic import atomic_write_bytes, atomic_write_json
+from mlci.core.jsonvalue import dumps, to_json_value
 
 Status = Literal["pass", "fail", "warn", "skip"]
 
@@ -43,7 +42,7 @@ class Check:
         return "warn" if self.severity == "warn" else "fail"
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"name": self.name, "status": self.status, "passed": self.passed, "severity": self.severity,
+        out = {"name": self.name, "status": self.status, "passed": _plain(self.passed), "severity": self.severity,
                "value": _plain(self.value), "threshold": _plain(self.threshold), "message": self.message}
         if self.group:
             out["group"] = self.group
@@ -91,21 +90,9 @@ class Report:
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe values: NaN and infinities become None, numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
-        try:
-            value = value.item()
-        except (TypeError, ValueError):
-            return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
+    """JSON-typed values (``mlci.core.jsonvalue``): NaN becomes None, NumPy values plain Python ones,
+    an unknown type raises TypeError."""
+    return to_json_value(value)
 
 
 def junit_xml(report: Report, *, suite: str | None = None, duration: float = 0.0) -> bytes:
@@ -130,7 +117,7 @@ def junit_xml(report: Report, *, suite: str | None = None, duration: float = 0.0
             tag.text = _clean(text)
         if check.details:
             out = ET.SubElement(case, "system-out")
-            out.text = _clean(json.dumps(_plain(check.details), indent=1)[:20000])
+            out.text = _clean(dumps(check.details, indent=1)[:20000])
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 

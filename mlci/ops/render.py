@@ -8,13 +8,14 @@ of other languages must escape through their own filters (Jenkinsfiles: the ``gr
 
 from __future__ import annotations
 
-import json
 import math
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Callable
 
 import jinja2
+
+from mlci.core import jsonvalue
 
 _FILTERS: dict[str, Callable[..., Any]] = {}
 
@@ -58,7 +59,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["number"] = _number
-    env.filters["json"] = lambda v: json.dumps(v, indent=2, default=str)
+    env.filters["json"] = lambda v: jsonvalue.dumps(v)
     env.filters.update(_FILTERS)
     return env
 

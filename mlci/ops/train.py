@@ -21,7 +21,7 @@ from mlci.core.dataschema import DataSchema, load_schema, schema_to_dict
 from mlci.core.yamlsrc import config_issue
 from mlci.core.progress import Progress
 from mlci.errors import DataError, IntegrityError
-from mlci.ops import lineage, metrics
+from mlci.ops import lineage, metrics, row_identity
 from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
 from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.tabular import read_table
@@ -140,10 +140,22 @@ def train(*, project: Project, quiet: bool = False) -> TrainResult:
         raise IntegrityError(f"the trained model contains types outside the trusted list: {', '.join(refused[:5])}",
                              hint="use scikit-learn estimators; the registry was not changed")
     record = _record(project, schema, fitted, columns, fit_data, holdout, cv)
+    trained_rows = training_rows(fit_data, columns, schema.target)
+    record["data"]["train"]["row_identity"] = {"scheme": row_identity.SCHEME,
+                                               "columns": row_identity.identity_columns(columns, schema.target),
+                                               "distinct_rows": int(trained_rows.size),
+                                               "file": row_identity.TRAIN_ROWS_FILE}
     registry = open_registry(project)
-    record = registry.register(record, {MODEL_FILE: model_bytes})
+    record = registry.register(record, {MODEL_FILE: model_bytes,
+                                        row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows)})
     record = write_model_card(registry, record["version"])
     return TrainResult(record["version"], record, time.monotonic() - started, cv)
+
+
+def training_rows(fit_data: Dataset, features: list[str], target: str) -> np.ndarray:
+    """The fingerprint set of the rows the model is fitted on, so a later gate can tell which holdout
+    rows this version never saw (see ``mlci.ops.row_identity``)."""
+    return row_identity.fingerprint_set(fit_data.frame, row_identity.identity_columns(features, target))
 
 
 def _check_task_fits_target(project: Project, data: Dataset) -> None:
