@@ -48,10 +48,25 @@ def test_every_nightly_run_adds_each_features_drift_score_at_its_time(project, c
             "mlci_monitor_checks_failed"} <= history.keys()
 
 
+def test_train_and_evaluate_write_their_history_per_version(project, capsys):
+    for _ in range(2):
+        assert run(["-C", str(project), "train"]) == 0
+        assert run(["-C", str(project), "evaluate"]) == 0
+    logdir = project / "runs" / "tensorboard"
+    trained = scalars(logdir / "train")
+    assert [step for step, _ in trained["cv/roc_auc"]] == [1, 2]
+    assert [step for step, _ in scalars(logdir / "train" / "v2")["cv/roc_auc"]] == [1, 2, 3, 4, 5]
+    record = json.loads((project / ".mlci" / "registry" / "versions" / "v2" / "version.json").read_text())
+    assert trained["cv/roc_auc"][1][1] == pytest.approx(record["cv"]["roc_auc"]["mean"], rel=1e-6)
+    evaluated = scalars(logdir / "evaluate")
+    assert [step for step, _ in evaluated["holdout/roc_auc"]] == [1, 2]
+    assert any(tag.startswith("slice/region_east/") for tag in evaluated)
+
+
 def test_training_and_evaluation_scalars_per_version(project):
     loaded = load_project(project)
-    log_training(loaded, 1, {"roc_auc": {"mean": 0.71, "std": 0.01}}, {"roc_auc": [0.70, 0.72, 0.71]})
-    log_training(loaded, 2, {"roc_auc": {"mean": 0.74, "std": 0.01}}, {"roc_auc": [0.73, 0.75, 0.74]})
+    log_training(loaded, 1, {"roc_auc": {"mean": 0.71, "std": 0.01, "folds": [0.70, 0.72, 0.71]}})
+    log_training(loaded, 2, {"roc_auc": {"mean": 0.74, "std": 0.01, "folds": [0.73, 0.75, 0.74]}})
     log_evaluation(loaded, 2, {"roc_auc": 0.76, "p50_ms": 1.5},
                    {"region": {"east": {"rows": 26, "metrics": {"accuracy": 0.8}}}})
     logdir = project / "runs" / "tensorboard"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import uuid
+import time
 from pathlib import Path
 
 from mlci.errors import ServiceError
@@ -35,9 +35,10 @@ def write_scalars(logdir: Path, run: str, points: list[Point], *, wall_time: flo
     from tensorboardX import SummaryWriter
 
     try:
-        # A file of its own per write: two writes in one second would otherwise share a file name.
+        # A file of its own per write, named so files sort in the order they were written: TensorBoard
+        # reads a run's files in name order and drops values whose step goes backwards.
         writer = SummaryWriter(logdir=str(Path(logdir) / run), flush_secs=3600,
-                               filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+                               filename_suffix=f".{time.time_ns():020d}.{os.getpid()}")
         try:
             for step, values in finite:
                 for tag, value in values.items():

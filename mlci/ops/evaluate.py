@@ -27,6 +27,7 @@ from mlci.ops import metrics
 from mlci.ops.registry import (METRICS_FILE, PREDICTIONS_FILE, estimator_name, load_version_model, open_registry,
                                write_model_card)
 from mlci.ops.plots import new_figure, to_svg
+from mlci.ops.scalars import log_evaluation
 from mlci.ops.train import Dataset, configured_metrics, holdout_dataset, project_schema
 
 MISSING_SLICE = "<missing>"
@@ -58,6 +59,7 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
               "predictions_sha256": sha256_bytes(predictions_bytes)}
     metrics_bytes = (json.dumps(_finite(result), indent=2) + "\n").encode()
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
+    log_evaluation(project, record["version"], overall, slices)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
     html = render_html(project, report, preds, record)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)

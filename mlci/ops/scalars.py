@@ -18,13 +18,13 @@ from mlci.adapters.tensorboard_log import tag_part, write_scalars
 from mlci.core.config import Project
 
 
-def log_training(project: Project, version: int, cv: dict[str, dict[str, float]],
-                 folds: dict[str, list[float]] | None = None) -> None:
+def log_training(project: Project, version: int, cv: dict[str, dict[str, Any]]) -> None:
+    """``cv``: per metric ``{"mean", "std", "folds": [...]}`` as cross-validation reports it."""
     logdir = _logdir(project)
     if logdir is None:
         return
     write_scalars(logdir, "train", [(version, {f"cv/{name}": summary.get("mean") for name, summary in cv.items()})])
-    folds = folds or {}
+    folds = {name: summary.get("folds") or [] for name, summary in cv.items()}
     count = max((len(scores) for scores in folds.values()), default=0)
     write_scalars(logdir, f"train/v{version}",
                   [(fold + 1, {f"cv/{name}": scores[fold] for name, scores in folds.items() if fold < len(scores)})

@@ -24,6 +24,7 @@ from mlci.errors import DataError, IntegrityError
 from mlci.ops import lineage, metrics, row_identity
 from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
 from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
+from mlci.ops.scalars import log_training
 from mlci.ops.tabular import read_table
 
 
@@ -149,6 +150,7 @@ def train(*, project: Project, quiet: bool = False) -> TrainResult:
     record = registry.register(record, {MODEL_FILE: model_bytes,
                                         row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows)})
     record = write_model_card(registry, record["version"])
+    log_training(project, record["version"], cv)
     return TrainResult(record["version"], record, time.monotonic() - started, cv)
 
 
@@ -187,7 +189,8 @@ def cross_validate(pipeline: Any, data: Dataset, columns: list[str], names: list
             for name, value in metrics.compute(preds, names).items():
                 scores[name].append(value)
             progress.advance(1)
-    return {name: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v))} for name, v in scores.items()}
+    return {name: {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v)), "folds": [float(x) for x in v]}
+            for name, v in scores.items()}
 
 
 def _record(project: Project, schema: DataSchema, fitted: Any, columns: list[str], fit_data: Dataset,
