@@ -148,7 +148,8 @@ def test_health_version_and_openapi(client):
     spec = client.get("/openapi.json").json()
     assert spec["openapi"] == "3.1.0"
     record = spec["components"]["schemas"]["Record"]
-    assert record["properties"]["credit_score"] == {"type": "integer", "minimum": 300, "maximum": 850}
+    assert record["properties"]["credit_score"] == {"type": "integer", "format": "int64", "minimum": 300,
+                                                    "maximum": 850}
     assert record["properties"]["loan_term"]["enum"] == [12, 24, 36, 48, 60]
     assert record["properties"]["employment"]["examples"][0] == "salaried"
     assert "default" not in record["properties"] and "loan_amount" in record["required"]

@@ -33,6 +33,8 @@ class Check:
     group: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
+    column: str | None = None  # the column or feature the check is about (read this, never parse ``name``)
+    rule: str | None = None  # the rule it applies ("min", "pattern", "method" of a drift test, ...)
 
     @property
     def status(self) -> Status:

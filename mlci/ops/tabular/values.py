@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlci.core.dataschema import DataSchema
+from mlci.ml.schema_rules import parse_datetime
 from mlci.ops.tabular.arrow import numpy_to_arrow, python_to_arrow, true_positions
 
 ARROW_TYPES = {"integer": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "category": pa.string(),
@@ -91,9 +92,10 @@ def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
 
 
 def _parse_datetimes(array: pa.Array) -> pa.Array:
-    """ISO 8601 dates and times; values with an offset are converted to UTC; others (and moments that
-    nanoseconds since 1970 in 64 bits cannot hold) become null."""
-    parsed = [_parse_datetime(value) for value in array.to_pylist()]
+    """ISO 8601 dates and times, read by the one datetime parser of the schema rules (an offset is
+    converted to UTC, a text without one is UTC); others (and moments that nanoseconds since 1970 in
+    64 bits cannot hold) become null."""
+    parsed = [parse_datetime(value) for value in array.to_pylist()]
     valid = np.array([moment is not None for moment in parsed], dtype=bool)
     microseconds = np.array([moment or _EPOCH for moment in parsed], dtype="datetime64[us]").view(np.int64)
     return pa.Array.from_buffers(pa.timestamp("us"), len(parsed), [
@@ -101,16 +103,3 @@ def _parse_datetimes(array: pa.Array) -> pa.Array:
 
 
 _EPOCH = datetime(1970, 1, 1)
-_NANOSECOND_RANGE = (datetime(1677, 9, 22), datetime(2262, 4, 11))
-
-
-def _parse_datetime(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed if _NANOSECOND_RANGE[0] <= parsed < _NANOSECOND_RANGE[1] else None
