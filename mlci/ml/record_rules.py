@@ -49,7 +49,7 @@ def typed(rules: ColumnRules, value: Any) -> Any:
             try:
                 return float(value)
             except OverflowError:
-                return math.copysign(math.inf, value)
+                return math.inf if value > 0 else -math.inf
         return value if kind is float and value == value else _WRONG_TYPE
     if rules.type == "boolean":
         return value if kind is bool else _WRONG_TYPE

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlci.core.dataschema import DataSchema
-from mlci.ml.schema_rules import parse_datetime
+from mlci.ml.schema_rules import INT64_RANGE, parse_datetime
 from mlci.ops.tabular.arrow import numpy_to_arrow, python_to_arrow, true_positions
 
 ARROW_TYPES = {"integer": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "category": pa.string(),
@@ -65,7 +65,7 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
         return array.cast(pa.string()), None
     array = array.cast(pa.string())
     if col_type == "integer":
-        ok = pc.match_substring_regex(array, INTEGER_PATTERN)
+        ok = _fits_int64(array, pc.match_substring_regex(array, INTEGER_PATTERN))
     elif col_type == "float":
         ok = pc.match_substring_regex(array, float_pattern(decimal))
     elif col_type == "boolean":
@@ -78,6 +78,23 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
     converted = _cast_text(clean, col_type, decimal)
     failures = ParseFailures(rows=bad, values=array.take(numpy_to_arrow(bad)).to_pylist()) if len(bad) else None
     return converted, failures
+
+
+def _fits_int64(array: pa.Array, integral: pa.Array) -> pa.Array:
+    """``integral`` (texts that are integers) narrowed to the 64-bit ones: a longer one is a type
+    failure, as in the model server. Only texts of 19 or more characters are looked at one by one."""
+    lengths = pc.utf8_length(array)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest < 19:
+        return integral
+    long_positions = true_positions(pc.and_kleene(integral, pc.greater_equal(lengths, 19)))
+    if not len(long_positions):
+        return integral
+    texts = array.take(numpy_to_arrow(long_positions)).to_pylist()
+    fits = np.array([INT64_RANGE[0] <= int(text) <= INT64_RANGE[1] for text in texts], dtype=bool)
+    mask = np.asarray(integral.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool).copy()
+    mask[long_positions[~fits]] = False
+    return numpy_to_arrow(mask.view(np.uint8)).cast(pa.bool_())
 
 
 def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
