@@ -92,7 +92,8 @@ def openapi_document(model, *, max_rows: int, accept_unknown_categories: bool,
               "additionalProperties": bool(schema.allow_extra_columns)}
     records = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}, "minItems": 1,
                "maxItems": max_rows}
-    request = {"oneOf": [{"type": "object", "properties": {"records": records}, "required": ["records"]}, records]}
+    request = {"oneOf": [{"type": "object", "properties": {"records": records}, "required": ["records"],
+                          "additionalProperties": False}, records]}
     label = {"type": ["string", "number", "boolean"]}
     response = {"type": "object", "required": ["predictions", "model_version", "request_id"], "properties": {
         "predictions": {"type": "array", "items": label if model.is_classifier else {"type": "number"}},
