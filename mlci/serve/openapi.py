@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, compile_schema
+from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, category_key, compile_schema
 
 _JSON_TYPES = {"integer": ["integer"], "float": ["number"], "boolean": ["boolean"],
                "category": ["string", "number", "boolean"], "string": ["string"], "datetime": ["string"]}
@@ -39,7 +39,7 @@ def column_schema(rules: ColumnRules, *, accept_unknown_categories: bool) -> dic
             out["formatMaximum"] = _rfc3339(rules.latest)
     if rules.allowed is not None and rules.type != "datetime":
         if accept_unknown_categories and rules.type in TEXT_TYPES:
-            out["examples"] = sorted(rules.allowed)
+            out["examples"] = _keys_in_schema_order(rules)
         else:
             out["enum"] = _enum(rules) + ([None] if rules.nullable else [])
     if rules.pattern is not None and rules.type in TEXT_TYPES:
@@ -54,8 +54,14 @@ def _rfc3339(moment: datetime) -> str:
 def _enum(rules: ColumnRules) -> list[Any]:
     """The allowed values as JSON: for a category, every JSON value naming it (``12`` and ``"12"``)."""
     if rules.type == "category":
-        return [form for key in sorted(rules.allowed) for form in _category_forms(key)]
-    return sorted(rules.allowed, key=repr)
+        return [form for key in _keys_in_schema_order(rules) for form in _category_forms(key)]
+    if rules.type == "string":
+        return _keys_in_schema_order(rules)
+    return list(dict.fromkeys(rules.allowed_as_written))
+
+
+def _keys_in_schema_order(rules: ColumnRules) -> list[str]:
+    return list(dict.fromkeys(category_key(v) for v in rules.allowed_as_written))
 
 
 def _category_forms(key: str) -> list[Any]:
