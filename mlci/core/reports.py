@@ -49,6 +49,10 @@ class Check:
                "value": _plain(self.value), "threshold": _plain(self.threshold), "message": self.message}
         if self.group:
             out["group"] = self.group
+        if self.column is not None:
+            out["column"] = self.column
+        if self.rule is not None:
+            out["rule"] = self.rule
         if self.details:
             out["details"] = _plain(self.details)
         return out
