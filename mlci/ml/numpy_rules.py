@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, category_key, epoch_nanoseconds, \
-    parse_datetime
+from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, epoch_nanoseconds, parse_datetime
 
 _NANOSECONDS = np.float64(1e9)
 
@@ -80,4 +79,4 @@ def outside_counts(rules: ColumnRules, counts: dict[str, int]) -> int:
     return sum(count for text, count in counts.items() if outside_text(rules, text))
 
 
-__all__ = ["category_key", "outside_counts", "outside_numbers", "outside_text"]
+__all__ = ["outside_counts", "outside_numbers", "outside_text"]
