@@ -22,9 +22,10 @@ from mlci.ml.schema_rules import ColumnRules, epoch_nanoseconds
 Find = Callable[["ColumnBatch"], np.ndarray]
 EMPTY = np.empty(0, dtype=np.int64)
 
-# Arrow's regular expressions (RE2) read these classes as ASCII, Python's ``re`` as Unicode: a pattern
-# with one is matched by Python, so both engines can never disagree.
-_UNICODE_SENSITIVE = re.compile(r"\\[dDwWsSbB]")
+# Arrow's regular expressions (RE2) read these classes as ASCII, Python's ``re`` as Unicode, and RE2
+# reads ``[[:alpha:]]`` as a POSIX class where Python sees a set of characters: a pattern with one is
+# matched by Python, so the two engines never get to disagree.
+_ENGINES_DIFFER = re.compile(r"\\[dDwWsSbB]|\[:")
 
 
 class ColumnBatch:
@@ -165,7 +166,7 @@ def _find_mismatches(pattern: re.Pattern) -> Find:
 
 def arrow_pattern(pattern: str) -> str | None:
     """The pattern anchored for Arrow, or None when RE2 cannot run it or could read it differently."""
-    if _UNICODE_SENSITIVE.search(pattern):
+    if _ENGINES_DIFFER.search(pattern):
         return None
     anchored = f"^(?:{pattern})$"
     try:

@@ -101,12 +101,14 @@ def column_check(rules: ColumnRules, *, accept_unknown_categories: bool = False)
 
     def check(values: list[Any]) -> bool:
         kinds = set(map(type, values))
-        if rules.type == "string" and kinds == {str}:
+        if rules.type in TEXT_TYPES and kinds == {str}:  # a text is its own category key
             return (allowed is None or allowed.issuperset(values)) \
                 and (pattern is None or all(map(pattern.fullmatch, values)))
         if rules.type == "float" and kinds <= {float, int} and (kinds == {float} or _small_ints(values)):
             numbers = [float(v) for v in values] if int in kinds else values
             return not any(map(math.isnan, numbers)) and _numbers_pass(rules, numbers, allowed)
+        if rules.type == "boolean" and kinds == {bool}:
+            return allowed is None or allowed.issuperset(values)
         if rules.type == "integer" and kinds == {int}:
             return INT64_RANGE[0] <= min(values) and max(values) <= INT64_RANGE[1] \
                 and _numbers_pass(rules, values, allowed)
