@@ -109,9 +109,15 @@ def column_check(rules: ColumnRules, *, accept_unknown_categories: bool = False)
             return not any(map(math.isnan, numbers)) and _numbers_pass(rules, numbers, allowed)
         if rules.type == "boolean" and kinds == {bool}:
             return allowed is None or allowed.issuperset(values)
-        if rules.type == "integer" and kinds == {int}:
+        if rules.type == "integer" and kinds <= {int, float}:
+            if float in kinds and not all(v.is_integer() for v in values if type(v) is float):
+                return False
             return INT64_RANGE[0] <= min(values) and max(values) <= INT64_RANGE[1] \
                 and _numbers_pass(rules, values, allowed)
+        if rules.type == "datetime" and kinds == {str}:
+            moments = list(map(parse_datetime, values))
+            return None not in moments and _within(rules, moments) \
+                and (allowed is None or allowed.issuperset(moments))
         return all(one(v) is None for v in values)
 
     return check
@@ -121,6 +127,10 @@ def _small_ints(values: list[Any]) -> bool:
     return all(-(2 ** 1000) < v < 2 ** 1000 for v in values if type(v) is int)
 
 
+def _within(rules: ColumnRules, values: list[Any]) -> bool:
+    return (rules.low is None or min(values) >= rules.low) and (rules.high is None or max(values) <= rules.high)
+
+
 def _numbers_pass(rules: ColumnRules, numbers: list[Any], allowed: frozenset | None) -> bool:
     if rules.refuse_infinite or rules.type == "integer":
         if not all(map(math.isfinite, numbers)):
@@ -128,9 +138,7 @@ def _numbers_pass(rules: ColumnRules, numbers: list[Any], allowed: frozenset | N
         in_range = numbers
     else:
         in_range = [v for v in numbers if not math.isinf(v)]
-    if in_range and rules.low is not None and min(in_range) < rules.low:
-        return False
-    if in_range and rules.high is not None and max(in_range) > rules.high:
+    if in_range and not _within(rules, in_range):
         return False
     return allowed is None or allowed.issuperset(numbers)
 

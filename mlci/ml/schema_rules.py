@@ -47,6 +47,11 @@ def parse_datetime(text: Any) -> datetime | None:
 def _parse_iso(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
+    try:  # the common case first: a clean ISO text
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo is None else parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        pass
     text = text.strip()
     if len(text) > 10 and text[10] == "t":  # RFC 3339 allows a lower-case t and z
         text = f"{text[:10]}T{text[11:]}"

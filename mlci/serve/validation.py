@@ -70,10 +70,9 @@ class RecordValidator:
         columns: dict[str, list[Any]] = {}
         for name in present.intersection(self._column_checks).union(self.features):
             values = [record.get(name) for record in records]
-            rules = self._rules.get(name)
-            given = [v for v in values if v is not None and (rules is None or not is_missing(rules, v))]
+            given = [v for v in values if v is not None]  # JSON's missing value (``is_missing``)
             if len(given) < len(values) and name in self._not_null and (
-                    name in self._required or any(name in r and is_missing(rules, r[name]) for r in records)):
+                    name in self._required or any(name in r and r[name] is None for r in records)):
                 return None  # a non-nullable column may be left out (unless required), never sent as null
             if given and name in self._column_checks and not self._column_checks[name](given):
                 return None
