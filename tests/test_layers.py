@@ -35,7 +35,21 @@ def test_core_is_pure(path):
         assert allowed, f"mlci/core/{path.name} imports {name}"
 
 
-@pytest.mark.parametrize("layer", ["core", "adapters", "ops", "serve"])
+@pytest.mark.parametrize("path", modules("ml"), ids=lambda p: p.name)
+def test_ml_sits_below_ops_and_serve(path):
+    """The shared ML layer (schema rules, Arrow helpers) may use core, errors, NumPy and pyarrow only."""
+    for name in imports_of(path):
+        top = name.split(".")[0]
+        allowed = top in STDLIB or top in ("numpy", "pyarrow") \
+            or name.startswith(("mlci.core", "mlci.errors", "mlci.ml"))
+        assert allowed, f"mlci/ml/{path.name} imports {name}"
+
+
+def test_ml_layer_exists():
+    assert modules("ml"), "mlci/ml holds the schema-rule compiler"
+
+
+@pytest.mark.parametrize("layer", ["core", "adapters", "ml", "ops", "serve"])
 def test_nothing_below_cli_imports_cli_or_click(layer):
     for path in modules(layer):
         bad = {n for n in imports_of(path) if n.startswith("mlci.cli") or n.split(".")[0] == "click"}

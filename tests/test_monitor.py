@@ -41,7 +41,7 @@ def monitor(project: Path, *args: str, capsys=None) -> tuple[int, dict]:
 
 
 def drifted(report: dict) -> set[str]:
-    return {c["name"].split(": ", 1)[1] for c in report["checks"] if c["group"] == "drift" and not c["passed"]}
+    return {c["column"] for c in report["checks"] if c["group"] == "drift" and not c["passed"]}
 
 
 def test_later_data_drifts_and_exits_1_with_all_reports(project, capsys):

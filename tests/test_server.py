@@ -83,6 +83,40 @@ def test_schema_violations_are_422_with_field_errors_and_never_echo_values(clien
     assert SECRET not in answer.text
 
 
+def test_null_for_a_non_nullable_column_that_is_not_a_feature_is_422_but_leaving_it_out_is_fine(client, project):
+    sent = holdout_records(project, 1)[0]
+    assert sent["customer_id"]  # an id: checked when sent, not a model feature
+    good = {k: v for k, v in sent.items() if k != "customer_id"}
+    assert client.post("/predict", json=[good]).status_code == 200
+    assert client.post("/predict", json=[sent]).status_code == 200
+    answer = client.post("/predict", json=[good, {**good, "customer_id": None}])
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [{"row": 1, "field": "customer_id",
+                                        "message": "required field is missing or null"}]
+
+
+def test_huge_integers_are_field_errors_not_server_errors(client, project):
+    good = holdout_records(project, 1)[0]
+    huge = "9" * 400
+    for field, message in (("income", "expected a finite number (NaN and infinity are not allowed)"),
+                           ("age", "expected an integer"), ("loan_term", "expected an integer")):
+        body = json.dumps([good])[:-2] + f', "{field}": {huge}}}]'
+        answer = _post_raw(client, body.encode())
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["errors"] == [{"row": 0, "field": field, "message": message}]
+    beyond_64_bits = client.post("/predict", json=[{**good, "num_accounts": 2 ** 63}])
+    assert beyond_64_bits.json()["errors"] == [{"row": 0, "field": "num_accounts", "message": "expected an integer"}]
+
+
+def test_datetimes_with_an_offset_are_compared_in_utc(client, project):
+    good = holdout_records(project, 1)[0]
+    at_the_minimum = {**good, "application_date": "2020-01-01T02:00:00+02:00"}   # 2020-01-01T00:00Z
+    below = {**good, "application_date": "2020-01-01T01:59:59+02:00"}
+    assert client.post("/predict", json=[at_the_minimum]).status_code == 200
+    answer = client.post("/predict", json=[below])
+    assert answer.json()["errors"][0]["message"] == "below the minimum 2020-01-01T00:00:00"
+
+
 def test_nan_and_infinity_are_refused(client, project):
     good = holdout_records(project, 1)[0]
     for literal in ("NaN", "Infinity", "-Infinity", "1e999"):
@@ -148,7 +182,8 @@ def test_health_version_and_openapi(client):
     spec = client.get("/openapi.json").json()
     assert spec["openapi"] == "3.1.0"
     record = spec["components"]["schemas"]["Record"]
-    assert record["properties"]["credit_score"] == {"type": "integer", "minimum": 300, "maximum": 850}
+    assert record["properties"]["credit_score"] == {"type": "integer", "format": "int64", "minimum": 300,
+                                                    "maximum": 850}
     assert record["properties"]["loan_term"]["enum"] == [12, 24, 36, 48, 60]
     assert record["properties"]["employment"]["examples"][0] == "salaried"
     assert "default" not in record["properties"] and "loan_amount" in record["required"]

@@ -198,6 +198,30 @@ def test_a_datetime_rule_that_is_no_date_is_exit_2_naming_the_field(run_cli, tmp
     assert "schema.yaml: " + field in err and "Traceback" not in err
 
 
+def test_a_pattern_on_a_column_that_is_not_text_is_exit_2_naming_the_field(run_cli, tmp_path):
+    """validate matched an integer's text while the server ignored the pattern: one meaning now, text only."""
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  n: {type: integer, pattern: '[0-9]{2}'}\n")
+    (tmp_path / "d.csv").write_text("n\n12\n")
+    code, _, err = run_cli("validate", "d.csv", "--schema", schema, cwd=tmp_path)
+    assert code == 2, err
+    assert "schema.yaml:2: columns.n.pattern: a pattern applies to string and category columns" in err
+
+
+def test_patterns_match_the_whole_value_and_offsets_are_converted_to_utc(run_cli, tmp_path):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("columns:\n  code: {type: string, pattern: '[A-Z]{2}'}\n"
+                      "  when: {type: datetime, min: '2024-01-01', max: '2024-01-31T23:00:00-01:00'}\n")
+    rows = ["AB,2024-01-01T00:00:00", "xxAByy,2024-01-01T01:00:00+02:00", "AB,2024-02-01T00:00:00Z",
+            "ABC,2024-02-01T00:00:01Z", "ab,2024-01-31T23:00:00-01:00"]
+    (tmp_path / "d.csv").write_text("code,when\n" + "\n".join(rows) + "\n")
+    code, _, _, report = run_validate(run_cli, tmp_path, schema, "d.csv")
+    assert code == 1
+    assert [e["row"] for e in check(report, "code: pattern")["details"]["examples"]] == [2, 4, 5]
+    assert [e["row"] for e in check(report, "when: min")["details"]["examples"]] == [2]
+    assert [e["row"] for e in check(report, "when: max")["details"]["examples"]] == [4]
+
+
 def test_progress_lines_when_not_a_terminal(tmp_path):
     import io
 

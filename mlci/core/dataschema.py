@@ -24,12 +24,14 @@ class Column:
 
     type: ColumnType = opt(help="integer, float, boolean, category, string or datetime")
     nullable: bool = opt(True, help="missing values are allowed")
-    min: float | str | None = opt(None, help="smallest allowed value (numbers; ISO dates for datetime)")
+    min: float | str | None = opt(None, help="smallest allowed value (numbers; ISO dates for datetime, "
+                                             "without an offset meaning UTC)")
     max: float | str | None = opt(None, help="largest allowed value")
     values: list[str | int | float | bool] | None = opt(None, help="the allowed values (categories)")
-    pattern: str | None = opt(None, help="regular expression every value must match (strings)")
+    pattern: str | None = opt(None, help="regular expression every value must match in full, not just "
+                                         "contain (string and category columns)")
     unique: bool = opt(False, help="no value may repeat")
-    finite: bool = opt(True, help="float values must be finite (no inf or -inf)")
+    finite: bool = opt(True, help="float values must be finite (no inf or -inf); NaN is a missing value")
     feature: bool = opt(True, help="used as a model input (false for ids and the like)")
 
     def check(self):
@@ -39,6 +41,9 @@ class Column:
                 re.compile(self.pattern)
             except re.error as exc:
                 yield ("pattern",), f"invalid regular expression: {exc}", "check the escaping"
+            if self.type not in ("string", "category"):
+                yield ("pattern",), f"a pattern applies to string and category columns, not {self.type}", \
+                    "remove it, or make the column a string"
         if self.type in NUMERIC_TYPES:
             for key in ("min", "max"):
                 if isinstance(getattr(self, key), str):

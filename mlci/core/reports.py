@@ -32,6 +32,8 @@ class Check:
     group: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     skipped: bool = False
+    column: str | None = None  # the column or feature the check is about (read this, never parse ``name``)
+    rule: str | None = None  # the rule it applies ("min", "pattern", "method" of a drift test, ...)
 
     @property
     def status(self) -> Status:
@@ -46,6 +48,10 @@ class Check:
                "value": _plain(self.value), "threshold": _plain(self.threshold), "message": self.message}
         if self.group:
             out["group"] = self.group
+        if self.column is not None:
+            out["column"] = self.column
+        if self.rule is not None:
+            out["rule"] = self.rule
         if self.details:
             out["details"] = _plain(self.details)
         return out

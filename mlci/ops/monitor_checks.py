@@ -19,9 +19,11 @@ import numpy as np
 
 from mlci.core import drift as rules
 from mlci.core.config import MonitorSection
-from mlci.core.dataschema import DataSchema
+from mlci.core.dataschema import Column, DataSchema
 from mlci.core.reports import Check, Report
 from mlci.errors import ConfigError
+from mlci.ml.numpy_rules import outside_counts, outside_numbers
+from mlci.ml.schema_rules import ColumnRules, compile_column
 from mlci.ops import drift as stats
 from mlci.ops.monitor_profile import Profile
 from mlci.ops.monitor_sources import column_settings
@@ -85,7 +87,7 @@ def _drift_check(plan: rules.Plan, verdict: rules.Verdict, extra: dict, correcti
     details = {"kind": plan.kind, "method": plan.method, "score": verdict.score, "decided_on": verdict.decided_on,
                **extra}
     return Check(f"drift: {plan.column}", not verdict.drifted, message, severity="warn", value=verdict.decided_on,
-                 threshold=plan.threshold, group="drift", details=details)
+                 threshold=plan.threshold, group="drift", details=details, column=plan.column, rule=plan.method)
 
 
 def dataset_drift(report: Report, verdicts: list[rules.Verdict], settings: MonitorSection) -> None:
@@ -118,40 +120,36 @@ def prediction_drift(report: Report, ref: Profile, cur: Profile, settings: Monit
     report.add(check)
 
 
-def out_of_schema(sketch: stats.Sketch, rule) -> int:
-    """How many values lie outside the schema's range or allowed values (missing ones do not count),
-    read off the finished sketch: category counts, or the sorted numbers' ends."""
+def out_of_schema(sketch: stats.Sketch, rules: ColumnRules | Column) -> int:
+    """How many values break the schema's value rules (missing ones do not count), read off the finished
+    sketch by the compiled rules' NumPy evaluator: category counts, or the kept numbers (datetimes as
+    seconds since 1970 UTC), scaled up from the sample to every value seen."""
+    if isinstance(rules, Column):
+        rules = compile_column("column", rules)
     if isinstance(sketch, stats.CategoricalSketch):
-        if rule.values is None:
-            return 0
-        allowed = {str(v) for v in rule.values} | {stats.category_text(v) for v in rule.values}
-        return sum(count for category, count in sketch.counts.items() if category not in allowed)
-    if rule.type not in ("integer", "float"):
-        return 0
-    values, bad = sketch.values, 0
-    if rule.min is not None:
-        bad += int(np.searchsorted(values, float(rule.min), side="left"))
-    if rule.max is not None:
-        bad += values.size - int(np.searchsorted(values, float(rule.max), side="right"))
-    return round(bad * sketch.seen / values.size) if values.size else 0  # scaled up from a sample
-
+        return outside_counts(rules, sketch.counts)
+    values = sketch.values
+    bad = int(np.count_nonzero(outside_numbers(rules, values)))
+    return round(bad * sketch.seen / values.size) if values.size else 0
 
 
 def data_quality(report: Report, ref: Profile, cur: Profile, schema: DataSchema, settings: MonitorSection) -> None:
     quality = {}
+    compiled = {name: compile_column(name, schema.columns[name]) for name in cur.columns}
     for name, sketch in cur.columns.items():
         ref_missing = ref.columns[name].missing / max(ref.rows, 1)
         cur_missing = sketch.missing / max(cur.rows, 1)
-        out = out_of_schema(sketch, schema.columns[name]) / max(cur.rows, 1)
+        out = out_of_schema(sketch, compiled[name]) / max(cur.rows, 1)
         quality[name] = {"missing_ratio": cur_missing, "reference_missing_ratio": ref_missing,
                          "out_of_schema_ratio": out}
         too_many_missing = rules.quality_excess(cur_missing, ref_missing, settings.max_missing_increase)
         report.add(Check(f"missing: {name}", not too_many_missing,
                          f"{cur_missing:.2%} missing (reference {ref_missing:.2%})", severity="warn",
-                         value=cur_missing, threshold=ref_missing + settings.max_missing_increase, group="quality"))
+                         value=cur_missing, threshold=ref_missing + settings.max_missing_increase, group="quality",
+                         column=name, rule="missing"))
         report.add(Check(f"out of schema: {name}", out <= settings.max_out_of_schema,
                          f"{out:.2%} of values outside the schema", severity="warn", value=out,
-                         threshold=settings.max_out_of_schema, group="quality"))
+                         threshold=settings.max_out_of_schema, group="quality", column=name, rule="out of schema"))
     report.details["quality"] = quality
 
 

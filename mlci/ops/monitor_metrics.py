@@ -39,7 +39,7 @@ def _drift_metrics(report: Report) -> list[Metric]:
     detected = Metric("mlci_drift_detected", "1 when the feature drifted")
     for check in report.checks:
         if check.group == "drift":
-            feature, method = check.name.split(": ", 1)[1], check.details["method"]
+            feature, method = check.column, check.details["method"]
             score.add(_number(check.value), feature=feature, method=method)
             threshold.add(_number(check.threshold), feature=feature, method=method)
             detected.add(0.0 if check.passed else 1.0, feature=feature)

@@ -12,10 +12,9 @@ Every check reports the number of failing rows and up to ``MAX_EXAMPLES`` exampl
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +26,8 @@ from mlci.core.config import CsvOptions
 from mlci.core.dataschema import Column, DataSchema, load_schema
 from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
+from mlci.ml.arrow_rules import EMPTY, ColumnBatch, finders
+from mlci.ml.schema_rules import ColumnRules, compile_column, compile_schema
 from mlci.ops import tabular
 from mlci.ops.render import render
 from mlci.errors import ConfigError
@@ -73,25 +74,6 @@ def _show(value: Any) -> Any:
     return tabular.shorten(str(value), MAX_VALUE_CHARS)
 
 
-class ColumnBatch:
-    """One column of one batch, with its min/max computed once for every rule that needs them.
-
-    ``comparable`` is what range rules compare: the array itself, or for timestamps their int64
-    nanoseconds (turning a nanosecond timestamp into Python would import pandas).
-    """
-
-    def __init__(self, array: pa.Array) -> None:
-        self.array = array
-        self.comparable = array.view(pa.int64()) if pa.types.is_timestamp(array.type) else array
-        self._extremes: dict[str, Any] | None = None
-
-    @property
-    def extremes(self) -> dict[str, Any]:
-        if self._extremes is None:
-            self._extremes = pc.min_max(self.comparable).as_py()
-        return self._extremes
-
-
 @dataclass
 class Rule:
     """A per-column rule: ``find(column) -> positions`` of failing values within a batch."""
@@ -105,147 +87,28 @@ class Rule:
     def check(self, group: str, rows: int) -> Check:
         message = "ok" if not self.tally.count else f"{self.tally.count:,} of {rows:,} rows fail"
         return Check(name=f"{self.column}: {self.name}", passed=not self.tally.count, message=message,
-                     value=self.tally.count, threshold=self.threshold, group=group,
+                     value=self.tally.count, threshold=self.threshold, group=group, column=self.column,
+                     rule=self.name,
                      details={"column": self.column, "rule": self.name, "failing_rows": self.tally.count,
                               "examples": self.tally.examples})
 
 
-def _not_null_rule(name: str) -> Rule:
-    def find(column: ColumnBatch) -> np.ndarray:
-        array = column.array
-        if array.null_count or _has_nan(column):
-            return tabular.true_positions(pc.is_null(array, nan_is_null=True))
-        return _EMPTY
-
-    return Rule(name, "not null", "no nulls", find)
+_EMPTY = EMPTY
 
 
-def _has_nan(column: ColumnBatch) -> bool:
-    """NaN (from Parquet; CSV reads NaN as null) makes min/max NaN."""
-    if not pa.types.is_floating(column.array.type):
-        return False
-    low = column.extremes["min"]
-    return low is not None and low != low
+def column_rules(name: str, col: Column, compiled: ColumnRules | None = None) -> list[Rule]:
+    """The per-batch rules of one column, in a fixed order, read from its compiled rules
+    (``mlci.ml.schema_rules``: the same rules the model server and the monitor read)."""
+    compiled = compiled or compile_column(name, col)
+    thresholds = {"not null": "no nulls", "finite": "no inf", "min": col.min, "max": col.max,
+                  "allowed values": _shown_values(col.values), "pattern": col.pattern}
+    return [Rule(name, rule, thresholds[rule], find) for rule, find in finders(compiled)]
 
 
-_EMPTY = np.empty(0, dtype=np.int64)
-
-
-def _bound(value: Any, col: Column, where: str) -> pa.Scalar:
-    """The bound as a scalar comparable with ``ColumnBatch.comparable`` (datetimes in UTC nanoseconds)."""
-    if col.type == "datetime":
-        try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            raise ConfigError(f"{where}: '{value}' is not an ISO 8601 date or time",
-                              hint="write it quoted, as '2024-01-31' or '2024-01-31T12:00:00'") from None
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-        return tabular.python_to_arrow([moment]).cast(pa.timestamp("ns")).view(pa.int64())[0]
-    return tabular.python_to_arrow([float(value) if col.type == "float" else value])[0]
-
-
-def _range_rules(name: str, col: Column) -> list[Rule]:
-    """min and max; with ``finite: false`` infinities are allowed, so the bounds apply to finite values."""
-    ignore_infinite = col.type == "float" and not col.finite
-
-    def outside(mask: pa.Array, array: pa.Array) -> pa.Array:
-        return pc.and_(mask, pc.is_finite(array)) if ignore_infinite else mask
-
-    rules = []
-    if col.min is not None:
-        low = _bound(col.min, col, f"columns.{name}.min")
-
-        def find_low(column: ColumnBatch, low=low) -> np.ndarray:
-            smallest = column.extremes["min"]
-            if smallest is None or smallest >= low.as_py():
-                return _EMPTY
-            return tabular.true_positions(outside(pc.less(column.comparable, low), column.array))
-
-        rules.append(Rule(name, "min", col.min, find_low))
-    if col.max is not None:
-        high = _bound(col.max, col, f"columns.{name}.max")
-
-        def find_high(column: ColumnBatch, high=high) -> np.ndarray:
-            largest = column.extremes["max"]
-            if largest is None or largest <= high.as_py():
-                return _EMPTY
-            return tabular.true_positions(outside(pc.greater(column.comparable, high), column.array))
-
-        rules.append(Rule(name, "max", col.max, find_high))
-    return rules
-
-
-def _finite_rule(name: str) -> Rule:
-    def find(column: ColumnBatch) -> np.ndarray:
-        extremes = column.extremes
-        if extremes["min"] is None or (np.isfinite(extremes["min"]) and np.isfinite(extremes["max"])):
-            return _EMPTY
-        return tabular.true_positions(pc.is_inf(column.array))
-
-    return Rule(name, "finite", "no inf", find)
-
-
-def _values_rule(name: str, col: Column) -> Rule:
-    allowed = _allowed_array(col, f"columns.{name}.values")
-
-    def find(column: ColumnBatch) -> np.ndarray:
-        array = column.array
-        found = pc.index_in(array, value_set=allowed)  # null where a value is missing or not allowed
-        if found.null_count == array.null_count:
-            return _EMPTY
-        return tabular.true_positions(pc.and_(pc.is_null(found), pc.is_valid(array)))
-
-    shown = col.values if len(col.values) <= 10 else col.values[:10] + ["…"]
-    return Rule(name, "allowed values", shown, find)
-
-
-def _allowed_array(col: Column, where: str) -> pa.Array:
-    target = tabular.ARROW_TYPES[col.type]
-    values = [str(v) for v in col.values] if pa.types.is_string(target) else col.values
-    try:
-        return tabular.python_to_arrow(values).cast(target)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        raise ConfigError(f"{where}: {col.values!r} do not all fit the column type {col.type}",
-                          hint="make the values match the column's type") from None
-
-
-def _pattern_rule(name: str, col: Column) -> Rule:
-    pattern = col.pattern
-    try:
-        pc.match_substring_regex(tabular.python_to_arrow(["x"]), pattern)
-        native = True
-    except pa.ArrowInvalid:  # a Python-only construct (e.g. a look-ahead): slower, same answer
-        native = False
-        compiled = re.compile(pattern)
-
-    def find(column: ColumnBatch) -> np.ndarray:
-        text = column.array.cast(pa.string())
-        if not native:
-            failing = [i for i, v in enumerate(text.to_pylist()) if v is not None and not compiled.search(v)]
-            return np.array(failing, dtype=np.int64)
-        matched = pc.match_substring_regex(text, pattern)
-        if not text.null_count and bool(pc.all(matched).as_py()):
-            return _EMPTY
-        return tabular.true_positions(pc.and_(pc.invert(matched), pc.is_valid(text)))
-
-    return Rule(name, "pattern", pattern, find)
-
-
-def column_rules(name: str, col: Column) -> list[Rule]:
-    """The per-batch rules of one column, in a fixed order."""
-    rules = []
-    if not col.nullable:
-        rules.append(_not_null_rule(name))
-    if col.type == "float" and col.finite:
-        rules.append(_finite_rule(name))
-    if col.type in ("integer", "float", "datetime"):
-        rules.extend(_range_rules(name, col))
-    if col.values is not None:
-        rules.append(_values_rule(name, col))
-    if col.pattern is not None:
-        rules.append(_pattern_rule(name, col))
-    return rules
+def _shown_values(values: list | None) -> list | None:
+    if values is None:
+        return None
+    return values if len(values) <= 10 else values[:10] + ["…"]
 
 
 class _UniqueValues:
@@ -370,28 +233,47 @@ def _mix(codes: np.ndarray) -> np.ndarray:
     return codes ^ (codes >> np.uint64(31))
 
 
+@dataclass(frozen=True)
+class FileValidation:
+    """What validating one file found: its checks and its number of data rows."""
+
+    checks: list[Check]
+    rows: int
+
+
 def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None, batch_rows: int = 200_000,
-                  group: str | None = None, progress: bool = True) -> list[Check]:
+                  group: str | None = None, progress: bool = True,
+                  compiled: dict[str, ColumnRules] | None = None) -> list[Check]:
     """Every check of ``schema`` against one file."""
+    return check_file(path, schema, csv=csv, batch_rows=batch_rows, group=group, progress=progress,
+                      compiled=compiled).checks
+
+
+def check_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None, batch_rows: int = 200_000,
+               group: str | None = None, progress: bool = True,
+               compiled: dict[str, ColumnRules] | None = None) -> FileValidation:
+    """Every check of ``schema`` against one file, with its row count; ``compiled`` (``compile_schema``)
+    lets a run compile the rules once for all its files."""
     group = group or path.name
     header = tabular.column_names(path, csv=csv)
     present = [name for name in schema.columns if name in header]
-    tally = _FileTally(schema, present)
+    compiled = compiled if compiled is not None else compile_schema(schema)
+    tally = _FileTally(schema, present, compiled)
     with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress) as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
                                                columns=present, lenient=True):
             tally.add(item)
             bar.advance(item.batch.num_rows)
-    return _column_set_checks(header, schema, group) + tally.checks(group)
+    return FileValidation(_column_set_checks(header, schema, group) + tally.checks(group), tally.rows)
 
 
 class _FileTally:
     """Every rule's state while one file's batches go by, and the checks it adds up to."""
 
-    def __init__(self, schema: DataSchema, present: list[str]) -> None:
+    def __init__(self, schema: DataSchema, present: list[str], compiled: dict[str, ColumnRules]) -> None:
         self.schema = schema
         self.present = present
-        self.rules = {name: column_rules(name, schema.columns[name]) for name in present}
+        self.rules = {name: column_rules(name, schema.columns[name], compiled[name]) for name in present}
         self.type_tallies = {name: Tally() for name in present}
         self.unique = {name: _UniqueValues(name) for name in present if schema.columns[name].unique}
         self.row_hashes = _RowHashes() if not schema.allow_duplicate_rows else None
@@ -450,7 +332,7 @@ def _row_count_check(rows: int, schema: DataSchema, group: str) -> Check:
     low, high = schema.rows.min, schema.rows.max
     passed = rows >= low and (high is None or rows <= high)
     bounds = f">= {low}" + (f" and <= {high}" if high is not None else "")
-    return Check(name="rows: count", passed=passed, value=rows, threshold=bounds, group=group,
+    return Check(name="rows: count", passed=passed, value=rows, threshold=bounds, group=group, rule="rows",
                  message="ok" if passed else f"{rows:,} rows, expected {bounds}")
 
 
@@ -459,19 +341,20 @@ def validate(*, data: list[Path], schema_path: Path, csv: CsvOptions | None = No
     """Validate every file in ``data`` against the schema; write JSON, JUnit and HTML reports."""
     started = time.monotonic()
     schema = load_schema(schema_path, _display(schema_path))
+    try:
+        compiled = compile_schema(schema)
+    except ConfigError as exc:  # a rule of the schema that cannot be applied: name the schema file
+        for issue in exc.issues:
+            issue.file = issue.file or _display(schema_path)
+        raise ConfigError(exc.issues) from None
     report = Report(kind="validate", details={"schema": _display(schema_path), "files": []})
     for path in data:
         file_started = time.monotonic()
-        try:
-            checks = validate_file(path, schema, csv=csv, batch_rows=batch_rows, group=_display(path),
-                                   progress=progress)
-        except ConfigError as exc:  # a rule of the schema that cannot be applied: name the schema file
-            for issue in exc.issues:
-                issue.file = issue.file or _display(schema_path)
-            raise ConfigError(exc.issues) from None
+        result = check_file(path, schema, csv=csv, batch_rows=batch_rows, group=_display(path),
+                            progress=progress, compiled=compiled)
+        checks = result.checks
         report.checks.extend(checks)
-        rows = next(c.value for c in checks if c.name == "rows: count")
-        report.details["files"].append({"path": _display(path), "rows": rows,
+        report.details["files"].append({"path": _display(path), "rows": result.rows,
                                         "failed": sum(not c.passed for c in checks),
                                         "seconds": round(time.monotonic() - file_started, 3)})
     if reports_dir is not None:

@@ -60,7 +60,8 @@ class ServerState:
             return
         accept = self.settings.unknown_categories == "accept"
         self.validator = RecordValidator(model.schema, model.features, accept_unknown_categories=accept)
-        self.openapi = openapi_document(model, max_rows=self.settings.max_rows, accept_unknown_categories=accept)
+        self.openapi = openapi_document(model, max_rows=self.settings.max_rows, accept_unknown_categories=accept,
+                                        max_body_bytes=self.settings.max_body_bytes)
         info = model.info()
         self.metrics.model_loaded(classifier=model.is_classifier,
                                   info={"version": str(model.version), "task": str(info["task"]),

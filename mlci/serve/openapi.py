@@ -1,44 +1,105 @@
-"""The OpenAPI 3.1 document of the server, with the request schema generated from the data schema."""
+"""The OpenAPI 3.1 document of the server, with the request schema generated from the data schema's
+compiled rules: the document states every rule the server enforces on a record.
+
+Datetime bounds have no keyword in JSON Schema 2020-12; they are stated as ``formatMinimum`` and
+``formatMaximum`` (the keywords of ajv-formats and the JSON Schema format-assertion proposal), RFC 3339 in UTC.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from mlci.core.dataschema import Column
+from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, category_key, compile_schema
 
-_JSON_TYPES = {"integer": "integer", "float": "number", "boolean": "boolean", "category": None,
-               "string": "string", "datetime": "string"}
+_JSON_TYPES = {"integer": ["integer"], "float": ["number"], "boolean": ["boolean"],
+               "category": ["string", "number", "boolean"], "string": ["string"], "datetime": ["string"]}
+_LARGEST_DOUBLE = 1.7976931348623157e308
 
 
-def column_schema(column: Column, *, accept_unknown_categories: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    json_type = _JSON_TYPES[column.type]
-    if json_type:
-        out["type"] = [json_type, "null"] if column.nullable else json_type
-    if column.type == "datetime":
+def column_schema(rules: ColumnRules, *, accept_unknown_categories: bool) -> dict[str, Any]:
+    """The JSON Schema of one column's values: every rule the server enforces on them, read from the
+    same compiled rules (``mlci.ml.schema_rules``) that the server's checks read."""
+    types = _JSON_TYPES[rules.type] + (["null"] if rules.nullable else [])
+    out: dict[str, Any] = {"type": types if len(types) > 1 else types[0]}
+    if rules.type == "integer":
+        out["format"] = "int64"
+        out["minimum"] = max(INT64_RANGE[0], rules.minimum) if rules.minimum is not None else INT64_RANGE[0]
+        out["maximum"] = min(INT64_RANGE[1], rules.maximum) if rules.maximum is not None else INT64_RANGE[1]
+    elif rules.type == "float":
+        out["format"] = "double"  # JSON has no infinity: every number sent is finite
+        out["minimum"] = rules.minimum if rules.minimum is not None else -_LARGEST_DOUBLE
+        out["maximum"] = rules.maximum if rules.maximum is not None else _LARGEST_DOUBLE
+    elif rules.type == "datetime":
         out["format"] = "date-time"
-    for key, name in (("min", "minimum"), ("max", "maximum")):
-        bound = getattr(column, key)
-        if bound is not None and column.type in ("integer", "float"):
-            out[name] = bound
-    if column.values is not None:
-        listed = "examples" if accept_unknown_categories and column.type in ("category", "string") else "enum"
-        out[listed] = list(column.values) + ([None] if column.nullable and listed == "enum" else [])
-    if column.pattern and column.type == "string":
-        out["pattern"] = column.pattern
+        out["description"] = "ISO 8601; an offset is converted to UTC, a time without one is UTC"
+        if rules.earliest is not None:
+            out["formatMinimum"] = _rfc3339(rules.earliest)
+        if rules.latest is not None:
+            out["formatMaximum"] = _rfc3339(rules.latest)
+    if rules.allowed is not None and rules.type != "datetime":
+        if accept_unknown_categories and rules.type in TEXT_TYPES:
+            out["examples"] = _keys_in_schema_order(rules)
+        else:
+            out["enum"] = _enum(rules) + ([None] if rules.nullable else [])
+    if rules.pattern is not None and rules.type in TEXT_TYPES:
+        out["pattern"] = f"^(?:{rules.pattern.pattern})$"  # JSON Schema searches; the server matches in full
     return out
 
 
-def openapi_document(model, *, max_rows: int, accept_unknown_categories: bool) -> dict[str, Any]:
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat() + "Z"
+
+
+def _enum(rules: ColumnRules) -> list[Any]:
+    """The allowed values as JSON: for a category, every JSON value naming it (``12`` and ``"12"``)."""
+    if rules.type == "category":
+        return [form for key in _keys_in_schema_order(rules) for form in _category_forms(key)]
+    if rules.type == "string":
+        return _keys_in_schema_order(rules)
+    return list(dict.fromkeys(rules.allowed_as_written))
+
+
+def _keys_in_schema_order(rules: ColumnRules) -> list[str]:
+    return list(dict.fromkeys(category_key(v) for v in rules.allowed_as_written))
+
+
+def _category_forms(key: str) -> list[Any]:
+    forms: list[Any] = [key]
+    if key in ("True", "False"):
+        forms.append(key == "True")
+        return forms
+    try:
+        number: Any = int(key)
+    except ValueError:
+        try:
+            number = float(key)
+        except ValueError:
+            return forms
+        if not (number == number and abs(number) != float("inf") and repr(number) == key):
+            return forms
+    else:
+        if str(number) != key:
+            return forms
+    forms.append(number)
+    return forms
+
+
+def openapi_document(model, *, max_rows: int, accept_unknown_categories: bool,
+                     max_body_bytes: int | None = None) -> dict[str, Any]:
     schema = model.schema
-    properties = {name: column_schema(col, accept_unknown_categories=accept_unknown_categories)
-                  for name, col in schema.columns.items() if name != schema.target}
-    required = [name for name in model.features if not schema.columns[name].nullable]
+    rules = compile_schema(schema)
+    properties: dict[str, Any] = {name: column_schema(r, accept_unknown_categories=accept_unknown_categories)
+                                  for name, r in rules.items() if name != schema.target}
+    if schema.target and schema.allow_extra_columns:
+        properties[schema.target] = False  # never an input, even where other extra fields are
+    required = [name for name in model.features if not rules[name].nullable]
     record = {"type": "object", "properties": properties, "required": required,
               "additionalProperties": bool(schema.allow_extra_columns)}
     records = {"type": "array", "items": {"$ref": "#/components/schemas/Record"}, "minItems": 1,
                "maxItems": max_rows}
-    request = {"oneOf": [{"type": "object", "properties": {"records": records}, "required": ["records"]}, records]}
+    request = {"oneOf": [{"type": "object", "properties": {"records": records}, "required": ["records"],
+                          "additionalProperties": False}, records]}
     label = {"type": ["string", "number", "boolean"]}
     response = {"type": "object", "required": ["predictions", "model_version", "request_id"], "properties": {
         "predictions": {"type": "array", "items": label if model.is_classifier else {"type": "number"}},
@@ -62,6 +123,7 @@ def openapi_document(model, *, max_rows: int, accept_unknown_categories: bool) -
         "paths": {
             "/predict": {"post": {
                 "summary": "Predict a batch of records",
+                "description": _limits(max_rows, max_body_bytes),
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
                 "responses": {"200": answer("predictions", "PredictResponse"),
@@ -79,3 +141,8 @@ def openapi_document(model, *, max_rows: int, accept_unknown_categories: bool) -
         "components": {"schemas": {"Record": record, "PredictRequest": request, "PredictResponse": response,
                                    "Errors": errors}},
     }
+
+
+def _limits(max_rows: int, max_body_bytes: int | None) -> str:
+    body = f" and a body of at most {max_body_bytes} bytes (else 413)" if max_body_bytes else ""
+    return f"At most {max_rows} records per request{body}. Records must match the data schema (else 422)."

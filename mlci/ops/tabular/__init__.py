@@ -19,7 +19,7 @@ Where things are (import them from ``mlci.ops.tabular``, which re-exports the pu
 - ``hostile``: hostile-file detection: exact passes that name the broken line.
 - ``lines``: the file as raw bytes: pieces of whole lines, NUL bytes, byte positions.
 - ``values``: schema types in Arrow, null/true/false words, text conversion, ``ArrowBatch``.
-- ``arrow``: Arrow buffer helpers that keep validation free of pandas.
+- ``arrow``: Arrow buffer helpers that keep validation free of pandas (re-exported from ``mlci.ml.arrow``).
 - ``frames``: pandas dtypes and Arrow-to-DataFrame conversion.
 """
 

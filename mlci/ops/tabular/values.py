@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlci.core.dataschema import DataSchema
+from mlci.ml.schema_rules import INT64_RANGE, parse_datetime
 from mlci.ops.tabular.arrow import numpy_to_arrow, python_to_arrow, true_positions
 
 ARROW_TYPES = {"integer": pa.int64(), "float": pa.float64(), "boolean": pa.bool_(), "category": pa.string(),
@@ -64,7 +65,7 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
         return array.cast(pa.string()), None
     array = array.cast(pa.string())
     if col_type == "integer":
-        ok = pc.match_substring_regex(array, INTEGER_PATTERN)
+        ok = _fits_int64(array, pc.match_substring_regex(array, INTEGER_PATTERN))
     elif col_type == "float":
         ok = pc.match_substring_regex(array, float_pattern(decimal))
     elif col_type == "boolean":
@@ -79,6 +80,23 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
     return converted, failures
 
 
+def _fits_int64(array: pa.Array, integral: pa.Array) -> pa.Array:
+    """``integral`` (texts that are integers) narrowed to the 64-bit ones: a longer one is a type
+    failure, as in the model server. Only texts of 19 or more characters are looked at one by one."""
+    lengths = pc.utf8_length(array)
+    longest = pc.max(lengths).as_py()
+    if longest is None or longest < 19:
+        return integral
+    long_positions = true_positions(pc.and_kleene(integral, pc.greater_equal(lengths, 19)))
+    if not len(long_positions):
+        return integral
+    texts = array.take(numpy_to_arrow(long_positions)).to_pylist()
+    fits = np.array([INT64_RANGE[0] <= int(text) <= INT64_RANGE[1] for text in texts], dtype=bool)
+    mask = np.asarray(integral.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool).copy()
+    mask[long_positions[~fits]] = False
+    return numpy_to_arrow(mask.view(np.uint8)).cast(pa.bool_())
+
+
 def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
     if col_type == "boolean":
         return pc.if_else(pc.is_valid(array), pc.is_in(array, python_to_arrow(TRUE_VALUES)),
@@ -91,9 +109,10 @@ def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
 
 
 def _parse_datetimes(array: pa.Array) -> pa.Array:
-    """ISO 8601 dates and times; values with an offset are converted to UTC; others (and moments that
-    nanoseconds since 1970 in 64 bits cannot hold) become null."""
-    parsed = [_parse_datetime(value) for value in array.to_pylist()]
+    """ISO 8601 dates and times, read by the one datetime parser of the schema rules (an offset is
+    converted to UTC, a text without one is UTC); others (and moments that nanoseconds since 1970 in
+    64 bits cannot hold) become null."""
+    parsed = [parse_datetime(value) for value in array.to_pylist()]
     valid = np.array([moment is not None for moment in parsed], dtype=bool)
     microseconds = np.array([moment or _EPOCH for moment in parsed], dtype="datetime64[us]").view(np.int64)
     return pa.Array.from_buffers(pa.timestamp("us"), len(parsed), [
@@ -101,16 +120,3 @@ def _parse_datetimes(array: pa.Array) -> pa.Array:
 
 
 _EPOCH = datetime(1970, 1, 1)
-_NANOSECOND_RANGE = (datetime(1677, 9, 22), datetime(2262, 4, 11))
-
-
-def _parse_datetime(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed if _NANOSECOND_RANGE[0] <= parsed < _NANOSECOND_RANGE[1] else None

@@ -1,0 +1,185 @@
+"""The compiled column rules (``mlci.ml.schema_rules``) evaluated on Arrow arrays, as ``mlci validate``
+reads data: each rule is a vectorised pyarrow reduction, and element masks are built only when a
+reduction says the array breaks the rule.
+
+``finders(rules)`` gives each rule of a column as ``(rule name, find)`` where ``find(ColumnBatch)``
+returns the 0-based positions of failing values. Everything a rule needs (bounds as Arrow scalars,
+allowed values as an Arrow array, the anchored pattern) is prepared once, when the finders are made.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlci.ml.arrow import numpy_to_arrow, python_to_arrow, true_positions
+from mlci.ml.schema_rules import ColumnRules, epoch_nanoseconds
+
+Find = Callable[["ColumnBatch"], np.ndarray]
+EMPTY = np.empty(0, dtype=np.int64)
+
+# Arrow's regular expressions (RE2) read these classes as ASCII, Python's ``re`` as Unicode, and RE2
+# reads ``[[:alpha:]]`` as a POSIX class where Python sees a set of characters: a pattern with one is
+# matched by Python, so the two engines never get to disagree.
+_ENGINES_DIFFER = re.compile(r"\\[dDwWsSbB]|\[:")
+
+
+class ColumnBatch:
+    """One column of one batch, with its min/max computed once for every rule that needs them.
+
+    ``comparable`` is what range rules compare: the array itself, or for timestamps their int64
+    nanoseconds (turning a nanosecond timestamp into Python would import pandas).
+    """
+
+    def __init__(self, array: pa.Array) -> None:
+        self.array = array
+        self.comparable = array.view(pa.int64()) if pa.types.is_timestamp(array.type) else array
+        self._extremes: dict[str, Any] | None = None
+
+    @property
+    def extremes(self) -> dict[str, Any]:
+        if self._extremes is None:
+            self._extremes = pc.min_max(self.comparable).as_py()
+        return self._extremes
+
+
+def finders(rules: ColumnRules) -> list[tuple[str, Find]]:
+    """The per-batch rules of one column, in a fixed order: not null, finite, min, max, allowed values,
+    pattern."""
+    out: list[tuple[str, Find]] = []
+    if not rules.nullable:
+        out.append(("not null", _find_nulls))
+    if rules.refuse_infinite:
+        out.append(("finite", _find_infinite))
+    if rules.low is not None:
+        out.append(("min", _find_below(_comparable_bound(rules, rules.low), rules.infinity_is_unbounded)))
+    if rules.high is not None:
+        out.append(("max", _find_above(_comparable_bound(rules, rules.high), rules.infinity_is_unbounded)))
+    if rules.allowed is not None:
+        out.append(("allowed values", _find_not_allowed(_allowed_array(rules))))
+    if rules.pattern is not None:
+        out.append(("pattern", _find_mismatches(rules.pattern)))
+    return out
+
+
+def _find_nulls(column: ColumnBatch) -> np.ndarray:
+    array = column.array
+    if array.null_count or _has_nan(column):
+        return true_positions(pc.is_null(array, nan_is_null=True))  # NaN is a missing value
+    return EMPTY
+
+
+def _has_nan(column: ColumnBatch) -> bool:
+    """NaN (from Parquet; CSV reads NaN as null) makes min/max NaN."""
+    if not pa.types.is_floating(column.array.type):
+        return False
+    low = column.extremes["min"]
+    return low is not None and low != low
+
+
+def _find_infinite(column: ColumnBatch) -> np.ndarray:
+    extremes = column.extremes
+    if extremes["min"] is None or (np.isfinite(extremes["min"]) and np.isfinite(extremes["max"])):
+        return EMPTY
+    return true_positions(pc.is_inf(column.array))
+
+
+def _comparable_bound(rules: ColumnRules, bound: Any) -> pa.Scalar:
+    """A bound as a scalar comparable with ``ColumnBatch.comparable`` (datetimes in UTC nanoseconds)."""
+    if rules.type == "datetime":
+        return numpy_to_arrow(np.array([epoch_nanoseconds(bound)], dtype=np.int64))[0]  # pa.scalar imports pandas
+    return python_to_arrow([bound])[0]
+
+
+def _find_below(low: pa.Scalar, finite_only: bool) -> Find:
+    limit = low.as_py()
+
+    def find(column: ColumnBatch) -> np.ndarray:
+        smallest = column.extremes["min"]
+        if smallest is None or smallest >= limit:
+            return EMPTY
+        return true_positions(_finite(pc.less(column.comparable, low), column.array, finite_only))
+
+    return find
+
+
+def _find_above(high: pa.Scalar, finite_only: bool) -> Find:
+    limit = high.as_py()
+
+    def find(column: ColumnBatch) -> np.ndarray:
+        largest = column.extremes["max"]
+        if largest is None or largest <= limit:
+            return EMPTY
+        return true_positions(_finite(pc.greater(column.comparable, high), column.array, finite_only))
+
+    return find
+
+
+def _finite(mask: pa.Array, array: pa.Array, finite_only: bool) -> pa.Array:
+    return pc.and_(mask, pc.is_finite(array)) if finite_only else mask
+
+
+def _allowed_array(rules: ColumnRules) -> pa.Array:
+    values = sorted(rules.allowed, key=repr)
+    if not values:
+        return python_to_arrow([""]).slice(0, 0) if rules.type in ("string", "category") \
+            else numpy_to_arrow(np.empty(0, dtype=np.float64))
+    if rules.type == "datetime":
+        return python_to_arrow(values).cast(pa.timestamp("ns"))
+    if rules.type == "float":
+        return python_to_arrow([float(v) for v in values])
+    return python_to_arrow(values)
+
+
+def _find_not_allowed(allowed: pa.Array) -> Find:
+    def find(column: ColumnBatch) -> np.ndarray:
+        array = column.array
+        found = pc.index_in(array, value_set=allowed.cast(array.type))  # null: missing or not allowed
+        if found.null_count == array.null_count:
+            return EMPTY
+        return true_positions(pc.and_(pc.is_null(found), pc.is_valid(array)))
+
+    return find
+
+
+def _find_mismatches(pattern: re.Pattern) -> Find:
+    """Values the pattern does not match in full: Arrow's RE2 anchored as ``^(?:pattern)$`` when the
+    pattern means the same there, else Python's ``re.fullmatch`` value by value (slower, same answer)."""
+    anchored = arrow_pattern(pattern.pattern)
+
+    def find(column: ColumnBatch) -> np.ndarray:
+        text = column.array.cast(pa.string())
+        if anchored is None:
+            failing = [i for i, v in enumerate(text.to_pylist()) if v is not None and not pattern.fullmatch(v)]
+            return np.array(failing, dtype=np.int64)
+        matched = pc.match_substring_regex(text, anchored)
+        if not text.null_count and bool(pc.all(matched).as_py()):
+            return EMPTY
+        return true_positions(pc.and_(pc.invert(matched), pc.is_valid(text)))
+
+    return find
+
+
+def arrow_pattern(pattern: str) -> str | None:
+    """The pattern anchored for Arrow, or None when RE2 cannot run it or could read it differently."""
+    if _ENGINES_DIFFER.search(pattern):
+        return None
+    anchored = f"^(?:{pattern})$"
+    try:
+        pc.match_substring_regex(python_to_arrow(["x"]), anchored)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a Python-only construct (e.g. a look-ahead)
+        return None
+    return anchored
+
+
+def failing_rows(rules: ColumnRules, array: pa.Array) -> dict[str, np.ndarray]:
+    """Rule name -> failing positions of one array (every rule, also those that pass: empty)."""
+    column = ColumnBatch(array)
+    return {name: find(column) for name, find in finders(rules)}
+
+
+__all__ = ["EMPTY", "ColumnBatch", "Find", "arrow_pattern", "failing_rows", "finders"]
