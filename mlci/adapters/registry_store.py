@@ -5,10 +5,11 @@ Layout::
     <root>/versions/v<N>/version.json   the version's record (lineage, metrics, artifacts, deployments)
     <root>/versions/v<N>/<artifact>      model file, metrics.json, model card, ...
     <root>/aliases.json                  alias -> {"version": N, "history": [older versions]}
-    <root>/.lock                         held while anything is written
+    <root>/.lock                         flock()ed while anything is written; never deleted
 
 A version exists once its ``version.json`` exists: that file is written last, atomically, so a process
-killed mid-registration leaves only an incomplete directory that readers ignore. Every artifact's sha256
+killed mid-registration leaves only an incomplete directory that readers ignore, and that the next
+writer removes (with any temp files) once it holds the lock. Every artifact's sha256
 is recorded and verified on every read; artifact names are plain file names, so a path read from the
 registry cannot leave it.
 """
@@ -18,8 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,6 +29,7 @@ from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
 from mlci.errors import ConfigError, IntegrityError, NotFound
 
 RECORD = "version.json"
+LOCK_FILE = ".lock"  # flock()ed, never deleted
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -105,7 +108,9 @@ class ModelRegistry:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with FileLock(self.root / ".lock", timeout=self.lock_timeout):
+        """Hold the registry lock; first remove what writers killed under it left behind."""
+        with FileLock(self.root / LOCK_FILE, timeout=self.lock_timeout):
+            self._remove_leftovers()
             yield
 
     def register(self, record: dict[str, Any], artifacts: dict[str, bytes]) -> dict[str, Any]:
@@ -163,6 +168,25 @@ class ModelRegistry:
         return current, previous
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Temp files and version folders without a record, left by a writer that was killed.
+
+        Called only while holding the lock. Every write into the registry happens under that lock, so
+        nobody else is writing now: a temp file or an incomplete ``versions/vN`` found here is dead.
+        """
+        for directory in [self.root, *self._version_dir_paths()]:
+            for leftover in directory.glob(".*.tmp"):
+                with suppress(FileNotFoundError):
+                    if leftover.is_file() and not leftover.is_symlink():
+                        leftover.unlink()
+        for directory in self._version_dir_paths():
+            if not (directory / RECORD).exists():
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _version_dir_paths(self) -> list[Path]:
+        return [d for d in (self._version_dir(n) for n in self._all_version_dirs())
+                if d.is_dir() and not d.is_symlink()]
 
     def _store_artifact(self, record: dict[str, Any], version: int, name: str, data: bytes) -> None:
         atomic_write_bytes(self.artifact_path(version, name), data)
