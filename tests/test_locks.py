@@ -140,6 +140,7 @@ def test_sixteen_waiters_after_a_sigkilled_holder_never_overlap_nor_lose_an_alia
         time.sleep(0.2)  # all waiters are polling the lock now
         assert not list((work / "inside").iterdir()), "a waiter entered while the holder held the lock"
         assert not any(a.startswith(tag) for a in registry.aliases()), "a waiter wrote while the holder held the lock"
+        assert kernel_lock_holders(registry.root / LOCK_FILE) == {holder.pid}
         kill_while_holding(holder)
         _, err = crowd.communicate(timeout=120)
         assert crowd.returncode == 0, err
@@ -256,3 +257,38 @@ def test_a_writer_killed_mid_write_leaves_nothing_after_the_next_write(registry)
     assert [v["version"] for v in registry.versions()] == [1, record["version"]]
     assert registry.read_artifact(record["version"], "model.skops") == b"next"
     assert registry.alias_of("production") == 1
+
+
+def test_a_registry_write_that_cannot_get_the_lock_exits_3_naming_the_lock(tmp_path, run_cli):
+    from tests.model_projects import write_project
+
+    root = write_project(tmp_path / "proj", extra={"registry": {"lock_timeout": 0.5}})
+    assert run_cli("-C", root, "train")[0] == 0
+    holder = start_holder(root / ".mlci/registry")
+    try:
+        started = time.monotonic()
+        code, _, err = run_cli("-C", root, "registry", "promote", "1", "--to", "production")
+        assert code == EXIT_SERVICE, err
+        assert time.monotonic() - started < 10
+        assert "timed out after 0.5s waiting for lock" in err and ".mlci/registry/.lock" in err
+        assert f"held by pid {holder.pid}" in err and "Traceback" not in err
+        assert "production" not in ModelRegistry(root / ".mlci/registry").aliases()
+    finally:
+        kill_while_holding(holder)
+    code, _, err = run_cli("-C", root, "registry", "promote", "1", "--to", "production")
+    assert code == 0, err
+
+
+def test_storage_without_lock_support_is_exit_3_with_what_to_do(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # what an NFS v3 mount without lockd answers
+    with pytest.raises(ServiceError) as refused:
+        ModelRegistry(tmp_path / "reg").register({}, {"model.skops": b"m"})
+    assert refused.value.exit_code == EXIT_SERVICE
+    assert "cannot lock" in refused.value.message and "NFS" in refused.value.hint
+    assert not (tmp_path / "reg/versions").exists(), "nothing may be written without the lock"
