@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mlci.adapters.registry_store import LOCK_FILE, RECORD, ModelRegistry
+from mlci.adapters.registry_store import JOURNAL, LOCK_FILE, RECORD, ModelRegistry
 from mlci.core.atomic import FileLock
 from mlci.errors import EXIT_SERVICE, ServiceError
 
@@ -215,6 +215,9 @@ STUCK_WRITER = textwrap.dedent("""
     registry = ModelRegistry(root)
     if action == "register":
         registry.register({"n": 99}, {"notes.txt": b"notes", "model.skops": os.urandom(100_000)})
+    elif action == "update":
+        registry.update(1, lambda r: r.__setitem__("updated", True),
+                        {"model.skops": b"new model", "metrics.json": b"{}"})
     else:
         registry.set_alias("production", 1)
 """)
@@ -292,3 +295,24 @@ def test_storage_without_lock_support_is_exit_3_with_what_to_do(tmp_path, monkey
     assert refused.value.exit_code == EXIT_SERVICE
     assert "cannot lock" in refused.value.message and "NFS" in refused.value.hint
     assert not (tmp_path / "reg/versions").exists(), "nothing may be written without the lock"
+
+
+def test_an_update_killed_between_its_artifacts_and_its_record_is_finished_by_the_next_writer(registry):
+    root = registry.root
+    kill_mid_write(root, "update", ".version.json.")  # artifacts staged or moved, the record not yet written
+    registry.set_alias("production", 1)  # any next write
+    assert registry.get(1)["updated"] is True
+    assert registry.read_artifact(1, "model.skops") == b"new model"  # sha256 matches the record
+    assert registry.read_artifact(1, "metrics.json") == b"{}"
+    assert leftovers(root) == [] and not (root / "versions/v1" / JOURNAL).exists()
+
+
+def test_an_update_whose_change_fails_leaves_artifacts_and_record_as_they_were(registry):
+    def failing_change(record):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        registry.update(1, failing_change, artifacts={"model.skops": b"replacement"})
+    assert registry.read_artifact(1, "model.skops") == b"model"
+    registry.set_alias("production", 1)
+    assert leftovers(registry.root) == []

@@ -5,11 +5,14 @@ Layout::
     <root>/versions/v<N>/version.json   the version's record (lineage, metrics, artifacts, deployments)
     <root>/versions/v<N>/<artifact>      model file, metrics.json, model card, ...
     <root>/aliases.json                  alias -> {"version": N, "history": [older versions]}
+    <root>/versions/v<N>/.update-journal.json   an update in progress (new record + staged artifacts)
     <root>/.lock                         flock()ed while anything is written; never deleted
 
 A version exists once its ``version.json`` exists: that file is written last, atomically, so a process
 killed mid-registration leaves only an incomplete directory that readers ignore, and that the next
-writer removes (with any temp files) once it holds the lock. Every artifact's sha256
+writer removes (with any temp files) once it holds the lock. An update that replaces artifacts goes
+through a journal, so a writer killed midway is rolled forward by the next one, and an artifact never
+stays out of step with the sha256 in its record. Every artifact's sha256
 is recorded and verified on every read; artifact names are plain file names, so a path read from the
 registry cannot leave it.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
@@ -30,6 +34,7 @@ from mlci.errors import ConfigError, IntegrityError, NotFound
 
 RECORD = "version.json"
 LOCK_FILE = ".lock"  # flock()ed, never deleted
+JOURNAL = ".update-journal.json"  # an update in progress: its record and staged artifacts
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -129,13 +134,27 @@ class ModelRegistry:
 
     def update(self, version: int, change: Callable[[dict[str, Any]], None],
                artifacts: dict[str, bytes] | None = None) -> dict[str, Any]:
-        """Apply ``change`` to a version's record (and add artifacts) atomically."""
+        """Apply ``change`` to a version's record (and replace or add artifacts) atomically.
+
+        Replaced artifacts must change together with the record that holds their sha256, so they are
+        staged first, then a journal (the new record and the staged files) is written, and only then
+        are the files moved into place. A writer killed after the journal is finished by the next one.
+        """
         with self.locked():
             record = self._read_record(version)
+            directory = self._version_dir(version)
+            staged = {}
             for name, data in (artifacts or {}).items():
-                self._store_artifact(record, version, name, data)
+                stage = self.artifact_path(version, name).with_name(f".{name}.staged.tmp")
+                atomic_write_bytes(stage, data)  # a crash before the journal leaves only a temp file
+                record.setdefault("artifacts", {})[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+                staged[name] = stage.name
             change(record)
-            atomic_write_json(self._version_dir(version) / RECORD, record)
+            if staged:
+                atomic_write_json(directory / JOURNAL, {"record": record, "staged": staged})
+                self._finish_update(version)
+            else:
+                atomic_write_json(directory / RECORD, record)
         return record
 
     def set_alias(self, name: str, version: int) -> dict[str, Any]:
@@ -175,6 +194,9 @@ class ModelRegistry:
         Called only while holding the lock. Every write into the registry happens under that lock, so
         nobody else is writing now: a temp file or an incomplete ``versions/vN`` found here is dead.
         """
+        for number in self._all_version_dirs():
+            if (self._version_dir(number) / JOURNAL).exists():
+                self._finish_update(number)
         for directory in [self.root, *self._version_dir_paths()]:
             for leftover in directory.glob(".*.tmp"):
                 with suppress(FileNotFoundError):
@@ -183,6 +205,17 @@ class ModelRegistry:
         for directory in self._version_dir_paths():
             if not (directory / RECORD).exists():
                 shutil.rmtree(directory, ignore_errors=True)
+
+    def _finish_update(self, version: int) -> None:
+        """Move an update's staged artifacts into place, then write its record (idempotent, under the lock)."""
+        directory = self._version_dir(version)
+        journal = self._read_json(directory / JOURNAL)
+        for name in journal["staged"]:
+            target = self.artifact_path(version, name)  # a plain name inside the version folder
+            with suppress(FileNotFoundError):  # moved already, before the previous writer died
+                os.replace(target.with_name(f".{name}.staged.tmp"), target)
+        atomic_write_json(directory / RECORD, journal["record"])
+        (directory / JOURNAL).unlink()
 
     def _version_dir_paths(self) -> list[Path]:
         return [d for d in (self._version_dir(n) for n in self._all_version_dirs())
