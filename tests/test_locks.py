@@ -113,8 +113,10 @@ def kernel_lock_holders(path: Path) -> set[int]:
         fields = line.split()
         if "->" in fields:  # a waiter queued behind a lock, not a holder
             continue
-        kind, pid, device_inode = fields[1], fields[4], fields[5]
-        if kind == "FLOCK" and int(device_inode.rsplit(":", 1)[1]) == stat.st_ino:
+        kind, pid, (major, minor, inode) = fields[1], fields[4], fields[5].split(":")
+        same_file = (int(major, 16), int(minor, 16), int(inode)) == (os.major(stat.st_dev), os.minor(stat.st_dev),
+                                                                     stat.st_ino)
+        if kind == "FLOCK" and same_file:
             holders.add(int(pid))
     return holders
 
