@@ -5,10 +5,14 @@ Layout::
     <root>/versions/v<N>/version.json   the version's record (lineage, metrics, artifacts, deployments)
     <root>/versions/v<N>/<artifact>      model file, metrics.json, model card, ...
     <root>/aliases.json                  alias -> {"version": N, "history": [older versions]}
-    <root>/.lock                         held while anything is written
+    <root>/versions/v<N>/.update-journal.json   an update in progress (new record + staged artifacts)
+    <root>/.lock                         flock()ed while anything is written; never deleted
 
 A version exists once its ``version.json`` exists: that file is written last, atomically, so a process
-killed mid-registration leaves only an incomplete directory that readers ignore. Every artifact's sha256
+killed mid-registration leaves only an incomplete directory that readers ignore, and that the next
+writer removes (with any temp files) once it holds the lock. An update that replaces artifacts goes
+through a journal, so a writer killed midway is rolled forward by the next one, and an artifact never
+stays out of step with the sha256 in its record. Every artifact's sha256
 is recorded and verified on every read; artifact names are plain file names, so a path read from the
 registry cannot leave it.
 """
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -27,6 +33,8 @@ from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
 from mlci.errors import ConfigError, IntegrityError, NotFound
 
 RECORD = "version.json"
+LOCK_FILE = ".lock"  # flock()ed, never deleted
+JOURNAL = ".update-journal.json"  # an update in progress: its record and staged artifacts
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
@@ -105,7 +113,9 @@ class ModelRegistry:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        with FileLock(self.root / ".lock", timeout=self.lock_timeout):
+        """Hold the registry lock; first remove what writers killed under it left behind."""
+        with FileLock(self.root / LOCK_FILE, timeout=self.lock_timeout):
+            self._remove_leftovers()
             yield
 
     def register(self, record: dict[str, Any], artifacts: dict[str, bytes]) -> dict[str, Any]:
@@ -124,13 +134,27 @@ class ModelRegistry:
 
     def update(self, version: int, change: Callable[[dict[str, Any]], None],
                artifacts: dict[str, bytes] | None = None) -> dict[str, Any]:
-        """Apply ``change`` to a version's record (and add artifacts) atomically."""
+        """Apply ``change`` to a version's record (and replace or add artifacts) atomically.
+
+        Replaced artifacts must change together with the record that holds their sha256, so they are
+        staged first, then a journal (the new record and the staged files) is written, and only then
+        are the files moved into place. A writer killed after the journal is finished by the next one.
+        """
         with self.locked():
             record = self._read_record(version)
+            directory = self._version_dir(version)
+            staged = {}
             for name, data in (artifacts or {}).items():
-                self._store_artifact(record, version, name, data)
+                stage = self.artifact_path(version, name).with_name(f".{name}.staged.tmp")
+                atomic_write_bytes(stage, data)  # a crash before the journal leaves only a temp file
+                record.setdefault("artifacts", {})[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
+                staged[name] = stage.name
             change(record)
-            atomic_write_json(self._version_dir(version) / RECORD, record)
+            if staged:
+                atomic_write_json(directory / JOURNAL, {"record": record, "staged": staged})
+                self._finish_update(version)
+            else:
+                atomic_write_json(directory / RECORD, record)
         return record
 
     def set_alias(self, name: str, version: int) -> dict[str, Any]:
@@ -163,6 +187,39 @@ class ModelRegistry:
         return current, previous
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _remove_leftovers(self) -> None:
+        """Temp files and version folders without a record, left by a writer that was killed.
+
+        Called only while holding the lock. Every write into the registry happens under that lock, so
+        nobody else is writing now: a temp file or an incomplete ``versions/vN`` found here is dead.
+        """
+        for number in self._all_version_dirs():
+            if (self._version_dir(number) / JOURNAL).exists():
+                self._finish_update(number)
+        for directory in [self.root, *self._version_dir_paths()]:
+            for leftover in directory.glob(".*.tmp"):
+                with suppress(FileNotFoundError):
+                    if leftover.is_file() and not leftover.is_symlink():
+                        leftover.unlink()
+        for directory in self._version_dir_paths():
+            if not (directory / RECORD).exists():
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def _finish_update(self, version: int) -> None:
+        """Move an update's staged artifacts into place, then write its record (idempotent, under the lock)."""
+        directory = self._version_dir(version)
+        journal = self._read_json(directory / JOURNAL)
+        for name in journal["staged"]:
+            target = self.artifact_path(version, name)  # a plain name inside the version folder
+            with suppress(FileNotFoundError):  # moved already, before the previous writer died
+                os.replace(target.with_name(f".{name}.staged.tmp"), target)
+        atomic_write_json(directory / RECORD, journal["record"])
+        (directory / JOURNAL).unlink()
+
+    def _version_dir_paths(self) -> list[Path]:
+        return [d for d in (self._version_dir(n) for n in self._all_version_dirs())
+                if d.is_dir() and not d.is_symlink()]
 
     def _store_artifact(self, record: dict[str, Any], version: int, name: str, data: bytes) -> None:
         atomic_write_bytes(self.artifact_path(version, name), data)

@@ -1,15 +1,17 @@
 """Atomic file writes and an inter-process lock, safe under concurrent Jenkins builds.
 
 A write goes to a temporary file in the target's directory, is fsynced, then ``os.replace``d over the
-target, so readers see the old file or the new one, never half of one. ``FileLock`` uses ``O_EXCL``
-lock files holding the owner's pid and host; a lock whose owner is gone (or older than ``stale_after``)
-is broken, so a killed build cannot wedge the registry.
+target, so readers see the old file or the new one, never half of one. ``FileLock`` is a kernel lock
+(``fcntl.flock``) on a lock file that stays in place; the kernel releases it when the holder dies, so a
+killed build can neither wedge the registry nor let two processes hold the lock at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import random
 import socket
 import tempfile
 import time
@@ -90,14 +92,19 @@ def _ignore_missing() -> Iterator[None]:
 
 
 class FileLock:
-    """An exclusive lock on ``path`` (a lock file), with a timeout and stale-lock recovery."""
+    """An exclusive inter-process lock: ``fcntl.flock`` on ``path``, a lock file that is never deleted.
 
-    def __init__(self, path: Path, *, timeout: float = 60.0, stale_after: float = 600.0,
-                 poll: float = 0.02) -> None:
+    The kernel releases the lock when its holder's last descriptor closes, so a SIGKILLed build can
+    neither leave the lock behind nor let two waiters "break" it at once (there is nothing to break).
+    The file's content (pid, host, time of the holder) is diagnostics only, shown when a wait times out.
+    Not re-entrant: a process that takes the lock twice waits for itself until the timeout.
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 60.0, poll: float = 0.02) -> None:
         self.path = Path(path)
         self.timeout = timeout
-        self.stale_after = stale_after
         self.poll = poll
+        self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
         self.acquire()
@@ -107,58 +114,92 @@ class FileLock:
         self.release()
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already held by this FileLock")
         deadline = time.monotonic() + self.timeout
-        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
         while True:
+            fd = self._open()
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self._break_if_stale():
-                    continue
-                if time.monotonic() > deadline:
-                    raise ServiceError(f"timed out after {self.timeout:g}s waiting for lock {self.path}",
-                                       hint="another mlci process holds it; if none runs, delete the file")
-                time.sleep(self.poll)
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(owner)
-            return
+                locked = self._try_flock(fd, deadline)
+            except BaseException:
+                os.close(fd)
+                raise
+            if locked and self._is_current_file(fd):
+                break
+            os.close(fd)  # a file replaced by hand after we opened it: lock the one now at the path
+        self._fd = fd
+        self._write_owner(fd)
 
     def release(self) -> None:
-        with _ignore_missing():
-            os.unlink(self.path)
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            os.ftruncate(fd, 0)  # the owner line describes the holder only while it holds the lock
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
 
-    def _break_if_stale(self) -> bool:
+    def _open(self) -> int:
         try:
-            info = json.loads(self.path.read_text() or "{}")
-        except (FileNotFoundError, ValueError):
-            info = {}
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        same_host = info.get("host") == socket.gethostname()
-        dead = same_host and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"])
-        if not info and age < 2.0:
-            return False  # being written right now
-        if dead or age > self.stale_after or not info:
-            # Rename first so two processes cannot both break the same lock and then delete a new one.
-            grave = self.path.with_name(f"{self.path.name}.stale.{os.getpid()}")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        except OSError as exc:
+            raise ServiceError(f"cannot open lock file {self.path}: {exc.strerror or exc}",
+                               hint="check that the directory exists and is writable") from None
+
+    def _try_flock(self, fd: int, deadline: float) -> bool:
+        """Wait for the lock until ``deadline``; ServiceError (exit 3) on timeout or no lock support."""
+        delay = self.poll
+        while True:
             try:
-                os.rename(self.path, grave)
-                os.unlink(grave)
-            except FileNotFoundError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except (BlockingIOError, InterruptedError):
                 pass
-            return True
-        return False
+            except OSError as exc:  # ENOLCK: e.g. NFSv3 without lockd, or a file system without locks
+                raise ServiceError(f"cannot lock {self.path}: {exc.strerror or exc}",
+                                   hint=STORAGE_HINT) from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ServiceError(f"timed out after {self.timeout:g}s waiting for lock {self.path}"
+                                   f"{_holder_description(self.path)}",
+                                   hint="another mlci process is writing; wait for it or raise the timeout "
+                                        "(registry.lock_timeout). The kernel frees the lock when its holder "
+                                        "exits: do not delete the lock file")
+            # Jittered backoff so many waiters do not poll in step; capped to stay responsive.
+            time.sleep(min(remaining, delay * (0.5 + random.random())))
+            delay = min(delay * 2, 0.25)
+
+    def _is_current_file(self, fd: int) -> bool:
+        try:
+            held, current = os.fstat(fd), os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
+
+    @staticmethod
+    def _write_owner(fd: int) -> None:
+        owner = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, owner.encode() + b"\n", 0)
+        except OSError:
+            pass  # diagnostics only; the lock itself is held
 
 
-def _pid_alive(pid: int) -> bool:
+STORAGE_HINT = ("the lock needs a file system with working flock(): a local disk, or NFS v4 "
+                "(or v3 with lockd), not mounted with 'nolock' or 'local_lock'; see docs/model.md, Registry")
+
+
+def _holder_description(path: Path) -> str:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        info = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(info, dict) or "pid" not in info:
+        return ""
+    since = info.get("since")
+    held = f", for {time.time() - since:.0f}s" if isinstance(since, (int, float)) else ""
+    return f" (held by pid {info.get('pid')} on {info.get('host', '?')}{held})"

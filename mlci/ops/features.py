@@ -4,8 +4,9 @@ Numbers are imputed (median) and optionally standardised; categories are imputed
 with unknown values ignored, so a category first seen at predict time cannot crash the server;
 booleans become 0/1; datetime columns give the configured parts (year, month, ...). ``string`` columns
 are free text and are not model inputs. The transformer classes defined here are stored inside model
-files, so their import path (``mlci.ops.features.``) is on the skops trusted list: keep their state
-to plain numbers, strings and lists.
+files, so their exact names (``mlci.ops.features.CategoryText``, ...) are on the model-file allow-list
+(``mlci.adapters.model_files.ALLOWED``): keep their state to plain numbers, strings and lists, and list
+a new class there.
 """
 
 from __future__ import annotations
