@@ -10,7 +10,7 @@ from pathlib import Path
 from mlci.core.config import Config
 from mlci.core.dataschema import DataSchema
 from mlci.core.spec import MISSING
-from mlci.ops.schemas import json_schema_text
+from mlci.ops.project.schemas import json_schema_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlci.ops.example import credit_data
+from mlci.ops.project.example import credit_data
 
 CREDIT_SCHEMA = {
     "columns": {

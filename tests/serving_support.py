@@ -18,7 +18,7 @@ from mlci.adapters.model_files import dump_model
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import load_project
 from mlci.core.dataschema import load_schema, schema_to_dict
-from mlci.ops.lineage import sha256_file
+from mlci.ops.model.lineage import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "credit-risk"

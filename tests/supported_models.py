@@ -18,7 +18,7 @@ import pandas as pd
 from mlci.adapters.model_files import dump_model, schema_nodes
 from mlci.core.config import PipelineStep
 from mlci.core.dataschema import load_schema
-from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
+from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps
 
 CLASSIFIERS = (
     "sklearn.linear_model.LogisticRegression", "sklearn.linear_model.RidgeClassifier",

@@ -119,7 +119,7 @@ def test_schema_file_errors_are_located(tmp_path):
 
 
 def test_published_json_schemas_are_current():
-    from mlci.ops.schemas import json_schema_text
+    from mlci.ops.project.schemas import json_schema_text
     from scripts.gen_docs import config_doc
 
     root = Path(__file__).resolve().parent.parent / "schemas"

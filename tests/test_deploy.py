@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from mlci.core.config import load_project
-from mlci.ops.deploy import active_deployment, deployments, free_port
-from mlci.ops.registry import open_registry
+from mlci.ops.deliver.deploy import active_deployment, deployments, free_port
+from mlci.ops.model.registry import open_registry
 from tests.serving_support import configure_delivery, copy_example, holdout_records, register_version
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -143,12 +143,12 @@ def test_local_target_runs_background_servers_and_switches_versions(delivered, r
     finally:
         current = active_deployment(_registry(directory), "laptop")
         if current:
-            from mlci.ops.deploy import LocalTarget
+            from mlci.ops.deliver.deploy import LocalTarget
             LocalTarget(load_project(directory), "laptop").stop(current["handle"])
 
 
 def _alive(pid: int) -> bool:
-    from mlci.ops.deploy import _is_our_server
+    from mlci.ops.deliver.deploy import _is_our_server
     return _is_our_server(pid)
 
 

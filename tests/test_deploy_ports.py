@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
-from mlci.ops.deploy import LocalTarget, active_deployment, deployments, free_port
-from mlci.ops.registry import open_registry
+from mlci.ops.deliver.deploy import LocalTarget, active_deployment, deployments, free_port
+from mlci.ops.model.registry import open_registry
 from mlci.serve.runner import open_socket
 from tests.serving_support import copy_example, register_version
 

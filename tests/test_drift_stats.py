@@ -12,7 +12,7 @@ from scipy import stats as scipy_stats
 from scipy.spatial.distance import jensenshannon
 
 from mlci.core import drift as rules
-from mlci.ops import drift
+from mlci.ml import drift
 
 NUMERIC = ["stable_normal", "stable_uniform", "stable_counts", "mean_shift", "scale_shift"]
 CATEGORICAL = ["stable_color", "stable_flag", "reweighted"]
@@ -205,7 +205,7 @@ def test_numbers_read_from_text_or_with_missing_values_become_nan():
 
 
 def test_numeric_sketch_keeps_a_bounded_uniform_sample_past_its_capacity():
-    from mlci.ops.drift import NumericSketch
+    from mlci.ml.drift import NumericSketch
 
     sketch = NumericSketch(capacity=2_000)
     positions = np.arange(200_000, dtype=np.float64)  # each value is its position in the stream
@@ -221,8 +221,8 @@ def test_numeric_sketch_keeps_a_bounded_uniform_sample_past_its_capacity():
 
 def test_sampling_keeps_the_verdicts_and_scales_out_of_schema_counts():
     from mlci.core.dataschema import Column
-    from mlci.ops.drift import NumericSketch, ks_test
-    from mlci.ops.monitor_checks import out_of_schema
+    from mlci.ml.drift import NumericSketch, ks_test
+    from mlci.ops.monitor.checks import out_of_schema
 
     rng = np.random.default_rng(5)
     full_ref, full_cur, shifted = (NumericSketch(capacity=10**7) for _ in range(3))

@@ -12,7 +12,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlci.core.config import load_project
-from mlci.ops.registry import load_version_model
+from mlci.ops.model.registry import load_version_model
 from tests.model_projects import write_project
 
 

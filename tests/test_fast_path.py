@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from mlci.adapters.model_files import dump_model
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.dataschema import load_schema, schema_to_dict
-from mlci.ops.features import build_pipeline, feature_columns
+from mlci.ml.features import build_pipeline, feature_columns
 from mlci.serve.app import create_app
 from mlci.serve.compiled import Unsupported, compile_pipeline, verification_columns, verify
 from mlci.serve.model import load_served_model

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
-from mlci.ops import metrics
-from mlci.ops.metrics import Predictions
+from mlci.ml import metrics
+from mlci.ml.metrics import Predictions
 from tests.model_projects import write_project
 
 

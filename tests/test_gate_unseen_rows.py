@@ -21,9 +21,9 @@ from sklearn.model_selection import train_test_split
 
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import load_project
-from mlci.ops import row_identity
-from mlci.ops.registry import load_version_model
-from mlci.ops.train import holdout_dataset, project_schema
+from mlci.ml import row_identity
+from mlci.ops.model.registry import load_version_model
+from mlci.ops.model.train import holdout_dataset, project_schema
 
 RULES = [{"metric": "accuracy", "max_drop": 0.0},
          {"metric": "accuracy", "max_drop": 0.0, "bootstrap": True}]
@@ -288,7 +288,7 @@ def test_a_row_keeps_its_fingerprint_in_a_grown_reordered_file_and_any_change_br
     """Property over random tables: every row of a file is found, by content, in a grown and shuffled
     copy read by the product's reader; a row with one changed cell is not (unless an equal row exists)."""
     from mlci.core.dataschema import load_schema
-    from mlci.ops.tabular import read_table
+    from mlci.ml.tabular import read_table
 
     rng = np.random.default_rng(seed)
     (tmp_path / "schema.yaml").write_text(yaml.safe_dump(TABLE_SCHEMA))

@@ -83,7 +83,7 @@ def test_undecodable_bytes_name_the_line_and_offset(run_cli, tmp_path, schema):
 
 def test_undecodable_bytes_far_into_a_large_file(tmp_path):
     from mlci.errors import DataError
-    from mlci.ops.tabular import read_table
+    from mlci.ml.tabular import read_table
 
     rows = b"".join(b"%d,text\n" % i for i in range(300_000))
     data = tmp_path / "d.csv"
@@ -104,7 +104,7 @@ def test_configured_encoding_reads_latin1(run_cli, tmp_path, schema):
 def test_utf8_bom_is_stripped_from_the_first_column_name(run_cli, tmp_path, schema):
     code, out, err, _ = validate(run_cli, tmp_path, schema, "d.csv", b"\xef\xbb\xbfa,b\n1,x\n")
     assert code == 0, out + err
-    from mlci.ops.tabular import read_table
+    from mlci.ml.tabular import read_table
 
     assert list(read_table(tmp_path / "d.csv").columns) == ["a", "b"]
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from mlci.core.config import load_project
-from mlci.ops.deploy import free_port
-from mlci.ops.registry import open_registry
+from mlci.ops.deliver.deploy import free_port
+from mlci.ops.model.registry import open_registry
 from tests.serving_support import configure_delivery, copy_example, register_version
 from tests.services import http_get, registry_catalog
 
@@ -69,7 +69,7 @@ def test_the_image_holds_no_build_tools_or_wheelhouse_and_imports_only_runtime_p
 
 
 def test_a_model_only_change_reuses_every_cached_layer(built):
-    from mlci.ops.image import build_image
+    from mlci.ops.deliver.image import build_image
 
     directory, _ = built
     register_version(directory, seed=1)

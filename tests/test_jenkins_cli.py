@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlci.ops import jobxml
+from mlci.ops.jenkins import jobxml
 from tests.jenkins_emulator import JenkinsEmulator, pipeline_config
 
 REPO = Path(__file__).resolve().parent.parent

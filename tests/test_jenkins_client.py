@@ -15,7 +15,7 @@ import pytest
 
 from mlci.adapters.jenkins_client import JenkinsClient, redact_url
 from mlci.errors import ServiceError
-from mlci.ops import jobxml
+from mlci.ops.jenkins import jobxml
 from tests.jenkins_emulator import JenkinsEmulator, pipeline_config
 
 CANARY = "canary-" + secrets.token_hex(12)
@@ -122,7 +122,7 @@ def test_an_identical_queued_request_is_answered_303_and_names_the_queued_item(e
 
 def test_a_multibranch_scan(emu):
     """ComputedFolder.doBuild: POST build on a multibranch project runs branch indexing."""
-    from mlci.ops import jobxml as jx
+    from mlci.ops.jenkins import jobxml as jx
 
     config = jx.multibranch_project_xml(project="p", summary="s", scm_url="https://git.example.com/p.git",
                                         script_path="Jenkinsfile")

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
-from mlci.ops.jenkinsfiles import PIPELINE_PATHS, check_pipelines, render_pipelines
+from mlci.ops.jenkins.pipelines import PIPELINE_PATHS, check_pipelines, render_pipelines
 from tests.test_groovy_escape import ADVERSARIAL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -274,7 +274,7 @@ def test_agents_options_and_credentials(recorded):
     assert calls(kube, "logRotator")[0]["args"] == [{"numToKeepStr": "3"}]
     creds = events[("credentials", "commit", 0)]
     binding = calls(creds, "usernamePassword")[0]["args"][0]
-    # The variables `mlci push` reads its credentials from (mlci.ops.image.registry_auth).
+    # The variables `mlci push` reads its credentials from (mlci.ops.deliver.image.registry_auth).
     assert binding == {"credentialsId": "registry-push", "usernameVariable": "MLCI_REGISTRY_USER",
                        "passwordVariable": "MLCI_REGISTRY_PASSWORD"}
     push = [e["args"][0] for e in calls(creds, "sh") if "mlci push" in e["args"][0]][0]

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
-from mlci.ops.deploy import environment, kubernetes_manifests
-from mlci.ops.registry import open_registry
+from mlci.ops.deliver.deploy import environment, kubernetes_manifests
+from mlci.ops.model.registry import open_registry
 from tests.serving_support import copy_example, register_version
 
 DIGEST = "sha256:" + "ab" * 32

@@ -226,7 +226,7 @@ def test_numpy_values_become_plain_json_and_unknown_types_raise(tmp_path):
 
 def test_an_unknown_type_in_json_output_is_an_internal_error_not_a_string(run_cli, monkeypatch, tmp_path):
     """``--json`` output of a value nobody converted fails loudly (exit 4), it does not print str(value)."""
-    import mlci.ops.registry as registry_ops
+    import mlci.ops.model.registry as registry_ops
 
     root = write_project(tmp_path / "p", rows=200, holdout_rows=100)
     assert run_cli("-C", root, "train")[0] == 0

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from mlci.adapters.pushgateway import Metric
 from mlci.cli.main import run
 from mlci.core.config import load_project
-from mlci.ops.scalars import log_evaluation, log_monitoring, log_training
+from mlci.ops.model.scalars import log_evaluation, log_monitoring, log_training
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
 

@@ -1,4 +1,4 @@
-"""mlci.ops.tabular: typed reading, bounded batches with row numbers, file kinds and row estimates."""
+"""mlci.ml.tabular: typed reading, bounded batches with row numbers, file kinds and row estimates."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from mlci.core.dataschema import Column, DataSchema
 from mlci.errors import DataError
-from mlci.ops.tabular import file_kind, iter_arrow_batches, iter_batches, read_table, table_rows
+from mlci.ml.tabular import file_kind, iter_arrow_batches, iter_batches, read_table, table_rows
 
 SCHEMA = DataSchema(columns={"n": Column(type="integer", nullable=False), "m": Column(type="integer"),
                              "b": Column(type="boolean", nullable=False), "c": Column(type="category"),
@@ -73,7 +73,7 @@ def _touch(path):
 
 
 def test_numpy_values_follow_offsets_types_and_chunks():
-    from mlci.ops.tabular import numpy_values, true_positions
+    from mlci.ml.tabular import numpy_values, true_positions
 
     assert numpy_values(pa.array([1, 2, 3, 4]).slice(1, 2)).tolist() == [2, 3]
     assert numpy_values(pa.array([0.5, -1.0])).dtype.kind == "f"
@@ -89,14 +89,14 @@ def test_numpy_values_follow_offsets_types_and_chunks():
 @pytest.mark.parametrize("values", [["a", "ü", ""], [True, False], [1, -2], [1, 2.5], [2.0],
                                     [datetime(2024, 5, 6, 7, 8, 9)]])
 def test_python_to_arrow_types_values_as_pa_array_does(values):
-    from mlci.ops.tabular import python_to_arrow
+    from mlci.ml.tabular import python_to_arrow
 
     converted, expected = python_to_arrow(values), pa.array(values)
     assert converted.type == expected.type and converted.equals(expected)
 
 
 def test_python_to_arrow_refuses_mixed_values_as_pa_array_does():
-    from mlci.ops.tabular import python_to_arrow
+    from mlci.ml.tabular import python_to_arrow
 
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
         python_to_arrow([1, "a"])
@@ -105,7 +105,7 @@ def test_python_to_arrow_refuses_mixed_values_as_pa_array_does():
 def test_numpy_to_arrow_is_zero_copy():
     import numpy as np
 
-    from mlci.ops.tabular import numpy_to_arrow
+    from mlci.ml.tabular import numpy_to_arrow
 
     values = np.arange(5, dtype=np.int64)[1:]
     converted = numpy_to_arrow(values)
@@ -113,7 +113,7 @@ def test_numpy_to_arrow_is_zero_copy():
 
 
 def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
-    from mlci.ops.tabular.lines import pieces_of_lines
+    from mlci.ml.tabular.lines import pieces_of_lines
 
     data = tmp_path / "d.csv"
     content = b"h\r\n" + b"".join(b"%d\r\n" % i for i in range(50)) + b"x" * 40 + b"\nlast-without-newline"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.ops.registry import load_version_model
+from mlci.ops.model.registry import load_version_model
 from mlci.core.config import load_project
 from tests.model_projects import write_project
 
@@ -86,7 +86,7 @@ def test_training_is_seeded_and_recorded(tmp_path, run_cli):
 def test_unknown_categories_missing_values_and_datetime_parts(tmp_path):
     root = write_project(tmp_path / "p", extra={})
     edit(root, lambda c: c["model"].update(datetime_parts=["month", "dayofweek"], cv_folds=0))
-    from mlci.ops.train import train
+    from mlci.ops.model.train import train
 
     result = train(project=load_project(root), quiet=True)
     assert "application_date" in result.record["features"]

@@ -226,7 +226,7 @@ def test_progress_lines_when_not_a_terminal(tmp_path):
     import io
 
     from mlci.core.dataschema import load_schema
-    from mlci.ops.validate import validate_file
+    from mlci.ops.data.validate import validate_file
 
     schema = tmp_path / "schema.yaml"
     schema.write_text("columns:\n  a: {type: integer}\n")
@@ -273,7 +273,7 @@ def test_validation_imports_no_pandas(tmp_path, schema):
 
 def test_duplicate_rows_across_batches_with_nulls_and_text(tmp_path):
     from mlci.core.dataschema import load_schema
-    from mlci.ops.validate import validate_file
+    from mlci.ops.data.validate import validate_file
 
     schema = tmp_path / "schema.yaml"
     schema.write_text("columns:\n  n: {type: integer}\n  x: {type: float}\n  t: {type: string}\n"
@@ -300,7 +300,7 @@ def test_duplicate_rows_across_batches_with_nulls_and_text(tmp_path):
 ])
 def test_unique_finds_repeats_of_every_kind(tmp_path, values, repeats):
     from mlci.core.dataschema import Column, DataSchema
-    from mlci.ops.validate import validate_file
+    from mlci.ops.data.validate import validate_file
 
     kind = {int: "integer", float: "float", str: "string"}[type(values[0])]
     data = tmp_path / "d.parquet"

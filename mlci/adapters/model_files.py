@@ -44,7 +44,9 @@ _NUMPY_SCALARS = ("numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32"
                   "numpy.uint8", "numpy.int8", "numpy.bool")  # numeric scalar types: calling one converts numbers
 ALLOWED: dict[str, frozenset[str]] = {
     "ObjectNode": frozenset({
-        # mlci's own preprocessing (mlci/ops/features.py); the path written by every release so far
+        # mlci's own preprocessing (mlci/ml/features.py); models written by release 0.1.0 name the old path,
+        # mlci.ops.features, which re-exports the same classes
+        "mlci.ml.features.BooleanAsFloat", "mlci.ml.features.CategoryText", "mlci.ml.features.DateParts",
         "mlci.ops.features.BooleanAsFloat", "mlci.ops.features.CategoryText", "mlci.ops.features.DateParts",
         # schema-derived preprocessing and the pipeline around it
         "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",

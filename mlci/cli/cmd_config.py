@@ -35,7 +35,7 @@ def check(app: AppContext) -> int:
 def _warn_about_workspace_registry(project) -> None:
     """Fine on a laptop, wrong for Jenkins: a warning here, a refusal in `mlci jenkins sync`."""
     from mlci.cli.output import warn
-    from mlci.ops.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
+    from mlci.ops.jenkins.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
 
     problem = workspace_registry_problem(project)
     if problem:
@@ -48,7 +48,7 @@ def _warn_about_workspace_registry(project) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
 def schema_command(data_schema: bool, output: Path | None) -> int:
     """Print the JSON Schema of mlci.yaml (or of schema.yaml with --data), for editors."""
-    from mlci.ops.schemas import json_schema_text
+    from mlci.ops.project.schemas import json_schema_text
 
     text = json_schema_text(data=data_schema)
     if output:

@@ -33,7 +33,7 @@ def infer(app: AppContext, data: Path, output: Path | None, target: str | None, 
 
     The schema it writes validates the file it came from; review it before relying on it.
     """
-    from mlci.ops.infer import infer_schema, write_schema
+    from mlci.ops.data.infer import infer_schema, write_schema
 
     if output is not None and output.exists() and not force:
         raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
@@ -66,7 +66,7 @@ def validate(app: AppContext, data: tuple[Path, ...], schema_file: Path | None, 
     with example rows (1-based data rows; the header is not a row). Exit 0 valid, 1 invalid,
     2 unreadable file or bad schema.
     """
-    from mlci.ops.validate import validate as run_validation
+    from mlci.ops.data.validate import validate as run_validation
 
     project = _project_if_any(app)
     files, schema_path = _inputs(project, data, schema_file)

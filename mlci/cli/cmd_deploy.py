@@ -20,7 +20,7 @@ def deploy(app: AppContext, env_name: str, ref: str, render_only: bool) -> int:
     stopped; otherwise it is removed and the old one keeps serving.
     Exit 0 deployed, 1 not healthy (rolled back), 2 bad config or no pushed image, 3 Docker/kubectl failed.
     """
-    from mlci.ops.deploy import deploy as deploy_version
+    from mlci.ops.deliver.deploy import deploy as deploy_version
 
     report = deploy_version(app.project(), env_name=env_name, ref=ref, render_only=render_only, on_line=log)
     emit(app, report, render_checks)
@@ -35,7 +35,7 @@ def rollback(app: AppContext, env_name: str) -> int:
 
     Exit 0 rolled back, 1 the previous version is not healthy, 2 nothing to roll back to, 3 Docker failed.
     """
-    from mlci.ops.deploy import rollback as rollback_environment
+    from mlci.ops.deliver.deploy import rollback as rollback_environment
 
     report = rollback_environment(app.project(), env_name=env_name, on_line=log)
     emit(app, report, render_checks)

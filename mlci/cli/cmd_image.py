@@ -17,7 +17,7 @@ def build(app: AppContext, ref: str, no_cache: bool) -> int:
 
     Exit 0 built, 1 the build failed, 2 bad config, 3 Docker engine or package download failed.
     """
-    from mlci.ops.image import build_image
+    from mlci.ops.deliver.image import build_image
 
     report = build_image(app.project(), ref=ref, no_cache=no_cache, on_line=log)
     emit(app, report, lambda r: render_checks(r) + "\n" + _timing(r.details))
@@ -33,7 +33,7 @@ def push(app: AppContext, ref: str) -> int:
     Credentials: MLCI_REGISTRY_USER/MLCI_REGISTRY_PASSWORD, else Docker's config (docker login).
     Exit 0 pushed, 2 nothing built yet, 3 the engine or the registry failed or refused.
     """
-    from mlci.ops.image import push_image
+    from mlci.ops.deliver.image import push_image
 
     report = push_image(app.project(), ref=ref, on_line=log)
     emit(app, report, render_checks)

@@ -18,7 +18,7 @@ def init(app: AppContext, directory: Path, force: bool) -> int:
     """Create a project in DIRECTORY (default: here): a commented mlci.yaml, schema.yaml, example data
     (a credit-default dataset and a drifted batch), .gitignore and the Jenkins pipelines.
     Existing files are not overwritten without --force (exit 2)."""
-    from mlci.ops.init import init_project
+    from mlci.ops.project.init import init_project
 
     emit(app, init_project(directory=directory, force=force), _render)
     return 0

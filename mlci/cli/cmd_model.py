@@ -15,7 +15,7 @@ from mlci.cli.output import emit, log, render_checks, table
 def train(app: AppContext) -> int:
     """Fit the configured estimator with preprocessing derived from the schema, cross-validate,
     and register a new model version with its lineage and model card. Exit 0, or 2 for bad input."""
-    from mlci.ops.train import train as train_model
+    from mlci.ops.model.train import train as train_model
 
     result = train_model(project=app.project())
     emit(app, result, _render_train)
@@ -23,7 +23,7 @@ def train(app: AppContext) -> int:
 
 
 def _render_train(result) -> str:
-    from mlci.ops.registry import estimator_name
+    from mlci.ops.model.registry import estimator_name
 
     lines = [f"registered model version {result.version} ({estimator_name(result.record)}, "
              f"{result.record['data']['train']['rows']} rows, {result.seconds:.1f}s)"]
@@ -40,7 +40,7 @@ def _render_train(result) -> str:
 def evaluate(app: AppContext, ref: str) -> int:
     """Holdout metrics, per-slice metrics, confusion matrix, latency; writes metrics.json into the
     version and reports/evaluate.{json,junit.xml,html}. Exit 0, or 2 for bad input."""
-    from mlci.ops.evaluate import evaluate as evaluate_model
+    from mlci.ops.model.evaluate import evaluate as evaluate_model
 
     report = evaluate_model(project=app.project(), ref=ref)
     emit(app, report, _render_evaluate)
@@ -74,7 +74,7 @@ def gate(app: AppContext, ref: str, champion: str | None, metrics_file: Path | N
     """Check the gate rules of mlci.yaml: thresholds, champion comparison (absolute or relative
     tolerance, optional paired bootstrap), slices. Exit 0 pass (warnings allowed), 1 a fail rule failed."""
     from mlci.errors import UsageError
-    from mlci.ops.gate import gate_files, gate_registry
+    from mlci.ops.model.gate import gate_files, gate_registry
 
     if baseline_file and not metrics_file:
         raise UsageError("--baseline needs --metrics", hint="mlci gate --metrics NEW.json --baseline OLD.json")

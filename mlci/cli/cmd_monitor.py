@@ -30,7 +30,7 @@ def monitor(app: AppContext, reference: str | None, current: str | None, since: 
     (the JSON report says "retrain": true). 3: the Pushgateway or the prediction logs failed; the
     report files are written anyway.
     """
-    from mlci.ops.monitor import run_monitor
+    from mlci.ops.monitor.run import run_monitor
 
     report = run_monitor(app.project(), reference=reference, current=current, since=since, labels=labels,
                          pushgateway=pushgateway, model_version=model_version, plots=not no_plots)
@@ -46,7 +46,7 @@ def monitor(app: AppContext, reference: str | None, current: str | None, since: 
 @pass_app
 def alerts(app: AppContext, output: Path | None) -> int:
     """Write Prometheus alerting rules: drift, decay, data quality, stale monitor, error rate, latency."""
-    from mlci.ops.alerts import alert_rules
+    from mlci.ops.monitor.alerts import alert_rules
 
     text = alert_rules(app.project())
     if output:

@@ -19,7 +19,7 @@ def registry() -> None:
 @pass_app
 def list_command(app: AppContext) -> int:
     """Every version, oldest first, with its aliases and headline metrics."""
-    from mlci.ops.registry import list_versions
+    from mlci.ops.model.registry import list_versions
 
     emit(app, list_versions(project=app.project()), _render_list)
     return 0
@@ -40,14 +40,14 @@ def _render_list(view) -> str:
 @pass_app
 def show(app: AppContext, ref: str) -> int:
     """One version's record: data hashes, schema, estimator, metrics, git, CI build, image, deployments."""
-    from mlci.ops.registry import show_version
+    from mlci.ops.model.registry import show_version
 
     emit(app, show_version(project=app.project(), ref=ref), _render_show)
     return 0
 
 
 def _render_show(view) -> str:
-    from mlci.ops.registry import estimator_name
+    from mlci.ops.model.registry import estimator_name
 
     record = view.data["record"]
     data = record.get("data") or {}
@@ -82,7 +82,7 @@ def _render_show(view) -> str:
 @pass_app
 def promote(app: AppContext, ref: str, alias: str) -> int:
     """Point ALIAS at version REF (the old holder is remembered for rollback)."""
-    from mlci.ops.registry import promote as promote_version
+    from mlci.ops.model.registry import promote as promote_version
 
     view = promote_version(project=app.project(), ref=ref, alias=alias)
     emit(app, view, lambda v: f"{v.data['alias']} -> v{v.data['version']}"
@@ -95,7 +95,7 @@ def promote(app: AppContext, ref: str, alias: str) -> int:
 @pass_app
 def rollback(app: AppContext, alias: str) -> int:
     """Point ALIAS back at its previous holder."""
-    from mlci.ops.registry import rollback as rollback_alias
+    from mlci.ops.model.registry import rollback as rollback_alias
 
     view = rollback_alias(project=app.project(), alias=alias)
     emit(app, view, lambda v: f"{v.data['alias']} -> v{v.data['to']} (was v{v.data['from']})")
@@ -108,7 +108,7 @@ def rollback(app: AppContext, alias: str) -> int:
 @pass_app
 def diff(app: AppContext, left: str, right: str) -> int:
     """What differs between two versions: parameters, metrics, data, libraries, code."""
-    from mlci.ops.registry import diff_versions
+    from mlci.ops.model.registry import diff_versions
 
     emit(app, diff_versions(project=app.project(), left=left, right=right), _render_diff)
     return 0

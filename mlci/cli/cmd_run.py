@@ -21,7 +21,7 @@ def run(app: AppContext, start: str | None, stop: str | None) -> int:
     import sys
 
     from mlci.cli.main import run as invoke
-    from mlci.ops.run import run_stages
+    from mlci.ops.project.run import run_stages
 
     # With --json, stdout carries the summary alone; the stages' own output goes to stderr.
     stage_output = contextlib.redirect_stdout(sys.stderr) if app.json else contextlib.nullcontext()

@@ -1,6 +1,6 @@
 """Drift decisions: which test a column gets, what its threshold is, and what counts as drift.
 
-Pure logic (stdlib only); the statistics themselves live in ``mlci.ops.drift``.
+Pure logic (stdlib only); the statistics themselves live in ``mlci.ml.drift``.
 
 Two families of methods answer different questions:
 

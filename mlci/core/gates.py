@@ -11,7 +11,7 @@ For a metric m with orientation s = +1 when higher is better and s = -1 when low
 
 Comparisons allow a rounding slack of 1e-12, so "drops by exactly ε" passes whatever the binary
 representation of the numbers. A missing, NaN or infinite metric never passes (fail closed). Without a champion, champion rules
-follow the ``first_run`` policy. Pure functions: the resampling itself lives in ``mlci.ops.metrics``.
+follow the ``first_run`` policy. Pure functions: the resampling itself lives in ``mlci.ml.metrics``.
 """
 
 from __future__ import annotations

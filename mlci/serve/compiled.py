@@ -31,7 +31,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.extmath import softmax
 
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
-from mlci.ops.features import MISSING_CATEGORY, BooleanAsFloat, CategoryText, DateParts
+from mlci.ml.features import MISSING_CATEGORY, BooleanAsFloat, CategoryText, DateParts
 
 TOLERANCE = 1e-9
 _TRUE_TEXT = frozenset({"true", "1", "yes", "1.0"})

@@ -1,0 +1,202 @@
+"""Preprocessing derived from the data schema, and the estimator named in ``mlci.yaml``.
+
+Numbers are imputed (median) and optionally standardised; categories are imputed and one-hot encoded
+with unknown values ignored, so a category first seen at predict time cannot crash the server;
+booleans become 0/1; datetime columns give the configured parts (year, month, ...). ``string`` columns
+are free text and are not model inputs. The transformer classes defined here are stored inside model
+files, so their exact names (``mlci.ml.features.CategoryText``, ...) are on the model-file allow-list
+(``mlci.adapters.model_files.ALLOWED``): keep their state to plain numbers, strings and lists, and list
+a new class there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, is_classifier, is_regressor
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlci.core.config import PipelineStep
+from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
+from mlci.core.yamlsrc import YamlDocument, config_issue
+from mlci.errors import ConfigError
+
+MISSING_CATEGORY = "__missing__"
+DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+_PANDAS_PART = {"dayofweek": "day_of_week"}
+
+
+class CategoryText(TransformerMixin, BaseEstimator):
+    """Categories as text (so 1 and "1" are one category), missing values as one explicit category."""
+
+    def fit(self, X: Any, y: Any = None) -> CategoryText:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        out = frame.astype(object).where(frame.notna(), MISSING_CATEGORY)
+        return out.map(str).to_numpy(dtype=object)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features, dtype=object)
+
+
+class BooleanAsFloat(TransformerMixin, BaseEstimator):
+    """True/False (also "true"/"yes"/"1" text) as 1.0/0.0, anything else missing (NaN)."""
+
+    def fit(self, X: Any, y: Any = None) -> BooleanAsFloat:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        return np.column_stack([_boolean_column(frame.iloc[:, i]) for i in range(frame.shape[1])])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features, dtype=object)
+
+
+def _boolean_column(column: pd.Series) -> np.ndarray:
+    text = column.astype(object).map(lambda v: str(v).strip().lower() if v is not None and v == v else "")
+    return np.where(text.isin(["true", "1", "yes", "1.0"]), 1.0,
+                    np.where(text.isin(["false", "0", "no", "0.0"]), 0.0, np.nan))
+
+
+class DateParts(TransformerMixin, BaseEstimator):
+    """Numeric parts (year, month, day, dayofweek, hour) of datetime columns; unparseable -> NaN."""
+
+    def __init__(self, parts: tuple[str, ...] = ("year", "month")) -> None:
+        self.parts = parts
+
+    def fit(self, X: Any, y: Any = None) -> DateParts:
+        self.n_features_in_ = pd.DataFrame(X).shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        columns = []
+        for i in range(frame.shape[1]):
+            stamps = pd.to_datetime(frame.iloc[:, i], errors="coerce", format="mixed")
+            columns += [getattr(stamps.dt, _PANDAS_PART.get(part, part)).astype(float).to_numpy()
+                        for part in self.parts]
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray([f"{c}_{p}" for c in input_features for p in self.parts], dtype=object)
+
+
+def feature_columns(schema: DataSchema, datetime_parts: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The model's input columns, in schema order."""
+    return [name for name, col in schema.features.items() if _column_group(col.type, datetime_parts)]
+
+
+def _column_group(column_type: str, datetime_parts: list[str] | tuple[str, ...]) -> str | None:
+    if column_type in NUMERIC_TYPES:
+        return "numeric"
+    if column_type == "category":
+        return "category"
+    if column_type == "boolean":
+        return "boolean"
+    if column_type == "datetime" and datetime_parts:
+        return "datetime"
+    return None  # free text, or datetimes without configured parts
+
+
+def build_preprocessor(schema: DataSchema, *, scale_numeric: bool = True,
+                       datetime_parts: list[str] | tuple[str, ...] = ()) -> ColumnTransformer:
+    groups: dict[str, list[str]] = {}
+    for name, col in schema.features.items():
+        group = _column_group(col.type, datetime_parts)
+        if group:
+            groups.setdefault(group, []).append(name)
+    numeric_steps = [("impute", SimpleImputer(strategy="median"))]
+    if scale_numeric:
+        numeric_steps.append(("scale", StandardScaler()))
+    blocks = {
+        "numeric": Pipeline(numeric_steps),
+        "category": Pipeline([("text", CategoryText()),
+                              ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
+        "boolean": Pipeline([("as_float", BooleanAsFloat()),
+                             ("impute", SimpleImputer(strategy="most_frequent"))]),
+        "datetime": Pipeline([("parts", DateParts(parts=tuple(datetime_parts))),
+                              ("impute", SimpleImputer(strategy="median", keep_empty_features=True))]),
+    }
+    transformers = [(group, blocks[group], columns) for group, columns in groups.items()]
+    if not transformers:
+        raise ConfigError("the schema has no usable feature columns",
+                          hint="mark numeric, category or boolean columns as features (feature: true)")
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+ESTIMATOR_METHODS = ("fit", "predict", "get_params")
+TRANSFORMER_METHODS = ("fit", "transform", "get_params")
+
+
+def estimator_class(import_path: str, *, document: YamlDocument | None = None, key: str = "model.estimator",
+                    methods: tuple[str, ...] = ESTIMATOR_METHODS) -> type:
+    """The class named by ``import_path`` at config key ``key``, checked to have ``methods``."""
+    module_name, _, class_name = import_path.rpartition(".")
+    if not module_name:
+        raise config_issue(document, key, f"'{import_path}' is not an import path", "e.g. sklearn.linear_model.LogisticRegression")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise config_issue(document, key, f"cannot import module '{module_name}' ({exc})", "check the spelling or install it")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        close = [n for n in dir(module) if n.lower() == class_name.lower()]
+        raise config_issue(document, key, f"module '{module_name}' has no class '{class_name}'",
+                            f"did you mean '{close[0]}'?" if close else None)
+    if not inspect.isclass(cls) or not all(callable(getattr(cls, m, None)) for m in methods):
+        kind = "estimator" if methods == ESTIMATOR_METHODS else "transformer"
+        raise config_issue(document, key, f"'{import_path}' is not a scikit-learn compatible {kind}",
+                            f"it needs {', '.join(methods)}")
+    return cls
+
+
+def _instantiate(cls: type, params: dict[str, Any], *, seed: int, key: str, document: YamlDocument | None) -> Any:
+    try:
+        instance = cls(**params)
+    except TypeError as exc:
+        raise config_issue(document, key, f"{cls.__name__} does not accept these parameters ({exc})",
+                            "see its documentation")
+    if "random_state" in instance.get_params() and "random_state" not in params:
+        instance.set_params(random_state=seed)
+    return instance
+
+
+def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed: int,
+                   document: YamlDocument | None = None) -> Any:
+    """An instance of the configured estimator, seeded, checked to be a classifier/regressor for ``task``."""
+    cls = estimator_class(import_path, document=document)
+    estimator = _instantiate(cls, params, seed=seed, key="model.params", document=document)
+    wants_classifier = task != "regression"
+    if wants_classifier and not is_classifier(estimator) or not wants_classifier and not is_regressor(estimator):
+        kind = "classifier" if wants_classifier else "regressor"
+        raise config_issue(document, "model.estimator", f"'{import_path}' is not a {kind}, but model.task is '{task}'",
+                            f"choose a {kind} or change model.task")
+    return estimator
+
+
+def make_steps(steps: Sequence[PipelineStep], *, seed: int, document: YamlDocument | None = None) -> list[tuple[str, Any]]:
+    """The configured ``model.steps`` as (name, transformer) pairs, each seeded like the estimator."""
+    made = []
+    for index, step in enumerate(steps):
+        key = f"model.steps.{index}"
+        cls = estimator_class(step.transformer, document=document, key=f"{key}.transformer",
+                              methods=TRANSFORMER_METHODS)
+        made.append((step.name, _instantiate(cls, step.params, seed=seed, key=f"{key}.params", document=document)))
+    return made
+
+
+def build_pipeline(schema: DataSchema, *, estimator: Any, steps: Sequence[tuple[str, Any]] = (),
+                   scale_numeric: bool = True, datetime_parts: list[str] | tuple[str, ...] = ()) -> Pipeline:
+    """preprocess (from the schema) → the configured steps → model (the estimator)."""
+    preprocess = build_preprocessor(schema, scale_numeric=scale_numeric, datetime_parts=datetime_parts)
+    return Pipeline([("preprocess", preprocess), *steps, ("model", estimator)])

@@ -1,0 +1,204 @@
+"""The CSV reader: pyarrow parses pieces of whole lines in parallel blocks, in bounded memory.
+
+Column types come from the schema (or every column is text, for inference). When pyarrow fails, or a
+batch looks wrong (binary values, a line break that may be an unclosed quote), the reader asks
+``mlci.ml.tabular.hostile`` for the exact line. A column whose values do not convert is read again as
+text and converted here (lenient reading, or no schema); a quoted value holding a line break that
+crosses a piece's end makes the reader start again, block by block, following the quoting.
+"""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from mlci.core.config import CsvOptions
+from mlci.core.dataschema import DataSchema
+from mlci.ml.tabular.hostile import check_header, csv_header, diagnose, diagnose_conversion, is_utf8
+from mlci.ml.tabular.lines import SAMPLE_BYTES, pieces_of_lines, refuse_nul_bytes
+from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, ArrowBatch, convert_text, target_type
+
+_MAX_BLOCK = 1 << 21
+_PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
+
+
+class CsvReader:
+    """Streams a CSV with pyarrow, piece by piece; on a parse error, a slow exact scan finds the line."""
+
+    def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
+                 columns: list[str] | None, lenient: bool, text: bool = False) -> None:
+        self.path = path
+        self.options = options
+        self.text = text
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.columns = columns
+        self.lenient = lenient
+        self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
+        self.rows_yielded = 0  # a restart skips these rows
+        self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
+
+    def __iter__(self) -> Iterator[ArrowBatch]:
+        header = csv_header(self.path, self.options)
+        check_header(self.path, header)
+        while True:
+            try:
+                yield from self._read(header)
+                return
+            except _Restart:
+                continue
+
+    def _read(self, header: list[str]) -> Iterator[ArrowBatch]:
+        first_row = 1
+        batch = None
+        for batch in self._parsed_batches(header):
+            seen = self.rows_yielded - first_row + 1  # rows of this batch already yielded before a restart
+            first_row += batch.num_rows
+            if seen >= batch.num_rows:
+                continue
+            item = ArrowBatch(first_row - batch.num_rows + max(seen, 0), batch.slice(max(seen, 0)))
+            self._check_binary(self._convert_text_columns(item))
+            self.rows_yielded += item.batch.num_rows
+            yield item
+        if batch is not None:
+            self._check_unclosed_quote(batch)
+
+    def _parsed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
+        """Each piece of the file parsed in parallel blocks, one batch per block.
+
+        pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
+        parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
+        gets the parallel parse in bounded memory, and the next piece is parsed (without the GIL) while
+        the caller works on this one's batches. Later pieces keep the first piece's column types, as the
+        streaming reader keeps its first block's: a value that does not fit is a conversion error.
+        """
+        if self.newlines_in_values:
+            yield from self._streamed_batches(header)
+            return
+        block_size = self._block_size()
+        pieces = pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
+        with ThreadPoolExecutor(max_workers=1) as parser:
+            first = next(pieces, None)
+            if first is None:
+                return
+            table = self._table(parser.submit(self._parse, first, header, block_size, None), header)
+            types = dict(zip(table.schema.names, table.schema.types))
+            batches = table.to_batches()
+            for piece in pieces:
+                parsing = parser.submit(self._parse, piece, header, block_size, types)
+                yield from batches
+                batches = self._table(parsing, header).to_batches()
+            yield from batches
+
+    def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
+               types: dict[str, pa.DataType] | None) -> pa.Table:
+        """One piece; the first (``types`` None) starts with the header, later ones with data."""
+        read_options = pa_csv.ReadOptions(block_size=block_size, encoding=self._encoding(),
+                                          column_names=None if types is None else header)
+        return pa_csv.read_csv(piece, read_options=read_options, parse_options=self._parse_options(),
+                               convert_options=self._convert_options(header, types))
+
+    def _table(self, parsing: Future, header: list[str]) -> pa.Table:
+        try:
+            return parsing.result()
+        except pa.ArrowInvalid as exc:
+            self._on_arrow_error(exc, header)
+            raise  # not reached: _on_arrow_error always raises
+
+    def _streamed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
+        """Block by block with line breaks inside quoted values: only a parse that follows the quoting
+        can tell where a block may end, so the file cannot be cut into pieces."""
+        refuse_nul_bytes(self.path)
+        try:
+            reader = pa_csv.open_csv(
+                str(self.path),
+                read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
+                parse_options=self._parse_options(), convert_options=self._convert_options(header))
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            self._on_arrow_error(exc, header)
+
+    def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
+        """An unclosed quote swallows the rest of the file into the last batch's text values."""
+        for column in last.columns:
+            if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\n")).as_py():
+                problem = diagnose(self.path, self.options, None)
+                if problem is not None:  # else: legitimate line breaks inside quoted values
+                    raise problem
+                return
+
+    def _convert_options(self, header: list[str], types: dict[str, pa.DataType] | None = None
+                         ) -> pa_csv.ConvertOptions:
+        if types is None:
+            types = {}
+            for name in header:
+                target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
+                if target is not None:
+                    types[name] = target
+        include = [n for n in header if n in self.columns] if self.columns is not None else None
+        return pa_csv.ConvertOptions(
+            column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
+            false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
+            timestamp_parsers=None)
+
+    def _parse_options(self) -> pa_csv.ParseOptions:
+        return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)
+
+    def _encoding(self) -> str:
+        return "utf8" if is_utf8(self.options.encoding) else self.options.encoding
+
+    def _block_size(self) -> int:
+        """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
+        with self.path.open("rb") as handle:
+            sample = handle.read(SAMPLE_BYTES)
+        bytes_per_row = len(sample) / max(sample.count(b"\n"), sample.count(b"\r"), 1)
+        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_BLOCK))
+
+    def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str]) -> None:
+        match = _CONVERSION_ERROR.search(str(exc))
+        if match and header and "invalid UTF8" not in str(exc):
+            index = int(match.group(1))
+            names = [n for n in header if self.columns is None or n in self.columns]
+            name = names[index] if index < len(names) else header[index]
+            # Without a schema, a column whose later values do not fit the type guessed from the first
+            # block is read again as text, as a table of mixed values is: never a silent coercion.
+            if (self.lenient or self.schema is None) and name not in self.as_text:
+                self.as_text.add(name)
+                raise _Restart()
+            raise diagnose_conversion(self.path, self.options, header, name, self.schema) from None
+        problem = diagnose(self.path, self.options, None)
+        if problem is None and not self.newlines_in_values:
+            # Sound CSV that pyarrow could not parse: a quoted value holding a line break crossed the
+            # end of a piece or block. Read again, following the quoting.
+            self.newlines_in_values = True
+            raise _Restart()
+        raise problem or diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
+
+    def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
+        batch = item.batch
+        for name in self.as_text:
+            if name not in batch.schema.names or self.schema is None:
+                continue
+            index = batch.schema.get_field_index(name)
+            converted, failures = convert_text(batch.column(index), self.schema.columns[name].type,
+                                               decimal=self.options.decimal)
+            if failures is not None:
+                item.failures[name] = failures
+            batch = batch.set_column(index, name, converted)
+        item.batch = batch
+        return batch
+
+    def _check_binary(self, batch: pa.RecordBatch) -> None:
+        if any(pa.types.is_binary(f.type) for f in batch.schema):
+            raise diagnose(self.path, self.options, "invalid UTF-8")  # type: ignore[misc]
+
+
+class _Restart(Exception):
+    """Read the file again: a column's values failed to convert and will be read as text."""

@@ -1,0 +1,1 @@
+"""Data stage: ``mlci validate`` and ``mlci schema infer``."""

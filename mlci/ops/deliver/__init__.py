@@ -1,0 +1,1 @@
+"""Delivery stage: ``mlci build``/``push`` (the serving image) and ``mlci deploy``/``rollback``."""

@@ -1,0 +1,1 @@
+"""Monitor stage: ``mlci monitor`` (sources, profile, checks, metrics, report) and ``mlci alerts``."""

@@ -1,0 +1,64 @@
+"""The HTML report of ``mlci monitor``: the checks and details rendered by ``reports/monitor.html.j2``,
+with reference-vs-current distributions per feature and for the model's output (histograms over
+equal-width bins for numbers, the most frequent categories otherwise) for the template's SVG plots.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from mlci.core import drift as rules
+from mlci.core.config import Project
+from mlci.core.reports import Report
+from mlci.ml import drift as stats
+from mlci.ops.monitor.checks import PREDICTION
+from mlci.ops.monitor.profile import Profile
+
+HISTOGRAM_BINS = 30
+TOP_CATEGORIES = 12
+
+
+def render_html(project: Project, report: Report, ref: Profile | None, cur: Profile | None,
+                kinds: dict[str, rules.Kind]) -> str:
+    from mlci.ops.reporting.render import render
+
+    plots = {}
+    if ref is not None and cur is not None:
+        plots = {name: distribution(name, ref.columns[name], cur.columns[name]) for name in kinds}
+        if ref.prediction is not None and cur.prediction is not None:
+            plots[PREDICTION] = distribution("model output", ref.prediction, cur.prediction)
+    checks = {c.name: c for c in report.checks}
+    return render("reports/monitor.html.j2", title=f"Monitoring · {project.config.project}", ok=report.ok,
+                  report=report, checks=checks, plots=plots, details=report.details,
+                  generated=time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()))
+
+
+def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> dict[str, Any]:
+    """Reference vs current shares for the report's SVG plot (drawn by the template): a histogram
+    over equal-width bins spanning both samples for numbers, the most frequent categories otherwise."""
+    if isinstance(reference, stats.NumericSketch):
+        ref, cur = reference.values, current.values
+        ends = [v for values in (ref, cur) if values.size for v in (values[0], values[-1])]
+        lo, hi = (float(min(ends)), float(max(ends))) if ends else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
+        shares = [_histogram(values, edges) for values in (ref, cur)]
+        labels = [f"{lo:.4g}", f"{hi:.4g}"]
+    else:
+        categories, ref_counts, cur_counts = stats.aligned_counts(reference.counts, current.counts)
+        top = np.argsort(-(ref_counts / max(ref_counts.sum(), 1) + cur_counts / max(cur_counts.sum(), 1)),
+                         kind="stable")[:TOP_CATEGORIES]
+        shares = [counts[top] / max(counts.sum(), 1) for counts in (ref_counts, cur_counts)]
+        labels = [str(categories[i])[:12] for i in top]
+    return {"title": title, "numeric": isinstance(reference, stats.NumericSketch), "labels": labels,
+            "reference": shares[0].tolist(), "current": shares[1].tolist(),
+            "top": max(max(shares[0], default=0), max(shares[1], default=0), 1e-12)}
+
+
+def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Shares of sorted values per bin; the first bin includes its left edge."""
+    cuts = np.searchsorted(sorted_values, edges, side="right")
+    cuts[0] = np.searchsorted(sorted_values, edges[0], side="left")
+    return np.diff(cuts) / max(sorted_values.size, 1)

@@ -1,0 +1,1 @@
+"""The project as a whole: ``mlci init``, the bundled example, ``mlci run``, the config JSON Schemas."""
