@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlci.adapters.pushgateway import Metric, Pushgateway
 from mlci.core.config import Project
 from mlci.core.reports import Report
 from mlci.errors import MlciError
-
-if TYPE_CHECKING:
-    from mlci.ops.monitor.run import MonitorReport
+from mlci.ops.monitor.result import MonitorReport
 
 PUSH_JOB = "mlci_monitor"
 

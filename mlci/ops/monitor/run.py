@@ -10,13 +10,14 @@ Files stay Arrow record batches from reader to sketch: pandas is imported only f
 labels and the model's predictions. Columns are scored in parallel threads (NumPy sorts and merges
 without holding the GIL).
 
-This module holds the use case, ``run_monitor``, and its report; the steps live beside it:
+This module holds the use case, ``run_monitor``; the steps live beside it in ``mlci.ops.monitor``:
 
-- ``monitor_sources``: the version to monitor, its schema, reference and current data, prediction logs, labels
-- ``monitor_profile``: a source streamed into column sketches, with the model's outputs and the labels
-- ``monitor_checks``: drift per feature, dataset drift, prediction drift, data quality, performance
-- ``monitor_metrics``: the report as Prometheus gauges, pushed to the Pushgateway
-- ``monitor_html``: the HTML report and its distribution plots
+- ``sources``: the version to monitor, its schema, reference and current data, prediction logs, labels
+- ``profile``: a source streamed into column sketches, with the model's outputs and the labels
+- ``checks``: drift per feature, dataset drift, prediction drift, data quality, performance
+- ``metrics``: the report as Prometheus gauges, pushed to the Pushgateway
+- ``report``: the HTML report and its distribution plots
+- ``result``: the monitor's report type
 """
 
 from __future__ import annotations
@@ -24,26 +25,17 @@ from __future__ import annotations
 import time
 
 from mlci.core.config import Project
-from mlci.core.reports import Check, Report, write_report
+from mlci.core.reports import Check, write_report
 from mlci.errors import ServiceError, UsageError
 from mlci.ml import drift as stats
 from mlci.ops.monitor.checks import data_quality, dataset_drift, feature_drift, performance, prediction_drift
 from mlci.ops.monitor.report import render_html
 from mlci.ops.monitor.metrics import monitor_metrics, push_metrics
 from mlci.ops.monitor.profile import load_model_for, profile
+from mlci.ops.monitor.result import MonitorReport
 from mlci.ops.monitor.sources import (column_kind, current_source_for, deployed_version, join_labels,
                                       monitored_features, reference_source_for, version_schema)
 from mlci.ops.model.scalars import log_monitoring
-
-
-class MonitorReport(Report):
-    """A monitor report; exit 3 when a service (Pushgateway, prediction logs) failed."""
-
-    service_error: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return 3 if self.service_error else super().exit_code
 
 
 # -- the use case ---------------------------------------------------------------------------------
