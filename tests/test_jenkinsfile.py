@@ -45,18 +45,35 @@ def variants() -> dict[str, dict]:
     out = {
         "example": base_config(),
         "agent-any": {**base_config(agent={}), "image": None, "environments": {}},
-        "docker-agent": base_config(agent={"docker_image": "registry.example.com/ml/py:3.11", "label": "docker"}),
+        "docker-agent": base_config(agent={"docker_image": "registry.example.com/ml/py:3.11", "label": "docker",
+                                           "docker_args": "-v /var/run/docker.sock:/var/run/docker.sock --gpus all"}),
         "kubernetes-agent": base_config(agent={"kubernetes_yaml": "ci/pod.yaml"}, publish_html=False,
                                         timeout_minutes=5, keep_builds=3),
         "no-retrain": {**base_config(), "monitor": {"schedule": "H H(0-6) * * 1-5"}},
         "shared-registry": {**base_config(), "registry": {"path": "/var/lib/mlci/credit-risk"}},
+        "pipeline-job": base_config(job_type="pipeline"),
+        "no-install": base_config(install=None),
+        "gpu-train": base_config(stage_agents={"train": {"label": "gpu"}}),
+        "extensions": base_config(
+            extra_stages=[{"name": "Lint", "before": "validate", "sh": "ruff check ."},
+                          {"name": "Notebook-report", "after": "gate", "sh": "make report"}],
+            notify=[{"when": "failure", "slack": "#ml-ci"}, {"when": "fixed", "mail": "ml@example.com"},
+                    {"when": "always", "slack": "#ml-log"}]),
     }
+    mlflow = base_config()
+    mlflow["registry"] = {"backend": "mlflow", "tracking_uri": "https://mlflow.example.com", "credentials": "mlflow-ci"}
+    mlflow["image"] = {**mlflow["image"], "registry_credentials": "registry-push"}
+    out["mlflow"] = mlflow
     credentials = base_config()
     credentials["image"] = {**credentials["image"], "registry_credentials": "registry-push"}
-    credentials["environments"]["canary"] = {"target": "docker", "branch": "release/1.x", "approval": True}
+    credentials["environments"]["canary"] = {"target": "docker", "branch": "release/1.x", "approval": True,
+                                             "approvers": ["alice", "release-managers"], "approval_timeout_hours": 4}
     out["credentials"] = credentials
     for i, value in enumerate(ADVERSARIAL):
-        config = base_config(install=value)
+        config = base_config(install=value, index_url=value, extra_stages=[{"name": "Extra", "after": "gate", "sh": value}],
+                             notify=[{"when": "failure", "slack": value}, {"when": "always", "mail": value}])
+        config["jenkins"]["agent"] = {"docker_image": "python:3.11", "docker_args": value}
+        config["registry"] = {"backend": "mlflow", "tracking_uri": value, "credentials": "mlflow-ci"}
         config["reports"] = value.replace("\n", "_") if "/" not in value else "r"
         config["monitor"] = {**config["monitor"], "schedule": value}
         out[f"adversarial-{i}"] = config
@@ -67,24 +84,53 @@ def variants() -> dict[str, dict]:
 
 _RECORDER = r"""
 import groovy.json.JsonOutput
+import groovy.json.JsonSlurper
 import org.codehaus.groovy.control.CompilerConfiguration
+
+// `env`, `currentBuild` and `scm`: reads answer from the run's environment, writes are recorded.
+class RecordedObject {
+    String name
+    Map values
+    List recorded
+    int depth
+    Object getProperty(String key) { return this.@values.containsKey(key) ? this.@values[key] : null }
+    void setProperty(String key, Object value) {
+        this.@values[key] = value
+        this.@recorded << [assign: this.@name + '.' + key, value: DeclarativeRecorder.describe(value),
+                           depth: this.@depth]
+    }
+}
 
 abstract class DeclarativeRecorder extends Script {
     static int shStatus = 0
+    static Map runEnv = [:]
     List recorded = []
     int depth = 0
+    Map objects = [:]
 
     def methodMissing(String name, Object args) {
         Object[] list = args as Object[]
-        this.@recorded << [call: name, depth: this.@depth,
-                           args: list.findAll { !(it instanceof Closure) }.collect { describe(it) }]
+        Map event = [call: name, depth: this.@depth,
+                     args: list.findAll { !(it instanceof Closure) }.collect { describe(it) }]
+        this.@recorded << event
         this.@depth = this.@depth + 1
-        list.findAll { it instanceof Closure }.each { Closure c -> c.call() }
+        def results = list.findAll { it instanceof Closure }.collect { Closure c -> c.call() }
         this.@depth = this.@depth - 1
+        if (name == 'expression') event.result = results[0]
+        if (name == 'checkout') return [GIT_BRANCH: runEnv.CHECKOUT_GIT_BRANCH, GIT_COMMIT: 'abc123']
+        if (name == 'sh' && list[0] instanceof Map && list[0].returnStdout) return runEnv.SH_STDOUT ?: ''
         return name == 'sh' ? shStatus : 0
     }
     Object getProperty(String name) {
         this.@recorded << [property: name, depth: this.@depth]
+        if (name in ['env', 'currentBuild']) {
+            if (!this.@objects.containsKey(name)) {
+                Map values = name == 'env' ? new LinkedHashMap(runEnv) : [currentResult: 'SUCCESS']
+                this.@objects[name] = new RecordedObject(name: name, values: values, recorded: this.@recorded,
+                                                         depth: this.@depth)
+            }
+            return this.@objects[name]
+        }
         return name
     }
     void setProperty(String name, Object value) {
@@ -105,6 +151,7 @@ new File(args[0]).eachLine('UTF-8') { String line ->
     if (!line.trim()) return
     def parts = line.split('\t')
     DeclarativeRecorder.shStatus = parts[1] as int
+    DeclarativeRecorder.runEnv = new JsonSlurper().parseText(parts[2]) as Map
     def shell = new GroovyShell(this.class.classLoader, new Binding(), config)
     def script = shell.parse(new File(parts[0]).getText('UTF-8'), 'Jenkinsfile')
     script.run()
@@ -113,10 +160,13 @@ new File(args[0]).eachLine('UTF-8') { String line ->
 """
 
 
-def run_recorded(groovy, tmp_path: Path, runs: list[tuple[Path, int]]) -> tuple[list[list[dict]], str]:
-    """Execute each (Jenkinsfile, exit status every `sh` returns) in one JVM; returns events and stray output."""
+def run_recorded(groovy, tmp_path: Path, runs: list[tuple]) -> tuple[list[list[dict]], str]:
+    """Execute each (Jenkinsfile, exit status every `sh` returns[, env]) in one JVM; returns events and
+    stray output. ``env`` holds what `env.X` reads (BRANCH_NAME, CHANGE_ID, ...), CHECKOUT_GIT_BRANCH
+    (the GIT_BRANCH `checkout scm` returns) and SH_STDOUT (what `sh(returnStdout: true)` prints)."""
     listing = tmp_path / "recorder-runs.txt"
-    listing.write_text("".join(f"{path}\t{status}\n" for path, status in runs))
+    listing.write_text("".join(f"{run[0]}\t{run[1]}\t{json.dumps(run[2] if len(run) > 2 else {})}\n"
+                               for run in runs))
     harness = tmp_path / "Recorder.groovy"
     harness.write_text(_RECORDER)
     proc = subprocess.run([groovy.path, str(harness), str(listing)], env=groovy.env, capture_output=True,
@@ -146,16 +196,89 @@ def rendered(tmp_path_factory) -> dict[str, dict[str, Path]]:
     return out
 
 
+# What `env` holds on a real controller for each kind of build (the recorder feeds it to `env.X`):
+# a multibranch branch project sets BRANCH_NAME (a pull request's is PR-<n>, with CHANGE_ID); a
+# single-branch job with skipDefaultCheckout() sets neither, and its checkout returns GIT_BRANCH.
+SCENARIOS = {
+    "main": {"BRANCH_NAME": "main"},
+    "feature": {"BRANCH_NAME": "feature/faster"},
+    "pull-request": {"BRANCH_NAME": "PR-7", "CHANGE_ID": "7", "CHANGE_TARGET": "main"},
+    "single-branch-main": {"CHECKOUT_GIT_BRANCH": "origin/main"},
+    "single-branch-feature": {"CHECKOUT_GIT_BRANCH": "origin/feature/faster"},
+}
+DEFAULT_ENV = {**SCENARIOS["main"], "CHECKOUT_GIT_BRANCH": "origin/main", "SH_STDOUT": "v3 roc_auc 0.743 Δ+0.007 PASSED"}
+SCENARIO_VARIANTS = ("example", "pipeline-job", "credentials")
+
+
 @pytest.fixture(scope="module")
 def recorded(rendered, groovy, tmp_path_factory):
-    """Run every rendered file once with `sh` returning 0, and each nightly file also with 1 and 3."""
+    """Run every rendered file once with `sh` returning 0, each nightly file also with 1 and 3, and the
+    commit files of SCENARIO_VARIANTS once per scenario (key: (variant, 'commit', 0, scenario))."""
     runs = []
     for name, files in rendered.items():
-        runs.append(((name, "commit", 0), files[PIPELINE_PATHS["commit"]]))
+        runs.append(((name, "commit", 0), files[PIPELINE_PATHS["commit"]], DEFAULT_ENV))
         for status in (0, 1, 3):
-            runs.append(((name, "nightly", status), files[PIPELINE_PATHS["nightly"]]))
-    events, stray = run_recorded(groovy, tmp_path_factory.mktemp("recorder"), [(p, k[2]) for k, p in runs])
-    return {key: ev for (key, _), ev in zip(runs, events)}, stray
+            runs.append(((name, "nightly", status), files[PIPELINE_PATHS["nightly"]], DEFAULT_ENV))
+    for name in SCENARIO_VARIANTS:
+        for scenario, env in SCENARIOS.items():
+            runs.append(((name, "commit", 0, scenario), rendered[name][PIPELINE_PATHS["commit"]], env))
+    events, stray = run_recorded(groovy, tmp_path_factory.mktemp("recorder"), [(p, k[2], e) for k, p, e in runs])
+    return {key: ev for (key, _, _), ev in zip(runs, events)}, stray
+
+
+def tree(events: list[dict]) -> list[dict]:
+    """The recorded calls as a tree (each node: the event plus ``children``), from their depths."""
+    roots: list[dict] = []
+    stack: list[dict] = []
+    for event in events:
+        node = {**event, "children": []}
+        while stack and stack[-1]["depth"] >= event["depth"]:
+            stack.pop()
+        (stack[-1]["children"] if stack else roots).append(node)
+        if "call" in event:
+            stack.append(node)
+    return roots
+
+
+def _condition_holds(node: dict, env: dict) -> bool:
+    """One `when` condition as declarative evaluates it (pipeline-model-definition, when/impl/*.groovy)."""
+    call = node["call"]
+    subs = [c for c in node["children"] if "call" in c]
+    if call == "branch":  # BranchConditionalScript: BRANCH_NAME, else GIT_LOCAL_BRANCH, else false
+        name = env.get("BRANCH_NAME") or env.get("GIT_LOCAL_BRANCH")
+        return name is not None and name == node["args"][0]
+    if call == "changeRequest":  # ChangeRequestConditionalScript: a change request has CHANGE_ID
+        return bool(env.get("CHANGE_ID"))
+    if call == "expression":  # ExpressionConditionalScript: the closure's value
+        return bool(node["result"])
+    if call == "anyOf":
+        return any(_condition_holds(c, env) for c in subs)
+    if call == "allOf":
+        return all(_condition_holds(c, env) for c in subs)
+    if call == "not":
+        return not _condition_holds(subs[0], env)
+    raise AssertionError(f"unknown condition {call}")
+
+
+def stages_that_run(events: list[dict], env: dict) -> list[str]:
+    """Titles of the stages (nested ones included) whose own and enclosing `when` blocks all hold."""
+    out: list[str] = []
+
+    def walk(nodes: list[dict], enabled: bool) -> None:
+        for node in nodes:
+            if node.get("call") == "stage":
+                when = next((c for c in node["children"] if c.get("call") == "when"), None)
+                holds = enabled and (when is None or all(
+                    _condition_holds(c, env) for c in when["children"]
+                    if "call" in c and c["call"] not in ("beforeAgent", "beforeInput", "beforeOptions")))
+                if holds:
+                    out.append(node["args"][0])
+                walk(node["children"], holds)
+            elif "children" in node:
+                walk(node["children"], enabled)
+
+    walk(tree(events), True)
+    return out
 
 
 def stage_events(events: list[dict], title: str) -> list[dict]:
@@ -168,6 +291,11 @@ def stage_events(events: list[dict], title: str) -> list[dict]:
 
 def calls(events: list[dict], name: str) -> list[dict]:
     return [e for e in events if e.get("call") == name]
+
+
+def script_of(step: dict) -> str:
+    """The shell text of a recorded `sh` call: `sh 'text'` or `sh(script: 'text', ...)`."""
+    return step["args"][0] if isinstance(step["args"][0], str) else step["args"][0]["script"]
 
 
 def assigned(events: list[dict]) -> dict[str, str]:
@@ -197,33 +325,40 @@ def _outline(events: list[dict]) -> list[tuple[int, str]]:
     return [(e["depth"], e["call"]) for e in events if "call" in e]
 
 
-@pytest.mark.parametrize("kind", ["commit", "nightly"])
-def test_declarative_structure(recorded, kind):
+def _sections(events: list[dict]) -> list[str]:
+    return [name for depth, name in _outline(events) if depth == 1]
+
+
+def _options(events: list[dict], depth: int = 1) -> list[str]:
+    """The calls inside the first `options` block at ``depth``."""
+    outline = _outline(events)
+    start = outline.index((depth, "options"))
+    end = next(i for i in range(start + 1, len(outline)) if outline[i][0] <= depth)
+    return [name for _, name in outline[start + 1:end]]
+
+
+def test_declarative_structure(recorded):
     events, _ = recorded
-    outline = _outline(events[("example", kind, 0)])
-    assert outline[0] == (0, "pipeline")
-    sections = [name for depth, name in outline if depth == 1]
-    expected = ["agent", "options", "parameters", "environment", "stages", "post"]
-    if kind == "nightly":
-        expected.insert(1, "triggers")
-    assert sections == expected
-    stages = [e["args"][0] for e in events[("example", kind, 0)] if e.get("call") == "stage"]
-    assert stages[:2] == ["Checkout", "Set up Python"]
-    if kind == "commit":
-        assert stages[2:] == ["Validate", "Train", "Evaluate", "Gate", "Build image", "Push image",
-                              "Deploy staging", "Deploy production"]
-    else:
-        assert stages[2:] == ["Monitor"]
-    start = outline.index((1, "options"))
-    end = next(i for i in range(start + 1, len(outline)) if outline[i][0] <= 1)
-    assert [name for _, name in outline[start + 1:end]] == [
-        "skipDefaultCheckout", "timeout", "logRotator", "buildDiscarder", "disableConcurrentBuilds", "timestamps"]
+    commit = events[("example", "commit", 0)]
+    assert _outline(commit)[0] == (0, "pipeline")
+    assert _sections(commit) == ["agent", "options", "parameters", "environment", "stages"]
+    assert {"property": "none", "depth": 1} in commit  # agent none: each part takes its own agent
+    stages = [e["args"][0] for e in commit if e.get("call") == "stage"]
+    assert stages == ["On an agent: Validate to Deploy staging", "Checkout", "Set up Python", "Validate", "Train",
+                      "Evaluate", "Gate", "Build image", "Push image", "Deploy staging", "Approve production",
+                      "On an agent: Deploy production", "Checkout (2)", "Set up Python (2)", "Deploy production"]
+    assert _options(commit) == ["skipDefaultCheckout", "logRotator", "buildDiscarder", "timestamps"]
+    nightly = events[("example", "nightly", 0)]
+    assert _sections(nightly) == ["agent", "triggers", "options", "parameters", "environment", "stages", "post"]
+    assert [e["args"][0] for e in nightly if e.get("call") == "stage"] == ["Checkout", "Set up Python", "Monitor"]
+    assert _options(nightly) == ["skipDefaultCheckout", "timeout", "logRotator", "buildDiscarder",
+                                 "disableConcurrentBuilds", "timestamps"]
 
 
 def test_commit_pipeline_runs_one_mlci_command_per_stage(recorded):
     events, _ = recorded
-    scripts = [e["args"][0] for e in calls(events[("example", "commit", 0)], "sh")]
-    commands = [s for s in scripts if s.startswith(".venv/bin/mlci")]
+    scripts = [script_of(e) for e in calls(events[("example", "commit", 0)], "sh")]
+    commands = [s for s in scripts if s.startswith(".venv/bin/mlci") and "describe" not in s]
     assert commands == [".venv/bin/mlci validate", ".venv/bin/mlci train", ".venv/bin/mlci evaluate",
                         ".venv/bin/mlci gate", ".venv/bin/mlci build", ".venv/bin/mlci push",
                         '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"', '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
@@ -232,44 +367,130 @@ def test_commit_pipeline_runs_one_mlci_command_per_stage(recorded):
     assert env["MLCI_INSTALL"] == "."
 
 
-def test_production_is_gated_by_branch_and_approval(recorded):
+def _stage_node(events: list[dict], title: str) -> dict:
+    def find(nodes):
+        for node in nodes:
+            if node.get("call") == "stage" and node["args"] == [title]:
+                return node
+            found = find(node.get("children", []))
+            if found:
+                return found
+    return find(tree(events))
+
+
+def _calls_in(node: dict) -> list[str]:
+    return [c["call"] for c in node["children"] if "call" in c]
+
+
+@pytest.mark.parametrize("variant, deploy, no_deploy", [
+    ("example", "main", ["feature", "pull-request", "single-branch-main"]),
+    ("pipeline-job", "single-branch-main", ["single-branch-feature", "main", "feature", "pull-request"]),
+])
+def test_production_deploys_from_the_configured_branch_only(recorded, variant, deploy, no_deploy):
+    """`when { branch 'main' }` compares BRANCH_NAME, else GIT_LOCAL_BRANCH
+    (pipeline-model-definition: when/impl/BranchConditionalScript.groovy; its help says "Only works in
+    Multibranch"). A single-branch job with skipDefaultCheckout() has neither: CheckoutScript.groovy
+    copies the checkout's variables into env only in the default checkout, and GIT_LOCAL_BRANCH needs
+    the LocalBranch extension (git-plugin GitSCM.java). So the `pipeline` job type compares the
+    GIT_BRANCH that `checkout scm` returns (git-plugin GitSCM.buildEnvironment: `origin/main`).
+    On the previous output, a single-branch job never reached "Deploy production".
+    """
     events, _ = recorded
-    ev = events[("example", "commit", 0)]
-    production = stage_events(ev, "Deploy production")
-    assert [e["call"] for e in production if e["depth"] == production[0]["depth"]] == [
-        "when", "environment", "input", "steps"]
-    assert [e["call"] for e in production if "call" in e][:3] == ["when", "beforeInput", "branch"]
-    assert calls(production, "branch")[0]["args"] == ["main"]
-    assert calls(production, "message")[0]["args"] == ["Deploy to production?"]
-    assert assigned(production) == {"MLCI_DEPLOY_ENV": "production"}
-    staging = stage_events(ev, "Deploy staging")
-    assert [e["call"] for e in staging if e["depth"] == staging[0]["depth"]] == ["environment", "steps"]
+    every = [e["args"][0] for e in events[(variant, "commit", 0, deploy)] if e.get("call") == "stage"]
+    assert stages_that_run(events[(variant, "commit", 0, deploy)], SCENARIOS[deploy]) == every
+    assert every[-2:] == ["Set up Python (2)", "Deploy production"]
+    for scenario in no_deploy:  # other branches, or a branch variable this job type does not have
+        ran = stages_that_run(events[(variant, "commit", 0, scenario)], SCENARIOS[scenario])
+        assert ran == ["On an agent: Validate to Deploy staging", "Checkout", "Set up Python",
+                       "Validate", "Train", "Evaluate", "Gate"], scenario
+
+
+@pytest.mark.parametrize("scenario", ["feature", "pull-request"])
+def test_pull_requests_and_feature_branches_stop_at_the_gate(recorded, scenario):
+    """Pull requests (BRANCH_NAME `PR-7`, CHANGE_ID set) and feature branches run validate → train →
+    evaluate → gate, and neither build nor push an image nor deploy anywhere; the previous output deployed
+    staging from every branch. (BranchConditionalScript.groovy compares BRANCH_NAME.)"""
+    events, _ = recorded
+    for variant in ("example", "credentials"):
+        ran = stages_that_run(events[(variant, "commit", 0, scenario)], SCENARIOS[scenario])
+        assert ran == ["On an agent: Validate to Deploy staging", "Checkout", "Set up Python", "Validate",
+                       "Train", "Evaluate", "Gate"], variant
+    ran = stages_that_run(events[("pipeline-job", "commit", 0, "single-branch-feature")],
+                          SCENARIOS["single-branch-feature"])
+    assert not any(t.startswith(("Deploy", "Approve", "Build", "Push")) for t in ran)
+
+
+def test_approval_holds_no_executor_and_has_its_own_timeout(recorded):
+    """The input waits in a stage without an agent under `agent none`, so no executor or workspace is held
+    (a pipeline-level agent holds one for the whole run: pipeline-model-definition ModelInterpreter); the
+    pipeline has no build-wide timeout that would cover the wait; the approval has its own timeout.
+    Milestones before and after: a build passing a milestone cancels older builds that have not passed it
+    (pipeline-milestone-step-plugin MilestoneStepExecution.tryToPass/cancelOldersInSight), so a newer
+    approved build supersedes older ones still waiting. `submitter` restricts who may approve (without it,
+    anyone with Job/BUILD may: pipeline-input-step-plugin InputStepExecution.java)."""
+    events, _ = recorded
+    commit = events[("credentials", "commit", 0)]
+    assert {"property": "none", "depth": 1} in commit
+    assert "timeout" not in _options(commit)
+    assert "disableConcurrentBuilds" not in _options(commit)  # later commits do not queue behind an approval
+    approval = _stage_node(commit, "Approve canary")
+    assert _calls_in(approval) == ["when", "steps"]  # no agent
+    steps = next(c for c in approval["children"] if c.get("call") == "steps")
+    assert _calls_in(steps) == ["milestone", "timeout", "milestone"]
+    first, timeout, second = [c for c in steps["children"] if "call" in c]
+    assert first["args"][0]["ordinal"] < second["args"][0]["ordinal"]
+    assert timeout["args"] == [{"time": 4, "unit": "HOURS"}]
+    assert [c["args"] for c in timeout["children"] if c.get("call") == "input"] == [
+        [{"message": "Deploy to canary?", "ok": "Deploy", "submitter": "alice,release-managers"}]]
+    production = _stage_node(commit, "Approve production")
+    ordinals = [c["args"][0]["ordinal"] for c in calls(commit, "milestone")]
+    assert ordinals == sorted(ordinals) and len(set(ordinals)) == len(ordinals) == 4
+    production_steps = next(c for c in production["children"] if c.get("call") == "steps")
+    assert [c["args"] for c in production_steps["children"] if c.get("call") == "timeout"] == [
+        [{"time": 24, "unit": "HOURS"}]]  # environments.production.approval_timeout_hours default
+    deploy = _stage_node(commit, "On an agent: Deploy canary")
+    assert _calls_in(deploy)[:3] == ["when", "agent", "options"]
+    when = next(c for c in deploy["children"] if c.get("call") == "when")
+    assert _calls_in(when)[0] == "beforeAgent"  # a branch that does not deploy takes no agent either
+    parts = [n for n in tree(commit)[0]["children"] if n.get("call") == "stages"][0]["children"]
+    for part in parts:
+        if part.get("call") == "stage" and "agent" in _calls_in(part):
+            options = next(c for c in part["children"] if c.get("call") == "options")
+            assert [c["args"] for c in options["children"] if c.get("call") == "timeout"] == [
+                [{"time": 60, "unit": "MINUTES"}]]
 
 
 def test_post_collects_junit_reports_artifacts_html_and_cleans_up(recorded):
     events, _ = recorded
     ev = events[("example", "commit", 0)]
-    assert calls(ev, "junit")[0]["args"] == [{"testResults": "reports/*.junit.xml", "allowEmptyResults": True}]
+    assert calls(ev, "junit")[0]["args"] == [
+        {"testResults": "reports/*.junit.xml", "allowEmptyResults": True}]
     assert calls(ev, "archiveArtifacts")[0]["args"][0]["artifacts"] == "reports/**"
     html = calls(ev, "publishHTML")[0]["args"][0]["target"]
-    assert html["reportDir"] == "reports" and html["reportFiles"] == "validate.html, evaluate.html, gate.html"
-    # A registry in the workspace survives the clean-up, so the next build's gate has its champion.
-    assert calls(ev, "cleanWs")[0]["args"] == [
-        {"notFailBuild": True, "patterns": [{"pattern": ".mlci/registry/**", "type": "EXCLUDE"}]}]
+    assert html["reportDir"] == "reports"
+    assert html["reportFiles"] == "validate.html, evaluate.html, gate.html, deploy-staging.html"
+    # Each environment's deploy writes its own reports (mlci.ops.deploy._finish), published by its part.
+    assert calls(ev, "junit")[1]["args"][0]["testResults"] == "reports/deploy-production.junit.xml"
     shared = events[("shared-registry", "commit", 0)]
     assert calls(shared, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
     assert not calls(events[("kubernetes-agent", "commit", 0)], "publishHTML")
 
 
 def test_agents_options_and_credentials(recorded):
+    """Kubernetes: without defaultContainer the steps run in the `jnlp` container, which has no Python
+    (kubernetes-plugin KubernetesDeclarativeAgentScript.groovy: `describable.defaultContainer ?: 'jnlp'`);
+    `yamlFile` is read relative to the repository root (readTrusted)."""
     events, _ = recorded
     assert calls(events[("example", "commit", 0)], "label")[0]["args"] == ["linux"]
-    assert {"property": "any", "depth": 1} in events[("agent-any", "commit", 0)]
+    assert {"property": "any", "depth": 3} in events[("agent-any", "commit", 0)]
     docker = events[("docker-agent", "commit", 0)]
     assert calls(docker, "image")[0]["args"] == ["registry.example.com/ml/py:3.11"]
+    assert calls(docker, "args")[0]["args"] == ["-v /var/run/docker.sock:/var/run/docker.sock --gpus all"]
     assert calls(docker, "label")[0]["args"] == ["docker"]
     kube = events[("kubernetes-agent", "commit", 0)]
     assert calls(kube, "yamlFile")[0]["args"] == ["ci/pod.yaml"]
+    assert calls(kube, "defaultContainer")[0]["args"] == ["mlci"]
+    assert calls(events[("kubernetes-agent", "nightly", 0)], "defaultContainer")[0]["args"] == ["mlci"]
     assert calls(kube, "timeout")[0]["args"] == [{"time": 5, "unit": "MINUTES"}]
     assert calls(kube, "logRotator")[0]["args"] == [{"numToKeepStr": "3"}]
     creds = events[("credentials", "commit", 0)]
@@ -279,12 +500,25 @@ def test_agents_options_and_credentials(recorded):
                        "passwordVariable": "MLCI_REGISTRY_PASSWORD"}
     push = [e["args"][0] for e in calls(creds, "sh") if "mlci push" in e["args"][0]][0]
     assert push.strip().startswith("set +x")
-    canary = stage_events(creds, "Deploy canary")
-    assert [e["call"] for e in canary if "call" in e][:3] == ["when", "beforeInput", "branch"]
-    assert calls(canary, "branch")[0]["args"] == ["release/1.x"]
-    assert calls(canary, "message")[0]["args"] == ["Deploy to canary?"]
+    canary = _stage_node(creds, "On an agent: Deploy canary")
+    when = next(c for c in canary["children"] if c.get("call") == "when")
+    assert [c["args"] for c in when["children"] if c.get("call") == "branch"] == [["release/1.x"]]
     no_image = [e["args"][0] for e in calls(events[("agent-any", "commit", 0)], "stage")]
     assert "Build image" not in no_image and not any(s.startswith("Deploy") for s in no_image)
+
+
+def test_a_stage_can_run_on_other_hardware(recorded):
+    """`jenkins.stage_agents.train.label: gpu` puts training on its own agent; the stages around it keep
+    the default agent, and every part checks out and installs mlci itself (workspaces are not shared)."""
+    events, _ = recorded
+    ev = events[("gpu-train", "commit", 0)]
+    parts = [e["args"][0] for e in ev if e.get("call") == "stage" and e["depth"] == 2]
+    assert parts[:3] == ["On an agent: Validate", "On an agent: Train", "On an agent: Evaluate to Deploy staging"]
+    train = _stage_node(ev, "On an agent: Train")
+    agent = next(c for c in train["children"] if c.get("call") == "agent")
+    assert [c["args"] for c in agent["children"] if c.get("call") == "label"] == [["gpu"]]
+    titles = [e["args"][0] for e in stage_events(ev, "On an agent: Train") if e.get("call") == "stage"]
+    assert titles == ["Checkout (2)", "Set up Python (2)", "Train"]
 
 
 def test_nightly_marks_drift_unstable_and_triggers_retraining(recorded):
@@ -322,11 +556,16 @@ def test_adversarial_values_round_trip_literally(recorded, index):
     reports = value.replace("\n", "_") if "/" not in value else "r"
     for kind, status in (("commit", 0), ("nightly", 1)):
         ev = events[(f"adversarial-{index}", kind, status)]
-        assert assigned(ev)["MLCI_INSTALL"] == value
+        env = assigned(ev)
+        assert (env["MLCI_INSTALL"], env["PIP_INDEX_URL"], env["MLFLOW_TRACKING_URI"]) == (value, value, value)
         assert calls(ev, "junit")[0]["args"][0]["testResults"] == f"{reports}/*.junit.xml"
-        for step in calls(ev, "sh"):  # the value reaches the shell only as $MLCI_INSTALL
-            script = step["args"][0] if isinstance(step["args"][0], str) else step["args"][0]["script"]
-            assert value not in script
+        assert calls(ev, "args")[0]["args"] == [value]  # docker agent `args`
+        assert calls(ev, "slackSend")[0]["args"][0]["channel"] == value
+        assert calls(ev, "mail")[0]["args"][0]["to"] == value
+        scripts = [script_of(step) for step in calls(ev, "sh")]
+        # The value reaches the shell only as an environment variable, except as the extra stage's own
+        # script, which is shell text by definition and arrives byte for byte.
+        assert [s for s in scripts if value in s] == ([value] if kind == "commit" else [])
     nightly = events[(f"adversarial-{index}", "nightly", 0)]
     assert calls(nightly, "cron")[0]["args"] == [value]
 
@@ -450,8 +689,15 @@ def test_every_template_expression_goes_through_a_groovy_filter():
             continue
         expressions += re.findall(r"\{\{(.*?)\}\}", template.read_text(), flags=re.S)
     assert expressions
+    macros = set(re.findall(r"\{% macro (\w+)\(", (TEMPLATES / "_macros.j2").read_text()))
+    assert {"agent_block", "sh_step", "notifications"} <= macros
+    # Allowed besides filtered values: the version, a block's indentation, and calls of the macros
+    # (whose own values are filtered; this test reads them too).
     unescaped = [e for e in expressions if not re.search(r"\|\s*groovy(_int)?\([^)]*\)\s*$", e)
-                 and e.strip() != "version"]
+                 and not re.search(r"\|\s*groovy_condition\s*$", e)
+                 and e.strip() not in ("version", "pad")
+                 and not re.fullmatch(rf"\s*m\.({'|'.join(macros)})\(.*\)\s*", e, flags=re.S)
+                 and not re.fullmatch(rf"\s*({'|'.join(macros)})\(.*\)\s*", e, flags=re.S)]
     assert unescaped == []
 
 
