@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -614,11 +615,24 @@ def test_adversarial_values_are_inert_in_the_shell(recorded, tmp_path, index):
     ("monitor", "retrain_job", "../other", "monitor.retrain_job"),
     ("jenkins", "install", "pip\x01", "jenkins.install"),
     ("jenkins", "agent", {"kubernetes_yaml": "../../outside.yaml"}, "jenkins.agent.kubernetes_yaml"),
+    ("jenkins", "agent", {"kubernetes_yaml": "ci/pod.yaml", "default_container": "mlci'){"},
+     "jenkins.agent.default_container"),
+    ("environments", "production", {"target": "docker", "approval": True, "approvers": ["alice", "bob, eve"]},
+     "environments.production.approvers"),
+    ("jenkins", "stage_agents", {"training": {"label": "gpu"}}, "jenkins.stage_agents.training"),
+    ("jenkins", "stage_agents", {"train": {"label": "gpu && !x"}}, "jenkins.stage_agents.train.label"),
+    ("jenkins", "extra_stages", [{"name": "x'); sh('id", "after": "gate", "sh": "true"}], "jenkins.extra_stages[0].name"),
+    ("jenkins", "extra_stages", [{"name": "Lint", "after": "deploy", "sh": "true"}], "jenkins.extra_stages[0].after"),
+    ("jenkins", "extra_stages", [{"name": "Gate", "before": "gate", "sh": "true"}], "jenkins.extra_stages[0].name"),
+    ("jenkins", "extra_stages", [{"name": "Lint", "sh": "true"}], "jenkins.extra_stages[0]:"),
+    ("jenkins", "notify", [{"when": "failure", "slack": "#a", "mail": "a@b"}], "jenkins.notify[0]:"),
+    ("jenkins", "notify", [{"when": "failure) { sh 'id' }; always(", "slack": "#a"}], "jenkins.notify[0].when"),
+    ("registry", "credentials", "x'), string(credentialsId:'prod-admin", "registry.credentials"),
 ])
 def test_bad_identifiers_are_refused_and_nothing_is_written(run_cli, tmp_path, section, key, value, message):
     config = base_config()
     target = config.setdefault(section, {})
-    target[key] = {**target.get(key, {}), **value} if isinstance(value, dict) else value
+    target[key] = {**(target.get(key) or {}), **value} if isinstance(value, dict) else value
     project = write_project(tmp_path / "project", config)
     code, out, err = run_cli("-C", project, "jenkinsfile")
     assert code == 2, err
@@ -728,3 +742,229 @@ def test_seed_jobs_compile_and_match_the_pipeline_layout(groovy):
     assert "[managed by mlci: project credit-risk]" in script
     assert "MLCI_REQUEST_ID" in script
     assert casc["jenkins"]["labelString"] == yaml.safe_load((EXAMPLE / "mlci.yaml").read_text())["jenkins"]["agent"]["label"]
+
+
+# ---- safe defaults, clean-up, registry, extensions, build page ------------------------------------------
+
+
+def test_a_new_project_installs_no_unpublished_package(recorded, tmp_path):
+    """Without `jenkins.install` the pipelines used to install `mlci==<version>` from the public index, a
+    name nobody publishes (a dependency-confusion risk). Now nothing is installed by name: the set-up step
+    stops with exit 2 and a message naming the key to set."""
+    events, _ = recorded
+    for kind in ("commit", "nightly"):
+        ev = events[("no-install", kind, 0)]
+        assert assigned(ev)["MLCI_INSTALL"] == ""
+        assert not any("mlci==" in json.dumps(e) for e in ev)
+    setup = next(script_of(e) for e in calls(events[("no-install", "commit", 0)], "sh")
+                 if "$MLCI_INSTALL" in script_of(e))
+    stub = _stub_bin(tmp_path)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MLCI_")}, "MLCI_INSTALL": "",
+           "PATH": f"{stub}:{os.environ['PATH']}", "HOME": str(tmp_path), "ARGS_FILE": str(tmp_path / "args")}
+    proc = subprocess.run(["bash", "-c", setup], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "jenkins.install is not set" in proc.stderr and "docs/jenkins.md" in proc.stderr
+    assert not (tmp_path / "args").exists()  # pip never ran
+    assert assigned(events[("example", "commit", 0)]).get("PIP_INDEX_URL") is None
+
+
+def _ant_regex(pattern: str) -> re.Pattern:
+    """An Ant pattern as DirectoryScanner matches it (`**` any directories, `*` within one name)."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def _clean_workspace(workspace: Path, arguments: dict) -> None:
+    """What cleanWs(patterns, deleteDirs) deletes: ws-cleanup Cleanup.java scans with a raw Ant
+    DirectoryScanner (no `addDefaultExcludes`, so `.git` is not excluded by default), includes default
+    to `**/*`, and deletes every included file (and directory only with deleteDirs)."""
+    patterns = arguments.get("patterns", [])
+    includes = [_ant_regex(p["pattern"]) for p in patterns if p["type"] == "INCLUDE"] or [_ant_regex("**/*")]
+    excludes = [_ant_regex(p["pattern"]) for p in patterns if p["type"] == "EXCLUDE"]
+    for path in sorted(workspace.rglob("*"), reverse=True):
+        relative = path.relative_to(workspace).as_posix()
+        chosen = any(r.fullmatch(relative) for r in includes) and not any(r.fullmatch(relative) for r in excludes)
+        if chosen and path.is_file():
+            path.unlink()
+        elif chosen and path.is_dir() and arguments.get("deleteDirs"):
+            shutil.rmtree(path)
+
+
+def test_cleanup_never_breaks_the_repository_and_keeps_a_workspace_registry(recorded, tmp_path):
+    """The old `cleanWs(patterns: [[pattern: '<registry>/**', type: 'EXCLUDE']])` deleted every file
+    inside `.git` (ws-cleanup Cleanup.java); the next `checkout scm` then found a corrupt repository and
+    re-cloned over the workspace, registry included (git-plugin GitSCM.java, git-client CliGitAPIImpl)."""
+    events, _ = recorded
+    git = {"env": {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                   "GIT_COMMITTER_EMAIL": "t@t"}, "capture_output": True, "text": True, "timeout": 30}
+    for kind in ("commit", "nightly"):
+        arguments = calls(events[("example", kind, 0)], "cleanWs")
+        assert arguments
+        for cleanup in arguments:
+            workspace = tmp_path / f"{kind}-{len(list(tmp_path.iterdir()))}"
+            workspace.mkdir()
+            subprocess.run(["git", "init", "-q", str(workspace)], check=True, **git)
+            (workspace / "mlci.yaml").write_text("project: x\n")
+            subprocess.run(["git", "-C", str(workspace), "add", "."], check=True, **git)
+            subprocess.run(["git", "-C", str(workspace), "commit", "-qm", "x"], check=True, **git)
+            (workspace / ".mlci/registry/v1").mkdir(parents=True)
+            (workspace / ".mlci/registry/v1/model.skops").write_text("model")
+            (workspace / "reports").mkdir()
+            (workspace / "reports/gate.json").write_text("{}")
+            _clean_workspace(workspace, cleanup["args"][0])
+            assert subprocess.run(["git", "-C", str(workspace), "rev-parse", "--verify", "HEAD"], **git).returncode == 0
+            assert (workspace / ".mlci/registry/v1/model.skops").exists()
+            assert not (workspace / "reports/gate.json").exists()
+
+
+def test_mlflow_registry_and_credentials_reach_only_the_steps_that_use_them(recorded):
+    """MLflow reads MLFLOW_TRACKING_URI and MLFLOW_TRACKING_USERNAME/PASSWORD from the environment; the
+    credentials are bound by id with withCredentials around each `sh` that opens the registry (not
+    around validate, set-up or checkout), and the nightly job reads the same registry: nothing of the
+    commit job's workspace."""
+    events, _ = recorded
+    mlflow_binding = {"credentialsId": "mlflow-ci", "usernameVariable": "MLFLOW_TRACKING_USERNAME",
+                      "passwordVariable": "MLFLOW_TRACKING_PASSWORD"}
+    for kind in ("commit", "nightly"):
+        ev = events[("mlflow", kind, 0)]
+        assert assigned(ev)["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com"
+        assert calls(ev, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
+        wrapped = []
+        for node, bindings in _credential_blocks(tree(ev)):
+            if True:
+                scripts = [script_of(c) for c in _all_nodes(node["children"]) if c.get("call") == "sh"]
+                assert bindings[0] == mlflow_binding and len(scripts) == 1
+                wrapped.append((scripts[0].replace("set +x\n", ""), len(bindings)))
+        unwrapped = [script_of(e) for e in calls(ev, "sh") if script_of(e).replace("set +x\n", "")
+                     not in [w for w, _ in wrapped]]
+        if kind == "commit":
+            assert wrapped == [(".venv/bin/mlci train", 1), (".venv/bin/mlci evaluate", 1), (".venv/bin/mlci gate", 1),
+                               (".venv/bin/mlci build", 1), (".venv/bin/mlci push", 2),
+                               ('.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"', 1),
+                               ('.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"', 1)]
+            assert ".venv/bin/mlci validate" in unwrapped
+        else:
+            assert wrapped == [(".venv/bin/mlci monitor", 1)]
+        assert all("MLFLOW_TRACKING_PASSWORD" not in s for s in unwrapped)
+    assert "MLFLOW_TRACKING_URI" not in assigned(events[("example", "commit", 0)])
+
+
+def _credential_blocks(nodes: list[dict]):
+    """(withCredentials node, its usernamePassword bindings): Groovy evaluates the binding list first,
+    so the bindings are the calls just before the block, at its depth."""
+    pending: list[dict] = []
+    for node in nodes:
+        if node.get("call") == "usernamePassword":
+            pending.append(node["args"][0])
+            continue
+        if node.get("call") == "withCredentials":
+            yield node, pending
+        pending = []
+        yield from _credential_blocks(node.get("children", []))
+
+
+def _all_nodes(nodes: list[dict]):
+    for node in nodes:
+        yield node
+        yield from _all_nodes(node.get("children", []))
+
+
+def test_extra_stages_and_notifications_from_the_config(recorded):
+    """Teams add stages and `post` messages in mlci.yaml instead of editing the generated file: stage
+    names are allow-listed, the shell text is one single-quoted `sh` literal, the conditions come from
+    declarative's post conditions (pipeline-model-definition BuildCondition), and the messages are
+    sent by `slackSend` (slack plugin) or `mail` (mailer plugin), neither of which needs an agent."""
+    events, _ = recorded
+    ev = events[("extensions", "commit", 0)]
+    titles = [e["args"][0] for e in ev if e.get("call") == "stage"]
+    assert titles[1:9] == ["Checkout", "Set up Python", "Lint", "Validate", "Train", "Evaluate", "Gate",
+                           "Notebook-report"]
+    assert [script_of(c) for c in calls(stage_events(ev, "Lint"), "sh")] == ["ruff check ."]
+    root = tree(ev)[0]
+    post = [c for c in root["children"] if c.get("call") == "post"]
+    assert len(post) == 1
+    conditions = [c["call"] for c in post[0]["children"] if "call" in c]
+    assert conditions == ["always", "fixed", "failure"]
+    slack = calls(ev, "slackSend")
+    assert [s["args"][0]["channel"] for s in slack] == ["#ml-log", "#ml-ci"]
+    assert slack[0]["args"][0]["message"].startswith("mlci credit-risk: ")
+    assert calls(ev, "mail")[0]["args"][0]["to"] == "ml@example.com"
+    nightly = events[("extensions", "nightly", 0)]
+    assert [s["args"][0]["channel"] for s in calls(nightly, "slackSend")] == ["#ml-log", "#ml-ci"]
+    assert not calls(events[("example", "commit", 0)], "slackSend")
+
+
+def test_the_build_page_shows_the_gate_verdict(recorded):
+    """`currentBuild.description` is set from `mlci jenkins describe` (RunWrapper.setDescription)."""
+    events, _ = recorded
+    ev = events[("example", "commit", 0)]
+    assert [e["value"] for e in ev if e.get("assign") == "currentBuild.description"] == [DEFAULT_ENV["SH_STDOUT"]]
+    describe = [e for e in calls(ev, "sh") if "describe" in script_of(e)]
+    assert describe[0]["args"][0]["returnStdout"] is True
+    part = _stage_node(ev, "On an agent: Validate to Deploy staging")
+    assert any(e.get("assign") == "currentBuild.description" for e in _all_nodes(part["children"]))
+
+
+def test_describe_formats_the_gate_report(run_cli, tmp_path):
+    from mlci.ops.jenkinsfiles import describe_gate
+
+    report = {"kind": "gate", "details": {"challenger": "v3"}, "checks": [
+        {"name": "roc_auc >= 0.7", "status": "pass", "value": 0.74312, "group": "threshold"},
+        {"name": "roc_auc vs champion, max drop 0.01", "status": "pass", "value": 0.001, "group": "champion",
+         "details": {"challenger": 0.74312, "champion": 0.736, "delta": 0.00712}},
+        {"name": "accuracy[region=east] >= 0.65", "status": "warn", "value": 0.6, "group": "threshold"}]}
+    assert describe_gate(report) == "v3 roc_auc 0.743 Δ+0.007 PASSED, 1 warning"
+    report["checks"][1]["status"] = "fail"
+    assert describe_gate(report) == "v3 roc_auc 0.743 Δ+0.007 FAILED: roc_auc vs champion, max drop 0.01"
+    assert describe_gate({"details": {"challenger": "v1"}, "checks": []}) == "v1 PASSED"
+    project = write_project(tmp_path / "p", base_config())
+    assert run_cli("-C", project, "jenkins", "describe")[:2] == (0, "")
+    (project / "reports").mkdir()
+    (project / "reports" / "gate.json").write_text(json.dumps(report))
+    code, out, err = run_cli("-C", project, "jenkins", "describe")
+    assert (code, out.strip()) == (0, "v3 roc_auc 0.743 Δ+0.007 FAILED: roc_auc vs champion, max drop 0.01"), err
+    (project / "reports" / "gate.json").write_text("{not json")
+    code, out, err = run_cli("-C", project, "jenkins", "describe")
+    assert code == 2 and "gate.json" in err and "Traceback" not in err
+
+
+def test_junit_class_names_keep_file_names_whole():
+    """The junit plugin splits a class name at its LAST dot into package and class
+    (junit-plugin CaseResult.getPackageName): `mlci.validate.data/train.csv` showed as class `csv`."""
+    import xml.etree.ElementTree as ET
+
+    from mlci.core.reports import Check, Report, junit_xml
+
+    report = Report(kind="validate", checks=[Check("rows: count", True, group="data/train.csv")])
+    case = ET.fromstring(junit_xml(report)).find(".//testcase")
+    package, _, name = case.get("classname").rpartition(".")
+    assert (package, name) == ("mlci.validate", "data/train_csv")
+
+
+def test_each_environment_writes_its_own_deploy_reports(tmp_path):
+    """Staging and production deploy in one build; a shared `reports/deploy.*` let the second overwrite
+    the first's JUnit results."""
+    from mlci.core.reports import Check, Report
+    from mlci.ops import deploy
+
+    project = load_project(write_project(tmp_path / "p", base_config()))
+    for env in ("staging", "production"):
+        report = Report(kind="deploy", details={"env": env, "version": 1})
+        report.add(Check("switch", env == "staging", "x"))
+        deploy._finish(project, report)
+    reports = project.reports_dir
+    assert sorted(p.name for p in reports.iterdir()) == [
+        f"deploy-{env}.{ext}" for env in ("production", "staging") for ext in ("html", "json", "junit.xml")]
+    assert json.loads((reports / "deploy-staging.json").read_text())["ok"] is True
+    assert json.loads((reports / "deploy-production.json").read_text())["ok"] is False

@@ -223,7 +223,10 @@ def _insert_extra_stages(project: Project, steps: list[dict]) -> None:
     taken = {step["title"] for step in steps} | {"Checkout", "Set up Python"}
     for index, extra in enumerate(project.config.jenkins.extra_stages):
         key = f"jenkins.extra_stages.{index}"
-        title = require_identifier(extra.name, key=f"{key}.name")
+        try:
+            title = require_identifier(extra.name, key=f"{key}.name")
+        except ConfigError as error:  # located by config_issue, like the checks below
+            raise config_issue(project.document, f"{key}.name", error.issues[0].message, error.issues[0].hint) from None
         anchor = extra.before or extra.after
         place = [i for i, step in enumerate(steps) if step.get("agent_key") == anchor and step["key"] == "stage"]
         if title in taken:
