@@ -968,3 +968,26 @@ def test_each_environment_writes_its_own_deploy_reports(tmp_path):
         f"deploy-{env}.{ext}" for env in ("production", "staging") for ext in ("html", "json", "junit.xml")]
     assert json.loads((reports / "deploy-staging.json").read_text())["ok"] is True
     assert json.loads((reports / "deploy-production.json").read_text())["ok"] is False
+
+
+def test_the_documented_pod_template_runs_steps_with_python_and_a_private_docker_engine():
+    """docs/jenkins.md's pod template is a valid Pod (Kubernetes schema, strict), its container named
+    like `jenkins.agent.default_container`'s default runs the steps (kubernetes-plugin
+    KubernetesDeclarativeAgentScript.groovy would use `jnlp` otherwise) and reaches the Docker-in-Docker
+    sidecar through a unix socket in a shared emptyDir, not over the pod network."""
+    import kubernetes_validate
+
+    from mlci.core.config import JenkinsAgent
+
+    text = (REPO / "docs" / "jenkins.md").read_text()
+    pod = yaml.safe_load(re.search(r"```yaml\n(# ci/pod.yaml.*?)```", text, flags=re.S).group(1))
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    steps = containers[JenkinsAgent().default_container]
+    assert "python" in steps["image"]
+    socket = {e["name"]: e["value"] for e in steps["env"]}["DOCKER_HOST"]
+    assert socket.startswith("unix://")
+    engine = next(c for name, c in containers.items() if name != JenkinsAgent().default_container)
+    assert f"--host={socket}" in engine["args"] and not engine.get("ports")
+    shared = {m["name"] for m in steps["volumeMounts"]} & {m["name"] for m in engine["volumeMounts"]}
+    assert [v for v in pod["spec"]["volumes"] if v["name"] in shared] == [{"name": "docker-socket", "emptyDir": {}}]
