@@ -842,10 +842,9 @@ def test_mlflow_registry_and_credentials_reach_only_the_steps_that_use_them(reco
         assert calls(ev, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
         wrapped = []
         for node, bindings in _credential_blocks(tree(ev)):
-            if True:
-                scripts = [script_of(c) for c in _all_nodes(node["children"]) if c.get("call") == "sh"]
-                assert bindings[0] == mlflow_binding and len(scripts) == 1
-                wrapped.append((scripts[0].replace("set +x\n", ""), len(bindings)))
+            scripts = [script_of(c) for c in _all_nodes(node["children"]) if c.get("call") == "sh"]
+            assert bindings[0] == mlflow_binding and len(scripts) == 1
+            wrapped.append((scripts[0].replace("set +x\n", ""), len(bindings)))
         unwrapped = [script_of(e) for e in calls(ev, "sh") if script_of(e).replace("set +x\n", "")
                      not in [w for w, _ in wrapped]]
         if kind == "commit":

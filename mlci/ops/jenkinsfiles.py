@@ -280,8 +280,7 @@ def _finish_part(project: Project, part: dict, number: int, root: Path) -> None:
     """Title, set-up stages, reports and condition of one run of steps on an agent."""
     stages = part["stages"]
     titles = [stage["title"] for stage in stages]
-    part["title"] = titles[0] if len(titles) == 1 else f"{titles[0]} to {titles[-1]}"
-    part["title"] = f"On an agent: {part['title']}"
+    part["title"] = "On an agent: " + (titles[0] if len(titles) == 1 else f"{titles[0]} to {titles[-1]}")
     suffix = "" if number == 1 else f" ({number})"
     part["checkout_title"], part["setup_title"] = f"Checkout{suffix}", f"Set up Python{suffix}"
     commands = {stage["agent_key"] for stage in stages if not stage.get("extra")}
