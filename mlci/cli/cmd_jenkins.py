@@ -183,3 +183,18 @@ def _optional_project(app: AppContext):
 
     config = app.config_file or app.root / CONFIG_FILE
     return app.project() if Path(config).exists() else None
+
+
+@jenkins.command()
+@pass_app
+def describe(app: AppContext) -> int:
+    """Print the build page's one-line verdict from the gate report, e.g. `v3 roc_auc 0.743 Δ+0.007 PASSED`.
+
+    The commit pipeline sets `currentBuild.description` from it. Prints nothing when there is no
+    gate report yet. Exit 0, 2 unreadable report.
+    """
+    from mlci.ops import jenkinsfiles
+
+    line = jenkinsfiles.build_description(app.project())
+    emit(app, {"description": line}, lambda r: r["description"])
+    return 0
