@@ -125,7 +125,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert _registry(directory).alias_of("staging") == 1
     code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
     assert code == 2 and "no previous deployment" in err
-    assert (directory / "reports" / "rollback.junit.xml").exists()
+    assert (directory / "reports" / "rollback-staging.junit.xml").exists()  # one set per environment
 
 
 def test_local_target_runs_background_servers_and_switches_versions(delivered, run_cli):

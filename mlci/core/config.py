@@ -159,7 +159,11 @@ class Environment:
     cpu: str = opt("500m", help="kubernetes cpu request")
     memory: str = opt("512Mi", help="kubernetes memory request")
     approval: bool = opt(False, help="the Jenkins pipeline asks for approval before deploying here")
-    branch: str | None = opt(None, help="deploy only from this branch (Jenkins `when { branch }`)")
+    approvers: list[str] = opt(list, help="Jenkins users or groups who may approve (input `submitter`; "
+                               "default: anyone who may build the job)")
+    approval_timeout_hours: int = opt(24, min=1, max=720, help="hours an approval waits before the build "
+                                      "is aborted (no executor is held while it waits)")
+    branch: str | None = opt(None, help="deploy only from this branch (default: jenkins.branch)")
     smoke_rows: int = opt(5, min=0, max=1000, help="holdout rows sent to /predict before the switch (0: none)")
     kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
     predictions_claim: str | None = opt(None, pattern=IDENTIFIER, help="kubernetes PersistentVolumeClaim for the "
@@ -224,7 +228,39 @@ class MonitorSection:
 class JenkinsAgent:
     label: str | None = opt(None, pattern=IDENTIFIER, help="agent label")
     docker_image: str | None = opt(None, help="run the pipeline inside this image")
-    kubernetes_yaml: str | None = opt(None, help="pod template file for the Kubernetes plugin")
+    docker_args: str | None = opt(None, help="extra `docker run` arguments of the docker agent, e.g. "
+                                  "'-v /var/run/docker.sock:/var/run/docker.sock' or '--gpus all'")
+    kubernetes_yaml: str | None = opt(None, help="pod template file for the Kubernetes plugin, relative to the project")
+    default_container: str = opt("mlci", pattern=IDENTIFIER, help="container of the pod template that runs "
+                                 "the steps (it needs Python 3); the plugin's default would be 'jnlp'")
+
+
+@section
+class ExtraStage:
+    """A stage of your own, run on the same agent as the stage it is placed before or after."""
+
+    name: str = opt(help="stage title (letters, digits, '.', '_', '-')")
+    before: str | None = opt(None, help="put it before this stage: validate, train, evaluate, gate, build or push")
+    after: str | None = opt(None, help="put it after this stage: validate, train, evaluate, gate, build or push")
+    sh: str = opt(help="shell script, run as a single-quoted `sh` step")
+
+    def check(self):
+        if (self.before is None) == (self.after is None):
+            yield (), "an extra stage needs exactly one of `before` and `after`", "e.g. `after: gate`"
+
+
+@section
+class Notification:
+    """A message sent from the pipeline's `post` section."""
+
+    when: Literal["always", "success", "failure", "unstable", "fixed", "regression", "aborted", "changed"] = opt(
+        "failure", help="the post condition that sends it")
+    slack: str | None = opt(None, help="Slack channel (Slack Notification plugin `slackSend`)")
+    mail: str | None = opt(None, help="e-mail recipients (Mailer plugin `mail`)")
+
+    def check(self):
+        if (self.slack is None) == (self.mail is None):
+            yield (), "a notification needs exactly one of `slack` and `mail`", "e.g. `slack: '#ml-ci'`"
 
 
 @section
@@ -241,11 +277,18 @@ class JenkinsSection:
     scm_credentials: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins credentials id for checking out scm_url")
     branch: str = opt("main", help="branch that deploys to production")
     agent: JenkinsAgent = opt(JenkinsAgent, help="where the pipeline runs")
-    timeout_minutes: int = opt(60, min=1, help="pipeline timeout")
+    stage_agents: dict[str, JenkinsAgent] = opt(dict, help="another agent for a stage that needs other hardware, "
+                                                "e.g. `train: {label: gpu}` (validate, train, evaluate, gate, build, push, deploy)")
+    extra_stages: list[ExtraStage] = opt(list, help="stages of your own around the generated ones")
+    notify: list[Notification] = opt(list, help="Slack or e-mail messages from the pipelines' `post` section")
+    timeout_minutes: int = opt(60, min=1, help="timeout of each part of a build that holds an agent "
+                               "(approvals have their own)")
     keep_builds: int = opt(30, min=1, help="builds kept by buildDiscarder")
     publish_html: bool = opt(True, help="publish HTML reports (HTML Publisher plugin)")
-    install: str | None = opt(None, help="pip requirement that installs mlci on the agent, e.g. '.' or "
-                              "'mlci==0.1.0' (default: the mlci version that generated the pipeline)")
+    install: str | None = opt(None, help="pip requirement that installs mlci on the agent: '.' (this repository), "
+                              "a pinned git URL or wheel, or a version with `index_url` (no default: the build "
+                              "stops with a message until it is set)")
+    index_url: str | None = opt(None, help="the only package index pip may use on the agent (PIP_INDEX_URL)")
     request_timeout: float = opt(30.0, min=1, help="seconds per Jenkins API call")
 
 

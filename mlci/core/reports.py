@@ -109,7 +109,9 @@ def junit_xml(report: Report, *, suite: str | None = None, duration: float = 0.0
                          errors="0", skipped=str(sum(c.skipped for c in report.checks)),
                          time=f"{duration:.3f}")
     for check in report.checks:
-        classname = f"{suite_name}.{check.group}" if check.group else suite_name
+        # The junit plugin splits a class name at its last dot into package and class
+        # (junit-plugin CaseResult.getPackageName): a group like `data/train.csv` must not hold one.
+        classname = f"{suite_name}.{check.group.replace('.', '_')}" if check.group else suite_name
         case = ET.SubElement(node, "testcase", name=check.name, classname=classname, time="0")
         text = check.message or ""
         if check.value is not None or check.threshold is not None:

@@ -400,7 +400,10 @@ def rollback(project: Project, *, env_name: str, on_line: LineSink = lambda s: N
 
 
 def _finish(project: Project, report: Report) -> Report:
-    write_report(report, project.reports_dir, html=render("reports/delivery.html.j2", title=f"mlci {report.kind}",
+    """``reports/<deploy|rollback>-<env>.*``: one set per environment, so a production deploy in the same
+    build does not overwrite staging's JUnit results."""
+    name = f"{report.kind}-{report.details['env']}"
+    write_report(report, project.reports_dir, name, html=render("reports/delivery.html.j2", title=f"mlci {report.kind}",
                                                           ok=report.ok, report=report))
     return report
 

@@ -21,7 +21,7 @@ from mlci.core.config import CONFIG_FILE, Project
 from mlci.core.groovy import groovy_int, groovy_literal, require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
 from mlci.core.yamlsrc import config_issue
-from mlci.errors import ConfigError, UsageError
+from mlci.errors import ConfigError, ConfigIssue, UsageError
 from mlci.ops.deliver.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
 from mlci.ops.reporting.render import register_filter, render
 
@@ -33,6 +33,19 @@ NIGHTLY_HTML = ("monitor.html",)
 
 register_filter("groovy", groovy_literal)
 register_filter("groovy_int", groovy_int)
+
+
+def _post_condition(name: str) -> str:
+    """A declarative ``post`` condition name, emitted as code: allow-listed, never escaped."""
+    if name not in POST_CONDITIONS:
+        raise ConfigError([ConfigIssue(f"'{name}' is not a post condition", path="jenkins.notify",
+                                       hint=", ".join(POST_CONDITIONS))])
+    return name
+
+
+register_filter("groovy_condition", _post_condition)
+# A macro's block ends with a newline; the line that calls it supplies its own.
+register_filter("chomp", lambda text: text.rstrip("\n"))
 
 
 def repository_root(project: Project) -> Path:
@@ -126,47 +139,217 @@ def report_html(report: Report, title: str, subtitle: str) -> str:
     return render("jenkins/report.html.j2", report=report, title=title, subtitle=subtitle, ok=report.ok)
 
 
+STAGE_KEYS = ("validate", "train", "evaluate", "gate", "build", "push", "deploy")
+POST_CONDITIONS = ("always", "changed", "fixed", "regression", "aborted", "success", "unstable", "failure")
+MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
+# Commands that open the model registry, so they get the MLflow credentials when there are any.
+REGISTRY_COMMANDS = ("train", "evaluate", "gate", "build", "push", "deploy", "monitor")
+
+
 def _context(project: Project) -> dict:
     config = project.config
     jenkins = config.jenkins
     root = repository_root(project)
-    agent = jenkins.agent
-    _check_agent(project)
+    _check_agent(project, jenkins.agent, "jenkins.agent")
     return {
         "version": __version__,
         "config_path": _inside(project, project.config_path, root, "config"),
         "project_dir": _inside(project, project.root, root, "project directory"),
         "config_override": _config_override(project, root),
-        "install": jenkins.install or f"mlci=={__version__}",
-        "agent": {
-            "label": agent.label and require_identifier(agent.label, key="jenkins.agent.label"),
-            "docker_image": agent.docker_image and require_identifier(
-                agent.docker_image, key="jenkins.agent.docker_image", kind="image"),
-            "kubernetes_yaml": agent.kubernetes_yaml and _inside(
-                project, project.path(agent.kubernetes_yaml), root, "jenkins.agent.kubernetes_yaml"),
-        },
+        "install": jenkins.install or "",
+        "index_url": jenkins.index_url,
+        "tracking_uri": config.registry.tracking_uri if config.registry.backend == "mlflow" else None,
+        "job_type": jenkins.job_type,
+        "agent": _agent(project, jenkins.agent, "jenkins.agent", root),
         "timeout_minutes": jenkins.timeout_minutes,
         "keep_builds": jenkins.keep_builds,
         "publish_html": jenkins.publish_html,
-        "stages": _commit_stages(project),
-        "image": config.image is not None,
-        "registry_credentials": config.image and config.image.registry_credentials and require_identifier(
-            config.image.registry_credentials, key="image.registry_credentials"),
-        "registry_user_env": REGISTRY_USER_ENV,
-        "registry_password_env": REGISTRY_PASSWORD_ENV,
-        "deployments": _deployments(project) if config.image is not None else [],
+        "parts": _commit_parts(project, root),
         "schedule": config.monitor.schedule,
         "retrain_job": config.monitor.retrain_job and require_job_path(
             config.monitor.retrain_job, key="monitor.retrain_job"),
+        "monitor": {"script": ".venv/bin/mlci monitor", "credentials": _credentials(project, "monitor")},
+        "notify": _notifications(project),
         **_report_patterns(project, root),
     }
 
 
-def _commit_stages(project: Project) -> list[dict]:
-    stages = list(COMMIT_STAGES)
-    if project.config.image is not None:
-        stages.append(("Build image", "build"))
-    return [{"title": title, "command": f".venv/bin/mlci {command}"} for title, command in stages]
+def _agent(project: Project, agent, key: str, root: Path) -> dict:
+    return {
+        "key": key,
+        "label": agent.label and require_identifier(agent.label, key=f"{key}.label"),
+        "docker_image": agent.docker_image and require_identifier(agent.docker_image, key=f"{key}.docker_image",
+                                                                  kind="image"),
+        "docker_args": agent.docker_args,
+        "kubernetes_yaml": agent.kubernetes_yaml and _inside(project, project.path(agent.kubernetes_yaml), root,
+                                                             f"{key}.kubernetes_yaml"),
+        "default_container": require_identifier(agent.default_container, key=f"{key}.default_container"),
+    }
+
+
+def _credentials(project: Project, command: str) -> list[dict]:
+    """The username/password bindings a command's ``sh`` step needs (MLflow, the image registry)."""
+    config = project.config
+    out = []
+    if command in REGISTRY_COMMANDS and config.registry.backend == "mlflow" and config.registry.credentials:
+        out.append({"id": require_identifier(config.registry.credentials, key="registry.credentials"),
+                    "key": "registry.credentials", "user": MLFLOW_USER_ENV, "password": MLFLOW_PASSWORD_ENV})
+    if command == "push" and config.image is not None and config.image.registry_credentials:
+        out.append({"id": require_identifier(config.image.registry_credentials, key="image.registry_credentials"),
+                    "key": "image.registry_credentials", "user": REGISTRY_USER_ENV, "password": REGISTRY_PASSWORD_ENV})
+    return out
+
+
+def _commit_steps(project: Project) -> list[dict]:
+    """Every stage that runs on an agent, in order, with the agent key (``stage_agents``) it runs on."""
+    config = project.config
+    delivering = _delivery_condition(project, _delivery_branches(project))
+    stages = [{"title": title, "command": command, "condition": None} for title, command in COMMIT_STAGES]
+    if config.image is not None:
+        stages += [{"title": "Build image", "command": "build", "condition": delivering},
+                   {"title": "Push image", "command": "push", "condition": delivering}]
+    steps = [{"title": s["title"], "title_key": "stage", "agent_key": s["command"], "condition": s["condition"],
+              "key": "stage", "script": f".venv/bin/mlci {s['command']}", "env_name": None,
+              "credentials": _credentials(project, s["command"])} for s in stages]
+    _insert_extra_stages(project, steps)
+    for deploy in _deployments(project) if config.image is not None else []:
+        steps.append({**deploy, "title_key": "environments", "agent_key": "deploy", "key": "stage",
+                      "script": '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"',
+                      "credentials": _credentials(project, "deploy")})
+    return steps
+
+
+def _insert_extra_stages(project: Project, steps: list[dict]) -> None:
+    taken = {step["title"] for step in steps} | {"Checkout", "Set up Python"}
+    for index, extra in enumerate(project.config.jenkins.extra_stages):
+        key = f"jenkins.extra_stages.{index}"
+        try:
+            title = require_identifier(extra.name, key=f"{key}.name")
+        except ConfigError as error:  # located by config_issue, like the checks below
+            raise config_issue(project.document, f"{key}.name", error.issues[0].message, error.issues[0].hint) from None
+        anchor = extra.before or extra.after
+        place = [i for i, step in enumerate(steps) if step.get("agent_key") == anchor and step["key"] == "stage"]
+        if title in taken:
+            raise config_issue(project.document, f"{key}.name", f"stage name '{title}' is taken",
+                               "stage names must be unique in a pipeline")
+        if not place:
+            raise config_issue(project.document, f"{key}.{'before' if extra.before else 'after'}",
+                               f"no stage '{anchor}' in this pipeline",
+                               "use validate, train, evaluate, gate, or build/push with an image section")
+        taken.add(title)
+        at = place[0] if extra.before else place[0] + 1
+        steps.insert(at, {"title": title, "title_key": f"{key}.name", "agent_key": anchor, "key": f"{key}.sh",
+                          "condition": steps[place[0]]["condition"], "script": extra.sh, "env_name": None,
+                          "credentials": [], "extra": True})
+
+
+def _commit_parts(project: Project, root: Path) -> list[dict]:
+    """The commit pipeline's top-level stages: runs of steps on one agent, and approvals between them.
+
+    The pipeline has ``agent none``; an approval is a stage without an agent, so it holds no executor
+    and no workspace while it waits (pipeline-model-definition: ModelInterpreter runs a stage's steps
+    inside its own agent only). Each run of steps checks out and installs mlci again.
+    """
+    agents = _stage_agents(project, root)
+    parts: list[dict] = []
+    ordinal = 1
+    for step in _commit_steps(project):
+        if step.get("approval"):
+            parts.append(_approval_part(step, ordinal))
+            ordinal += 2
+        agent = agents.get(step["agent_key"], agents[None])
+        last = parts[-1] if parts else None
+        if last is None or last.get("approval") or last["agent"] != agent:
+            parts.append({"approval": False, "agent": agent, "stages": []})
+        parts[-1]["stages"].append(step)
+    runs = [part for part in parts if not part.get("approval")]
+    for number, part in enumerate(runs, start=1):
+        _finish_part(project, part, number, root)
+    return parts
+
+
+def _approval_part(step: dict, ordinal: int) -> dict:
+    name = step["env_name"]
+    return {"approval": True, "title": f"Approve {name}", "condition": step["condition"], "ordinal": ordinal,
+            "key": f"environments.{name}", "question": step["question"], "submitter": step["submitter"],
+            "timeout_hours": step["timeout_hours"], "waiting_label": f"{name}: waiting for approval",
+            "approved_label": f"{name}: approved"}
+
+
+def _finish_part(project: Project, part: dict, number: int, root: Path) -> None:
+    """Title, set-up stages, reports and condition of one run of steps on an agent."""
+    stages = part["stages"]
+    titles = [stage["title"] for stage in stages]
+    part["title"] = "On an agent: " + (titles[0] if len(titles) == 1 else f"{titles[0]} to {titles[-1]}")
+    suffix = "" if number == 1 else f" ({number})"
+    part["checkout_title"], part["setup_title"] = f"Checkout{suffix}", f"Set up Python{suffix}"
+    commands = {stage["agent_key"] for stage in stages if not stage.get("extra")}
+    reports = _inside(project, project.reports_dir, root, "reports")
+    if commands == {"deploy"}:
+        names = [stage["env_name"] for stage in stages]
+        part["junit_pattern"] = ",".join(f"{reports}/deploy-{name}.junit.xml" for name in names)
+        part["html_reports"] = [f"deploy-{name}.html" for name in names]
+    else:
+        part["junit_pattern"] = f"{reports}/*.junit.xml"
+        part["html_reports"] = [name for name in COMMIT_HTML if name.split(".")[0] in commands]
+        part["html_reports"] += [f"deploy-{s['env_name']}.html" for s in stages if s["agent_key"] == "deploy"]
+    part["html_name"] = "mlci reports" if number == 1 else f"mlci reports ({number})"
+    part["describes"] = "gate" in commands
+    conditions = [stage["condition"] for stage in stages]
+    part["condition"] = conditions[0] if conditions[0] and all(c == conditions[0] for c in conditions) else None
+    if part["condition"]:
+        for stage in stages:
+            stage["condition"] = None
+
+
+def _stage_agents(project: Project, root: Path) -> dict:
+    jenkins = project.config.jenkins
+    agents = {None: _agent(project, jenkins.agent, "jenkins.agent", root)}
+    for name, agent in jenkins.stage_agents.items():
+        key = f"jenkins.stage_agents.{name}"
+        if name not in STAGE_KEYS:
+            raise config_issue(project.document, key, f"'{name}' is not a stage of the commit pipeline",
+                               "use validate, train, evaluate, gate, build, push or deploy")
+        _check_agent(project, agent, key)
+        agents[name] = _agent(project, agent, key, root)
+    return agents
+
+
+def _delivery_branches(project: Project) -> list[tuple[str, str]]:
+    """(branch, config key) of every environment, without repeats; an image is built for these only."""
+    out: list[tuple[str, str]] = []
+    for name in project.config.environments:
+        branch = _environment_branch(project, name)
+        if branch[0] not in [b for b, _ in out]:
+            out.append(branch)
+    return out or [(require_identifier(project.config.jenkins.branch, key="jenkins.branch", kind="branch"),
+                    "jenkins.branch")]
+
+
+def _environment_branch(project: Project, name: str) -> tuple[str, str]:
+    """An environment deploys from its own ``branch``, else from ``jenkins.branch``: never from a pull
+    request or a feature branch."""
+    environment = project.config.environments[name]
+    branch, key = environment.branch, f"environments.{name}.branch"
+    if branch is None:
+        branch, key = project.config.jenkins.branch, "jenkins.branch"
+    return require_identifier(branch, key=key, kind="branch"), key
+
+
+def _delivery_condition(project: Project, branches: list[tuple[str, str]]) -> dict:
+    """How a stage is limited to ``branches``.
+
+    multibranch: ``when { branch }`` reads BRANCH_NAME, which the branch project sets (a pull request's
+    is ``PR-<n>``), else GIT_LOCAL_BRANCH (pipeline-model-definition: BranchConditionalScript.groovy).
+    pipeline: neither is set in a single-branch job with ``skipDefaultCheckout()`` (CheckoutScript.groovy
+    copies the checkout's variables to env only in the default checkout), so the generated Checkout stage
+    stores ``checkout scm``'s ``GIT_BRANCH`` (``origin/<branch>``, git-plugin GitSCM.buildEnvironment) in
+    MLCI_GIT_BRANCH and an ``expression`` compares it.
+    """
+    key = branches[0][1]
+    if project.config.jenkins.job_type == "multibranch":
+        return {"kind": "branch", "branches": [b for b, _ in branches], "key": key}
+    return {"kind": "expression", "names": [n for b, _ in branches for n in (b, f"origin/{b}")], "key": key}
 
 
 def _deployments(project: Project) -> list[dict]:
@@ -174,20 +357,28 @@ def _deployments(project: Project) -> list[dict]:
     out = []
     for name, environment in config.environments.items():
         require_identifier(name, key=f"environments.{name}")
-        branch, branch_key = environment.branch, f"environments.{name}.branch"
-        if branch is None and name == "production":
-            branch, branch_key = config.jenkins.branch, "jenkins.branch"
-        if branch is not None:
-            require_identifier(branch, key=branch_key, kind="branch")
-        out.append({"name": name, "title": f"Deploy {name}", "branch": branch, "branch_key": branch_key,
-                    "approval": environment.approval, "question": f"Deploy to {name}?"})
+        approvers = [require_identifier(user, key=f"environments.{name}.approvers")
+                     for user in environment.approvers]
+        out.append({"env_name": name, "title": f"Deploy {name}", "approval": environment.approval,
+                    "condition": _delivery_condition(project, [_environment_branch(project, name)]),
+                    "question": f"Deploy to {name}?", "submitter": ",".join(approvers) or None,
+                    "timeout_hours": environment.approval_timeout_hours})
     return out
 
 
-def _check_agent(project: Project) -> None:
-    agent = project.config.jenkins.agent
+def _notifications(project: Project) -> dict[str, list[dict]]:
+    """``{post condition: [message]}`` in the order Jenkins runs post conditions."""
+    out: dict[str, list[dict]] = {}
+    subject = f"mlci {project.config.project}: "
+    for index, note in enumerate(project.config.jenkins.notify):
+        out.setdefault(note.when, []).append({"slack": note.slack, "mail": note.mail, "subject": subject,
+                                              "key": f"jenkins.notify.{index}"})
+    return {condition: out[condition] for condition in POST_CONDITIONS if condition in out}
+
+
+def _check_agent(project: Project, agent, key: str) -> None:
     if agent.kubernetes_yaml and agent.docker_image:
-        raise config_issue(project.document, "jenkins.agent", "set docker_image or kubernetes_yaml, not both",
+        raise config_issue(project.document, key, "set docker_image or kubernetes_yaml, not both",
                            "a Kubernetes pod template names its own containers")
 
 
@@ -198,7 +389,15 @@ def _report_patterns(project: Project, root: Path) -> dict:
 
 
 def _kept_registry(project: Project, root: Path) -> str | None:
-    """The workspace clean-up pattern that keeps a registry living in the workspace; None for one outside."""
+    """The clean-up pattern that keeps a local registry living in the workspace; None otherwise.
+
+    ws-cleanup (Cleanup.java) scans with a raw Ant DirectoryScanner, without Ant's default excludes:
+    an EXCLUDE pattern for the registry alone would delete every file inside ``.git`` too, and the next
+    ``checkout scm`` would re-clone over the workspace, registry included. The template therefore
+    always excludes ``.git/**`` as well.
+    """
+    if project.config.registry.backend != "local":
+        return None
     relative = _relative_inside(project.registry_dir, root)
     return f"{relative}/**" if relative is not None else None
 
@@ -247,3 +446,52 @@ def _read(path: Path) -> str | None:
 def _display(path: Path) -> str:
     relative = os.path.relpath(path)
     return relative if not relative.startswith("..") else str(path)
+
+
+def build_description(project: Project) -> str:
+    """The one-line verdict a build page shows, from ``<reports>/gate.json``; '' without a gate report.
+
+    ``v3 roc_auc 0.743 Δ+0.007 PASSED``: the challenger, the first rule's metric, its value, the change
+    against the champion (when one was compared) and the verdict (``PASSED``, ``PASSED, 1 warning``,
+    ``FAILED: <first failed rule>``).
+    """
+    import json
+
+    try:
+        report = json.loads((project.reports_dir / "gate.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return ""
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{_display(project.reports_dir / 'gate.json')}: cannot read the gate report ({exc})",
+                         hint="run `mlci gate` again") from None
+    return describe_gate(report)
+
+
+def describe_gate(report: dict) -> str:
+    """Format a gate report (``Report.to_dict``) as one line; see ``build_description``."""
+    checks = [c for c in report.get("checks", []) if isinstance(c, dict)]
+    details = report.get("details") or {}
+    words = [str(details.get("challenger") or "")]
+    threshold = next((c for c in checks if c.get("group") == "threshold" and _is_number(c.get("value"))), None)
+    champion = next((c for c in checks if c.get("group") == "champion" and c.get("details")), None)
+    if threshold is not None:
+        words.append(f"{_metric(threshold['name'])} {threshold['value']:.3f}")
+    elif champion is not None and _is_number(champion["details"].get("challenger")):
+        words.append(f"{_metric(champion['name'])} {champion['details']['challenger']:.3f}")
+    if champion is not None and _is_number(champion["details"].get("delta")):
+        words.append(f"Δ{champion['details']['delta']:+.3f}")
+    failed = [c for c in checks if c.get("status") == "fail"]
+    warned = [c for c in checks if c.get("status") == "warn"]
+    if failed:
+        words.append(f"FAILED: {failed[0].get('name')}")
+    else:
+        words.append("PASSED" + (f", {len(warned)} warning{'s' if len(warned) > 1 else ''}" if warned else ""))
+    return " ".join(w for w in words if w).replace("\n", " ")[:200]
+
+
+def _metric(rule_name: object) -> str:
+    return str(rule_name).split()[0] if str(rule_name).strip() else "metric"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
