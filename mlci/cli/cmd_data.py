@@ -88,12 +88,11 @@ def _inputs(project, data: tuple[Path, ...], schema_file: Path | None) -> tuple[
     if project is None and (not data or schema_file is None):
         raise UsageError("no mlci.yaml here: give the DATA files and --schema",
                          hint="e.g. `mlci validate data.csv --schema schema.yaml`, or run in a project (-C DIR)")
-    if data:
-        files = list(data)
-    else:
-        section = project.config.data
-        files = [project.path(p) for p in (section.train, section.holdout) if p]
-    schema_path = schema_file or project.path(project.config.data.schema)
+    from mlci.ops.data.validate import validate_inputs
+
+    default_files, default_schema = validate_inputs(project) if project is not None else ([], None)
+    files = list(data) or default_files
+    schema_path = schema_file or default_schema
     return files, schema_path
 
 

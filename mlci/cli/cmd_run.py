@@ -5,43 +5,59 @@ from __future__ import annotations
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, log, style_status, table
-
-STAGE_NAMES = ("validate", "train", "evaluate", "gate", "build", "push", "deploy")
+from mlci.cli.output import emit, log, render_checks, style_status, table
+from mlci.core.stages import STAGE_NAMES
 
 
 @click.command()
 @click.option("--from", "start", type=click.Choice(STAGE_NAMES), help="First stage to run.")
 @click.option("--to", "stop", type=click.Choice(STAGE_NAMES), help="Last stage to run.")
+@click.option("--env", "env_name", help="Environment the deploy stage deploys to (default: the first of "
+                                        "`environments` in mlci.yaml).")
 @pass_app
-def run(app: AppContext, start: str | None, stop: str | None) -> int:
+def run(app: AppContext, start: str | None, stop: str | None, env_name: str | None) -> int:
     """Run validate, train, evaluate, gate, build, push, deploy in order (stages the project does not
     configure are skipped). Stops at the first failure and exits with that stage's code."""
-    import contextlib
-    import sys
-
-    from mlci.cli.main import run as invoke
     from mlci.ops.project.run import run_stages
 
-    # With --json, stdout carries the summary alone; the stages' own output goes to stderr.
-    stage_output = contextlib.redirect_stdout(sys.stderr) if app.json else contextlib.nullcontext()
-    with stage_output:
-        result = run_stages(project=app.project(), global_args=_global_args(app), start=start, stop=stop,
-                            invoke=invoke, on_stage=lambda stage: log(f"==> mlci {stage}"))
+    def show(outcome) -> None:
+        # With --json, stdout carries the summary alone; the stages' own output goes to stderr.
+        if outcome.error is not None:
+            from mlci.cli.main import print_error
+
+            print_error(outcome.error)
+        else:
+            click.echo(_stage_text(outcome.stage, outcome.output), err=app.json)
+
+    result = run_stages(project=app.project(), start=start, stop=stop, env_name=env_name,
+                        on_stage=lambda stage: log(f"==> mlci {stage}"), on_line=log, on_result=show)
     emit(app, result, _render)
     return result.exit_code
 
 
-def _global_args(app: AppContext) -> list[str]:
-    """The global options the stages inherit. Stages print text: --json applies to the summary only."""
-    args = []
-    if app.project_dir is not None:
-        args += ["-C", str(app.project_dir)]
-    if app.config_file is not None:
-        args += ["--config", str(app.config_file)]
-    if app.debug:
-        args.append("--debug")
-    return args
+def _stage_text(stage: str, output) -> str:
+    """A stage's result as its own command prints it."""
+    if stage == "validate":
+        from mlci.cli.cmd_data import render_validation
+
+        return render_validation(output)
+    if stage == "train":
+        from mlci.cli.cmd_model import _render_train
+
+        return _render_train(output)
+    if stage == "evaluate":
+        from mlci.cli.cmd_model import _render_evaluate
+
+        return _render_evaluate(output)
+    if stage == "gate":
+        from mlci.cli.cmd_model import _gate_title
+
+        return render_checks(output, title=_gate_title(output))
+    if stage == "build":
+        from mlci.cli.cmd_image import _timing
+
+        return render_checks(output) + "\n" + _timing(output.details)
+    return render_checks(output)
 
 
 def _render(result) -> str:

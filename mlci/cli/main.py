@@ -75,7 +75,7 @@ def run(argv: list[str] | None = None) -> int:
     except MlciError as exc:
         if debug:
             _print_traceback()
-        _print_error(exc)
+        print_error(exc)
         return exc.exit_code
     except BrokenPipeError:
         return 0
@@ -95,7 +95,7 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
-def _print_error(exc: MlciError) -> None:
+def print_error(exc: MlciError) -> None:
     lines = str(exc).splitlines() or [type(exc).__name__]
     for line in lines:
         click.echo(f"mlci: error: {line}", err=True)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlci.core.config import CsvOptions
+from mlci.core.config import CsvOptions, Project
 from mlci.core.dataschema import Column, DataSchema, load_schema
 from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
@@ -334,6 +334,12 @@ def _row_count_check(rows: int, schema: DataSchema, group: str) -> Check:
     bounds = f">= {low}" + (f" and <= {high}" if high is not None else "")
     return Check(name="rows: count", passed=passed, value=rows, threshold=bounds, group=group, rule="rows",
                  message="ok" if passed else f"{rows:,} rows, expected {bounds}")
+
+
+def validate_inputs(project: Project) -> tuple[list[Path], Path]:
+    """What ``mlci validate`` checks in a project by default: data.train and data.holdout, against data.schema."""
+    section = project.config.data
+    return [project.path(p) for p in (section.train, section.holdout) if p], project.path(section.schema)
 
 
 def validate(*, data: list[Path], schema_path: Path, csv: CsvOptions | None = None, batch_rows: int = 200_000,

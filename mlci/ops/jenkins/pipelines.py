@@ -20,6 +20,7 @@ from mlci.core.atomic import atomic_write_text
 from mlci.core.config import CONFIG_FILE, Project
 from mlci.core.groovy import groovy_int, groovy_literal, require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
+from mlci.core.stages import STAGE_NAMES, STAGES, skip_reason
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import ConfigError, ConfigIssue, UsageError
 from mlci.ops.deliver.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
@@ -27,7 +28,6 @@ from mlci.ops.reporting.render import register_filter, render
 
 PIPELINE_PATHS = {"commit": "Jenkinsfile", "nightly": "pipelines/nightly.Jenkinsfile"}
 TEMPLATES = {"commit": "jenkins/Jenkinsfile.commit.j2", "nightly": "jenkins/Jenkinsfile.nightly.j2"}
-COMMIT_STAGES = (("Validate", "validate"), ("Train", "train"), ("Evaluate", "evaluate"), ("Gate", "gate"))
 COMMIT_HTML = ("validate.html", "evaluate.html", "gate.html")
 NIGHTLY_HTML = ("monitor.html",)
 
@@ -139,7 +139,7 @@ def report_html(report: Report, title: str, subtitle: str) -> str:
     return render("jenkins/report.html.j2", report=report, title=title, subtitle=subtitle, ok=report.ok)
 
 
-STAGE_KEYS = ("validate", "train", "evaluate", "gate", "build", "push", "deploy")
+STAGE_KEYS = STAGE_NAMES
 POST_CONDITIONS = ("always", "changed", "fixed", "regression", "aborted", "success", "unstable", "failure")
 MLFLOW_USER_ENV, MLFLOW_PASSWORD_ENV = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 # Commands that open the model registry, so they get the MLflow credentials when there are any.
@@ -204,10 +204,9 @@ def _commit_steps(project: Project) -> list[dict]:
     """Every stage that runs on an agent, in order, with the agent key (``stage_agents``) it runs on."""
     config = project.config
     delivering = _delivery_condition(project, _delivery_branches(project))
-    stages = [{"title": title, "command": command, "condition": None} for title, command in COMMIT_STAGES]
-    if config.image is not None:
-        stages += [{"title": "Build image", "command": "build", "condition": delivering},
-                   {"title": "Push image", "command": "push", "condition": delivering}]
+    # deploy is one stage per environment (below); build and push run on delivery branches only
+    stages = [{"title": stage.title, "command": stage.name, "condition": delivering if stage.needs_image else None}
+              for stage in STAGES if not stage.needs_environment and skip_reason(stage, config) is None]
     steps = [{"title": s["title"], "title_key": "stage", "agent_key": s["command"], "condition": s["condition"],
               "key": "stage", "script": f".venv/bin/mlci {s['command']}", "env_name": None,
               "credentials": _credentials(project, s["command"])} for s in stages]
