@@ -25,7 +25,7 @@ def jenkinsfile(app: AppContext, pipeline: str, output: Path | None, check: bool
     Paths are relative to the git repository that holds the project. Exit 0 written or up to date,
     1 stale (--check), 2 configuration error.
     """
-    from mlci.ops.jenkins.server import pipelines as jenkinsfiles
+    from mlci.ops.jenkins import pipelines as jenkinsfiles
 
     project = app.project()
     if output is not None and str(output) == "-":
@@ -44,7 +44,7 @@ def jenkinsfile(app: AppContext, pipeline: str, output: Path | None, check: bool
 
 def _print_pipeline(project, pipeline: str) -> int:
     from mlci.errors import UsageError
-    from mlci.ops.jenkins.server import pipelines as jenkinsfiles
+    from mlci.ops.jenkins import pipelines as jenkinsfiles
 
     rendered = jenkinsfiles.render_pipelines(project, pipeline=pipeline)
     if len(rendered) != 1:
@@ -71,7 +71,7 @@ def sync(app: AppContext, dry_run: bool, prune: bool) -> int:
     """Create or update the commit job (a multibranch project, or a single-branch job with an SCM trigger)
     and the nightly job; unchanged jobs are not touched. Exit 2 when the registry is inside the workspace
     (each job has its own)."""
-    from mlci.ops.jenkins.server import server as ops
+    from mlci.ops.jenkins import server as ops
 
     project = app.project()
     result = ops.sync_jobs(project, ops.connect(project), dry_run=dry_run, prune=prune, log=log)
@@ -118,7 +118,7 @@ def build(app: AppContext, job: str, params: tuple[str, ...], follow: bool, time
     Exit 0 SUCCESS (or triggered, without --follow), 1 UNSTABLE or FAILURE, 130 ABORTED or cancelled
     in the queue, 3 Jenkins unreachable or refusing.
     """
-    from mlci.ops.jenkins.server import server as ops
+    from mlci.ops.jenkins import server as ops
 
     project = _optional_project(app)
     console = log if app.json else (lambda text: click.echo(text, nl=False))
@@ -144,7 +144,7 @@ def _render_build(result) -> str:
 def status(app: AppContext, job: str | None, limit: int) -> int:
     """The last builds of JOB (default: the project's commit and nightly jobs) and their results."""
     from mlci.errors import UsageError
-    from mlci.ops.jenkins.server import server as ops
+    from mlci.ops.jenkins import server as ops
 
     project = _optional_project(app)
     if job:
@@ -168,7 +168,7 @@ def lint(app: AppContext, file: Path, offline: bool) -> int:
 
     Exit 0 valid, 1 invalid, 3 no validator available or the server failed.
     """
-    from mlci.ops.jenkins.server import server as ops
+    from mlci.ops.jenkins import server as ops
 
     project = _optional_project(app)
     client = None if offline or not ops.jenkins_url(project) else ops.connect(project)
