@@ -34,7 +34,16 @@ class _DropHeaderLog(logging.Filter):
         return not str(record.msg).startswith("JENKINS_API_EXTRA_HEADERS")
 
 
-logging.getLogger().addFilter(_DropHeaderLog())
+_HEADER_LOG_FILTER = _DropHeaderLog()
+
+
+def drop_header_logs() -> None:
+    """Keep python-jenkins' header log line (it logs through the root logger) out of every log.
+
+    Installed by each client before it creates its python-jenkins server, not at import; idempotent."""
+    root = logging.getLogger()
+    if _HEADER_LOG_FILTER not in root.filters:
+        root.addFilter(_HEADER_LOG_FILTER)
 
 
 def redact_url(url: str) -> str:
@@ -76,6 +85,7 @@ class JenkinsClient:
 
     def __init__(self, url: str, *, user: str | None = None, token: str | None = None,
                  timeout: float = 30.0) -> None:
+        drop_header_logs()
         credentials = split_credentials(url, user, token)
         self.url = credentials.url
         self.timeout = timeout

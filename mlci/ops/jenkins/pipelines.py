@@ -24,15 +24,12 @@ from mlci.core.stages import STAGE_NAMES, STAGES, skip_reason
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import ConfigError, ConfigIssue, UsageError
 from mlci.ops.deliver.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
-from mlci.ops.reporting.render import register_filter, render
+from mlci.ops.reporting.render import render, render_with
 
 PIPELINE_PATHS = {"commit": "Jenkinsfile", "nightly": "pipelines/nightly.Jenkinsfile"}
 TEMPLATES = {"commit": "jenkins/Jenkinsfile.commit.j2", "nightly": "jenkins/Jenkinsfile.nightly.j2"}
 COMMIT_HTML = ("validate.html", "evaluate.html", "gate.html")
 NIGHTLY_HTML = ("monitor.html",)
-
-register_filter("groovy", groovy_literal)
-register_filter("groovy_int", groovy_int)
 
 
 def _post_condition(name: str) -> str:
@@ -43,9 +40,14 @@ def _post_condition(name: str) -> str:
     return name
 
 
-register_filter("groovy_condition", _post_condition)
-# A macro's block ends with a newline; the line that calls it supplies its own.
-register_filter("chomp", lambda text: text.rstrip("\n"))
+def _chomp(text: str) -> str:
+    """A macro's block ends with a newline; the line that calls it supplies its own."""
+    return text.rstrip("\n")
+
+
+# The filters of the Jenkinsfile templates: every user value reaches Groovy through one of them.
+GROOVY_FILTERS = (("groovy", groovy_literal), ("groovy_int", groovy_int), ("groovy_condition", _post_condition),
+                  ("chomp", _chomp))
 
 
 def repository_root(project: Project) -> Path:
@@ -69,8 +71,8 @@ def render_pipelines(project: Project, *, pipeline: str = "all") -> dict[str, st
     names = pipeline_names(pipeline)
     try:
         context = _context(project)
-        return {PIPELINE_PATHS[name]: render(TEMPLATES[name], **context,
-                                             html_reports=COMMIT_HTML if name == "commit" else NIGHTLY_HTML)
+        return {PIPELINE_PATHS[name]: render_with(GROOVY_FILTERS, TEMPLATES[name], **context,
+                                                  html_reports=COMMIT_HTML if name == "commit" else NIGHTLY_HTML)
                 for name in names}
     except ConfigError as error:
         raise _with_locations(project, error) from None

@@ -17,13 +17,7 @@ import jinja2
 
 from mlci.core import jsonvalue
 
-_FILTERS: dict[str, Callable[..., Any]] = {}
-
-
-def register_filter(name: str, function: Callable[..., Any]) -> None:
-    """Make ``function`` available to templates as ``{{ value | name }}``."""
-    _FILTERS[name] = function
-    _environment.cache_clear()
+Filters = tuple[tuple[str, Callable[..., Any]], ...]  # (name, function) pairs a template may use
 
 
 class _ResourceLoader(jinja2.BaseLoader):
@@ -48,8 +42,8 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+@lru_cache(maxsize=8)
+def _environment(filters: Filters = ()) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=_ResourceLoader(),
         undefined=jinja2.StrictUndefined,
@@ -60,13 +54,19 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["number"] = _number
     env.filters["json"] = lambda v: jsonvalue.dumps(v)
-    env.filters.update(_FILTERS)
+    env.filters.update(dict(filters))
     return env
 
 
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` with ``context``; unknown variables are errors, not blanks."""
     return _environment().get_template(template).render(**context)
+
+
+def render_with(filters: Filters, template: str, **context: Any) -> str:
+    """``render`` with extra template filters (``{{ value | name }}``), given by the caller: templates of
+    another language bring their escaping filters (Jenkinsfiles: ``groovy``); nothing is registered globally."""
+    return _environment(filters).get_template(template).render(**context)
 
 
 def template_text(name: str) -> str:
