@@ -187,3 +187,16 @@ def test_every_package_is_listed_for_the_wheel():
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(init.parent.relative_to(PACKAGE.parent).parts) for init in PACKAGE.rglob("__init__.py")}
     assert listed == found | {"mlci.templates"}
+
+
+# Modules that talk to the outside world: only adapters/ may import them (DESIGN.md: adapters own every
+# external call, each with a timeout). The model server's own HTTP stack (starlette, uvicorn) is serve's.
+EXTERNAL_CALLS = {"subprocess", "urllib.request", "http.client", "requests", "httpx", "docker", "jenkins",
+                  "mlflow"}
+
+
+@pytest.mark.parametrize("layer", ["cli", "core", "ml", "ops", "serve"])
+def test_external_calls_live_in_adapters(layer):
+    for path in modules(layer):
+        bad = {n for n in imports_of(path) if n in EXTERNAL_CALLS or n.split(".")[0] in EXTERNAL_CALLS - {"urllib"}}
+        assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {sorted(bad)}: call it through mlci/adapters"

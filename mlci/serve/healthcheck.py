@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.request
+
+from mlci.adapters.serving_probe import http_get
 
 
 def main() -> int:
     port = os.environ.get("MLCI_SERVE_CHECK_PORT") or os.environ.get("MLCI_SERVE_PORT") or "8080"
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{int(port)}/health/ready", timeout=3) as response:
-            return 0 if response.status == 200 else 1
+        status, _ = http_get(f"http://127.0.0.1:{int(port)}/health/ready", timeout=3)
+        return 0 if status == 200 else 1
     except (OSError, ValueError):
         return 1
 

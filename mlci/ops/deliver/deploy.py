@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -28,6 +27,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command, start_background
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.adapters.serving_probe import http_get, http_post_json, listening, local_listener, mlci_server_identity
 from mlci.core.atomic import atomic_write_text
@@ -202,11 +202,8 @@ class LocalTarget:
         run_dir = self.project.path(".mlci/run")
         run_dir.mkdir(parents=True, exist_ok=True)
         log_path = run_dir / f"{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}.log"
-        with open(log_path, "ab") as log_file:
-            process = subprocess.Popen([sys.executable, "-m", "mlci.serve"],
-                                       env={**os.environ, **settings.environment()},
-                                       stdout=log_file, stderr=log_file, stdin=subprocess.DEVNULL,
-                                       start_new_session=True, cwd=self.project.root)
+        process = start_background([sys.executable, "-m", "mlci.serve"], what="the model server", log_path=log_path,
+                                   cwd=self.project.root, env=settings.environment())
         self._process = process
         return {"pid": process.pid, "log": str(log_path)}
 
@@ -448,8 +445,8 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     name = f"deployment/{project.config.project}-{env_name}"[:74].lower()
     _kubectl(base + ["apply", "-f", str(path)], "apply")
     on_line(f"{kind}: waiting for the rollout of {name}")
-    status = subprocess.run(base + ["rollout", "status", name, f"--timeout={int(env.health_timeout)}s"],
-                            capture_output=True, text=True)
+    status = run_command(base + ["rollout", "status", name, f"--timeout={int(env.health_timeout)}s"],
+                         what="kubectl rollout status", timeout=env.health_timeout + KUBECTL_TIMEOUT, hint=_KUBECTL_HINT)
     ok = status.returncode == 0
     last_line = ((status.stdout or status.stderr).strip().splitlines() or [""])[-1]
     report.add(Check("rollout", ok, last_line))
@@ -470,8 +467,8 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     return _finish(project, report)
 
 
+_KUBECTL_HINT = "check the cluster connection (kubectl config current-context)"
+
+
 def _kubectl(command: list[str], what: str) -> None:
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ServiceError(f"kubectl {what} failed: {' '.join(result.stderr.split())[:300]}",
-                           hint="check the cluster connection (kubectl config current-context)")
+    run_command(command, what=f"kubectl {what}", timeout=KUBECTL_TIMEOUT, check=True, hint=_KUBECTL_HINT)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import mlci
+from mlci.adapters.commands import PIP_DOWNLOAD_TIMEOUT, run_command
 from mlci.adapters.registry_store import RECORD
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import ImageSection, Project
@@ -82,12 +82,12 @@ def wheelhouse(requirements: str, python: str, on_line: LineSink) -> Path:
     on_line(f"wheelhouse: pip download for Python {python} into {target}")
     command = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", python,
                "--dest", str(partial), "--disable-pip-version-check", "-q", "-r", str(partial / "requirements.txt")]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
+    try:
+        run_command(command, what="pip download of the server's packages", timeout=PIP_DOWNLOAD_TIMEOUT, check=True,
+                    hint="the host needs a package index or a --find-links mirror (pip config)")
+    except ServiceError:
         shutil.rmtree(partial, ignore_errors=True)
-        tail = " ".join(result.stderr.strip().splitlines()[-2:])[:400]
-        raise ServiceError(f"pip download of the server's packages failed: {tail}",
-                           hint="the host needs a package index or a --find-links mirror (pip config)")
+        raise
     (partial / ".complete").write_text(requirements)
     if target.exists():  # another build finished first
         shutil.rmtree(partial, ignore_errors=True)

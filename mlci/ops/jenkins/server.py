@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
@@ -18,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from mlci.adapters.commands import git_output, run_command
 from mlci.adapters.jenkins_client import JenkinsClient, redact_url
 from mlci.core.config import Project
 from mlci.core.groovy import require_identifier, require_job_path
@@ -192,12 +192,7 @@ def _diff(name: str, before: str, after: str) -> str:
 
 
 def _origin_url(project: Project) -> str:
-    try:
-        proc = subprocess.run(["git", "-C", str(repository_root(project)), "config", "--get", "remote.origin.url"],
-                              capture_output=True, text=True, timeout=10)
-        url = proc.stdout.strip() if proc.returncode == 0 else ""
-    except (OSError, subprocess.TimeoutExpired):
-        url = ""
+    url = git_output(repository_root(project), "config", "--get", "remote.origin.url") or ""
     if not url:
         raise ConfigError("jenkins.scm_url is not set and the repository has no origin remote",
                           hint="set jenkins.scm_url to the git URL Jenkins checks out")
@@ -478,11 +473,8 @@ def _groovyc_errors(text: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="mlci-lint-") as tmp:
         source = Path(tmp) / "Jenkinsfile.groovy"
         source.write_text(text, encoding="utf-8")
-        try:
-            proc = subprocess.run([groovyc, "-d", str(Path(tmp) / "classes"), source.name], cwd=tmp,
-                                  capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise ServiceError(f"groovyc did not run: {type(error).__name__}") from None
+        proc = run_command([groovyc, "-d", str(Path(tmp) / "classes"), source.name], cwd=Path(tmp),
+                           what="groovyc", timeout=300, hint="set JAVA_HOME to a JDK 17")
     if proc.returncode == 0:
         return []
     output = proc.stdout + proc.stderr

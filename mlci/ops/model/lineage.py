@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from mlci.adapters.commands import git_output
 
 LIBRARIES = ("mlci", "scikit-learn", "numpy", "scipy", "pandas", "pyarrow", "skops")
 
@@ -34,11 +35,7 @@ def library_versions() -> dict[str, str]:
 def git_state(root: Path) -> dict[str, Any]:
     """The commit and whether the work tree had uncommitted changes; empty outside git."""
     def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
+        return git_output(root, *args)
 
     commit = git("rev-parse", "HEAD") or os.environ.get("GIT_COMMIT")
     if not commit:
