@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from mlci.core.config import load_project
-from mlci.ops.deliver.deploy import active_deployment, deployments, free_port
+from mlci.ops.deliver.health import free_port
+from mlci.ops.deliver.history import active_deployment, deployments
 from mlci.ops.model.registry import open_registry
 from tests.serving_support import configure_delivery, copy_example, holdout_records, register_version
 
@@ -143,13 +144,13 @@ def test_local_target_runs_background_servers_and_switches_versions(delivered, r
     finally:
         current = active_deployment(_registry(directory), "laptop")
         if current:
-            from mlci.ops.deliver.deploy import LocalTarget
+            from mlci.ops.deliver.local_target import LocalTarget
             LocalTarget(load_project(directory), "laptop").stop(current["handle"])
 
 
 def _alive(pid: int) -> bool:
-    from mlci.ops.deliver.deploy import _is_our_server
-    return _is_our_server(pid)
+    from mlci.ops.deliver.local_target import is_our_server
+    return is_our_server(pid)
 
 
 def test_deploy_needs_a_pushed_image_and_a_known_environment(delivered, run_cli):

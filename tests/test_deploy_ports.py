@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
-from mlci.ops.deliver.deploy import LocalTarget, active_deployment, deployments, free_port
+from mlci.ops.deliver.health import free_port
+from mlci.ops.deliver.history import active_deployment, deployments
+from mlci.ops.deliver.local_target import LocalTarget
 from mlci.ops.model.registry import open_registry
 from mlci.serve.runner import open_socket
 from tests.serving_support import copy_example, register_version

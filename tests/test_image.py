@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from mlci.core.config import load_project
-from mlci.ops.deliver.deploy import free_port
+from mlci.ops.deliver.health import free_port
 from mlci.ops.model.registry import open_registry
 from tests.serving_support import configure_delivery, copy_example, register_version
 from tests.services import http_get, registry_catalog

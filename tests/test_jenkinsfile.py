@@ -470,7 +470,7 @@ def test_post_collects_junit_reports_artifacts_html_and_cleans_up(recorded):
     html = calls(ev, "publishHTML")[0]["args"][0]["target"]
     assert html["reportDir"] == "reports"
     assert html["reportFiles"] == "validate.html, evaluate.html, gate.html, deploy-staging.html"
-    # Each environment's deploy writes its own reports (mlci.ops.deliver.deploy._finish), published by its part.
+    # Each environment's deploy writes its own reports (mlci.ops.deliver.report.finish_report), published by its part.
     assert calls(ev, "junit")[1]["args"][0]["testResults"] == "reports/deploy-production.junit.xml"
     shared = events[("shared-registry", "commit", 0)]
     assert calls(shared, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
@@ -943,13 +943,13 @@ def test_each_environment_writes_its_own_deploy_reports(tmp_path):
     """Staging and production deploy in one build; a shared `reports/deploy.*` let the second overwrite
     the first's JUnit results."""
     from mlci.core.reports import Check, Report
-    from mlci.ops.deliver import deploy
+    from mlci.ops.deliver.report import finish_report
 
     project = load_project(write_project(tmp_path / "p", base_config()))
     for env in ("staging", "production"):
         report = Report(kind="deploy", details={"env": env, "version": 1})
         report.add(Check("switch", env == "staging", "x"))
-        deploy._finish(project, report)
+        finish_report(project, report)
     reports = project.reports_dir
     assert sorted(p.name for p in reports.iterdir()) == [
         f"deploy-{env}.{ext}" for env in ("production", "staging") for ext in ("html", "json", "junit.xml")]

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
-from mlci.ops.deliver.deploy import environment, kubernetes_manifests
+from mlci.ops.deliver.history import environment
+from mlci.ops.deliver.kubernetes import kubernetes_manifests
 from mlci.ops.model.registry import open_registry
 from tests.serving_support import copy_example, register_version
 

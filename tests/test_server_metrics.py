@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from mlci.ops.deliver.deploy import free_port
+from mlci.ops.deliver.health import free_port
 from tests.serving_support import copy_example, holdout_records, register_version
 
 pytestmark = pytest.mark.slow

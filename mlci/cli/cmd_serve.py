@@ -21,7 +21,7 @@ def serve(app: AppContext, ref: str, host: str, port: int, workers: int | None, 
     POST /predict, GET /health/live, /health/ready, /version, /openapi.json, /metrics.
     Predictions are logged to serve.log_dir for `mlci monitor`.
     """
-    from mlci.ops.deliver.deploy import serve_foreground, serve_settings
+    from mlci.ops.deliver.settings import serve_foreground, serve_settings
 
     settings = serve_settings(app.project(), ref=ref, host=host, port=port, workers=workers, log=not no_log)
     log(f"serving model version {settings.model} on http://{host}:{port} (Ctrl-C stops)")

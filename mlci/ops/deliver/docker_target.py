@@ -1,0 +1,71 @@
+"""The docker target: the server in a container on a Docker engine (local, or remote via DOCKER_HOST)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+from urllib.parse import urlparse
+
+from mlci.core.config import Project
+from mlci.errors import UsageError
+from mlci.ops.deliver.image import image_section, registry_auth
+from mlci.ops.deliver.settings import CONTAINER_LOG_DIR, container_environment
+from mlci.serve.settings import ServeSettings
+
+
+class DockerTarget:
+    """Containers on a Docker engine (local, or remote via DOCKER_HOST), on the host network."""
+
+    name = "docker"
+
+    def __init__(self, project: Project, env_name: str) -> None:
+        from mlci.adapters.docker_client import DockerEngine
+
+        self.project = project
+        self.env_name = env_name
+        self.engine = DockerEngine()
+
+    @property
+    def address(self) -> str:
+        parsed = urlparse(os.environ.get("DOCKER_HOST", ""))
+        return parsed.hostname if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname else "127.0.0.1"
+
+    def start(self, record: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
+        image = record.get("image") or {}
+        reference = image.get("reference")
+        if not reference:
+            raise UsageError(f"model version {record['version']} has no pushed image",
+                             hint="run `mlci build` and `mlci push` first")
+        self.engine.pull(reference, auth=registry_auth())
+        name = f"mlci-{self.project.config.project}-{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}"
+        volumes, user = self._log_volume(settings)
+        container = self.engine.run(reference, name=name, environment=container_environment(settings), user=user,
+                                    labels={"org.mlci.project": self.project.config.project,
+                                            "org.mlci.env": self.env_name,
+                                            "org.mlci.version": str(record["version"])},
+                                    volumes=volumes)
+        return {"container": container, "name": name, "image": reference}
+
+    def _log_volume(self, settings: ServeSettings) -> tuple[dict[str, dict[str, str]], str | None]:
+        """Mount the project's prediction log directory so `mlci monitor` reads what the container logs.
+        The container writes as the image's non-root user, or as the calling user when that is not root."""
+        if settings.log_dir is None or self.address != "127.0.0.1":
+            return {}, None
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        if os.getuid() == 0:
+            os.chown(settings.log_dir, image_section(self.project).user_id, -1)
+            user = None
+        else:
+            user = f"{os.getuid()}:{os.getgid()}"
+        return {str(settings.log_dir): {"bind": CONTAINER_LOG_DIR, "mode": "rw"}}, user
+
+    def alive(self, handle: dict[str, Any]) -> bool:
+        state = self.engine.container_state(handle["container"])
+        return bool(state.get("Running")) and not state.get("Restarting")
+
+    def diagnostics(self, handle: dict[str, Any]) -> str:
+        return self.engine.logs(handle["container"], tail=10)
+
+    def stop(self, handle: dict[str, Any]) -> None:
+        self.engine.retire(handle["container"])

@@ -1,0 +1,46 @@
+"""The model server's settings for a deployment: ``mlci serve`` in the foreground, and the environment a
+container gets."""
+
+from __future__ import annotations
+
+from mlci.core.config import Project
+from mlci.errors import ServiceError
+from mlci.ops.model.registry import open_registry
+from mlci.serve.settings import ServeSettings
+
+CONTAINER_LOG_DIR = "/app/predictions"
+
+
+def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.0.1", port: int = 8080,
+                   workers: int | None = None, log: bool = True, check_port: int | None = None,
+                   env_name: str | None = None) -> ServeSettings:
+    version = open_registry(project).resolve(ref)
+    serve = project.config.serve
+    return ServeSettings(registry=project.registry_dir, model=str(version), host=host, port=port,
+                         deployment=deployment_name(project, env_name) if env_name else "",
+                         check_port=check_port, workers=workers or serve.workers,
+                         max_body_bytes=serve.max_body_bytes, max_rows=serve.max_rows,
+                         log_dir=project.path(serve.log_dir) if log and serve.log_predictions else None,
+                         log_max_bytes=serve.log_max_bytes, log_queue_rows=serve.log_queue_rows,
+                         unknown_categories=serve.unknown_categories)
+
+
+def serve_foreground(settings: ServeSettings) -> int:
+    from mlci.serve.runner import run_server
+
+    try:
+        return run_server(settings)
+    except OSError as exc:
+        raise ServiceError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}",
+                           hint="choose another --port or stop what uses it") from None
+
+
+def container_environment(settings: ServeSettings) -> dict[str, str]:
+    """The server's settings for a container: the image knows its registry, model and host."""
+    return settings.environment(omit=("registry", "model", "host"),
+                                log_dir=CONTAINER_LOG_DIR if settings.log_dir else "")
+
+
+def deployment_name(project: Project, env_name: str) -> str:
+    """How a deployed server names itself (/health/live), so a deployer can tell who holds a port."""
+    return f"{project.config.project}/{env_name}"
