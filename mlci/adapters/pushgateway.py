@@ -16,6 +16,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 
+from mlci.core.redact import redact_url as redact
+from mlci.core.redact import url_problem
 from mlci.errors import ConfigError, ServiceError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -90,30 +92,20 @@ def grouping_path(grouping: dict[str, str]) -> str:
     return "/metrics/" + "/".join(segments)
 
 
-def redact(url: str) -> str:
-    """The URL without userinfo, query or fragment: safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class Pushgateway:
     """A Pushgateway at ``url`` (``http(s)://[user:password@]host:port``)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0) -> None:
-        parts = urllib.parse.urlsplit(url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"invalid Pushgateway URL '{redact(url)}'",
+        if url_problem(url.strip()):
+            raise ConfigError(f"invalid Pushgateway URL '{redact(url)}': {url_problem(url.strip())}",
                                hint="use http://host:9091 (monitor.pushgateway, --pushgateway or MLCI_PUSHGATEWAY)")
+        parts = urllib.parse.urlsplit(url.strip())
         self._auth = None
         if parts.username is not None:
             user = urllib.parse.unquote(parts.username)
             password = urllib.parse.unquote(parts.password or "")
             self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self.base = redact(url).rstrip("/")
+        self.base = redact(url.strip()).rstrip("/")
         self.timeout = timeout
 
     def push(self, grouping: dict[str, str], metrics: list[Metric]) -> None:
