@@ -2,7 +2,7 @@
 
 This is the one YAML loader for mlci's own files (``mlci.yaml``, ``schema.yaml``, ``MLCI_*`` values). It is
 bounded: nesting deeper than ``MAX_DEPTH`` and documents that expand (through aliases) to more than
-``MAX_NODES`` values are refused, so a "billion laughs" file or a recursive anchor is a one-line error,
+``MAX_ALIASED`` values through aliases are refused, so a "billion laughs" file or a recursive anchor is a one-line error,
 not a hang or a ``RecursionError``. Keys must be scalars; every scalar that YAML cannot construct
 (unknown tag, impossible date, ``!!float abc``) is a located error.
 """
@@ -22,8 +22,8 @@ KeyPath = tuple[Any, ...]
 
 MAX_DEPTH = 64
 """Deepest nesting of mappings and lists accepted; mlci's own files need fewer than ten levels."""
-MAX_NODES = 100_000
-"""Most values a document may expand to, counting each use of an alias in full."""
+MAX_ALIASED = 100_000
+"""Most values a document may produce by repeating aliased content (each use of an alias in full)."""
 
 
 @dataclass
@@ -146,20 +146,25 @@ class _Constructor:
     """Turns composed nodes into plain values, recording lines, counting every value it produces.
 
     Aliases share nodes, so a small file can describe an exponentially large value (or, with a
-    recursive anchor, an infinite one): the count and the set of nodes being built bound both.
+    recursive anchor, an infinite one): counting the nodes built more than once, and the set of nodes
+    being built, bound both. Content written out in the file is never limited by the count.
     """
 
     def __init__(self, doc: YamlDocument, issues: list[ConfigIssue]) -> None:
         self.doc = doc
         self.issues = issues
-        self.count = 0
+        self.repeated = 0
+        self.seen: set[int] = set()
         self.open_nodes: set[int] = set()
 
     def construct(self, node: yaml.Node, path: KeyPath) -> Any:
         line = node.start_mark.line + 1
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _TooLarge(f"the document expands to more than {MAX_NODES:,} values (aliases)", line)
+        if id(node) in self.seen:  # reached again through an alias: the document is being repeated
+            self.repeated += 1
+            if self.repeated > MAX_ALIASED:
+                raise _TooLarge(f"aliases expand the document by more than {MAX_ALIASED:,} values",
+                                self.doc.lines.get(path[:1], line))
+        self.seen.add(id(node))
         if id(node) in self.open_nodes:
             raise _TooLarge("an alias refers to the node that contains it (recursive anchor)", line)
         if len(path) > MAX_DEPTH:
@@ -197,7 +202,7 @@ class _Constructor:
     def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
         try:
             value = _scalar_constructor.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any scalar YAML cannot construct is bad input, not a bug
             problem = getattr(exc, "problem", None) or str(exc)
             self.issues.append(ConfigIssue(
                 f"cannot read {node.value[:40]!r}: {' '.join(problem.split())}"[:300], file=self.doc.file,

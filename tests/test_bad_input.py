@@ -1,0 +1,281 @@
+"""Every bad input is a one-line located error with the documented exit code: 2 for a bad file or value,
+1 for a registry that fails its integrity checks. Never 4, never a traceback, never a hang.
+
+Property tests generate the hostile inputs (YAML documents, control characters in path values, URLs with
+credentials and bad ports, wrong-shape registry records) so that a class is covered, not one example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlci.core.config import load_project
+from mlci.core.yamlsrc import MAX_DEPTH, MAX_ALIASED, load_yaml_text
+from mlci.errors import ConfigError
+
+MINIMAL = """\
+project: demo
+data:
+  train: data/train.csv
+model:
+  task: binary
+  estimator: sklearn.linear_model.LogisticRegression
+"""
+
+SCHEMA = """\
+columns:
+  x: {type: float}
+  n: {type: integer}
+  region: {type: category, values: [north, south]}
+  y: {type: integer, values: [0, 1]}
+target: y
+"""
+
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_one_error(code: int, err: str, expected_code: int = 2) -> str:
+    """Exit code as documented; stderr is exactly one error line (plus an optional hint), no traceback."""
+    assert code == expected_code, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("mlci: error:")]
+    assert len(errors) == 1, err
+    assert all(line.startswith(("mlci: error:", "mlci: hint:")) for line in lines), err
+    return errors[0]
+
+
+def project(tmp_path: Path, extra: str = "", schema: str = SCHEMA) -> Path:
+    (tmp_path / "mlci.yaml").write_text(MINIMAL + textwrap.dedent(extra))
+    (tmp_path / "schema.yaml").write_text(schema)
+    return tmp_path
+
+
+def check(run_cli, directory: Path, env: dict[str, str] | None = None, timeout: float = 10.0):
+    started = time.perf_counter()
+    code, out, err = run_cli("config", "check", cwd=directory, env=env)
+    assert time.perf_counter() - started < timeout, "config check took too long"
+    return code, out, err
+
+
+# -- hostile YAML ----------------------------------------------------------------------------------------
+
+
+def laughs(width: int, depth: int) -> str:
+    """The billion-laughs shape: each level is a list of ``width`` aliases of the level before."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    for level in range(1, depth + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+HOSTILE_YAML = {
+    "billion-laughs": laughs(9, 9),
+    "recursive-anchor": "loop: &a [1, *a]\n",
+    "recursive-mapping": "loop: &m {k: *m}\n",
+    "deep-flow-nesting": "deep: " + "[" * 5000 + "]" * 5000 + "\n",
+    "deep-block-nesting": "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+    "complex-key-list": "? [a, b]\n: 1\n",
+    "complex-key-mapping": "? {a: 1}\n: 1\n",
+    "unknown-tag": "x: !custom value\n",
+    "python-tag": "x: !!python/object/apply:os.system [echo hi]\n",
+    "impossible-date": "x: 2024-13-45\n",
+    "bad-float-tag": "x: !!float abc\n",
+    "undefined-alias": "x: *nowhere\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_YAML))
+def test_hostile_yaml_in_mlci_yaml_is_a_located_exit_2(run_cli, tmp_path, name):
+    directory = project(tmp_path, HOSTILE_YAML[name])
+    code, _, err = check(run_cli, directory)
+    message = assert_one_error(code, err)
+    assert "mlci.yaml:" in message, message
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_YAML))
+def test_hostile_yaml_in_schema_yaml_is_a_located_exit_2(run_cli, tmp_path, name):
+    directory = project(tmp_path, schema=SCHEMA + HOSTILE_YAML[name])
+    code, _, err = check(run_cli, directory)
+    message = assert_one_error(code, err)
+    assert "schema.yaml:" in message, message
+
+
+def test_alias_expansion_and_depth_are_bounded_not_banned():
+    """Ordinary anchors still work; the limits sit far above what a real file needs."""
+    doc = load_yaml_text("base: &b {a: 1, b: [1, 2]}\nother: *b\n" + "n: " + "[" * 20 + "]" * 20, "f.yaml")
+    assert doc.data["other"] == {"a": 1, "b": [1, 2]}
+    assert MAX_DEPTH >= 20 and MAX_ALIASED >= 10_000
+
+
+@st.composite
+def hostile_documents(draw) -> str:
+    """YAML built from the constructs that hurt loaders: aliases, anchors, nesting, tags, odd keys."""
+    parts = []
+    for index in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["laughs", "recursive", "nest", "complex_key", "tag", "scalar", "text"]))
+        if kind == "laughs":
+            parts.append(laughs(draw(st.integers(2, 12)), draw(st.integers(1, 10))).replace("l", f"k{index}l"))
+        elif kind == "recursive":
+            parts.append(f"r{index}: &r{index} " + draw(st.sampled_from(
+                [f"[*r{index}]", f"{{a: *r{index}}}", f"[1, [2, *r{index}]]"])) + "\n")
+        elif kind == "nest":
+            depth = draw(st.integers(1, 3000))
+            opener, closer = draw(st.sampled_from([("[", "]"), ("{a: ", "}")]))
+            parts.append(f"n{index}: " + opener * depth + "1" + closer * depth + "\n")
+        elif kind == "complex_key":
+            parts.append(draw(st.sampled_from(["? [a, b]\n: 1\n", "? {x: 1}\n: 2\n", "[a]: 1\n"])))
+        elif kind == "tag":
+            tag = draw(st.sampled_from(["!x", "!!int", "!!float", "!!bool", "!!timestamp", "!!binary",
+                                        "!!python/name:os.system", "!!set", "!!omap"]))
+            value = draw(st.text(string.ascii_letters + string.digits + "-:. ", max_size=12))
+            parts.append(f"t{index}: {tag} '{value}'\n")
+        elif kind == "scalar":
+            parts.append(f"s{index}: " + draw(st.sampled_from(
+                ["2024-02-30", "0x_", "1e9999", "-.inf", ".nan", "0b2", "12:30:99", "~", "'\\0'"])) + "\n")
+        else:
+            parts.append(draw(st.text(max_size=40)) + "\n")
+    return "".join(parts)
+
+
+@PROPERTY
+@given(document=hostile_documents())
+def test_any_hostile_document_loads_or_is_a_config_error_quickly(document):
+    started = time.perf_counter()
+    try:
+        load_yaml_text(document, "f.yaml")
+    except ConfigError as exc:
+        assert all(issue.file == "f.yaml" for issue in exc.issues)
+        assert "Traceback" not in str(exc)
+    assert time.perf_counter() - started < 5.0
+
+
+@PROPERTY
+@given(value=st.text(min_size=1, max_size=30).filter(lambda v: v.strip()))
+def test_any_mlci_environment_value_is_applied_or_a_config_error(tmp_path_factory, value):
+    directory = project(tmp_path_factory.mktemp("env"))
+    try:
+        load_project(directory, environ={"MLCI_MODEL__SEED": value})
+    except ConfigError as exc:
+        assert any("MLCI_MODEL__SEED" in issue.format() for issue in exc.issues), exc
+
+
+@pytest.mark.parametrize("value", ["[unclosed", "*undefined", "&a [*a]", "? [a]: 1", "!!int x", "{a: 1"])
+def test_yaml_error_in_an_environment_value_names_the_variable(run_cli, tmp_path, value):
+    code, _, err = check(run_cli, project(tmp_path), env={"MLCI_MODEL__SEED": value})
+    assert "MLCI_MODEL__SEED" in assert_one_error(code, err)
+
+
+# -- control characters in paths ------------------------------------------------------------------------
+
+PATH_KEYS = {
+    "data.train": "data:\n  train: {}\n",
+    "data.holdout": "data:\n  train: t.csv\n  holdout: {}\n",
+    "data.schema": "data:\n  train: t.csv\n  schema: {}\n",
+    "reports": "reports: {}\n",
+    "registry.path": "registry:\n  path: {}\n",
+    "serve.log_dir": "serve:\n  log_dir: {}\n",
+    "monitor.reference": "monitor:\n  reference: {}\n",
+    "monitor.current": "monitor:\n  current: {}\n",
+    "monitor.labels": "monitor:\n  labels: {}\n",
+}
+CONTROL = st.sampled_from([chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0)]])
+
+
+@PROPERTY
+@given(key=st.sampled_from(sorted(PATH_KEYS)), control=CONTROL,
+       prefix=st.text(string.ascii_letters + "/._-", max_size=8), suffix=st.text(string.ascii_letters, max_size=8))
+def test_a_control_character_in_any_path_value_is_a_located_exit_2(run_cli, tmp_path_factory, key, control,
+                                                                     prefix, suffix):
+    directory = tmp_path_factory.mktemp("path")
+    body = MINIMAL.replace("data:\n  train: data/train.csv\n", "") if key.startswith("data.") else MINIMAL
+    value = json.dumps(prefix + control + suffix)  # a JSON string is a valid double-quoted YAML scalar
+    (directory / "mlci.yaml").write_text(body + PATH_KEYS[key].format(value))
+    code, _, err = run_cli("config", "check", cwd=directory)
+    message = assert_one_error(code, err)
+    assert f"mlci.yaml:" in message and key.replace(".", ".") in message and "control character" in message
+
+
+def test_a_nul_byte_in_a_path_from_the_environment_is_exit_2(run_cli, tmp_path):
+    code, _, err = check(run_cli, project(tmp_path), env={"MLCI_DATA__TRAIN": '"a\\0b.csv"'})
+    message = assert_one_error(code, err)
+    assert "MLCI_DATA__TRAIN" in message and "U+0000" in message
+
+
+# -- URLs with credentials and bad ports ---------------------------------------------------------------
+
+URL_KEYS = {
+    "jenkins.url": "jenkins:\n  url: {}\n",
+    "monitor.pushgateway": "monitor:\n  pushgateway: {}\n",
+    "registry.tracking_uri": "registry:\n  tracking_uri: {}\n",
+}
+SECRET = st.text(string.ascii_letters + string.digits, min_size=8, max_size=16)
+BAD_PORT = st.one_of(st.text(string.ascii_letters, min_size=1, max_size=5),
+                     st.integers(65536, 10**8).map(str), st.just("-1"), st.just("8o8o"))
+
+
+@PROPERTY
+@given(key=st.sampled_from(sorted(URL_KEYS)), user=st.text(string.ascii_lowercase, min_size=1, max_size=6),
+       secret=SECRET, port=BAD_PORT, query=st.booleans())
+def test_a_url_with_a_bad_port_is_exit_2_and_never_shows_the_secret(run_cli, tmp_path_factory, key, user, secret,
+                                                                    port, query):
+    directory = project(tmp_path_factory.mktemp("url"))
+    url = f"https://{user}:{secret}@host.example:{port}/path" + (f"?token={secret}" if query else "")
+    with (directory / "mlci.yaml").open("a") as handle:
+        handle.write(URL_KEYS[key].format(json.dumps(url)))
+    code, out, err = run_cli("config", "check", cwd=directory)
+    message = assert_one_error(code, err)
+    assert key in message and "port" in message
+    assert secret not in err + out
+
+
+@pytest.mark.parametrize("field,value", [("registry", "user:s3cretpass@host:abc"), ("registry", "host:abc"),
+                                         ("name", "user:s3cretpass@host.example:abc/team/model")])
+def test_an_image_registry_with_a_bad_port_is_exit_2_without_the_secret(run_cli, tmp_path, field, value):
+    extra = "image:\n  name: team/model\n" if field == "registry" else ""
+    extra += f"  {field}: {json.dumps(value)}\n" if field == "registry" else f"image:\n  name: {json.dumps(value)}\n"
+    code, out, err = check(run_cli, project(tmp_path, extra))
+    assert f"image.{field}" in assert_one_error(code, err)
+    assert "s3cretpass" not in err + out
+
+
+def test_jenkins_url_from_the_environment_with_a_bad_port_is_exit_2_without_the_secret(run_cli, tmp_path):
+    code, out, err = run_cli("jenkins", "status", cwd=project(tmp_path),
+                             env={"JENKINS_URL": "https://bob:hunter2secret@jenkins.example:abc/"})
+    assert_one_error(code, err)
+    assert "hunter2secret" not in err + out
+
+
+# -- the crash log -------------------------------------------------------------------------------------
+
+
+def test_the_crash_log_never_holds_parameter_values_or_secrets(run_cli, tmp_path, monkeypatch):
+    """An internal error whose message echoes its inputs: neither stderr nor the log may repeat them."""
+    import mlci.ops.jenkins as ops
+
+    secrets = ["hunter2secret", "rowvalue-42-private", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "urlpass99"]
+
+    def buggy_trigger(*args, **kwargs):
+        raise RuntimeError(f"bug while sending {args[2]} to https://alice:{secrets[3]}@jenkins.example/x?token=t "
+                           f"with token={secrets[2]}")
+
+    monkeypatch.setattr(ops, "connect", lambda project: None)
+    monkeypatch.setattr(ops, "trigger_build", buggy_trigger)
+    cache = tmp_path / "cache"
+    code, out, err = run_cli("jenkins", "build", "job", "-p", f"API_KEY={secrets[0]}", "--param",
+                             f"row={secrets[1]}", cwd=project(tmp_path),
+                             env={"XDG_CACHE_HOME": str(cache), "JENKINS_URL": f"https://alice:{secrets[3]}@h/"})
+    assert code == 4 and "internal error" in err
+    log = (cache / "mlci" / "crash.log").read_text()
+    assert "RuntimeError" in log and "API_KEY=***" in log and "row=***" in log
+    for secret in secrets:
+        assert secret not in log and secret not in err, secret
