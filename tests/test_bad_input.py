@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import string
-import textwrap
 import time
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def assert_one_error(code: int, err: str, expected_code: int = 2) -> str:
 
 
 def project(tmp_path: Path, extra: str = "", schema: str = SCHEMA) -> Path:
-    (tmp_path / "mlci.yaml").write_text(MINIMAL + textwrap.dedent(extra))
+    (tmp_path / "mlci.yaml").write_text(MINIMAL + extra)
     (tmp_path / "schema.yaml").write_text(schema)
     return tmp_path
 
@@ -279,3 +278,98 @@ def test_the_crash_log_never_holds_parameter_values_or_secrets(run_cli, tmp_path
     assert "RuntimeError" in log and "API_KEY=***" in log and "row=***" in log
     for secret in secrets:
         assert secret not in log and secret not in err, secret
+
+
+# -- estimator parameters -------------------------------------------------------------------------------
+
+BAD_PARAMS = {  # (task, estimator, parameter) -> values its declared constraints refuse
+    ("regression", "sklearn.linear_model.Ridge", "alpha"): st.floats(max_value=-1e-9, allow_nan=False,
+                                                                      allow_infinity=False),
+    ("regression", "sklearn.linear_model.Ridge", "solver"): st.text(string.ascii_letters, min_size=1, max_size=8)
+    .filter(lambda s: s not in {"auto", "svd", "cholesky", "lsqr", "sparse_cg", "sag", "saga", "lbfgs"}),
+    ("binary", "sklearn.linear_model.LogisticRegression", "C"): st.floats(max_value=0, allow_nan=False,
+                                                                         allow_infinity=False),
+    ("binary", "sklearn.ensemble.RandomForestClassifier", "n_estimators"): st.one_of(
+        st.integers(max_value=0), st.text(string.ascii_letters, min_size=1, max_size=5)),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(sorted(BAD_PARAMS)), data=st.data())
+def test_an_invalid_estimator_parameter_is_a_config_error_naming_it(tmp_path_factory, case, data):
+    from mlci.ops.config_check import check_config
+
+    task, estimator, name = case
+    value = data.draw(BAD_PARAMS[case])
+    directory = tmp_path_factory.mktemp("params")
+    (directory / "mlci.yaml").write_text(MINIMAL.replace("task: binary", f"task: {task}")
+                                         .replace("sklearn.linear_model.LogisticRegression", estimator)
+                                         + f"  params:\n    {name}: {json.dumps(value)}\n")
+    with pytest.raises(ConfigError) as caught:
+        check_config(load_project(directory, environ={}))
+    assert [issue.path for issue in caught.value.issues] == [f"model.params.{name}"]
+    assert caught.value.issues[0].line == 8
+
+
+def test_an_invalid_step_parameter_is_located(run_cli, tmp_path):
+    extra = ("  steps:\n    - name: reduce\n      transformer: sklearn.decomposition.PCA\n"
+             "      params: {n_components: -3}\n")
+    code, _, err = check(run_cli, project(tmp_path, extra), timeout=60)
+    assert "mlci.yaml:10: model.steps[0].params.n_components" in assert_one_error(code, err)
+
+
+def test_train_with_alpha_minus_5_on_ridge_is_exit_2_before_reading_data(run_cli, tmp_path):
+    from tests.model_projects import write_project
+
+    directory = write_project(tmp_path / "p", task="regression", estimator="sklearn.linear_model.Ridge",
+                              params={"alpha": -5})
+    code, _, err = run_cli("train", cwd=directory)
+    assert "model.params.alpha" in assert_one_error(code, err)
+    assert not (directory / ".mlci" / "registry" / "versions").exists()
+
+
+# -- rules that cannot pass or cannot be evaluated -------------------------------------------------------
+
+IMPOSSIBLE = {
+    "gate-min-above-max": ("gates:\n  rules:\n    - {metric: accuracy, min: 0.9, max: 0.8}\n", SCHEMA,
+                           "gates.rules[0].min"),
+    "schema-min-above-max": ("", SCHEMA.replace("x: {type: float}", "x: {type: float, min: 5, max: 1}"),
+                             "columns.x.min"),
+    "schema-rows-min-above-max": ("", SCHEMA + "rows: {min: 10, max: 5}\n", "rows.min"),
+    "slice-not-in-schema": ("evaluation:\n  slices: [regoin]\n", SCHEMA, "evaluation.slices[0]"),
+    "slice-on-target": ("evaluation:\n  slices: [y]\n", SCHEMA, "evaluation.slices[0]"),
+    "slice-on-float": ("evaluation:\n  slices: [x]\n", SCHEMA, "evaluation.slices[0]"),
+    "slice-with-many-values": ("evaluation:\n  slices: [n]\n",
+                               SCHEMA.replace("n: {type: integer}", f"n: {{type: integer, values: {list(range(300))}}}"),
+                               "evaluation.slices[0]"),
+    "gate-slice-not-evaluated": ("gates:\n  rules:\n    - {metric: accuracy, min: 0.5, slice: {column: region, "
+                                 "value: north}}\n", SCHEMA, "gates.rules[0].slice.column"),
+    "gate-slice-unknown-value": ("evaluation:\n  slices: [region]\ngates:\n  rules:\n    - {metric: accuracy, "
+                                 "min: 0.5, slice: {column: region, value: east}}\n", SCHEMA,
+                                 "gates.rules[0].slice.value"),
+    "gate-slice-on-float": ("evaluation:\n  slices: [x]\ngates:\n  rules:\n    - {metric: accuracy, "
+                            "min: 0.5, slice: {column: x, value: 1.5}}\n", SCHEMA, "gates.rules[0].slice.column"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMPOSSIBLE))
+def test_config_check_refuses_rules_that_cannot_pass_or_be_evaluated(run_cli, tmp_path, name):
+    extra, schema, key = IMPOSSIBLE[name]
+    code, _, err = check(run_cli, project(tmp_path, extra, schema=schema), timeout=60)
+    lines = [line for line in err.splitlines() if line.startswith("mlci: error:")]
+    assert code == 2 and "Traceback" not in err, err
+    assert any(key in line for line in lines), err
+
+
+def test_the_slice_value_limit_is_documented():
+    from mlci.core.consistency import MAX_SLICE_VALUES
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    assert f"at most {MAX_SLICE_VALUES} values" in docs
+
+
+def test_sliceable_columns_pass_config_check(run_cli, tmp_path):
+    extra = ("evaluation:\n  slices: [region, n]\ngates:\n  rules:\n    - {metric: accuracy, min: 0.5, "
+             "slice: {column: region, value: north}}\n")
+    code, out, err = check(run_cli, project(tmp_path, extra), timeout=60)
+    assert code == 0, err

@@ -74,7 +74,8 @@ class ModelSection:
 class EvaluationSection:
     """Holdout evaluation."""
 
-    slices: list[str] = opt(list, help="columns whose values get per-slice metrics")
+    slices: list[str] = opt(list, help="columns whose values get per-slice metrics: category, boolean or "
+                            "integer columns of the schema, not the target, with at most 50 values")
     latency_rows: int = opt(200, min=1, help="rows timed one by one for prediction latency")
     latency_seconds: float = opt(5.0, min=0.1, help="stop timing single rows after this long")
 
@@ -104,6 +105,8 @@ class GateRule:
             yield (), "a rule needs min, max or max_drop", "e.g. `min: 0.8`"
         if self.bootstrap and self.max_drop is None:
             yield ("bootstrap",), "bootstrap needs max_drop", "set `max_drop: 0` for 'no worse'"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            yield ("min",), f"min {self.min} is above max {self.max}: the rule can never pass", "swap them"
 
 
 @section
@@ -291,6 +294,12 @@ class Config:
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"
+        sliced = set(self.evaluation.slices) if self.evaluation else set()
+        for index, rule in enumerate(self.gates.rules if self.gates else []):
+            if rule.slice is not None and rule.slice.column not in sliced:
+                yield ("gates", "rules", index, "slice", "column"), \
+                    f"slice column '{rule.slice.column}' is not listed under evaluation.slices, so the rule " \
+                    "cannot be evaluated", f"add '{rule.slice.column}' to evaluation.slices"
 
 
 # host[:port] of an image registry (a DNS name or IPv4 address, a numeric port), optionally a path.

@@ -165,9 +165,38 @@ def _instantiate(cls: type, params: dict[str, Any], *, seed: int, key: str, docu
     except TypeError as exc:
         raise config_issue(document, key, f"{cls.__name__} does not accept these parameters ({exc})",
                             "see its documentation")
+    _check_param_values(instance, params, key=key, document=document)
     if "random_state" in instance.get_params() and "random_state" not in params:
         instance.set_params(random_state=seed)
     return instance
+
+
+def _check_param_values(instance: Any, params: dict[str, Any], *, key: str, document: YamlDocument | None) -> None:
+    """Check each configured parameter against the class's declared constraints before any fit.
+
+    scikit-learn declares them in ``_parameter_constraints`` and checks them only inside ``fit``
+    (``BaseEstimator._validate_params`` in sklearn/base.py), where a bad value would surface as an
+    internal error after the data was read. Checking one parameter at a time locates every bad one.
+    """
+    constraints = getattr(instance, "_parameter_constraints", None)
+    if not isinstance(constraints, dict) or not params:
+        return
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:  # a scikit-learn without declared constraints: fit will say it
+        return
+    issues = []
+    for name in params:
+        if name not in constraints:
+            continue
+        try:
+            validate_parameter_constraints({name: constraints[name]}, {name: params[name]},
+                                           caller_name=type(instance).__name__)
+        except InvalidParameterError as exc:
+            message = " ".join(str(exc).split())[:300]
+            issues += config_issue(document, f"{key}.{name}", message, "see the class's documentation").issues
+    if issues:
+        raise ConfigError(issues)
 
 
 def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed: int,
