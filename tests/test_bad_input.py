@@ -373,3 +373,103 @@ def test_sliceable_columns_pass_config_check(run_cli, tmp_path):
              "slice: {column: region, value: north}}\n")
     code, out, err = check(run_cli, project(tmp_path, extra), timeout=60)
     assert code == 0, err
+
+
+# -- registry files of the wrong shape ------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                     max_size=3), max_leaves=8)
+RECORD_BREAKERS = {
+    "version": st.one_of(JSON_VALUES.filter(lambda v: v != 1 or isinstance(v, bool)), st.just("1"), st.just(True)),
+    "artifacts": JSON_VALUES.filter(lambda v: not isinstance(v, dict) or (v and not all(
+        isinstance(e, dict) and isinstance(e.get("sha256"), str) and len(e["sha256"]) == 64 for e in v.values()))),
+    "metrics": JSON_VALUES.filter(lambda v: v is not None and not isinstance(v, dict)),
+    "features": JSON_VALUES.filter(lambda v: v is not None and not isinstance(v, list)),
+    "deployments": JSON_VALUES.filter(lambda v: v is not None and not isinstance(v, list)),
+}
+
+
+def registry_with_one_version(root: Path):
+    from mlci.adapters.registry_store import ModelRegistry
+
+    registry = ModelRegistry(root)
+    registry.register({"task": "binary", "metrics": {"accuracy": 0.9}, "features": ["a"], "deployments": []},
+                      {"model.skops": b"model"})
+    registry.set_alias("production", 1)
+    return registry
+
+
+@PROPERTY
+@given(key=st.sampled_from(sorted(RECORD_BREAKERS)), data=st.data())
+def test_a_record_of_the_wrong_shape_is_an_integrity_error_naming_the_file(tmp_path_factory, key, data):
+    from mlci.errors import IntegrityError
+
+    registry = registry_with_one_version(tmp_path_factory.mktemp("reg"))
+    path = registry.root / "versions" / "v1" / "version.json"
+    record = json.loads(path.read_text())
+    record[key] = data.draw(RECORD_BREAKERS[key])
+    path.write_text(json.dumps(record))
+    for read in (lambda: registry.get(1), lambda: registry.get("production"), registry.versions):
+        with pytest.raises(IntegrityError, match="version.json"):
+            read()
+
+
+@PROPERTY
+@given(document=JSON_VALUES.filter(lambda v: not isinstance(v, dict)))
+def test_a_record_that_is_not_an_object_is_an_integrity_error(tmp_path_factory, document):
+    from mlci.errors import IntegrityError
+
+    registry = registry_with_one_version(tmp_path_factory.mktemp("reg"))
+    (registry.root / "versions" / "v1" / "version.json").write_text(json.dumps(document))
+    with pytest.raises(IntegrityError, match="version.json"):
+        registry.get(1)
+
+
+ALIAS_TARGETS = st.one_of(st.just("../../x"), st.text(max_size=10), st.floats(allow_nan=False), st.booleans(),
+                          st.none(), st.integers(max_value=0), st.lists(st.integers(1, 3), max_size=2))
+
+
+@PROPERTY
+@given(target=ALIAS_TARGETS, where=st.sampled_from(["version", "history", "entry"]))
+def test_an_alias_that_is_not_a_version_number_is_an_integrity_error(tmp_path_factory, target, where):
+    from mlci.errors import IntegrityError
+
+    registry = registry_with_one_version(tmp_path_factory.mktemp("reg"))
+    path = registry.root / "aliases.json"
+    aliases = json.loads(path.read_text())
+    if where == "entry":
+        aliases["production"] = target
+    elif where == "history":
+        aliases["production"]["history"] = [target] if not isinstance(target, list) else target + ["x"]
+    else:
+        aliases["production"]["version"] = target
+    path.write_text(json.dumps(aliases))
+    for read in (lambda: registry.resolve("production"), lambda: registry.alias_of("production"),
+                 registry.aliases):
+        with pytest.raises(IntegrityError, match="aliases.json"):
+            read()
+
+
+def test_an_alias_pointing_at_a_missing_version_is_an_integrity_error(tmp_path):
+    from mlci.errors import IntegrityError
+
+    registry = registry_with_one_version(tmp_path / "reg")
+    path = registry.root / "aliases.json"
+    path.write_text(json.dumps({"production": {"version": 7, "history": []}}))
+    with pytest.raises(IntegrityError, match="aliases.json: alias 'production' points at version 7"):
+        registry.resolve("production")
+
+
+@pytest.mark.parametrize("file,content", [
+    ("aliases.json", {"production": {"version": "../../x", "history": []}}),
+    ("aliases.json", ["production"]),
+    ("versions/v1/version.json", {"version": 1, "artifacts": "model.skops"}),
+    ("versions/v1/version.json", [1, 2, 3]),
+])
+def test_registry_commands_exit_1_on_a_wrong_shape_file(run_cli, tmp_path, file, content):
+    directory = project(tmp_path, "registry:\n  path: reg\n")
+    registry_with_one_version(directory / "reg")
+    (directory / "reg" / file).write_text(json.dumps(content))
+    code, out, err = run_cli("registry", "show", "production", cwd=directory)
+    assert Path(file).name in assert_one_error(code, err, expected_code=1)
