@@ -321,3 +321,24 @@ def test_prediction_log_refuses_non_finite_values_like_json_dumps():
     batch = LoggedBatch("ts", "id", 1, {"x": [1.0]}, [0], [[float("nan"), 1.0]], ["0", "1"])
     with pytest.raises(ValueError):
         batch_lines(batch)
+
+
+@pytest.mark.parametrize("field", ["income", "loan_amount", "debt_ratio", "num_accounts"])
+@pytest.mark.parametrize("digits", [20, 40, 308, 309, 400, 4000, 5000])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_integers_too_large_for_a_number_column_are_422_not_500(client, project, field, digits, sign):
+    """JSON integers have no size limit; the model's float64 columns do. Beyond them: a field error, never 500."""
+    good = holdout_records(project, 1)[0]
+    body = json.dumps([good])[:-2] + f', "{field}": {sign}{"9" * digits}}}]'
+    answer = _post_raw(client, body.encode())
+    if digits <= 308:  # 10**308 - 1 is still a float64: scored, or refused by the column's range rule
+        assert answer.status_code in (200, 422), answer.text[:200]
+        if answer.status_code == 422:
+            assert answer.json()["errors"][0]["message"].startswith(("below the minimum", "above the maximum"))
+    elif digits > 4300:  # beyond what Python's JSON parser reads: the body is malformed
+        assert answer.status_code in (400, 422), answer.text[:200]
+    else:
+        assert answer.status_code == 422, answer.text[:200]
+        assert [(e["row"], e["field"], e["message"]) for e in answer.json()["errors"]] == \
+            [(0, field, "number too large (beyond the float64 range)")]
+    assert "9" * 20 not in answer.text

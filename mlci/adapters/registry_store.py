@@ -209,7 +209,7 @@ _REPAIR_HINT = "the registry file was changed outside mlci; restore it from a ba
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Optional record keys other code reads, and the JSON type each must have when present (None allowed).
 _OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
-    "created": str, "task": str, "estimator": dict, "metrics": dict, "features": list, "classes": list,
+    "created": str, "task": str, "estimator": (dict, str), "metrics": dict, "features": list, "classes": list,
     "data": dict, "schema": dict, "image": dict, "deployments": list, "git": dict}
 
 

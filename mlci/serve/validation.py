@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Callable
@@ -167,13 +168,26 @@ def _types(values: list[Any]) -> set[type]:
 def _all_finite_numbers(values: list[Any]) -> bool:
     if not _types(values) <= {int, float}:
         return False
-    return all(map(math.isfinite, (v for v in values if type(v) is float)))
+    return all(map(math.isfinite, (v for v in values if type(v) is float))) and _all_ints_fit(values)
 
 
 def _all_integers(values: list[Any]) -> bool:
     if not _types(values) <= {int, float}:
         return False
-    return all(map(float.is_integer, (v for v in values if type(v) is float)))
+    return all(map(float.is_integer, (v for v in values if type(v) is float))) and _all_ints_fit(values)
+
+
+# JSON integers have no size limit, the model's float64 columns do: a larger one would overflow (500).
+_LARGEST_FLOAT_INT = int(sys.float_info.max)
+_TOO_LARGE = "number too large (beyond the float64 range)"
+
+
+def _all_ints_fit(values: list[Any]) -> bool:
+    return all(-_LARGEST_FLOAT_INT <= v <= _LARGEST_FLOAT_INT for v in values if type(v) is int)
+
+
+def _int_too_large(value: Any) -> bool:
+    return type(value) is int and not -_LARGEST_FLOAT_INT <= value <= _LARGEST_FLOAT_INT
 
 
 def _all_category_values(values: list[Any]) -> bool:
@@ -239,7 +253,7 @@ def _check_integer(value: Any) -> str | None:
         return "expected an integer"
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         return "expected an integer"
-    return None
+    return _TOO_LARGE if _int_too_large(value) else None
 
 
 def _check_float(value: Any) -> str | None:
@@ -247,7 +261,7 @@ def _check_float(value: Any) -> str | None:
         return "expected a number"
     if isinstance(value, float) and not math.isfinite(value):
         return "expected a finite number (NaN and infinity are not allowed)"
-    return None
+    return _TOO_LARGE if _int_too_large(value) else None
 
 
 def _check_boolean(value: Any) -> str | None:
