@@ -473,3 +473,50 @@ def test_registry_commands_exit_1_on_a_wrong_shape_file(run_cli, tmp_path, file,
     (directory / "reg" / file).write_text(json.dumps(content))
     code, out, err = run_cli("registry", "show", "production", cwd=directory)
     assert Path(file).name in assert_one_error(code, err, expected_code=1)
+
+
+# -- values Groovy cannot compile -----------------------------------------------------------------------
+
+# One, two, three and four bytes in UTF-8; the last is six bytes in a class file (two surrogates).
+WIDE_TEXT = st.text(st.sampled_from(["a", "é", "日", "\U0001F600", "'", "\\", "\n"]), min_size=1, max_size=60)
+
+
+@settings(max_examples=40, deadline=None)
+@given(unit=WIDE_TEXT, extra=st.integers(-3, 3))
+def test_a_literal_is_refused_exactly_when_its_class_file_constant_is_too_long(unit, extra):
+    from mlci.core.groovy import MAX_LITERAL_BYTES, class_file_bytes, groovy_literal
+
+    unit_bytes = class_file_bytes(unit)
+    value = unit * (MAX_LITERAL_BYTES // unit_bytes) + "a" * max(0, MAX_LITERAL_BYTES % unit_bytes + extra)
+    if class_file_bytes(value) <= MAX_LITERAL_BYTES:
+        assert groovy_literal(value, key="jenkins.install").startswith("'")
+    else:
+        with pytest.raises(ConfigError, match="jenkins.install: value is .* at most 65,535"):
+            groovy_literal(value, key="jenkins.install")
+
+
+def test_the_literal_limit_is_the_one_groovy_compiles_to(groovy):
+    """At the limit (with 4-byte characters counted as Java stores them) it compiles; one byte more does not."""
+    from mlci.core.groovy import MAX_LITERAL_BYTES, class_file_bytes, groovy_literal
+
+    emoji = "\U0001F600" * 100  # 600 bytes in a class file, 400 in UTF-8
+    at_limit = emoji + "a" * (MAX_LITERAL_BYTES - class_file_bytes(emoji))
+    source = "def value = {}\nprintln value.length()\n"
+    fits = source.format(groovy_literal(at_limit))
+    too_long = source.format("'" + at_limit + "a'")  # built by hand: groovy_literal refuses it
+    # Fits in 65,535 bytes of UTF-8 but not of the class file's modified UTF-8: Groovy fails it too.
+    utf8_fits = emoji + "a" * (MAX_LITERAL_BYTES - len(emoji.encode("utf-8")))
+    with pytest.raises(ConfigError):
+        groovy_literal(utf8_fits)
+    surrogates = source.format("'" + utf8_fits + "'")
+    results = groovy.parse_many([fits, too_long, surrogates])
+    assert results[fits][0], results[fits][1]
+    assert not results[too_long][0] and "String too long" in results[too_long][1]
+    assert not results[surrogates][0] and "UTF8 string too large" in results[surrogates][1]
+
+
+def test_a_pipeline_value_too_long_for_groovy_is_exit_2_naming_the_key(run_cli, tmp_path):
+    directory = project(tmp_path, "jenkins:\n  install: " + json.dumps("é" * 40_000) + "\n")
+    code, _, err = run_cli("jenkinsfile", cwd=directory)
+    assert "jenkins.install: value is 80,000 bytes" in assert_one_error(code, err)
+    assert not (directory / "Jenkinsfile").exists()
