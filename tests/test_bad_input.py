@@ -511,7 +511,7 @@ def test_the_literal_limit_is_the_one_groovy_compiles_to(groovy):
     surrogates = source.format("'" + utf8_fits + "'")
     results = groovy.parse_many([fits, too_long, surrogates])
     assert results[fits][0], results[fits][1]
-    assert not results[too_long][0] and "String too long" in results[too_long][1]
+    assert not results[too_long][0] and "UTF8 string too large" in results[too_long][1]
     assert not results[surrogates][0] and "UTF8 string too large" in results[surrogates][1]
 
 

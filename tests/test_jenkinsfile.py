@@ -57,7 +57,7 @@ def variants() -> dict[str, dict]:
     out["credentials"] = credentials
     for i, value in enumerate(ADVERSARIAL):
         config = base_config(install=value)
-        config["reports"] = value.replace("\n", "_") if "/" not in value else "r"
+        config["reports"] = reports_dir_for(value)
         config["monitor"] = {**config["monitor"], "schedule": value}
         out[f"adversarial-{i}"] = config
     return out
@@ -315,11 +315,16 @@ def test_every_file_starts_with_the_generated_header(rendered):
 # ---- adversarial values -----------------------------------------------------------------------------
 
 
+def reports_dir_for(value: str) -> str:
+    """The adversarial value as a reports directory: a path may hold no control characters (exit 2)."""
+    return re.sub(r"[\x00-\x1f]", "_", value) if "/" not in value else "r"
+
+
 @pytest.mark.parametrize("index", range(len(ADVERSARIAL)))
 def test_adversarial_values_round_trip_literally(recorded, index):
     events, _ = recorded
     value = ADVERSARIAL[index]
-    reports = value.replace("\n", "_") if "/" not in value else "r"
+    reports = reports_dir_for(value)
     for kind, status in (("commit", 0), ("nightly", 1)):
         ev = events[(f"adversarial-{index}", kind, status)]
         assert assigned(ev)["MLCI_INSTALL"] == value
