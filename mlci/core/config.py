@@ -294,12 +294,6 @@ class Config:
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"
-        sliced = set(self.evaluation.slices) if self.evaluation else set()
-        for index, rule in enumerate(self.gates.rules if self.gates else []):
-            if rule.slice is not None and rule.slice.column not in sliced:
-                yield ("gates", "rules", index, "slice", "column"), \
-                    f"slice column '{rule.slice.column}' is not listed under evaluation.slices, so the rule " \
-                    "cannot be evaluated", f"add '{rule.slice.column}' to evaluation.slices"
 
 
 # host[:port] of an image registry (a DNS name or IPv4 address, a numeric port), optionally a path.

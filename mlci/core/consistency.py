@@ -1,7 +1,8 @@
 """Rules that span ``mlci.yaml`` and ``schema.yaml``: a config that names columns the schema cannot back
 is refused by ``mlci config check`` (and before evaluation), not discovered as a useless report later.
 
-A slice column must be a column of the schema, not the target, and have few values: per-slice metrics
+Only projects with a schema (that evaluate their own models) are checked: ``mlci gate --metrics`` on
+files from elsewhere takes its slices from those files. A slice column must be a column of the schema, not the target, and have few values: per-slice metrics
 on a float column (one slice per row) or a column with hundreds of values are noise, and a gate on
 one of them cannot be trusted. ``MAX_SLICE_VALUES`` is the limit (documented at evaluation.slices).
 """
@@ -44,6 +45,10 @@ def slice_problems(config: Config, schema: DataSchema) -> Iterator[Problem]:
         problem = _slice_column_problem(rule.slice.column, schema)
         if problem:
             yield (f"{key}.column", *problem)
+            continue
+        if rule.slice.column not in config.evaluation.slices:  # evaluate computes no metrics for it
+            yield (f"{key}.column", f"slice column '{rule.slice.column}' is not listed under evaluation.slices, "
+                   "so the rule cannot be evaluated", f"add '{rule.slice.column}' to evaluation.slices")
             continue
         allowed = schema.columns[rule.slice.column].values
         if allowed is not None and slice_key(rule.slice.value) not in {slice_key(v) for v in allowed}:
