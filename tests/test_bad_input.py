@@ -520,3 +520,16 @@ def test_a_pipeline_value_too_long_for_groovy_is_exit_2_naming_the_key(run_cli, 
     code, _, err = run_cli("jenkinsfile", cwd=directory)
     assert "jenkins.install: value is 80,000 bytes" in assert_one_error(code, err)
     assert not (directory / "Jenkinsfile").exists()
+
+
+def test_a_slice_column_with_too_many_values_in_the_data_is_exit_2_at_evaluate(run_cli, tmp_path):
+    """An integer column without declared values passes config check; the holdout data decides."""
+    from mlci.core.consistency import MAX_SLICE_VALUES
+    from tests.model_projects import write_project
+
+    root = write_project(tmp_path / "p")
+    (root / "mlci.yaml").write_text((root / "mlci.yaml").read_text().replace("- region", "- credit_score"))
+    assert run_cli("-C", root, "train")[0] == 0
+    code, _, err = run_cli("-C", root, "evaluate")
+    message = assert_one_error(code, err)
+    assert "evaluation.slices[0]" in message and f"limited to {MAX_SLICE_VALUES}" in message
