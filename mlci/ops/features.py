@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Sequence
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlci.core.config import PipelineStep
+from mlci.core.config import ModelSection, PipelineStep
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.yamlsrc import YamlDocument, config_issue
 from mlci.errors import ConfigError
@@ -210,6 +212,34 @@ def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed:
         raise config_issue(document, "model.estimator", f"'{import_path}' is not a {kind}, but model.task is '{task}'",
                             f"choose a {kind} or change model.task")
     return estimator
+
+
+@contextmanager
+def parameter_errors_located(model: ModelSection, document: YamlDocument | None) -> Iterator[None]:
+    """Turn an estimator's ``ValueError`` that names a configured parameter into a located ``ConfigError``.
+
+    Some settings are valid alone and refused only together, inside ``fit`` (LogisticRegression's
+    ``penalty='l1'`` with the default solver, PCA's ``n_components`` above the feature count); the
+    estimator's message names the parameter. A message that names none is not ours to reinterpret.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        message = " ".join(str(exc).split())
+        key = _configured_parameter_in(message, model)
+        if key is None:
+            raise
+        raise config_issue(document, key, f"refused by the estimator: {message}"[:300],
+                           "change this parameter or the ones it depends on") from None
+
+
+def _configured_parameter_in(message: str, model: ModelSection) -> str | None:
+    keys = [(f"model.params.{name}", name) for name in model.params]
+    keys += [(f"model.steps.{i}.params.{name}", name) for i, step in enumerate(model.steps) for name in step.params]
+    for key, name in keys:
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message):
+            return key
+    return None
 
 
 def make_steps(steps: Sequence[PipelineStep], *, seed: int, document: YamlDocument | None = None) -> list[tuple[str, Any]]:
