@@ -554,3 +554,38 @@ def test_parameters_refused_only_inside_fit_are_exit_2_at_train(run_cli, tmp_pat
     code, _, err = run_cli("-C", root, "train")
     assert key in assert_one_error(code, err)
     assert not list((root / ".mlci" / "registry").glob("versions/v*/version.json"))
+
+
+HOSTS = st.sampled_from(["host.example", "127.0.0.1", "[::1]", "jenkins"])
+
+
+@PROPERTY
+@given(user=st.text(string.ascii_lowercase, min_size=1, max_size=6), secret=SECRET, host=HOSTS, port=BAD_PORT,
+       scheme=st.sampled_from(["http", "https"]))
+def test_adapters_refuse_a_bad_port_without_showing_the_secret(user, secret, host, port, scheme):
+    """--pushgateway, MLCI_PUSHGATEWAY and JENKINS_URL reach the adapters without passing mlci.yaml's checks."""
+    from mlci.adapters.jenkins_client import JenkinsClient
+    from mlci.adapters.pushgateway import Pushgateway
+    from mlci.errors import UsageError
+
+    url = f"{scheme}://{user}:{secret}@{host}:{port}/x?token={secret}"
+    for connect in (Pushgateway, JenkinsClient):
+        with pytest.raises(UsageError) as caught:
+            connect(url)
+        assert caught.value.exit_code == 2
+        assert secret not in str(caught.value) and "port" in str(caught.value)
+
+
+@PROPERTY
+@given(secret=SECRET, argv_style=st.sampled_from(["-p", "--param", "--param="]),
+       key=st.sampled_from(["API_KEY", "row", "x"]))
+def test_redacted_argv_never_holds_a_parameter_value(secret, argv_style, key):
+    from mlci.core.redact import redact_argv, secret_values, scrub_text
+
+    argv = ["mlci", "jenkins", "build", "job"]
+    argv += [f"--param={key}={secret}"] if argv_style.endswith("=") else [argv_style, f"{key}={secret}"]
+    argv += ["https://u:" + secret[::-1] + "@h/"]
+    shown = " ".join(redact_argv(argv))
+    assert secret not in shown and secret[::-1] not in shown and f"{key}=***" in shown
+    text = f"failed: {secret} and {secret[::-1]}"
+    assert secret not in scrub_text(text, secret_values(argv, {}))

@@ -106,7 +106,8 @@ def secret_values(argv: list[str], environ: dict[str, str]) -> set[str]:
     found: set[str] = set()
     for original, redacted in zip(map(str, argv), redact_argv(argv)):
         if original != redacted and "://" not in original:
-            found.add(original.partition("=")[2] if "=" in original else original)
+            value = original.partition("=")[2] if original.startswith("-") and "=" in original else original
+            found.add(value.partition("=")[2] if "=" in value else value)  # KEY=VALUE -> VALUE
         for url in _URL_IN_TEXT.findall(original):
             found.update(_userinfo_secrets(url))
     for name, value in environ.items():
