@@ -86,7 +86,7 @@ HOSTILE_YAML = {
     "recursive-anchor": "loop: &a [1, *a]\n",
     "recursive-mapping": "loop: &m {k: *m}\n",
     "deep-flow-nesting": "deep: " + "[" * 5000 + "]" * 5000 + "\n",
-    "deep-block-nesting": "".join("  " * i + f"k{i}:\n" for i in range(300)) + "  " * 300 + "v: 1\n",
+    "deep-block-nesting": "".join(" " * i + f"k{i}:\n" for i in range(1000)) + " " * 1000 + "v: 1\n",
     "complex-key-list": "? [a, b]\n: 1\n",
     "complex-key-mapping": "? {a: 1}\n: 1\n",
     "unknown-tag": "x: !custom value\n",
