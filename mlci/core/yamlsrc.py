@@ -139,9 +139,6 @@ class _TooLarge(Exception):
         self.line = line
 
 
-_scalar_constructor = yaml.SafeLoader("")
-
-
 class _Constructor:
     """Turns composed nodes into plain values, recording lines, counting every value it produces.
 
@@ -156,6 +153,7 @@ class _Constructor:
         self.repeated = 0
         self.seen: set[int] = set()
         self.open_nodes: set[int] = set()
+        self.scalars = yaml.SafeLoader("")  # PyYAML's safe scalar rules; its cache lives as long as this load
 
     def construct(self, node: yaml.Node, path: KeyPath) -> Any:
         line = node.start_mark.line + 1
@@ -201,7 +199,7 @@ class _Constructor:
 
     def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
         try:
-            value = _scalar_constructor.construct_object(node, deep=True)
+            value = self.scalars.construct_object(node, deep=True)
         except Exception as exc:  # noqa: BLE001 - any scalar YAML cannot construct is bad input, not a bug
             problem = getattr(exc, "problem", None) or str(exc)
             self.issues.append(ConfigIssue(
