@@ -22,7 +22,8 @@ from mlci.core.yamlsrc import config_issue
 from mlci.core.progress import Progress
 from mlci.errors import DataError, IntegrityError
 from mlci.ops import lineage, metrics, row_identity
-from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
+from mlci.ops.features import (build_pipeline, feature_columns, make_estimator, make_steps,
+                               parameter_errors_located)
 from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.scalars import log_training
 from mlci.ops.tabular import read_table
@@ -120,6 +121,11 @@ def configured_metrics(project: Project) -> list[str]:
 
 
 def train(*, project: Project, quiet: bool = False) -> TrainResult:
+    with parameter_errors_located(project.config.model, project.document):
+        return _train(project=project, quiet=quiet)
+
+
+def _train(*, project: Project, quiet: bool) -> TrainResult:
     started = time.monotonic()
     model_cfg = project.config.model
     schema = project_schema(project)
