@@ -91,7 +91,12 @@ def test_config_check_exit_codes(run_cli, tmp_path):
     code, out, err = run_cli("-C", tmp_path, "config", "check")
     assert code == 2 and out == ""
     assert "mlci.yaml:3: model.sede: unknown key 'sede' (hint: did you mean 'seed'?)" in err
+    # config check also imports the estimator and checks its parameters: 'x' is not one
     (tmp_path / "mlci.yaml").write_text("project: demo\ndata: {train: t.csv}\nmodel: {task: binary, estimator: x}\n")
+    code, out, err = run_cli("-C", tmp_path, "config", "check")
+    assert code == 2 and "mlci.yaml:3: model.estimator: 'x' is not an import path" in err
+    (tmp_path / "mlci.yaml").write_text("project: demo\ndata: {train: t.csv}\nmodel: {task: binary, "
+                                        "estimator: sklearn.linear_model.LogisticRegression}\n")
     code, out, err = run_cli("--json", "-C", tmp_path, "config", "check")
     assert code == 0 and json.loads(out)["project"] == "demo"
 

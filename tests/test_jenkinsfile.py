@@ -75,7 +75,7 @@ def variants() -> dict[str, dict]:
                              notify=[{"when": "failure", "slack": value}, {"when": "always", "mail": value}])
         config["jenkins"]["agent"] = {"docker_image": "python:3.11", "docker_args": value}
         config["registry"] = {"backend": "mlflow", "tracking_uri": value, "credentials": "mlflow-ci"}
-        config["reports"] = value.replace("\n", "_") if "/" not in value else "r"
+        config["reports"] = reports_dir_for(value)
         config["monitor"] = {**config["monitor"], "schedule": value}
         out[f"adversarial-{i}"] = config
     return out
@@ -550,11 +550,16 @@ def test_every_file_starts_with_the_generated_header(rendered):
 # ---- adversarial values -----------------------------------------------------------------------------
 
 
+def reports_dir_for(value: str) -> str:
+    """The adversarial value as a reports directory: a path may hold no control characters (exit 2)."""
+    return re.sub(r"[\x00-\x1f]", "_", value) if "/" not in value else "r"
+
+
 @pytest.mark.parametrize("index", range(len(ADVERSARIAL)))
 def test_adversarial_values_round_trip_literally(recorded, index):
     events, _ = recorded
     value = ADVERSARIAL[index]
-    reports = value.replace("\n", "_") if "/" not in value else "r"
+    reports = reports_dir_for(value)
     for kind, status in (("commit", 0), ("nightly", 1)):
         ev = events[(f"adversarial-{index}", kind, status)]
         env = assigned(ev)

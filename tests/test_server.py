@@ -356,3 +356,30 @@ def test_prediction_log_refuses_non_finite_values_like_json_dumps():
     batch = LoggedBatch("ts", "id", 1, {"x": [1.0]}, [0], [[float("nan"), 1.0]], ["0", "1"])
     with pytest.raises(ValueError):
         batch_lines(batch)
+
+
+INTEGER_FIELD = "num_accounts"
+
+
+@pytest.mark.parametrize("field", ["income", "loan_amount", "debt_ratio", INTEGER_FIELD])
+@pytest.mark.parametrize("digits", [20, 40, 308, 309, 400, 4000, 5000])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_integers_too_large_for_a_number_column_are_422_not_500(client, project, field, digits, sign):
+    """JSON integers have no size limit; the model's float64 columns do. Beyond them: a field error, never 500."""
+    good = holdout_records(project, 1)[0]
+    body = json.dumps([good])[:-2] + f', "{field}": {sign}{"9" * digits}}}]'
+    answer = _post_raw(client, body.encode())
+    if digits <= 308:  # 10**308 - 1 is still a float64: scored, or refused by the column's range rule
+        assert answer.status_code in (200, 422), answer.text[:200]
+        if answer.status_code == 422:  # integers are 64-bit (mlci/ml/schema_rules.py): 20 digits is not one
+            assert answer.json()["errors"][0]["message"].startswith(
+                ("below the minimum", "above the maximum") + (("expected an integer",) if field == INTEGER_FIELD else ()))
+    elif digits > 4300:  # beyond what Python's JSON parser reads: the body is malformed
+        assert answer.status_code in (400, 422), answer.text[:200]
+    else:
+        assert answer.status_code == 422, answer.text[:200]
+        # beyond float64 a number is an infinity, which a `finite` float column refuses (schema_rules.py)
+        expected = ("expected an integer" if field == INTEGER_FIELD
+                    else "expected a finite number (NaN and infinity are not allowed)")
+        assert [(e["row"], e["field"], e["message"]) for e in answer.json()["errors"]] == [(0, field, expected)]
+    assert "9" * 20 not in answer.text

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import jenkins
 import requests
 
+from mlci.core.redact import redact_url, scrub_text, url_problem
 from mlci.errors import ServiceError, UsageError
 
 NO_VALID_CRUMB = "No valid crumb"
@@ -46,19 +47,6 @@ def drop_header_logs() -> None:
         root.addFilter(_HEADER_LOG_FILTER)
 
 
-def redact_url(url: str) -> str:
-    """``url`` without user info, query string and fragment."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = f"{host}:{parts.port}" if parts.port else host
-    except ValueError:
-        return "<invalid URL>"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 @dataclass(frozen=True)
 class Credentials:
     url: str
@@ -68,10 +56,11 @@ class Credentials:
 
 def split_credentials(url: str, user: str | None, token: str | None) -> Credentials:
     """Move user info out of the URL (``https://u:t@host``); explicit user and token win."""
+    problem = url_problem(url)
+    if problem:
+        raise UsageError(f"Jenkins URL {redact_url(url)!r} is not usable: {problem}",
+                         hint="set jenkins.url or JENKINS_URL, e.g. https://jenkins.example.com/")
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"Jenkins URL {redact_url(url)!r} is not an http(s) URL",
-                         hint="set JENKINS_URL, e.g. https://jenkins.example.com/")
     clean = redact_url(url)
     if not clean.endswith("/"):
         clean += "/"
@@ -278,7 +267,7 @@ def _hint_for(status: int) -> str | None:
 
 def _scrub(text: str) -> str:
     """Drop anything URL-like with a query string or user info from a message."""
-    return re.sub(r"\w+://\S+", lambda m: redact_url(m.group(0)), text)
+    return scrub_text(text)
 
 
 def _lint_message(error: Any) -> str:

@@ -16,6 +16,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from mlci.core.redact import redact_url as redact
+from mlci.core.redact import url_problem
 from mlci.errors import ConfigError, ServiceError
 
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds before the 2nd, 3rd and 4th attempt
@@ -53,37 +55,20 @@ class _Gauges:
             yield family
 
 
-def redact(url: str) -> str:
-    """The URL without userinfo, query or fragment: safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{port}" if port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class Pushgateway:
     """A Pushgateway at ``url`` (``http(s)://[user:password@]host:port``)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, retry_delays: tuple[float, ...] = RETRY_DELAYS,
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        parts = urllib.parse.urlsplit(url.strip())
-        try:
-            parts.port
-        except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"invalid Pushgateway URL '{redact(url)}'",
+        problem = url_problem(url.strip())
+        if problem:
+            raise ConfigError(f"invalid Pushgateway URL '{redact(url)}': {problem}",
                               hint="use http://host:9091 (monitor.pushgateway, --pushgateway or MLCI_PUSHGATEWAY)")
+        parts = urllib.parse.urlsplit(url.strip())
         self._credentials = None
         if parts.username is not None:
             self._credentials = (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
-        self.base = redact(url).rstrip("/")
+        self.base = redact(url.strip()).rstrip("/")
         self.timeout = timeout
         self.retry_delays = retry_delays
         self._sleep = sleep

@@ -76,17 +76,24 @@ class ModelRegistry:
             known = ", ".join(sorted(self.aliases())) or "none"
             raise NotFound(f"no model version or alias named '{text}' (aliases: {known})",
                            hint="see 'mlci registry list'")
-        return int(alias["version"])
+        if alias["version"] not in self._version_numbers():
+            raise IntegrityError(f"{self.root / 'aliases.json'}: alias '{text}' points at version "
+                                 f"{alias['version']}, which does not exist", hint=_REPAIR_HINT)
+        return alias["version"]
 
     def aliases(self) -> dict[str, dict[str, Any]]:
         path = self.root / "aliases.json"
         if not path.exists():
             return {}
-        return self._read_json(path)
+        aliases = self._read_json(path)
+        problem = alias_file_problem(aliases)
+        if problem:
+            raise IntegrityError(f"{path}: {problem}", hint=_REPAIR_HINT)
+        return aliases
 
     def alias_of(self, name: str) -> int | None:
         entry = self.aliases().get(name)
-        return int(entry["version"]) if entry else None
+        return entry["version"] if entry else None
 
     def read_artifact(self, version: int, name: str) -> bytes:
         """An artifact's bytes, after checking its sha256 against the record."""
@@ -241,7 +248,11 @@ class ModelRegistry:
         path = self._version_dir(number) / RECORD
         if not path.exists():
             raise NotFound(f"model version {number} does not exist", hint="see 'mlci registry list'")
-        return self._read_json(path)
+        record = self._read_json(path)
+        problem = record_problem(record, number)
+        if problem:
+            raise IntegrityError(f"{path}: {problem}", hint=_REPAIR_HINT)
+        return record
 
     @staticmethod
     def _read_json(path: Path) -> Any:
@@ -249,6 +260,54 @@ class ModelRegistry:
             return json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise IntegrityError(f"{path}: not a readable registry file ({exc})") from None
+
+
+_REPAIR_HINT = "the registry file was changed outside mlci; restore it from a backup or re-register the model"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Optional record keys other code reads, and the JSON type each must have when present (None allowed).
+_OPTIONAL_TYPES: dict[str, type | tuple[type, ...]] = {
+    "created": str, "task": str, "estimator": (dict, str), "metrics": dict, "features": list, "classes": list,
+    "data": dict, "schema": dict, "image": dict, "deployments": list, "git": dict}
+
+
+def record_problem(record: Any, number: int) -> str | None:
+    """Why ``record`` is not the version.json of version ``number`` (``None`` when its shape is right)."""
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {type(record).__name__}"
+    if not _is_version_number(record.get("version")) or record["version"] != number:
+        return f"'version' is {record.get('version')!r}, expected {number}"
+    artifacts = record.get("artifacts")
+    if not isinstance(artifacts, dict):
+        return "'artifacts' is missing or not an object"
+    for name, entry in artifacts.items():  # names are checked where they are used: artifact_path
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
+                or not _SHA256.match(entry["sha256"]):
+            return f"artifact '{name}' has no valid sha256"
+    for key, expected in _OPTIONAL_TYPES.items():
+        if record.get(key) is not None and not isinstance(record[key], expected):
+            return f"'{key}' has the wrong type ({type(record[key]).__name__})"
+    return None
+
+
+def alias_file_problem(aliases: Any) -> str | None:
+    """Why ``aliases`` is not a valid aliases.json (``None`` when it is)."""
+    if not isinstance(aliases, dict):
+        return f"expected a JSON object, got {type(aliases).__name__}"
+    for name, entry in aliases.items():
+        if not _ARTIFACT_NAME.match(str(name)):
+            return f"alias name {str(name)[:60]!r} is not a valid name"
+        if not isinstance(entry, dict) or not _is_version_number(entry.get("version")):
+            shown = entry.get("version") if isinstance(entry, dict) else entry
+            return f"alias '{name}' does not point at a version number ({str(shown)[:60]!r})"
+        history = entry.get("history", [])
+        if not isinstance(history, list) or not all(map(_is_version_number, history)):
+            return f"alias '{name}' has a history that is not a list of version numbers"
+        entry.setdefault("history", [])
+    return None
+
+
+def _is_version_number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _now() -> str:

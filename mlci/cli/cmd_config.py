@@ -18,14 +18,14 @@ def config() -> None:
 @config.command()
 @pass_app
 def check(app: AppContext) -> int:
-    """Validate mlci.yaml; every problem is listed with file, line and key. Exit 0 or 2."""
-    project = app.project()
-    from mlci.core.dataschema import load_schema
+    """Validate mlci.yaml and schema.yaml, and that they agree (slices, estimator parameters).
 
-    schema_path = project.path(project.config.data.schema)
-    schema = load_schema(schema_path, _display(schema_path)) if schema_path.exists() else None
-    result = {"ok": True, "config": str(project.config_path), "project": project.config.project,
-              "schema": str(schema_path) if schema else None}
+    Every problem is listed with file, line and key. Exit 0 or 2.
+    """
+    from mlci.ops.config_check import check_config
+
+    project = app.project()
+    result = check_config(project)
     _warn_about_workspace_registry(project)
     emit(app, result, lambda r: f"{r['config']}: ok (project {r['project']})"
          + (f"\n{r['schema']}: ok" if r["schema"] else ""))
@@ -59,11 +59,6 @@ def schema_command(data_schema: bool, output: Path | None) -> int:
     else:
         click.echo(text, nl=False)
     return 0
-
-
-def _display(path: Path) -> str:
-    import os
-    return os.path.relpath(path)
 
 
 

@@ -11,6 +11,7 @@ import click
 from mlci import __version__
 from mlci.cli.context import AppContext
 from mlci.cli.lazy import LazyGroup
+from mlci.core.redact import redact_argv, scrub_text, secret_values
 from mlci.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, MlciError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -82,9 +83,10 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an mlci bug: one line for the user, the traceback in a log file
         if debug:
             _print_traceback()
-        log_file = _write_crash_log()
+        secrets = secret_values(["mlci", *args], dict(os.environ))
+        log_file = _write_crash_log(["mlci", *args], secrets)
         where = f" (traceback in {log_file})" if log_file else ""
-        click.echo(f"mlci: internal error: {type(exc).__name__}: {_one_line(exc)}{where}", err=True)
+        click.echo(f"mlci: internal error: {type(exc).__name__}: {_one_line(exc, secrets)}{where}", err=True)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0
 
@@ -103,12 +105,12 @@ def print_error(exc: MlciError) -> None:
         click.echo(f"mlci: hint: {exc.hint}", err=True)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def _one_line(exc: BaseException, secrets: set[str]) -> str:
+    text = " ".join(scrub_text(str(exc), secrets).split())
     return text[:300]
 
 
-def _write_crash_log() -> str | None:
+def _write_crash_log(argv: list[str], secrets: set[str]) -> str | None:
     import traceback
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlci"
@@ -116,8 +118,10 @@ def _write_crash_log() -> str | None:
         base.mkdir(parents=True, exist_ok=True)
         path = base / "crash.log"
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- mlci {__version__}, python {sys.version.split()[0]}, argv {sys.argv!r}\n")
-            handle.write(traceback.format_exc())
+            # Never the raw command line or message: -p KEY=VALUE values, URL credentials, tokens.
+            shown = redact_argv(argv)
+            handle.write(f"--- mlci {__version__}, python {sys.version.split()[0]}, argv {shown!r}\n")
+            handle.write(scrub_text(traceback.format_exc(), secrets))
         return str(path)
     except OSError:
         return None

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from mlci.core.redact import redact_url, url_problem
 from mlci.core.spec import IDENTIFIER, build, opt, section
-from mlci.core.yamlsrc import YamlDocument, load_yaml_file
+from mlci.core.yamlsrc import YamlDocument, load_yaml_file, load_yaml_text
 from mlci.errors import ConfigError, ConfigIssue
 
 CONFIG_FILE = "mlci.yaml"
@@ -37,10 +36,10 @@ class CsvOptions:
 class DataSection:
     """Where the data lives. Paths are relative to the project directory."""
 
-    train: str = opt(help="training data, CSV or Parquet")
-    holdout: str | None = opt(None, help="evaluation data; without it a seeded split of `train` is held out")
+    train: str = opt(path=True, help="training data, CSV or Parquet")
+    holdout: str | None = opt(None, path=True, help="evaluation data; without it a seeded split of `train` is held out")
     holdout_fraction: float = opt(0.2, min=0.01, max=0.9, help="share of `train` held out when `holdout` is not set")
-    schema: str = opt("schema.yaml", help="the data schema file (see `mlci schema infer`)")
+    schema: str = opt("schema.yaml", path=True, help="the data schema file (see `mlci schema infer`)")
     csv: CsvOptions = opt(CsvOptions, help="CSV reading options")
     batch_rows: int = opt(200_000, min=1000, help="rows per batch when streaming large files")
 
@@ -75,7 +74,8 @@ class ModelSection:
 class EvaluationSection:
     """Holdout evaluation."""
 
-    slices: list[str] = opt(list, help="columns whose values get per-slice metrics")
+    slices: list[str] = opt(list, help="columns whose values get per-slice metrics: category, boolean or "
+                            "integer columns of the schema, not the target, with at most 50 values")
     latency_rows: int = opt(200, min=1, help="rows timed one by one for prediction latency")
     latency_seconds: float = opt(5.0, min=0.1, help="stop timing single rows after this long")
 
@@ -105,6 +105,8 @@ class GateRule:
             yield (), "a rule needs min, max or max_drop", "e.g. `min: 0.8`"
         if self.bootstrap and self.max_drop is None:
             yield ("bootstrap",), "bootstrap needs max_drop", "set `max_drop: 0` for 'no worse'"
+        if self.min is not None and self.max is not None and self.min > self.max:
+            yield ("min",), f"min {self.min} is above max {self.max}: the rule can never pass", "swap them"
 
 
 @section
@@ -124,12 +126,19 @@ class RegistrySection:
 
     backend: Literal["local", "mlflow"] = opt("local", help="local: a directory (on shared storage for Jenkins); "
                                               "mlflow: an MLflow tracking server's Model Registry")
-    path: str = opt(".mlci/registry", help="directory of the local registry (absolute for shared storage)")
+    path: str = opt(".mlci/registry", path=True, help="directory of the local registry (absolute for shared storage)")
     lock_timeout: float = opt(60.0, min=0.1, help="seconds to wait for the registry lock")
     tracking_uri: str | None = opt(None, help="MLflow tracking server (default: the MLFLOW_TRACKING_URI variable)")
     model_name: str | None = opt(None, pattern=IDENTIFIER, help="MLflow registered model name (default: the project name)")
     credentials: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins credentials id (username/password) bound "
                                   "to MLFLOW_TRACKING_USERNAME/PASSWORD in the pipelines")
+
+    def check(self):
+        uri = self.tracking_uri or ""
+        problem = url_problem(uri) if uri.lower().startswith(("http://", "https://")) else None
+        if problem:
+            yield ("tracking_uri",), f"'{redact_url(uri)}' is not a valid URL: {problem}", \
+                "use http(s)://host[:port]; credentials go in registry.credentials"
 
 
 @section
@@ -144,6 +153,15 @@ class ImageSection:
     python: str = opt("3.11", pattern=r"^3\.\d{1,2}$",
                       help="Python version of the base image; the wheelhouse is fetched for it")
     user_id: int = opt(10001, min=1, max=2**31 - 1, help="uid of the non-root user the server runs as")
+
+    def check(self):
+        if self.registry is not None and not _REGISTRY_HOST.match(self.registry):
+            yield ("registry",), f"'{redact_url(self.registry)}' is not a registry host[:port]", \
+                "e.g. registry.example.com or 127.0.0.1:5000; credentials go in registry_credentials"
+        host = self.name.split("/", 1)[0] if "/" in self.name else ""
+        if ("." in host or ":" in host or "@" in host) and not _REGISTRY_HOST.match(host):
+            yield ("name",), f"'{redact_url(self.name)}' does not start with a valid registry host[:port]", \
+                "e.g. registry.example.com:5000/team/model; credentials go in registry_credentials"
 
 
 @section
@@ -174,7 +192,7 @@ class Environment:
 class ServeSection:
     max_body_bytes: int = opt(1_048_576, min=1024, help="largest accepted request body")
     max_rows: int = opt(1000, min=1, help="largest accepted batch")
-    log_dir: str = opt("predictions", help="where the server appends prediction logs")
+    log_dir: str = opt("predictions", path=True, help="where the server appends prediction logs")
     log_max_bytes: int = opt(50_000_000, min=1_000_000, help="rotate a prediction log file at this size")
     log_queue_rows: int = opt(100_000, min=100, help="rows buffered for the log writer; beyond it rows are dropped and counted")
     log_predictions: bool = opt(True, help="append every predicted row to the prediction log")
@@ -195,10 +213,10 @@ class ColumnDrift:
 class MonitorSection:
     """Nightly drift and performance monitoring."""
 
-    reference: str | None = opt(None, help="reference data (default: the deployed version's training data)")
-    current: str | None = opt(None, help="current data file or glob (default: the server's prediction logs)")
+    reference: str | None = opt(None, path=True, help="reference data (default: the deployed version's training data)")
+    current: str | None = opt(None, path=True, help="current data file or glob (default: the server's prediction logs)")
     window: str = opt("24h", help="how far back prediction logs are read")
-    labels: str | None = opt(None, help="labels arriving later: a file joined on request_id")
+    labels: str | None = opt(None, path=True, help="labels arriving later: a file joined on request_id")
     sample_values: int = opt(5_000_000, min=10_000, help="numeric values kept per column and side; past this a "
                              "seeded uniform sample keeps memory bounded")
     numeric_method: Literal["auto", "ks", "wasserstein", "psi"] = opt(
@@ -216,7 +234,7 @@ class MonitorSection:
     max_out_of_schema: float = opt(0.01, min=0, max=1, help="allowed share of values outside the schema")
     max_metric_drop: float = opt(0.05, min=0, help="performance decay allowed against the evaluation metrics")
     columns: dict[str, ColumnDrift] = opt(dict, help="per-column overrides")
-    pushgateway: str | None = opt(None, help="Pushgateway URL, e.g. http://pushgateway:9091")
+    pushgateway: str | None = opt(None, url=True, help="Pushgateway URL, e.g. http://pushgateway:9091")
     retrain_job: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins job triggered when drift is found")
     schedule: str = opt("H 2 * * *", help="cron spec of the nightly Jenkins job")
     alert_error_rate: float = opt(0.05, min=0, max=1, help="alert when this share of requests fail (5xx)")
@@ -230,7 +248,7 @@ class JenkinsAgent:
     docker_image: str | None = opt(None, help="run the pipeline inside this image")
     docker_args: str | None = opt(None, help="extra `docker run` arguments of the docker agent, e.g. "
                                   "'-v /var/run/docker.sock:/var/run/docker.sock' or '--gpus all'")
-    kubernetes_yaml: str | None = opt(None, help="pod template file for the Kubernetes plugin, relative to the project")
+    kubernetes_yaml: str | None = opt(None, path=True, help="pod template file for the Kubernetes plugin, relative to the project")
     default_container: str = opt("mlci", pattern=IDENTIFIER, help="container of the pod template that runs "
                                  "the steps (it needs Python 3); the plugin's default would be 'jnlp'")
 
@@ -265,7 +283,7 @@ class Notification:
 
 @section
 class JenkinsSection:
-    url: str | None = opt(None, help="Jenkins URL (or JENKINS_URL); credentials only from the environment")
+    url: str | None = opt(None, url=True, help="Jenkins URL (or JENKINS_URL); credentials only from the environment")
     job_type: Literal["multibranch", "pipeline"] = opt(
         "multibranch", help="multibranch: one job per branch and pull request (branch conditions work); "
         "pipeline: a single-branch job built by an SCM trigger")
@@ -308,8 +326,8 @@ class Config:
     serve: ServeSection = opt(ServeSection, help="the model server")
     monitor: MonitorSection = opt(MonitorSection, help="nightly monitoring")
     jenkins: JenkinsSection = opt(JenkinsSection, help="Jenkins jobs and pipelines")
-    reports: str = opt("reports", help="directory for JSON, JUnit and HTML reports")
-    tensorboard: str | None = opt(None, help="directory for TensorBoard scalars (CV folds, holdout metrics per "
+    reports: str = opt("reports", path=True, help="directory for JSON, JUnit and HTML reports")
+    tensorboard: str | None = opt(None, path=True, help="directory for TensorBoard scalars (CV folds, holdout metrics per "
                                   "version, nightly drift and performance); unset: none are written")
 
     def check(self):
@@ -321,6 +339,10 @@ class Config:
         for name in self.environments:
             if not _is_identifier(name):
                 yield ("environments", name), f"'{name}' is not a valid environment name", "letters, digits, . _ -"
+
+
+# host[:port] of an image registry (a DNS name or IPv4 address, a numeric port), optionally a path.
+_REGISTRY_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?(/[a-z0-9._-]+)*/?$")
 
 
 def _is_identifier(text: str) -> bool:
@@ -366,6 +388,11 @@ def _display_path(path: Path) -> str:
     return str(path.resolve()) if relative.startswith("..") else relative
 
 
+def _with_hint(issue: ConfigIssue, hint: str) -> ConfigIssue:
+    issue.hint = issue.hint or hint
+    return issue
+
+
 def _apply_env_overrides(doc: YamlDocument, environ: dict[str, str]) -> None:
     """Fold ``MLCI_SECTION__KEY=value`` variables into the parsed file, values parsed as YAML."""
     issues = []
@@ -380,7 +407,13 @@ def _apply_env_overrides(doc: YamlDocument, environ: dict[str, str]) -> None:
                 issues.append(ConfigIssue("cannot override inside a non-mapping value", file=f"${name}"))
                 break
         else:
-            target[keys[-1]] = yaml.safe_load(raw) if raw.strip() else raw
-            doc.origins[tuple(keys)] = f"environment variable {name}"
+            origin = f"environment variable {name}"
+            try:
+                target[keys[-1]] = load_yaml_text(raw, origin).data if raw.strip() else raw
+            except ConfigError as exc:
+                issues += [_with_hint(issue, "quote the value, e.g. "
+                                      f"{name}=\"'...'\" to pass it as text") for issue in exc.issues]
+                continue
+            doc.origins[tuple(keys)] = origin
     if issues:
         raise ConfigError(issues)

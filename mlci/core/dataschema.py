@@ -58,6 +58,10 @@ class RowBounds:
     min: int = opt(1, min=0, help="fewest rows (0 allows an empty file with a header)")
     max: int | None = opt(None, min=0, help="most rows")
 
+    def check(self):
+        if self.max is not None and self.min > self.max:
+            yield ("min",), f"min {self.min} is above max {self.max}: no file can pass", "swap them"
+
 
 @section
 class DataSchema:

@@ -18,6 +18,9 @@ from mlci.errors import ConfigError, ConfigIssue
 
 # Allowed characters after escaping; anything else below U+0020 (and DEL) is refused.
 _ESCAPES = (("\\", "\\\\"), ("'", "\\'"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+# A string constant in a Java class file has a 16-bit length (JVM spec 4.4.7, CONSTANT_Utf8_info): Groovy
+# cannot compile a longer literal, so Jenkins would reject the whole pipeline.
+MAX_LITERAL_BYTES = 65_535
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -45,9 +48,22 @@ def groovy_literal(value: object, key: str = "value") -> str:
     if bad:
         raise ConfigError([ConfigIssue(f"value contains control character U+{ord(bad.group()):04X}",
                                        path=key, hint="remove it; newlines and tabs are allowed")])
+    size = class_file_bytes(text)
+    if size > MAX_LITERAL_BYTES:
+        raise ConfigError([ConfigIssue(
+            f"value is {size:,} bytes; a Groovy string literal holds at most {MAX_LITERAL_BYTES:,}",
+            path=key, hint="Jenkins could not compile the pipeline; shorten it or read it from a file")])
     for raw, escaped in _ESCAPES:  # order matters: the backslash first
         text = text.replace(raw, escaped)
     return f"'{text}'"
+
+
+def class_file_bytes(text: str) -> int:
+    """The size of ``text`` as a constant in a Java class file (modified UTF-8, JVM spec 4.4.7).
+
+    Characters above U+FFFF are stored as two 3-byte surrogates; U+0000 (refused here anyway) takes 2.
+    """
+    return len(text.encode("utf-8")) + 2 * sum(1 for ch in text if ord(ch) > 0xFFFF) + text.count("\0")
 
 
 def groovy_int(value: object, key: str = "value") -> str:

@@ -15,6 +15,7 @@ import types
 import typing
 from typing import Any, Literal, Union
 
+from mlci.core.redact import redact_url, url_problem
 from mlci.core.yamlsrc import KeyPath, YamlDocument, format_path
 from mlci.errors import ConfigError, ConfigIssue
 
@@ -22,9 +23,14 @@ MISSING = dataclasses.MISSING
 
 
 def opt(default: Any = MISSING, *, help: str = "", min: float | None = None, max: float | None = None,
-        pattern: str | None = None, min_items: int | None = None) -> Any:
-    """A field with constraints. ``default`` may be a callable (used as a factory)."""
-    meta = {"help": help, "min": min, "max": max, "pattern": pattern, "min_items": min_items}
+        pattern: str | None = None, min_items: int | None = None, path: bool = False, url: bool = False) -> Any:
+    """A field with constraints. ``default`` may be a callable (used as a factory).
+
+    ``path=True``: a file or directory path (no control characters at all, not even tab or newline).
+    ``url=True``: an http(s) URL whose port, when given, is a number; errors show it redacted.
+    """
+    meta = {"help": help, "min": min, "max": max, "pattern": pattern, "min_items": min_items,
+            "path": path, "url": url}
     if callable(default):
         return dataclasses.field(default_factory=default, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -36,6 +42,12 @@ section = dataclasses.dataclass(frozen=True, kw_only=True)
 """Decorator for a config section: a frozen dataclass with keyword-only fields."""
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+# No text value may hold a C0/C1 control character other than tab, newline and carriage return (YAML's
+# double-quoted "\0" or an environment variable can carry them); a path may not hold those three either.
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_IN_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+PATH_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 def did_you_mean(word: str, candidates: typing.Iterable[str]) -> str | None:
@@ -111,10 +123,26 @@ class _Builder:
             self.fail(path, f"{data} is below the minimum {meta['min']}")
         if meta.get("max") is not None and data > meta["max"]:
             self.fail(path, f"{data} is above the maximum {meta['max']}")
+        if isinstance(data, str) and not self._text_ok(data, path, meta):
+            return data
         if meta.get("pattern") and not re.match(meta["pattern"], data):
             self.fail(path, f"'{data}' is not a valid name", f"use letters, digits, '.', '_' or '-' "
                       f"(pattern {meta['pattern']})")
         return data
+
+    def _text_ok(self, data: str, path: KeyPath, meta: dict) -> bool:
+        bad = (_CONTROL_IN_PATH if meta.get("path") else _CONTROL_IN_TEXT).search(data)
+        if bad:
+            what = "path" if meta.get("path") else "value"
+            self.fail(path, f"the {what} contains control character U+{ord(bad.group()):04X}",
+                      "remove it (it often comes from a \\ escape in double quotes or an environment variable)")
+            return False
+        problem = url_problem(data) if meta.get("url") and data else None
+        if problem:
+            self.fail(path, f"'{redact_url(data)}' is not a valid URL: {problem}",
+                      "use http(s)://host[:port]/path; keep credentials out of mlci.yaml")
+            return False
+        return True
 
     def section(self, cls: type, data: Any, path: KeyPath) -> Any:
         if data is None:
@@ -197,6 +225,10 @@ def _schema_of(tp: Any, meta: dict) -> dict:
         for key, schema_key in (("min", "minimum"), ("max", "maximum"), ("pattern", "pattern")):
             if meta.get(key) is not None:
                 out[schema_key] = meta[key]
+        if meta.get("path"):
+            out["pattern"] = PATH_PATTERN
+        if meta.get("url"):
+            out["format"] = "uri"
     if meta.get("help"):
         out = {**out, "description": meta["help"]}
     return out

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Sequence
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlci.core.config import PipelineStep
+from mlci.core.config import ModelSection, PipelineStep
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.yamlsrc import YamlDocument, config_issue
 from mlci.errors import ConfigError
@@ -166,9 +168,38 @@ def _instantiate(cls: type, params: dict[str, Any], *, seed: int, key: str, docu
     except TypeError as exc:
         raise config_issue(document, key, f"{cls.__name__} does not accept these parameters ({exc})",
                             "see its documentation")
+    _check_param_values(instance, params, key=key, document=document)
     if "random_state" in instance.get_params() and "random_state" not in params:
         instance.set_params(random_state=seed)
     return instance
+
+
+def _check_param_values(instance: Any, params: dict[str, Any], *, key: str, document: YamlDocument | None) -> None:
+    """Check each configured parameter against the class's declared constraints before any fit.
+
+    scikit-learn declares them in ``_parameter_constraints`` and checks them only inside ``fit``
+    (``BaseEstimator._validate_params`` in sklearn/base.py), where a bad value would surface as an
+    internal error after the data was read. Checking one parameter at a time locates every bad one.
+    """
+    constraints = getattr(instance, "_parameter_constraints", None)
+    if not isinstance(constraints, dict) or not params:
+        return
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+    except ImportError:  # a scikit-learn without declared constraints: fit will say it
+        return
+    issues = []
+    for name in params:
+        if name not in constraints:
+            continue
+        try:
+            validate_parameter_constraints({name: constraints[name]}, {name: params[name]},
+                                           caller_name=type(instance).__name__)
+        except InvalidParameterError as exc:
+            message = " ".join(str(exc).split())[:300]
+            issues += config_issue(document, f"{key}.{name}", message, "see the class's documentation").issues
+    if issues:
+        raise ConfigError(issues)
 
 
 def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed: int,
@@ -182,6 +213,34 @@ def make_estimator(import_path: str, params: dict[str, Any], *, task: str, seed:
         raise config_issue(document, "model.estimator", f"'{import_path}' is not a {kind}, but model.task is '{task}'",
                             f"choose a {kind} or change model.task")
     return estimator
+
+
+@contextmanager
+def parameter_errors_located(model: ModelSection, document: YamlDocument | None) -> Iterator[None]:
+    """Turn an estimator's ``ValueError`` that names a configured parameter into a located ``ConfigError``.
+
+    Some settings are valid alone and refused only together, inside ``fit`` (LogisticRegression's
+    ``penalty='l1'`` with the default solver, PCA's ``n_components`` above the feature count); the
+    estimator's message names the parameter. A message that names none is not ours to reinterpret.
+    """
+    try:
+        yield
+    except ValueError as exc:
+        message = " ".join(str(exc).split())
+        key = _configured_parameter_in(message, model)
+        if key is None:
+            raise
+        raise config_issue(document, key, f"refused by the estimator: {message}"[:300],
+                           "change this parameter or the ones it depends on") from None
+
+
+def _configured_parameter_in(message: str, model: ModelSection) -> str | None:
+    keys = [(f"model.params.{name}", name) for name in model.params]
+    keys += [(f"model.steps.{i}.params.{name}", name) for i, step in enumerate(model.steps) for name in step.params]
+    for key, name in keys:
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message):
+            return key
+    return None
 
 
 def make_steps(steps: Sequence[PipelineStep], *, seed: int, document: YamlDocument | None = None) -> list[tuple[str, Any]]:

@@ -18,6 +18,7 @@ import numpy as np
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
+from mlci.core.consistency import MAX_SLICE_VALUES
 from mlci.core.gates import slice_key
 from mlci.core.progress import Progress
 from mlci.core.reports import Report, write_report
@@ -84,6 +85,10 @@ def slice_keys(project: Project, data: Dataset) -> dict[str, np.ndarray]:
             raise config_issue(project.document, f"evaluation.slices.{i}",
                                f"slice column '{column}' is not in the holdout data", "name a column of the schema")
         keys = data.frame[column].map(lambda v: MISSING_SLICE if v is None or v != v else slice_key(v))
+        if keys.nunique() > MAX_SLICE_VALUES:
+            raise config_issue(project.document, f"evaluation.slices.{i}", f"slice column '{column}' has "
+                               f"{keys.nunique()} values in the holdout data; slices are limited to "
+                               f"{MAX_SLICE_VALUES}", "slice by a column with few values")
         out[column] = keys.to_numpy(dtype=str)
     return out
 

@@ -24,7 +24,7 @@ from mlci.errors import DataError, IntegrityError
 from mlci.ops.model import lineage
 from mlci.ml import metrics
 from mlci.ml import row_identity
-from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps
+from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps, parameter_errors_located
 from mlci.ops.model.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.model.scalars import log_training
 from mlci.ml.tabular import read_table
@@ -122,6 +122,11 @@ def configured_metrics(project: Project) -> list[str]:
 
 
 def train(*, project: Project, quiet: bool = False) -> TrainResult:
+    with parameter_errors_located(project.config.model, project.document):
+        return _train(project=project, quiet=quiet)
+
+
+def _train(*, project: Project, quiet: bool) -> TrainResult:
     started = time.monotonic()
     model_cfg = project.config.model
     schema = project_schema(project)
