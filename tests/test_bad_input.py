@@ -301,7 +301,7 @@ BAD_PARAMS = {  # (task, estimator, parameter) -> values its declared constraint
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=st.sampled_from(sorted(BAD_PARAMS)), data=st.data())
 def test_an_invalid_estimator_parameter_is_a_config_error_naming_it(tmp_path_factory, case, data):
-    from mlci.ops.config_check import check_config
+    from mlci.ops.project.config_check import check_config
 
     task, estimator, name = case
     value = data.draw(BAD_PARAMS[case])

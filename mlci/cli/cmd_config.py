@@ -22,7 +22,7 @@ def check(app: AppContext) -> int:
 
     Every problem is listed with file, line and key. Exit 0 or 2.
     """
-    from mlci.ops.config_check import check_config
+    from mlci.ops.project.config_check import check_config
 
     project = app.project()
     result = check_config(project)
