@@ -7,7 +7,8 @@ columns shifted in the current one: f_00 (mean +0.2 sd), f_01 (spread x1.3), f_0
 int_1 (Poisson 5 -> 5.5), cat_0 (top level 25% -> 20%). 19 columns are tested (id is not a feature).
 
 Each tool runs as its own process; wall time covers the whole process (imports included) and peak
-RSS is the command's own peak (``peak_rss.py``; a plain fork-and-wait4 would count this process's pages). Both use the same tests: KS for numbers and
+RSS is the command's own peak (``peak_rss.py``; a plain fork-and-wait4 would count this process's pages). Both use the
+same tests: KS for numbers and
 chi-square for categories at p < 0.05 (mlci: ``numeric_method: ks``, ``categorical_method: chi2``;
 Evidently: ``DataDriftPreset(num_method="ks", cat_method="chisquare")``); Evidently's default preset
 (Wasserstein / Jensen-Shannon above 1,000 rows) is timed too. Per-column verdicts are compared.
@@ -144,7 +145,8 @@ def evidently_python() -> str:
 def median_run(runs: list[dict]) -> dict:
     """The run with the median wall time, with every run's time and peak RSS listed."""
     chosen = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-    return {**chosen, "runs_wall_s": [r["wall_s"] for r in runs], "runs_peak_rss_mib": [r["peak_rss_mib"] for r in runs],
+    return {**chosen, "runs_wall_s": [r["wall_s"] for r in runs],
+            "runs_peak_rss_mib": [r["peak_rss_mib"] for r in runs],
             "median_peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs)}
 
 

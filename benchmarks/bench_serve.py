@@ -7,7 +7,8 @@ two bare Starlette apps, on the same fitted pipelines, for 1-row and 100-row req
 Servers (each one uvicorn process on 127.0.0.1, 1 worker):
 - mlci: ``python -m mlci.serve`` as deployed, with schema validation, metrics and the prediction log on;
 - mlflow: ``mlflow models serve --env-manager local`` on the same pipeline, saved with
-  ``mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba")`` (skops format, MLflow's default) in its own virtual environment
+  ``mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba")`` (skops format, MLflow's default) in its own virtual
+  environment
   (``benchmarks/.venv-mlflow``, created on the first run with the host's scikit-learn, NumPy, SciPy and
   pandas versions, so the same model loads);
 - starlette-frame: a bare route that builds a DataFrame and calls the pipeline's ``predict_proba``;
@@ -301,7 +302,7 @@ def table(results: list[dict]) -> str:
                    key=lambda c: (list(TARGETS).index(c[0]), c[1], str(c[2]).zfill(4)))
     for model, rows, clients in cells:
         where = {"model": model, "rows": rows, "concurrency": clients}
-        med = lambda server, key: median_of(results, key, server=server, **where)  # noqa: E731
+        med = lambda server, key, where=where: median_of(results, key, server=server, **where)  # noqa: E731
         lines.append(
             f"| {model} | {rows} | {clients} | {med('mlci', 'rps'):.0f} | {med('mlci', 'p50_ms'):.1f} / "
             f"{med('mlci', 'p99_ms'):.1f} | {med('mlflow', 'rps'):.0f} | {med('mlflow', 'p50_ms'):.1f} / "
@@ -388,7 +389,8 @@ def measure(model: str, servers: dict[str, Server], files: dict[int, dict[str, P
         for rows in files:
             for concurrency in args.concurrency:
                 for name, server in servers.items():
-                    result = hey(server.predict_url, files[rows][name], requests=sizes[name, rows], concurrency=concurrency)
+                    result = hey(server.predict_url, files[rows][name], requests=sizes[name, rows],
+                                 concurrency=concurrency)
                     results.append({"model": model, "server": name, "rows": rows, "concurrency": concurrency,
                                     "repeat": repeat, **result})
                     print(f"{model:8} {name:15} rows={rows:<3} c={concurrency:<3} {result['rps']:8.1f} req/s  "

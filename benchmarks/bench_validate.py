@@ -24,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from peak_rss import run_measured  # noqa: E402
+
 DATA_DIR = HERE / ".data"
 SEED = 42
 LEVELS = [f"level_{i}" for i in range(10)]

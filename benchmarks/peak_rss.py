@@ -11,7 +11,6 @@ a child of known size under a large parent.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile

@@ -240,7 +240,7 @@ class _QueueItem:
     causes: int = 1
     polls: int = 0
     state: str = "waiting"  # waiting | left | cancelled
-    build: "_Build | None" = None
+    build: _Build | None = None
     forgotten: bool = False
 
 
@@ -386,7 +386,7 @@ class JenkinsEmulator:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> "JenkinsEmulator":
+    def start(self) -> JenkinsEmulator:
         if self._server is not None:
             return self
         self._stopping.clear()
@@ -419,7 +419,7 @@ class JenkinsEmulator:
         self._server = None
         self._thread = None
 
-    def __enter__(self) -> "JenkinsEmulator":
+    def __enter__(self) -> JenkinsEmulator:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -1296,7 +1296,8 @@ class JenkinsEmulator:
                     self._index(job)
                 continue
             definition = root.find("definition")
-            remote = definition.findtext(".//hudson.plugins.git.UserRemoteConfig/url") if definition is not None else None
+            remote = (definition.findtext(".//hudson.plugins.git.UserRemoteConfig/url")
+                      if definition is not None else None)
             if remote is None:
                 continue
             scm_found = True
@@ -1699,7 +1700,9 @@ _OPTION_PROPERTIES = {  # options {} entries that are JobProperties (the rest ar
     "disableResume": "org.jenkinsci.plugins.workflow.job.properties.DisableResumeJobProperty",
     "durabilityHint": "org.jenkinsci.plugins.workflow.job.properties.DurabilityHintJobProperty",
 }
-_TOKEN = re.compile(r"""(?P<ws>\s+)|(?P<comment>//[^\n]*|/\*.*?\*/)|(?P<str>'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_$][A-Za-z0-9_$]*)|(?P<punct>.)""", re.S)
+_TOKEN = re.compile(r"""(?P<ws>\s+)|(?P<comment>//[^\n]*|/\*.*?\*/)"""  # noqa: ISC003
+                    r"""|(?P<str>'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")"""
+                    r"""|(?P<num>\d+(?:\.\d+)?)|(?P<id>[A-Za-z_$][A-Za-z0-9_$]*)|(?P<punct>.)""", re.S)
 
 
 @dataclass
@@ -2104,7 +2107,7 @@ def lint_jenkinsfile(source: str) -> tuple[bool, list]:
 
     root = _Block(None, None, 1, 1)
     blocks = [root]
-    for idx, (kind, value, line, col) in enumerate(tokens):
+    for idx, (kind, value, _line, _col) in enumerate(tokens):
         node = blocks[-1]
         if kind in ("(", "["):
             node.paren += 1

@@ -61,7 +61,8 @@ def _data(task: str, rows: int, holdout_rows: int) -> tuple[pd.DataFrame, pd.Dat
         return train, holdout, schema
     if task == "multiclass":
         for frame in (train, holdout):
-            frame["risk"] = pd.cut(frame["credit_score"], [0, 620, 720, 900], labels=["high", "medium", "low"]).astype(str)
+            frame["risk"] = pd.cut(frame["credit_score"], [0, 620, 720, 900], labels=["high", "medium",
+                                                                                      "low"]).astype(str)
         schema["columns"]["risk"] = {"type": "category", "nullable": False}
         schema["columns"]["credit_score"]["feature"] = False
         schema["target"] = "risk"

@@ -39,7 +39,8 @@ def fit_pipeline(train: pd.DataFrame, estimator: str = "logistic", *, seed: int 
                            ("onehot", OneHotEncoder(handle_unknown="ignore"))])
     model = (LogisticRegression(max_iter=500, C=1.0 + seed) if estimator == "logistic"
              else RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1))
-    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories, CATEGORIES)])),
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories,
+                                                                                       CATEGORIES)])),
                          ("model", model)])
     return pipeline.fit(train[FEATURES], train["default"])
 

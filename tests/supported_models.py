@@ -99,7 +99,8 @@ def fitted_models(root: Path) -> Iterator[tuple[str, Any, Any]]:
         for path, params in REGRESSOR_VARIANTS if task == "regression" else CLASSIFIER_VARIANTS:
             yield f"{task} {path} {params}", _fit(schema, path, [], task, x, y, params), x
         for path, params in STEPS:
-            default = "sklearn.linear_model.Ridge" if task == "regression" else "sklearn.linear_model.LogisticRegression"
+            default = ("sklearn.linear_model.Ridge" if task == "regression"
+                       else "sklearn.linear_model.LogisticRegression")
             step = PipelineStep(name="step", transformer=path, params=params)
             yield f"{task} {default} + step {path}", _fit(schema, default, [step], task, x, y), x
 

@@ -1,4 +1,5 @@
-"""``mlci alerts``: the rules pass ``promtool check rules`` and fire (only) when they should (``promtool test rules``)."""
+"""``mlci alerts``: the rules pass ``promtool check rules`` and fire (only) when they should
+(``promtool test rules``)."""
 
 from __future__ import annotations
 

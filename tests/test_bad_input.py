@@ -8,7 +8,6 @@ credentials and bad ports, wrong-shape registry records) so that a class is cove
 from __future__ import annotations
 
 import json
-import os
 import string
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlci.core.config import load_project
-from mlci.core.yamlsrc import MAX_DEPTH, MAX_ALIASED, load_yaml_text
+from mlci.core.yamlsrc import MAX_ALIASED, MAX_DEPTH, load_yaml_text
 from mlci.errors import ConfigError
 
 MINIMAL = """\
@@ -205,7 +204,7 @@ def test_a_control_character_in_any_path_value_is_a_located_exit_2(run_cli, tmp_
     (directory / "mlci.yaml").write_text(body + PATH_KEYS[key].format(value))
     code, _, err = run_cli("config", "check", cwd=directory)
     message = assert_one_error(code, err)
-    assert f"mlci.yaml:" in message and key.replace(".", ".") in message and "control character" in message
+    assert "mlci.yaml:" in message and key.replace(".", ".") in message and "control character" in message
 
 
 def test_a_nul_byte_in_a_path_from_the_environment_is_exit_2(run_cli, tmp_path):
@@ -344,7 +343,8 @@ IMPOSSIBLE = {
     "slice-on-target": ("evaluation:\n  slices: [y]\n", SCHEMA, "evaluation.slices[0]"),
     "slice-on-float": ("evaluation:\n  slices: [x]\n", SCHEMA, "evaluation.slices[0]"),
     "slice-with-many-values": ("evaluation:\n  slices: [n]\n",
-                               SCHEMA.replace("n: {type: integer}", f"n: {{type: integer, values: {list(range(300))}}}"),
+                               SCHEMA.replace("n: {type: integer}",
+                                              f"n: {{type: integer, values: {list(range(300))}}}"),
                                "evaluation.slices[0]"),
     "gate-slice-not-evaluated": ("gates:\n  rules:\n    - {metric: accuracy, min: 0.5, slice: {column: region, "
                                  "value: north}}\n", SCHEMA, "gates.rules[0].slice.column"),
@@ -580,7 +580,7 @@ def test_adapters_refuse_a_bad_port_without_showing_the_secret(user, secret, hos
 @given(secret=SECRET, argv_style=st.sampled_from(["-p", "--param", "--param="]),
        key=st.sampled_from(["API_KEY", "row", "x"]))
 def test_redacted_argv_never_holds_a_parameter_value(secret, argv_style, key):
-    from mlci.core.redact import redact_argv, secret_values, scrub_text
+    from mlci.core.redact import redact_argv, scrub_text, secret_values
 
     argv = ["mlci", "jenkins", "build", "job"]
     argv += [f"--param={key}={secret}"] if argv_style.endswith("=") else [argv_style, f"{key}={secret}"]

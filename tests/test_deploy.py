@@ -8,6 +8,7 @@ import json
 import threading
 import time
 
+import docker.errors
 import httpx
 import pytest
 
@@ -34,7 +35,7 @@ def delivered(tmp_path_factory, docker_engine, image_registry, base_image):
         assert run(["-C", str(directory), "build", "--model", str(version)]) == 0
         assert run(["-C", str(directory), "push", "--model", str(version)]) == 0
     yield directory, repository, ports
-    for container in docker_engine.containers.list(all=True, filters={"label": f"org.mlci.project=credit-risk"}):
+    for container in docker_engine.containers.list(all=True, filters={"label": "org.mlci.project=credit-risk"}):
         if container.image.tags and container.image.tags[0].startswith(repository) or \
                 repository in container.attrs["Config"]["Image"]:
             container.remove(force=True)
@@ -89,7 +90,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert code == 0, err
     assert failures == []
     assert _predict(port, records)["model_version"] == 2
-    with pytest.raises(Exception):
+    with pytest.raises(docker.errors.NotFound):  # the old container was removed, not just stopped
         docker_engine.containers.get(first["handle"]["container"])
 
     # a broken image: version 3 whose model file was altered after registration

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from scipy import sparse
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 from starlette.testclient import TestClient
 
 from mlci.adapters.model_files import dump_model
@@ -83,7 +83,8 @@ def test_compiled_path_equals_the_pipeline_with_missing_values_and_unknown_categ
     assert probabilities == np.round(reference, 6).tolist()
 
 
-@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=500), ExtraTreesClassifier(n_estimators=20, random_state=0)])
+@pytest.mark.parametrize("estimator", [LogisticRegression(max_iter=500), ExtraTreesClassifier(n_estimators=20,
+                                                                                              random_state=0)])
 def test_mlci_preprocessing_with_booleans_and_date_parts_compiles(tmp_path, estimator):
     pipeline = build_pipeline(SCHEMA, estimator=estimator, datetime_parts=["year", "month", "dayofweek"])
     features = feature_columns(SCHEMA, ["year", "month", "dayofweek"])
@@ -117,7 +118,8 @@ def test_an_unknown_step_keeps_the_pipeline_and_still_serves(tmp_path):
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", MinMaxScaler())])
     categories = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
                            ("onehot", OneHotEncoder(handle_unknown="ignore"))])
-    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories, CATEGORIES)])),
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", categories,
+                                                                                       CATEGORIES)])),
                          ("model", LogisticRegression(max_iter=500))]).fit(TRAIN[FEATURES], TRAIN["default"])
     model = _serve(tmp_path, pipeline, FEATURES)
     assert model.compiled is None and "MinMaxScaler" in model.scoring_note

@@ -141,10 +141,12 @@ def test_files_only_thresholds_slices_and_junit(tmp_path, run_cli):
 def test_files_only_champion_comparison_and_exit_codes(tmp_path, run_cli):
     root = gate_project(tmp_path, [{"metric": "rmse", "max_drop": 0.1, "relative": True}], task="regression")
     old = write_metrics(tmp_path / "old.json", {"rmse": 10.0})
-    code, out, _ = run_cli("-C", root, "--json", "gate", "--metrics", write_metrics(tmp_path / "a.json", {"rmse": 10.9}),
+    code, out, _ = run_cli("-C", root, "--json", "gate", "--metrics", write_metrics(tmp_path / "a.json",
+                                                                                    {"rmse": 10.9}),
                            "--baseline", old)
     assert code == 0 and json.loads(out)["checks"][0]["status"] == "pass"
-    code, out, _ = run_cli("-C", root, "--json", "gate", "--metrics", write_metrics(tmp_path / "b.json", {"rmse": 11.2}),
+    code, out, _ = run_cli("-C", root, "--json", "gate", "--metrics", write_metrics(tmp_path / "b.json",
+                                                                                    {"rmse": 11.2}),
                            "--baseline", old)
     assert code == 1
     check = json.loads(out)["checks"][0]

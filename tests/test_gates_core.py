@@ -8,8 +8,15 @@ import numpy as np
 import pytest
 
 from mlci.core.config import GateRule, GatesSection, SliceRef
-from mlci.core.gates import (MetricSet, allowed_drop, check_champion, check_threshold, evaluate_gates,
-                             improvement, lower_bound)
+from mlci.core.gates import (
+    MetricSet,
+    allowed_drop,
+    check_champion,
+    check_threshold,
+    evaluate_gates,
+    improvement,
+    lower_bound,
+)
 
 
 def metrics(values: dict, slices: dict | None = None, label: str = "") -> MetricSet:

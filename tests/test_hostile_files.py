@@ -33,7 +33,7 @@ def validate(run_cli, tmp_path, schema, name: str, content: bytes):
 
 def assert_one_line_error(err: str, data, line: int | None = None) -> str:
     assert "Traceback" not in err
-    errors = [l for l in err.splitlines() if l.startswith("mlci: error:")]
+    errors = [line for line in err.splitlines() if line.startswith("mlci: error:")]
     assert len(errors) == 1, err
     message = errors[0]
     expected = f"{data.name}:{line}:" if line is not None else data.name
@@ -218,4 +218,4 @@ def test_no_traceback_in_a_real_process(mlci_subprocess, tmp_path, schema):
     result = mlci_subprocess("validate", data, "--schema", schema, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert f"d.csv:3: too few fields" in result.stderr
+    assert "d.csv:3: too few fields" in result.stderr

@@ -11,8 +11,8 @@ import pytest
 from mlci.core.config import load_project
 from mlci.ops.deliver.health import free_port
 from mlci.ops.model.registry import open_registry
-from tests.serving_support import configure_delivery, copy_example, register_version
 from tests.services import http_get, registry_catalog
+from tests.serving_support import configure_delivery, copy_example, register_version
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

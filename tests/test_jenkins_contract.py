@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from mlci.adapters.jenkins_client import JenkinsClient
-from mlci.ops.jenkins import server as ops
 from mlci.ops.jenkins import jobxml
+from mlci.ops.jenkins import server as ops
 from tests.jenkins_emulator import JenkinsEmulator
 
 ENV_URL, ENV_USER, ENV_TOKEN = "MLCI_TEST_JENKINS_URL", "MLCI_TEST_JENKINS_USER", "MLCI_TEST_JENKINS_TOKEN"

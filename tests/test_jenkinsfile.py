@@ -71,7 +71,8 @@ def variants() -> dict[str, dict]:
                                              "approvers": ["alice", "release-managers"], "approval_timeout_hours": 4}
     out["credentials"] = credentials
     for i, value in enumerate(ADVERSARIAL):
-        config = base_config(install=value, index_url=value, extra_stages=[{"name": "Extra", "after": "gate", "sh": value}],
+        config = base_config(install=value, index_url=value, extra_stages=[{"name": "Extra", "after": "gate",
+                                                                            "sh": value}],
                              notify=[{"when": "failure", "slack": value}, {"when": "always", "mail": value}])
         config["jenkins"]["agent"] = {"docker_image": "python:3.11", "docker_args": value}
         config["registry"] = {"backend": "mlflow", "tracking_uri": value, "credentials": "mlflow-ci"}
@@ -207,7 +208,8 @@ SCENARIOS = {
     "single-branch-main": {"CHECKOUT_GIT_BRANCH": "origin/main"},
     "single-branch-feature": {"CHECKOUT_GIT_BRANCH": "origin/feature/faster"},
 }
-DEFAULT_ENV = {**SCENARIOS["main"], "CHECKOUT_GIT_BRANCH": "origin/main", "SH_STDOUT": "v3 roc_auc 0.743 Δ+0.007 PASSED"}
+DEFAULT_ENV = {**SCENARIOS["main"], "CHECKOUT_GIT_BRANCH": "origin/main",
+               "SH_STDOUT": "v3 roc_auc 0.743 Δ+0.007 PASSED"}
 SCENARIO_VARIANTS = ("example", "pipeline-job", "credentials")
 
 
@@ -362,7 +364,8 @@ def test_commit_pipeline_runs_one_mlci_command_per_stage(recorded):
     commands = [s for s in scripts if s.startswith(".venv/bin/mlci") and "describe" not in s]
     assert commands == [".venv/bin/mlci validate", ".venv/bin/mlci train", ".venv/bin/mlci evaluate",
                         ".venv/bin/mlci gate", ".venv/bin/mlci build", ".venv/bin/mlci push",
-                        '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"', '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
+                        '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"',
+                        '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
     env = assigned(events[("example", "commit", 0)])
     assert "MLCI_PROJECT" not in env  # the project is the repository root here
     assert env["MLCI_INSTALL"] == "."
@@ -626,7 +629,8 @@ def test_adversarial_values_are_inert_in_the_shell(recorded, tmp_path, index):
      "environments.production.approvers"),
     ("jenkins", "stage_agents", {"training": {"label": "gpu"}}, "jenkins.stage_agents.training"),
     ("jenkins", "stage_agents", {"train": {"label": "gpu && !x"}}, "jenkins.stage_agents.train.label"),
-    ("jenkins", "extra_stages", [{"name": "x'); sh('id", "after": "gate", "sh": "true"}], "jenkins.extra_stages[0].name"),
+    ("jenkins", "extra_stages", [{"name": "x'); sh('id", "after": "gate", "sh": "true"}],
+     "jenkins.extra_stages[0].name"),
     ("jenkins", "extra_stages", [{"name": "Lint", "after": "deploy", "sh": "true"}], "jenkins.extra_stages[0].after"),
     ("jenkins", "extra_stages", [{"name": "Gate", "before": "gate", "sh": "true"}], "jenkins.extra_stages[0].name"),
     ("jenkins", "extra_stages", [{"name": "Lint", "sh": "true"}], "jenkins.extra_stages[0]:"),
@@ -653,7 +657,8 @@ def test_write_then_check_then_stale(run_cli, tmp_path):
     project = write_project(tmp_path / "p", base_config())
     code, out, err = run_cli("-C", project, "jenkinsfile")
     assert code == 0, err
-    assert out.splitlines() == [f"wrote {project / 'Jenkinsfile'}", f"wrote {project / 'pipelines/nightly.Jenkinsfile'}"]
+    assert out.splitlines() == [f"wrote {project / 'Jenkinsfile'}",
+                                f"wrote {project / 'pipelines/nightly.Jenkinsfile'}"]
     assert run_cli("-C", project, "jenkinsfile")[1].count("unchanged") == 2
     code, out, err = run_cli("-C", project, "jenkinsfile", "--check")
     assert code == 0, err
@@ -727,7 +732,8 @@ def test_controller_has_every_plugin_the_generated_pipelines_use(tmp_path):
     plugins = {line.split(":")[0].strip() for line in (REPO / "docker/jenkins/plugins.txt").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
     steps_to_plugins = {"timestamps()": "timestamper", "cleanWs(": "ws-cleanup", "publishHTML(": "htmlpublisher",
-                        "withCredentials(": "credentials-binding", "junit ": "junit", "pipeline {": "workflow-aggregator",
+                        "withCredentials(": "credentials-binding", "junit ": "junit",
+                        "pipeline {": "workflow-aggregator",
                         "docker {": "docker-workflow", "kubernetes {": "kubernetes", "checkout scm": "git"}
     generated = "".join(text for name, config in variants().items() if not name.startswith("adversarial")
                         for text in render_pipelines(load_project(write_project(tmp_path / name, config))).values())

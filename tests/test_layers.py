@@ -161,7 +161,8 @@ def test_relative_and_from_package_imports_are_resolved():
     found = imports_of_source(source, "mlci.serve.app")
     assert found == {"mlci.serve.settings", "mlci.serve.model", "mlci.core.config", "mlci.errors",
                      "mlci.ops.jenkins", "mlci"}
-    assert imports_of_source("from .values import x\n", "mlci.ml.tabular", is_package=True) == {"mlci.ml.tabular.values"}
+    assert imports_of_source("from .values import x\n", "mlci.ml.tabular",
+                             is_package=True) == {"mlci.ml.tabular.values"}
     assert layer_of("mlci.ops.jenkins") == "ops" and layer_of("mlci") == "root"
 
 

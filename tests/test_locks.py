@@ -138,7 +138,8 @@ def test_sixteen_waiters_after_a_sigkilled_holder_never_overlap_nor_lose_an_alia
         tag = f"r{round_number}"
         crowd = subprocess.Popen([sys.executable, "-c", WAITERS, str(registry.root), str(work), str(waiters), tag],
                                  env=ENV, stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: len([p for p in (work / "ready").iterdir() if p.name.startswith(f"{tag}-")]) == waiters)
+        wait_for(lambda tag=tag: len([p for p in (work / "ready").iterdir()
+                                      if p.name.startswith(f"{tag}-")]) == waiters)
         time.sleep(0.2)  # all waiters are polling the lock now
         assert not list((work / "inside").iterdir()), "a waiter entered while the holder held the lock"
         assert not any(a.startswith(tag) for a in registry.aliases()), "a waiter wrote while the holder held the lock"

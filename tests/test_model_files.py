@@ -19,8 +19,9 @@ import pickle
 import sys
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,8 +30,15 @@ from mlci.adapters.model_files import ALLOWED, dump_model, load_model, schema_no
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.errors import EXIT_CHECK_FAILED, IntegrityError
 from tests.model_projects import write_project
-from tests.supported_models import (CLASSIFIER_VARIANTS, CLASSIFIERS, REGRESSOR_VARIANTS, REGRESSORS, STEPS,
-                                    fitted_models, node_names)
+from tests.supported_models import (
+    CLASSIFIER_VARIANTS,
+    CLASSIFIERS,
+    REGRESSOR_VARIANTS,
+    REGRESSORS,
+    STEPS,
+    fitted_models,
+    node_names,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOSTILE_MODULE = "mlci_hostile_import_probe"

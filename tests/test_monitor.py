@@ -9,15 +9,15 @@ import time
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mlci.cli.main import run
-from tests.services import pushgateway  # noqa: F401  (fixture)
 from tests.private_pushgateway import private_pushgateway  # noqa: F401 - fixture
+from tests.services import pushgateway  # noqa: F401  (fixture)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
 SHIFTED = {"income", "debt_ratio", "region", "employment"}
@@ -108,7 +108,7 @@ def without_current(project: Path) -> None:
 
 def test_prediction_logs_in_the_window_are_the_current_data(project):
     without_current(project)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     write_prediction_log(project, pd.read_csv(project / "data" / "later.csv"), now - timedelta(hours=1),
                          "predictions-new.jsonl")
     write_prediction_log(project, pd.read_csv(project / "data" / "train.csv"), now - timedelta(days=3),
@@ -258,7 +258,7 @@ def test_labels_arriving_later_are_joined_to_the_logged_predictions(versioned, t
     root = tmp_path / "p"
     shutil.copytree(versioned, root)
     holdout = pd.read_csv(root / "data" / "holdout.csv")
-    stamp = (datetime.now(timezone.utc) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    stamp = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     (root / "predictions").mkdir()
     with (root / "predictions" / "predictions-a.jsonl").open("w") as handle:
         for i, row in enumerate(holdout.drop(columns=["customer_id", "default"]).to_dict(orient="records")):

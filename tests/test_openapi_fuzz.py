@@ -8,7 +8,7 @@ idea of "valid" is the server's. The app runs in-process (ASGI), with a bounded 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import schemathesis
@@ -54,7 +54,7 @@ def _operations(app):
 def _instant(text: str) -> datetime:
     """An RFC 3339 date-time as an aware datetime (the test's own reading, not the server's)."""
     moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _datetime_bounds(document: dict) -> dict[str, tuple[datetime | None, datetime | None]]:
@@ -85,7 +85,7 @@ def _within_published_bounds(body, bounds) -> bool:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
 def test_the_fuzzer_finds_no_failure_against_the_published_document(app, mode):
     bounds = _datetime_bounds(_document(app))
-    assert bounds["application_date"][0] == datetime(2020, 1, 1, tzinfo=timezone.utc)
+    assert bounds["application_date"][0] == datetime(2020, 1, 1, tzinfo=UTC)
     operations = _operations(app)
     assert {op.path for op in operations} >= {"/predict", "/health/live", "/health/ready", "/version"}
     for operation in operations:
@@ -110,8 +110,8 @@ def test_the_published_datetime_bounds_are_the_enforced_ones(app):
     from starlette.testclient import TestClient
 
     document = _document(app)
-    assert _datetime_bounds(document)["application_date"] == (datetime(2020, 1, 1, tzinfo=timezone.utc),
-                                                              datetime(2030, 12, 31, tzinfo=timezone.utc))
+    assert _datetime_bounds(document)["application_date"] == (datetime(2020, 1, 1, tzinfo=UTC),
+                                                              datetime(2030, 12, 31, tzinfo=UTC))
     good = {"age": 30, "income": 50000.0, "loan_amount": 10000.0, "loan_term": 36, "credit_score": 700,
             "debt_ratio": 0.3, "region": "north", "home_ownership": "rent", "has_guarantor": False,
             "customer_id": "C0000000001", "employment": "salaried"}

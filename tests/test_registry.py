@@ -123,7 +123,8 @@ def test_a_model_with_an_untrusted_type_is_refused_even_with_a_matching_hash(tra
 
     registry = ModelRegistry(trained / ".mlci/registry")
     hostile = dump_model(FunctionTransformer(func=operator.attrgetter("__class__")))
-    registry.update(1, lambda r: None, artifacts={"model.skops": hostile})  # sha256 recorded: only the type list protects
+    # sha256 recorded: only the type list protects
+    registry.update(1, lambda r: None, artifacts={"model.skops": hostile})
     code, _, err = run_cli("-C", trained, "evaluate")
     assert code == 1
     assert "outside the trusted list" in err and "operator" in err

@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlci.core.dataschema import load_schema
-from mlci.ml.numpy_rules import outside_numbers, outside_text
-from mlci.ml.schema_rules import compile_schema
 from mlci.ml import tabular
 from mlci.ml.drift import CategoricalSketch, NumericSketch, category_text, numeric_values
-from mlci.ops.monitor.checks import out_of_schema
+from mlci.ml.numpy_rules import outside_numbers, outside_text
+from mlci.ml.schema_rules import compile_schema
 from mlci.ops.data.validate import ColumnBatch, column_rules, validate_file
+from mlci.ops.monitor.checks import out_of_schema
 from mlci.serve.validation import RecordValidator
 
 SCHEMA = """\

@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlci.ml.sequential import (Bound, decide, epsilon_of, mixture_radius, paired_bound, row_scores,
-                                two_sample_bound)
+from mlci.ml.sequential import Bound, decide, epsilon_of, mixture_radius, paired_bound, row_scores, two_sample_bound
 
 ALPHA = 0.05
 LOOKS = np.arange(100, 3001, 100)  # every "night" another 100 labelled rows: 30 looks

@@ -134,7 +134,8 @@ def test_unknown_categories_are_scored_by_default_and_refused_when_configured(cl
         _wait_ready(strict_client)
         answer = strict_client.post("/predict", json=[record])
         assert answer.status_code == 422
-        assert answer.json()["errors"] == [{"row": 0, "field": "employment", "message": "not one of the allowed values"}]
+        assert answer.json()["errors"] == [{"row": 0, "field": "employment",
+                                            "message": "not one of the allowed values"}]
 
 
 @pytest.mark.parametrize("body, content_type, status", [
@@ -373,7 +374,8 @@ def test_integers_too_large_for_a_number_column_are_422_not_500(client, project,
         assert answer.status_code in (200, 422), answer.text[:200]
         if answer.status_code == 422:  # integers are 64-bit (mlci/ml/schema_rules.py): 20 digits is not one
             assert answer.json()["errors"][0]["message"].startswith(
-                ("below the minimum", "above the maximum") + (("expected an integer",) if field == INTEGER_FIELD else ()))
+                ("below the minimum", "above the maximum") + (("expected an integer",
+                                                               ) if field == INTEGER_FIELD else ()))
     elif digits > 4300:  # beyond what Python's JSON parser reads: the body is malformed
         assert answer.status_code in (400, 422), answer.text[:200]
     else:

@@ -10,7 +10,6 @@ import urllib.request
 import uuid
 
 import docker
-
 from tests.services import groovy_parse, groovy_parse_many, http_get, registry_catalog
 
 VALID_PIPELINE = """\

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlci.ops.model.registry import load_version_model
 from mlci.core.config import load_project
+from mlci.ops.model.registry import load_version_model
 from tests.model_projects import write_project
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
-import docker
 import docker.errors
 import requests.exceptions
 
+import docker
 from mlci.errors import CheckFailed, NotFound, ServiceError
 
 LineSink = Callable[[str], None]

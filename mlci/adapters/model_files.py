@@ -20,7 +20,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from mlci.errors import IntegrityError
 
@@ -38,7 +39,9 @@ MODEL_FILE = "model.skops"  # a model version's model artifact in the registry
 #   JsonNode, BytesNode, SliceNode, CachedNode   plain data; the name is not used
 # Produced by training every estimator and model.steps transformer in tests/supported_models.py on
 # binary, multiclass and regression data (``python -m tests.supported_models`` prints what they
-# need, with scikit-learn 1.9, NumPy 2.4, skops 0.16); every entry was reviewed: a class whose creation (as the node kind does it) runs no code
+# need, with scikit-learn 1.9, NumPy 2.4, skops 0.16); every entry was reviewed: a class whose creation
+# (as the node kind does it) runs no code
+
 # chosen by the file. tests/test_model_files.py regenerates the list and fails on a missing entry.
 _NUMPY_SCALARS = ("numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32", "numpy.uint64", "numpy.uint32",
                   "numpy.uint8", "numpy.int8", "numpy.bool")  # numeric scalar types: calling one converts numbers
@@ -172,7 +175,7 @@ def schema_nodes(schema: Any) -> Iterator[tuple[str, str]]:
 
 def _node_identity(node: dict[str, Any]) -> tuple[str, str]:
     kind, module, name = node.get("__loader__"), node.get("__module__"), node.get("__class__")
-    if not all(isinstance(v, str) for v in (kind, module, name)):
+    if not (isinstance(kind, str) and isinstance(module, str) and isinstance(name, str)):
         raise IntegrityError("model file has a malformed node (loader, module and class must be text)")
     return kind, f"{module}.{name}"
 

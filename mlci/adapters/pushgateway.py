@@ -13,8 +13,8 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from mlci.core.redact import redact_url as redact
 from mlci.core.redact import url_problem

@@ -25,9 +25,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
 from mlci.errors import ConfigError, IntegrityError, NotFound

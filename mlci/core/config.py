@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -129,7 +130,8 @@ class RegistrySection:
     path: str = opt(".mlci/registry", path=True, help="directory of the local registry (absolute for shared storage)")
     lock_timeout: float = opt(60.0, min=0.1, help="seconds to wait for the registry lock")
     tracking_uri: str | None = opt(None, help="MLflow tracking server (default: the MLFLOW_TRACKING_URI variable)")
-    model_name: str | None = opt(None, pattern=IDENTIFIER, help="MLflow registered model name (default: the project name)")
+    model_name: str | None = opt(None, pattern=IDENTIFIER,
+                                 help="MLflow registered model name (default: the project name)")
     credentials: str | None = opt(None, pattern=IDENTIFIER, help="Jenkins credentials id (username/password) bound "
                                   "to MLFLOW_TRACKING_USERNAME/PASSWORD in the pipelines")
 
@@ -194,10 +196,12 @@ class ServeSection:
     max_rows: int = opt(1000, min=1, help="largest accepted batch")
     log_dir: str = opt("predictions", path=True, help="where the server appends prediction logs")
     log_max_bytes: int = opt(50_000_000, min=1_000_000, help="rotate a prediction log file at this size")
-    log_queue_rows: int = opt(100_000, min=100, help="rows buffered for the log writer; beyond it rows are dropped and counted")
+    log_queue_rows: int = opt(100_000, min=100,
+                              help="rows buffered for the log writer; beyond it rows are dropped and counted")
     log_predictions: bool = opt(True, help="append every predicted row to the prediction log")
     unknown_categories: Literal["accept", "reject"] = opt(
-        "accept", help="category values outside the schema: accept (the model ignores them; the monitor sees them) or reject (422)")
+        "accept", help="category values outside the schema: accept (the model ignores them; the monitor sees them) "
+                       "or reject (422)")
     workers: int = opt(1, min=1, max=64, help="server processes sharing the port")
 
 
@@ -248,7 +252,8 @@ class JenkinsAgent:
     docker_image: str | None = opt(None, help="run the pipeline inside this image")
     docker_args: str | None = opt(None, help="extra `docker run` arguments of the docker agent, e.g. "
                                   "'-v /var/run/docker.sock:/var/run/docker.sock' or '--gpus all'")
-    kubernetes_yaml: str | None = opt(None, path=True, help="pod template file for the Kubernetes plugin, relative to the project")
+    kubernetes_yaml: str | None = opt(None, path=True,
+                                      help="pod template file for the Kubernetes plugin, relative to the project")
     default_container: str = opt("mlci", pattern=IDENTIFIER, help="container of the pod template that runs "
                                  "the steps (it needs Python 3); the plugin's default would be 'jnlp'")
 
@@ -296,7 +301,8 @@ class JenkinsSection:
     branch: str = opt("main", help="branch that deploys to production")
     agent: JenkinsAgent = opt(JenkinsAgent, help="where the pipeline runs")
     stage_agents: dict[str, JenkinsAgent] = opt(dict, help="another agent for a stage that needs other hardware, "
-                                                "e.g. `train: {label: gpu}` (validate, train, evaluate, gate, build, push, deploy)")
+                                                "e.g. `train: {label: gpu}` (validate, train, evaluate, gate, "
+                                                "build, push, deploy)")
     extra_stages: list[ExtraStage] = opt(list, help="stages of your own around the generated ones")
     notify: list[Notification] = opt(list, help="Slack or e-mail messages from the pipelines' `post` section")
     timeout_minutes: int = opt(60, min=1, help="timeout of each part of a build that holds an agent "
@@ -327,7 +333,8 @@ class Config:
     monitor: MonitorSection = opt(MonitorSection, help="nightly monitoring")
     jenkins: JenkinsSection = opt(JenkinsSection, help="Jenkins jobs and pipelines")
     reports: str = opt("reports", path=True, help="directory for JSON, JUnit and HTML reports")
-    tensorboard: str | None = opt(None, path=True, help="directory for TensorBoard scalars (CV folds, holdout metrics per "
+    tensorboard: str | None = opt(None, path=True,
+                                  help="directory for TensorBoard scalars (CV folds, holdout metrics per "
                                   "version, nightly drift and performance); unset: none are written")
 
     def check(self):
@@ -393,7 +400,7 @@ def _with_hint(issue: ConfigIssue, hint: str) -> ConfigIssue:
     return issue
 
 
-def _apply_env_overrides(doc: YamlDocument, environ: dict[str, str]) -> None:
+def _apply_env_overrides(doc: YamlDocument, environ: Mapping[str, str]) -> None:
     """Fold ``MLCI_SECTION__KEY=value`` variables into the parsed file, values parsed as YAML."""
     issues = []
     for name, raw in sorted(environ.items()):

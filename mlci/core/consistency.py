@@ -2,14 +2,15 @@
 is refused by ``mlci config check`` (and before evaluation), not discovered as a useless report later.
 
 Only projects with a schema (that evaluate their own models) are checked: ``mlci gate --metrics`` on
-files from elsewhere takes its slices from those files. A slice column must be a column of the schema, not the target, and have few values: per-slice metrics
+files from elsewhere takes its slices from those files. A slice column must be a column of the schema, not the target,
+and have few values: per-slice metrics
 on a float column (one slice per row) or a column with hundreds of values are noise, and a gate on
 one of them cannot be trusted. ``MAX_SLICE_VALUES`` is the limit (documented at evaluation.slices).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from mlci.core.config import Config
 from mlci.core.dataschema import DataSchema

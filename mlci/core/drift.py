@@ -17,8 +17,9 @@ The default (``auto``) therefore picks a test while the smaller sample has at mo
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from mlci.core.gates import LOWER_IS_BETTER
 

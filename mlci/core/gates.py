@@ -10,15 +10,17 @@ For a metric m with orientation s = +1 when higher is better and s = -1 when low
                    L = the (1 - confidence) quantile of Δ*;  pass iff  L >= -ε
 
 Comparisons allow a rounding slack of 1e-12, so "drops by exactly ε" passes whatever the binary
-representation of the numbers. A missing, NaN or infinite metric never passes (fail closed). Without a champion, champion rules
-follow the ``first_run`` policy. Pure functions: the resampling itself lives in ``mlci.ml.metrics``.
+representation of the numbers. A missing, NaN or infinite metric never passes (fail closed). Without a
+champion, champion rules follow the ``first_run`` policy. Pure functions: the resampling itself lives in
+``mlci.ml.metrics``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from mlci.core.config import GateRule, GatesSection
 from mlci.core.reports import Check, Report

@@ -8,8 +8,10 @@ get a did-you-mean suggestion. ``json_schema(cls)`` publishes the same rules for
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
 import re
 import types
 import typing
@@ -34,12 +36,20 @@ def opt(default: Any = MISSING, *, help: str = "", min: float | None = None, max
     if callable(default):
         return dataclasses.field(default_factory=default, metadata=meta)
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+        return dataclasses.field(default_factory=functools.partial(copy.copy, default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-section = dataclasses.dataclass(frozen=True, kw_only=True)
-"""Decorator for a config section: a frozen dataclass with keyword-only fields."""
+_T = typing.TypeVar("_T")
+
+
+# ``opt`` is not declared a field specifier: type checkers recognise a specifier's default only when it is
+# passed by keyword, and ``opt`` takes it positionally. So a required field (``opt()`` without a default)
+# type-checks as optional; the config loader reports it missing at run time.
+@typing.dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(dataclasses.field,))
+def section(cls: type[_T]) -> type[_T]:
+    """Decorator for a config section: a frozen dataclass with keyword-only fields."""
+    return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
 
 IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -83,7 +93,7 @@ class _Builder:
             return self._list(args[0], data, path, meta)
         if origin is dict:
             return self._dict(args[1], data, path)
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             return self.section(tp, data, path)
         return self._scalar(tp, data, path, meta)
 
@@ -217,7 +227,7 @@ def _schema_of(tp: Any, meta: dict) -> dict:
             out["minItems"] = meta["min_items"]
     elif origin is dict:
         out = {"type": "object", "additionalProperties": _schema_of(args[1], {})}
-    elif dataclasses.is_dataclass(tp):
+    elif isinstance(tp, type) and dataclasses.is_dataclass(tp):
         out = _section_schema(tp)
     else:
         out = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},

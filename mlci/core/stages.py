@@ -49,7 +49,8 @@ def select_stages(start: str | None, stop: str | None) -> list[Stage]:
     first = STAGES.index(stage_named(start)) if start else 0
     last = STAGES.index(stage_named(stop)) if stop else len(STAGES) - 1
     if first > last:
-        raise UsageError(f"--from {start} comes after --to {stop}", hint="stages run in order: " + ", ".join(STAGE_NAMES))
+        raise UsageError(f"--from {start} comes after --to {stop}",
+                         hint="stages run in order: " + ", ".join(STAGE_NAMES))
     return list(STAGES[first:last + 1])
 
 

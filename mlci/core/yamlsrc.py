@@ -2,8 +2,8 @@
 
 This is the one YAML loader for mlci's own files (``mlci.yaml``, ``schema.yaml``, ``MLCI_*`` values). It is
 bounded: nesting deeper than ``MAX_DEPTH`` and documents that expand (through aliases) to more than
-``MAX_ALIASED`` values through aliases are refused, so a "billion laughs" file or a recursive anchor is a one-line error,
-not a hang or a ``RecursionError``. Keys must be scalars; every scalar that YAML cannot construct
+``MAX_ALIASED`` values through aliases are refused, so a "billion laughs" file or a recursive anchor is a
+one-line error, not a hang or a ``RecursionError``. Keys must be scalars; every scalar that YAML cannot construct
 (unknown tag, impossible date, ``!!float abc``) is a located error.
 """
 

@@ -10,7 +10,8 @@ allowed values as an Arrow array, the anchored pattern) is prepared once, when t
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa

@@ -14,8 +14,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -145,11 +146,13 @@ def estimator_class(import_path: str, *, document: YamlDocument | None = None, k
     """The class named by ``import_path`` at config key ``key``, checked to have ``methods``."""
     module_name, _, class_name = import_path.rpartition(".")
     if not module_name:
-        raise config_issue(document, key, f"'{import_path}' is not an import path", "e.g. sklearn.linear_model.LogisticRegression")
+        raise config_issue(document, key, f"'{import_path}' is not an import path",
+                           "e.g. sklearn.linear_model.LogisticRegression")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise config_issue(document, key, f"cannot import module '{module_name}' ({exc})", "check the spelling or install it")
+        raise config_issue(document, key, f"cannot import module '{module_name}' ({exc})",
+                           "check the spelling or install it") from None
     cls = getattr(module, class_name, None)
     if cls is None:
         close = [n for n in dir(module) if n.lower() == class_name.lower()]
@@ -167,7 +170,7 @@ def _instantiate(cls: type, params: dict[str, Any], *, seed: int, key: str, docu
         instance = cls(**params)
     except TypeError as exc:
         raise config_issue(document, key, f"{cls.__name__} does not accept these parameters ({exc})",
-                            "see its documentation")
+                           "see its documentation") from None
     _check_param_values(instance, params, key=key, document=document)
     if "random_state" in instance.get_params() and "random_state" not in params:
         instance.set_params(random_state=seed)
@@ -243,7 +246,8 @@ def _configured_parameter_in(message: str, model: ModelSection) -> str | None:
     return None
 
 
-def make_steps(steps: Sequence[PipelineStep], *, seed: int, document: YamlDocument | None = None) -> list[tuple[str, Any]]:
+def make_steps(steps: Sequence[PipelineStep], *, seed: int,
+               document: YamlDocument | None = None) -> list[tuple[str, Any]]:
     """The configured ``model.steps`` as (name, transformer) pairs, each seeded like the estimator."""
     made = []
     for index, step in enumerate(steps):

@@ -9,8 +9,9 @@ scikit-learn with ``sample_weight``, one resample at a time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,8 +9,9 @@ exact: ``true`` is not the integer 1, and ``"12"`` is not the number 12 (except 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, category_key, parse_datetime
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mlci.core.dataschema import Column, DataSchema
@@ -49,7 +49,7 @@ def _parse_iso(text: Any) -> datetime | None:
         return None
     try:  # the common case first: a clean ISO text
         parsed = datetime.fromisoformat(text)
-        return parsed if parsed.tzinfo is None else parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        return parsed if parsed.tzinfo is None else parsed.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         pass
     text = text.strip()
@@ -60,7 +60,7 @@ def _parse_iso(text: Any) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     except (ValueError, OverflowError):
         return None
     return parsed

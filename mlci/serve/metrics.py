@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
-                               disable_created_metrics, generate_latest)
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -40,22 +47,23 @@ class ServerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         if not multiprocess_mode():
             ProcessCollector(registry=self.registry)
-        own = {"registry": self.registry}
+        own = self.registry
         self.requests = Counter("mlci_http_requests", "HTTP requests by endpoint and status code.",
-                                ("endpoint", "status"), **own)
+                                ("endpoint", "status"), registry=own)
         self.latency = Histogram("mlci_http_request_duration_seconds", "Time to answer an HTTP request.",
-                                 ("endpoint",), buckets=LATENCY_BUCKETS, **own)
+                                 ("endpoint",), buckets=LATENCY_BUCKETS, registry=own)
         self.rows = Histogram("mlci_predict_rows", "Rows per accepted /predict request.", buckets=ROWS_BUCKETS,
-                              **own)
-        self.invalid_rows = Counter("mlci_invalid_records", "Records refused by schema validation.", **own)
-        self.predictions = Counter("mlci_predictions", "Predicted rows by class (classifiers).", ("class",), **own)
+                              registry=own)
+        self.invalid_rows = Counter("mlci_invalid_records", "Records refused by schema validation.", registry=own)
+        self.predictions = Counter("mlci_predictions", "Predicted rows by class (classifiers).", ("class",),
+                                   registry=own)
         self.prediction_values = Histogram("mlci_prediction_value", "Predicted values (regression).",
-                                           buckets=VALUE_BUCKETS, **own)
+                                           buckets=VALUE_BUCKETS, registry=own)
         self.log_dropped = Counter("mlci_prediction_log_dropped", "Predicted rows not logged because the log "
-                                   "queue was full.", **own)
-        self.log_errors = Counter("mlci_prediction_log_errors", "Prediction log writes that failed.", **own)
+                                   "queue was full.", registry=own)
+        self.log_errors = Counter("mlci_prediction_log_errors", "Prediction log writes that failed.", registry=own)
         self.model_info = Gauge("mlci_model_info", "The model version being served (value 1).", MODEL_INFO_LABELS,
-                                multiprocess_mode="max", **own)
+                                multiprocess_mode="max", registry=own)
         self.classifier: bool | None = None  # known once the model is loaded
 
     def model_loaded(self, *, classifier: bool, info: dict[str, str]) -> None:

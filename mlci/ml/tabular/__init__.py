@@ -28,10 +28,28 @@ from __future__ import annotations
 from mlci.ml.tabular.arrow import numpy_to_arrow, numpy_values, python_to_arrow, true_positions
 from mlci.ml.tabular.frames import arrow_to_pandas, pandas_types
 from mlci.ml.tabular.hostile import shorten
-from mlci.ml.tabular.reading import (CSV_SUFFIXES, PARQUET_SUFFIXES, FileKind, column_names, file_kind,
-                                      iter_arrow_batches, iter_batches, read_table, table_rows)
-from mlci.ml.tabular.values import (ARROW_TYPES, FALSE_VALUES, INTEGER_PATTERN, NULL_VALUES, TRUE_VALUES,
-                                     ArrowBatch, ParseFailures, convert_text, float_pattern)
+from mlci.ml.tabular.reading import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    FileKind,
+    column_names,
+    file_kind,
+    iter_arrow_batches,
+    iter_batches,
+    read_table,
+    table_rows,
+)
+from mlci.ml.tabular.values import (
+    ARROW_TYPES,
+    FALSE_VALUES,
+    INTEGER_PATTERN,
+    NULL_VALUES,
+    TRUE_VALUES,
+    ArrowBatch,
+    ParseFailures,
+    convert_text,
+    float_pattern,
+)
 
 __all__ = [
     "ARROW_TYPES", "CSV_SUFFIXES", "FALSE_VALUES", "INTEGER_PATTERN", "NULL_VALUES", "PARQUET_SUFFIXES",

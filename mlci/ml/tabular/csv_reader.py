@@ -10,9 +10,9 @@ crosses a piece's end makes the reader start again, block by block, following th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -4,8 +4,8 @@ byte scans that find where a byte or the first undecodable sequence sits (offset
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow as pa
 

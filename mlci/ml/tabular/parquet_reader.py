@@ -8,8 +8,9 @@ pyarrow.parquet is imported on first use, not at import: CSV reads start 10 ms s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 

@@ -5,8 +5,9 @@ as a DataFrame or in bounded batches (pandas or Arrow), chosen between the CSV a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,11 +27,11 @@ from mlci.core.config import CsvOptions, Project
 from mlci.core.dataschema import Column, DataSchema, load_schema
 from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
+from mlci.errors import ConfigError
+from mlci.ml import tabular
 from mlci.ml.arrow_rules import EMPTY, ColumnBatch, finders
 from mlci.ml.schema_rules import ColumnRules, compile_column, compile_schema
-from mlci.ml import tabular
 from mlci.ops.reporting.render import render
-from mlci.errors import ConfigError
 
 MAX_EXAMPLES = 5
 MAX_VALUE_CHARS = 60

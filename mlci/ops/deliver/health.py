@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -88,5 +89,6 @@ def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tu
     if not isinstance(body, dict):
         return False, f"/predict answered HTTP {status}"
     if body.get("model_version") != version or len(body.get("predictions", [])) != len(records):
-        return False, f"/predict answered version {body.get('model_version')} with {len(body.get('predictions', []))} predictions"
+        answered = len(body.get("predictions", []))
+        return False, f"/predict answered version {body.get('model_version')} with {answered} predictions"
     return True, f"{len(records)} holdout rows predicted"

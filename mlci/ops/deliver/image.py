@@ -16,9 +16,10 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import mlci
 from mlci.adapters.commands import PIP_DOWNLOAD_TIMEOUT, run_command
@@ -31,7 +32,8 @@ from mlci.ops.model.registry import MODEL_FILE, open_registry
 from mlci.ops.reporting.render import render, template_text
 
 # What the server imports, and its optional speed-ups for uvicorn (used when installed here).
-RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "pandas", "scikit-learn", "skops", "PyYAML")
+RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "pandas", "scikit-learn", "skops",
+                    "PyYAML")
 OPTIONAL_PACKAGES = ("httptools", "uvloop")
 SERVER_PORT = 8080
 LineSink = Callable[[str], None]

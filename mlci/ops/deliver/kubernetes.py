@@ -50,14 +50,16 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
         return finish_report(project, report)
     kubectl = shutil.which("kubectl")
     if not kubectl:
-        raise ServiceError("kubectl is not installed on this machine", hint=f"apply {path} yourself, or install kubectl; "
+        raise ServiceError("kubectl is not installed on this machine",
+                           hint=f"apply {path} yourself, or install kubectl; "
                            "--render-only writes the manifests without applying them")
     base = [kubectl] + (["--context", env.kubectl_context] if env.kubectl_context else []) + ["-n", env.namespace]
     name = f"deployment/{project.config.project}-{env_name}"[:74].lower()
     _kubectl(base + ["apply", "-f", str(path)], "apply")
     on_line(f"{kind}: waiting for the rollout of {name}")
     status = run_command(base + ["rollout", "status", name, f"--timeout={int(env.health_timeout)}s"],
-                         what="kubectl rollout status", timeout=env.health_timeout + KUBECTL_TIMEOUT, hint=_KUBECTL_HINT)
+                         what="kubectl rollout status", timeout=env.health_timeout + KUBECTL_TIMEOUT,
+                         hint=_KUBECTL_HINT)
     ok = status.returncode == 0
     last_line = ((status.stdout or status.stderr).strip().splitlines() or [""])[-1]
     report.add(Check("rollout", ok, last_line))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mlci.core.config import Project
 from mlci.core.reports import Report, write_report

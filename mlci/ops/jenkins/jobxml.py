@@ -179,7 +179,8 @@ def multibranch_project_xml(*, project: str, summary: str, scm_url: str, script_
         ET.SubElement(source, "credentialsId").text = scm_credentials
     traits = ET.SubElement(source, "traits")
     ET.SubElement(traits, BRANCH_DISCOVERY)
-    branch_strategy = ET.SubElement(branch_source, "strategy", {"class": "jenkins.branch.DefaultBranchPropertyStrategy"})
+    branch_strategy = ET.SubElement(branch_source, "strategy",
+                                    {"class": "jenkins.branch.DefaultBranchPropertyStrategy"})
     ET.SubElement(branch_strategy, "properties", {"class": "empty-list"})
     ET.SubElement(sources, "owner", {"class": MULTIBRANCH_ROOT, "reference": "../.."})
     factory = ET.SubElement(root, "factory", {

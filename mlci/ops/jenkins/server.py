@@ -12,10 +12,10 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from mlci.adapters.commands import git_output, run_command
 from mlci.adapters.jenkins_client import JenkinsClient, redact_url
@@ -24,7 +24,7 @@ from mlci.core.groovy import require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
 from mlci.errors import EXIT_CHECK_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, ServiceError, UsageError
 from mlci.ops.jenkins import jobxml
-from mlci.ops.jenkins.pipelines import PIPELINE_PATHS, repository_root, report_html
+from mlci.ops.jenkins.pipelines import PIPELINE_PATHS, report_html, repository_root
 from mlci.ops.jenkins.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
 
 ENV_URL, ENV_USER, ENV_TOKEN = "JENKINS_URL", "JENKINS_USER", "JENKINS_API_TOKEN"
@@ -40,12 +40,12 @@ def _quiet(_: str) -> None:
 # ---- connection -------------------------------------------------------------------------------------
 
 
-def jenkins_url(project: Project | None, environ: dict[str, str] | None = None) -> str | None:
-    environ = os.environ if environ is None else environ
-    return environ.get(ENV_URL) or (project.config.jenkins.url if project else None)
+def jenkins_url(project: Project | None, environ: Mapping[str, str] | None = None) -> str | None:
+    variables = os.environ if environ is None else environ
+    return variables.get(ENV_URL) or (project.config.jenkins.url if project else None)
 
 
-def connect(project: Project | None, environ: dict[str, str] | None = None) -> JenkinsClient:
+def connect(project: Project | None, environ: Mapping[str, str] | None = None) -> JenkinsClient:
     """A client for the configured server; UsageError (exit 2) when no URL is configured."""
     environ = os.environ if environ is None else environ
     url = jenkins_url(project, environ)
@@ -435,7 +435,7 @@ def _job_builds(client: JenkinsClient, job: str, limit: int) -> list[dict]:
 
 
 def _iso(millis: int | None) -> str | None:
-    return datetime.fromtimestamp(millis / 1000, timezone.utc).isoformat(timespec="seconds") if millis else None
+    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="seconds") if millis else None
 
 
 # ---- lint -------------------------------------------------------------------------------------------------
@@ -455,8 +455,8 @@ def lint_jenkinsfile(path: Path, *, client: JenkinsClient | None = None, project
         report.details["validator"] = "groovyc (offline compile)"
         errors = _groovyc_errors(text)
     if errors:
-        for error in errors:
-            report.add(Check(name=Path(path).name, passed=False, message=error))
+        for message in errors:
+            report.add(Check(name=Path(path).name, passed=False, message=message))
     else:
         report.add(Check(name=Path(path).name, passed=True, message="valid"))
     if project is not None:

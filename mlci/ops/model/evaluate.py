@@ -25,11 +25,17 @@ from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError
 from mlci.ml import metrics
-from mlci.ops.model.registry import (METRICS_FILE, PREDICTIONS_FILE, estimator_name, load_version_model, open_registry,
-                               write_model_card)
-from mlci.ops.reporting.plots import new_figure, to_svg
+from mlci.ops.model.registry import (
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    estimator_name,
+    load_version_model,
+    open_registry,
+    write_model_card,
+)
 from mlci.ops.model.scalars import log_evaluation
 from mlci.ops.model.train import Dataset, configured_metrics, holdout_dataset, project_schema
+from mlci.ops.reporting.plots import new_figure, to_svg
 
 MISSING_SLICE = "<missing>"
 SLICE_PREFIX = "slice:"

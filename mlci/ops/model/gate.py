@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -19,8 +20,7 @@ from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
-from mlci.ml import metrics
-from mlci.ml import row_identity
+from mlci.ml import metrics, row_identity
 from mlci.ops.model.evaluate import predict, predictions_from_bytes, slice_metrics
 from mlci.ops.model.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry
 from mlci.ops.model.train import Dataset, configured_metrics, holdout_dataset, project_schema

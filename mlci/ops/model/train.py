@@ -18,16 +18,15 @@ from mlci.adapters.model_files import dump_model, untrusted_types
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import Project
 from mlci.core.dataschema import DataSchema, load_schema, schema_to_dict
-from mlci.core.yamlsrc import config_issue
 from mlci.core.progress import Progress
+from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, IntegrityError
-from mlci.ops.model import lineage
-from mlci.ml import metrics
-from mlci.ml import row_identity
+from mlci.ml import metrics, row_identity
 from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps, parameter_errors_located
+from mlci.ml.tabular import read_table
+from mlci.ops.model import lineage
 from mlci.ops.model.registry import MODEL_FILE, open_registry, write_model_card
 from mlci.ops.model.scalars import log_training
-from mlci.ml.tabular import read_table
 
 
 @dataclass

@@ -22,9 +22,9 @@ from mlci.core.config import MonitorSection
 from mlci.core.dataschema import Column, DataSchema
 from mlci.core.reports import Check, Report
 from mlci.errors import ConfigError
+from mlci.ml import drift as stats
 from mlci.ml.numpy_rules import outside_counts, outside_numbers
 from mlci.ml.schema_rules import ColumnRules, compile_column
-from mlci.ml import drift as stats
 from mlci.ops.monitor.profile import Profile
 from mlci.ops.monitor.sources import column_settings
 

@@ -28,15 +28,21 @@ from mlci.core.config import Project
 from mlci.core.reports import Check, write_report
 from mlci.errors import ServiceError, UsageError
 from mlci.ml import drift as stats
+from mlci.ops.model.scalars import log_monitoring
 from mlci.ops.monitor.checks import data_quality, dataset_drift, feature_drift, performance, prediction_drift
-from mlci.ops.monitor.report import render_html
 from mlci.ops.monitor.metrics import monitor_metrics, push_metrics
 from mlci.ops.monitor.profile import load_model_for, profile
+from mlci.ops.monitor.report import render_html
 from mlci.ops.monitor.result import MonitorReport
-from mlci.ops.monitor.sources import (column_kind, current_source_for, deployed_version, join_labels,
-                                      monitored_features, reference_source_for, version_schema)
-from mlci.ops.model.scalars import log_monitoring
-
+from mlci.ops.monitor.sources import (
+    column_kind,
+    current_source_for,
+    deployed_version,
+    join_labels,
+    monitored_features,
+    reference_source_for,
+    version_schema,
+)
 
 # -- the use case ---------------------------------------------------------------------------------
 
@@ -78,9 +84,9 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
         if labels or settings.labels:
             cur.labels = [join_labels(project, labels or settings.labels, current_source, schema)]
     if cur.rows == 0:
-        exc = ServiceError(f"no current rows in {current_source.label}",
-                           hint="the server logged no predictions in the window; widen --since")
-        return _service_failure(project, report, exc, started)
+        no_rows = ServiceError(f"no current rows in {current_source.label}",
+                               hint="the server logged no predictions in the window; widen --since")
+        return _service_failure(project, report, no_rows, started)
     report.details["rows"] = {"reference": ref.rows, "current": cur.rows}
 
     verdicts = feature_drift(report, ref, cur, kinds, settings)

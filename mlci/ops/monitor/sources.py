@@ -12,10 +12,11 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -132,7 +133,7 @@ def current_source_for(project: Project, explicit: str | None, window: str,
     if explicit:
         return Source(explicit, expand_files(project, explicit))
     log_dir = project.path(project.config.serve.log_dir)
-    since = datetime.now(timezone.utc) - parse_window(window, window_name)
+    since = datetime.now(UTC) - parse_window(window, window_name)
     cutoff = since.timestamp()
     files = sorted(p for p in log_dir.glob("predictions-*.jsonl") if p.stat().st_mtime >= cutoff)
     if not files:

@@ -9,9 +9,10 @@ of other languages must escape through their own filters (Jenkinsfiles: the ``gr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 
