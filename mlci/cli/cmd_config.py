@@ -24,8 +24,13 @@ def check(app: AppContext) -> int:
 
     schema_path = project.path(project.config.data.schema)
     schema = load_schema(schema_path, _display(schema_path)) if schema_path.exists() else None
+    from mlci.ops.registry import registry_warnings
+
+    warnings = registry_warnings(project)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     result = {"ok": True, "config": str(project.config_path), "project": project.config.project,
-              "schema": str(schema_path) if schema else None}
+              "schema": str(schema_path) if schema else None, "warnings": warnings}
     emit(app, result, lambda r: f"{r['config']}: ok (project {r['project']})"
          + (f"\n{r['schema']}: ok" if r["schema"] else ""))
     return 0

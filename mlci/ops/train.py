@@ -23,7 +23,7 @@ from mlci.core.progress import Progress
 from mlci.errors import DataError, IntegrityError
 from mlci.ops import lineage, metrics
 from mlci.ops.features import build_pipeline, feature_columns, make_estimator, make_steps
-from mlci.ops.registry import MODEL_FILE, open_registry, write_model_card
+from mlci.ops.registry import MODEL_FILE, open_registry, reference_artifact, write_model_card
 from mlci.ops.tabular import read_table
 
 
@@ -141,7 +141,7 @@ def train(*, project: Project, quiet: bool = False) -> TrainResult:
                              hint="use scikit-learn estimators; the registry was not changed")
     record = _record(project, schema, fitted, columns, fit_data, holdout, cv)
     registry = open_registry(project)
-    record = registry.register(record, {MODEL_FILE: model_bytes})
+    record = registry.register(record, {MODEL_FILE: model_bytes, **reference_artifact(project)})
     record = write_model_card(registry, record["version"])
     return TrainResult(record["version"], record, time.monotonic() - started, cv)
 
