@@ -346,7 +346,7 @@ class MlflowRegistry:
             directory = Path(tmp) / MODEL_DIR
             directory.mkdir()
             (directory / _model_file()).write_bytes(data)
-            for name, text in mlflow_model_files(record, run_id).items():
+            for name, text in mlflow_model_files(record, run_id, data).items():
                 (directory / name).write_text(text, encoding="utf-8")
             with self._calls("upload the model"):
                 self._client().log_artifacts(run_id, str(directory), artifact_path=MODEL_DIR)
@@ -404,9 +404,13 @@ class MlflowRegistry:
             pass
 
 
-def mlflow_model_files(record: dict[str, Any], run_id: str) -> dict[str, str]:
-    """MLmodel, requirements and environment files of the sklearn flavour in skops format."""
+def mlflow_model_files(record: dict[str, Any], run_id: str, model: bytes) -> dict[str, str]:
+    """MLmodel, requirements and environment files of the sklearn flavour in skops format, as
+    ``mlflow.sklearn.save_model(..., serialization_format="skops")`` writes them (mlflow/sklearn/__init__.py).
+    ``skops_trusted_types`` lists the model's non-default types, which mlci's own allow-list already
+    accepted at training time: MLflow's loader then needs no further trust decision."""
     import yaml
+    from skops.io import get_untrusted_types
 
     libraries = record.get("libraries") or {}
     python = libraries.get("python") or ".".join(map(str, sys.version_info[:3]))
@@ -420,7 +424,7 @@ def mlflow_model_files(record: dict[str, Any], run_id: str) -> dict[str, str]:
                                 "loader_module": "mlflow.sklearn", "model_path": _model_file(),
                                 "predict_fn": "predict", "python_version": python},
             "sklearn": {"code": None, "pickled_model": _model_file(), "serialization_format": "skops",
-                        "sklearn_version": sklearn},
+                        "sklearn_version": sklearn, "skops_trusted_types": get_untrusted_types(data=model)},
         },
         "run_id": run_id,
         "utc_time_created": record.get("created"),

@@ -140,12 +140,12 @@ def stored_reference(project: Project, record: dict[str, Any]) -> Source | None:
     if name is None:
         return None
     digest = record["artifacts"][name]["sha256"]
-    suffix = name[len("reference"):]
-    path = project.path(".mlci/references") / f"v{record['version']}-{digest[:16]}{suffix}"
+    train = (record.get("data") or {}).get("train") or {}
+    file_name = Path(str(train.get("path") or name)).name  # the training file's own name, for reports
+    path = project.path(".mlci/references") / f"v{record['version']}-{digest[:16]}" / file_name
     if not (path.is_file() and sha256_file(path) == digest):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, open_registry(project).read_artifact(record["version"], name))
-    train = (record.get("data") or {}).get("train") or {}
     return Source(f"{train.get('path') or 'training data'} of model version {record['version']} "
                   f"(from the registry)", [path])
 
