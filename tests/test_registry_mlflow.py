@@ -35,7 +35,7 @@ class FaultProxy:
     """A forwarding HTTP proxy in front of the MLflow server that answers 500 to requests whose path
     contains ``fail_on`` (every request when it is ""), so a fault can hit one step of a registration."""
 
-    def __init__(self, upstream: str, fail_on: str | None) -> None:
+    def __init__(self, upstream: str, fail_on: str | None, status: int = 500) -> None:
         target = urllib.parse.urlsplit(upstream)
         proxy = self
 
@@ -44,7 +44,7 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if proxy.fail_on is not None and proxy.fail_on in self.path:
                     proxy.failed += 1
-                    self.send_response(500)
+                    self.send_response(proxy.status)
                     self.send_header("Content-Type", "text/plain")
                     self.send_header("Content-Length", "21")
                     self.end_headers()
@@ -70,6 +70,7 @@ class FaultProxy:
                 pass
 
         self.fail_on = fail_on
+        self.status = status
         self.failed = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -84,8 +85,8 @@ class FaultProxy:
 def fault_proxy(mlflow_server):
     proxies: list[FaultProxy] = []
 
-    def make(fail_on: str | None) -> FaultProxy:
-        proxies.append(FaultProxy(mlflow_server, fail_on))
+    def make(fail_on: str | None, status: int = 500) -> FaultProxy:
+        proxies.append(FaultProxy(mlflow_server, fail_on, status))
         return proxies[-1]
 
     yield make
@@ -153,8 +154,9 @@ def test_server_down_is_exit_3_in_one_line_naming_the_server(mlflow_backend, tmp
     for args in (("registry", "list"), ("train",)):
         code, out, err = run_cli("-C", root, *args)
         assert code == 3, err
-        first = err.splitlines()[0]
-        assert first.startswith("mlci: error: MLflow server http://127.0.0.1:") and "Traceback" not in err
+        errors = [line for line in err.splitlines() if line.startswith("mlci: error:")]
+        assert len(errors) == 1 and errors[0].startswith("mlci: error: MLflow server http://127.0.0.1:"), err
+        assert "Traceback" not in err
         assert "s3cret-pw" not in err + out and "alice" not in err + out
     assert time.monotonic() - started < 60
 
@@ -168,10 +170,24 @@ def test_a_server_answering_500_is_exit_3_and_credentials_stay_secret(mlflow_bac
     _point_at(root, proxy.url)
     code, out, err = run_cli("-C", root, "train")
     assert code == 3 and proxy.failed >= 1
-    assert err.startswith(f"mlci: error: MLflow server {proxy.url}") and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("mlci: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"mlci: error: MLflow server {proxy.url}"), err
+    assert "Traceback" not in err
     assert "pw-never-shown" not in out + err
     for log in (root / ".mlci").rglob("*.log") if (root / ".mlci").exists() else []:
         assert "pw-never-shown" not in log.read_text(errors="replace")
+
+
+def test_refused_credentials_are_exit_3_with_a_hint_and_never_shown(mlflow_backend, fault_proxy, tmp_path,
+                                                                   run_cli, monkeypatch):
+    proxy = fault_proxy("", status=401)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-never-shown")
+    root = mlflow_backend.project(tmp_path / "proj")
+    _point_at(root, proxy.url)
+    code, out, err = run_cli("-C", root, "registry", "list")
+    assert code == 3, err
+    assert f"mlci: error: MLflow server {proxy.url}: cannot read the registered model: authentication failed" in err
+    assert "MLFLOW_TRACKING_TOKEN" in err and "tok-never-shown" not in out + err
 
 
 @pytest.mark.parametrize("step", ["model-versions/set-tag", "model-versions/create", "mlflow-artifacts/artifacts"])

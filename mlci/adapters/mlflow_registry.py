@@ -33,6 +33,7 @@ import re
 import sys
 import tempfile
 import time
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -57,9 +58,31 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def redact_text(text: str, uri: str) -> str:
-    """``text`` with the tracking URI and any ``scheme://user:secret@`` user info removed."""
+    """``text`` without secrets: the tracking URI's user info and query, MLflow's credential variables,
+    and any ``scheme://user:secret@`` user info."""
     text = text.replace(uri, redact(uri)) if uri else text
+    parts = urllib.parse.urlsplit(uri or "")
+    secrets = [parts.password, parts.query, parts.username, os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+               os.environ.get("MLFLOW_TRACKING_TOKEN")]
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1", text)
+
+
+def reason(text: str) -> str:
+    """The cause in a few words, from the client's long message (which repeats URLs and retry counts)."""
+    causes = [(r"ConnectionRefused|NewConnectionError|Connection refused|Failed to establish", "connection refused"),
+              (r"[Tt]imed? ?out|ReadTimeout|ConnectTimeout", "timed out"),
+              (r"Name or service not known|nodename nor servname|getaddrinfo", "unknown host"),
+              (r"\b(401|Unauthorized|UNAUTHENTICATED)\b", "authentication failed (HTTP 401)"),
+              (r"\b(403|Forbidden|PERMISSION_DENIED)\b", "permission denied (HTTP 403)")]
+    for pattern, words in causes:
+        if re.search(pattern, text):
+            return words
+    status = re.search(r"too many (\d{3}) error responses|status code (\d{3})|HTTP (\d{3})|\b(5\d\d)\b", text)
+    if status:
+        return f"the server answered HTTP {next(g for g in status.groups() if g)}"
+    return text[:200]
 
 
 class MlflowRegistry:
@@ -231,11 +254,11 @@ class MlflowRegistry:
             raise
         except Exception as exc:  # the client raises MlflowException, requests' and OS errors
             code = getattr(exc, "error_code", "")
-            message = redact_text(_first_line(exc), self.tracking_uri)
+            message = reason(redact_text(_first_line(exc), self.tracking_uri))
             if code == "RESOURCE_DOES_NOT_EXIST":
                 raise NotFound(f"{self.describe()}: {message}") from None
             hint = ("check MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN"
-                    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or " 401" in message or " 403" in message
+                    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or "HTTP 40" in message
                     else "is the MLflow server running and reachable? (registry.tracking_uri)")
             raise ServiceError(f"MLflow server {redact(self.tracking_uri)}: cannot {action}: {message}",
                                hint=hint) from None
