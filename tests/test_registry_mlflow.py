@@ -120,6 +120,8 @@ def test_mlflow_users_see_run_lineage_inputs_and_a_loadable_sklearn_model(mlflow
     assert mv.tags["mlci.data.train.sha256"] == record["data"]["train"]["sha256"]
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED"
+    code, out, _ = run_cli("-C", root, "--json", "train")  # stdout holds the result and nothing else
+    assert code == 0 and json.loads(out)["version"] == 2
     assert run.data.params["model.max_iter"] == "500" and run.data.params["estimator"].endswith("LogisticRegression")
     assert run.data.metrics["cv_roc_auc_mean"] == pytest.approx(record["cv"]["roc_auc"]["mean"])
     assert run.data.tags["mlci.schema.sha256"] == record["schema_sha256"]
@@ -128,7 +130,7 @@ def test_mlflow_users_see_run_lineage_inputs_and_a_loadable_sklearn_model(mlflow
     assert record["data"]["train"]["sha256"][:32] in digests
     assert json.loads(digests[record["data"]["train"]["sha256"][:32]].profile)["sha256"] == \
         record["data"]["train"]["sha256"]
-    assert run_cli("-C", root, "evaluate")[0] == 0
+    assert run_cli("-C", root, "evaluate", "--model", "1")[0] == 0
     metrics = client.get_run(mv.run_id).data.metrics
     assert metrics["holdout_roc_auc"] == pytest.approx(open_registry(load_project(root)).get(1)["metrics"]["roc_auc"])
     # What MLflow users do: load the version through MLflow's own sklearn flavour (the skops bytes mlci verified).

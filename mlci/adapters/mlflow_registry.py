@@ -50,6 +50,8 @@ _ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2"}
+# The client prints "View run ... at: <url>" to stdout when a run ends; stdout is for mlci's results.
+_QUIET = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 _PARAM_MAX = 500
 
 
@@ -237,6 +239,7 @@ class MlflowRegistry:
         if self._client_obj is None:
             for key, value in _HTTP_DEFAULTS.items():
                 os.environ.setdefault(key, value)
+            os.environ.update(_QUIET)
             try:
                 from mlflow import MlflowClient
             except ImportError:
@@ -397,9 +400,23 @@ class MlflowRegistry:
                   for part, info in (record.get("data") or {}).items() if isinstance(info, dict) and info.get("sha256")]
         with self._calls("log the training run"):
             self._client().log_batch(run_id, params=params)
-            if inputs:
-                self._client().log_inputs(run_id, datasets=inputs)
+        if inputs:
+            self._log_inputs(run_id, inputs)
         self._log_metrics(run_id, cv)
+
+    def _log_inputs(self, run_id: str, inputs: list[Any]) -> None:
+        """The server checks for an existing dataset, then inserts it: concurrent trainings on the same data
+        can both insert and one fails on the unique key (mlflow/store/tracking/sqlalchemy_store.py
+        log_inputs). A second attempt finds the dataset the other one stored."""
+        for attempt in range(3):
+            try:
+                with self._calls("log the training datasets"):
+                    self._client().log_inputs(run_id, datasets=inputs)
+                return
+            except ServiceError:
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def _log_metrics(self, run_id: str, values: dict[str, Any]) -> None:
         from mlflow.entities import Metric
