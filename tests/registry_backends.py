@@ -34,6 +34,16 @@ class Backend:
         return write_project(root, rows=kwargs.pop("rows", 240), holdout_rows=kwargs.pop("holdout_rows", 120),
                              extra={**extra, "registry": self.section()}, **kwargs)
 
+    def registry(self, root: Path):
+        """The project's registry, checked to be this backend's (not a silent fallback to a directory)."""
+        from mlci.core.config import load_project
+        from mlci.ops.registry import open_registry
+
+        registry = open_registry(load_project(root))
+        expected = "local registry " if self.name == "local" else "MLflow "
+        assert registry.describe().startswith(expected), registry.describe()
+        return registry
+
     def tamper(self, version: int, name: str = MODEL_FILE) -> None:
         """Flip a byte of a stored artifact, in the store itself (not through mlci)."""
         if self.name == "local":

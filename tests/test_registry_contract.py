@@ -8,8 +8,6 @@ import json
 import pytest
 
 from mlci.adapters.model_files import MODEL_FILE, load_model
-from mlci.core.config import load_project
-from mlci.ops.registry import open_registry
 from tests.registry_backends import backend  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -25,7 +23,7 @@ def test_register_get_resolve_latest_and_lineage(backend, tmp_path, run_cli):
     root = backend.project(tmp_path / "proj")
     _train(run_cli, root)
     _train(run_cli, root)
-    registry = open_registry(load_project(root))
+    registry = backend.registry(root)
     assert [r["version"] for r in registry.versions()] == [1, 2]
     assert registry.resolve("latest") == 2 and registry.resolve("v1") == 1 and registry.resolve("1") == 1
     record = registry.get("latest")
@@ -63,7 +61,7 @@ def test_promote_rollback_history_list_show_diff_and_card(backend, tmp_path, run
     assert {"key": "C", "left": 1.0, "right": 0.5} in changes["estimator"]
     code, _, err = run_cli("-C", root, "registry", "rollback", "production")
     assert code == 2 and "no previous version" in err
-    registry = open_registry(load_project(root))
+    registry = backend.registry(root)
     card = registry.read_artifact(1, "model_card.md").decode()
     assert "# Model card: test-binary v1" in card and "production" in card
 
@@ -71,11 +69,11 @@ def test_promote_rollback_history_list_show_diff_and_card(backend, tmp_path, run
 def test_update_records_deployments_and_image_digest(backend, tmp_path, run_cli):
     root = backend.project(tmp_path / "proj")
     _train(run_cli, root)
-    registry = open_registry(load_project(root))
+    registry = backend.registry(root)
     deployment = {"id": "d1", "env": "staging", "version": 1, "status": "active", "time": "2026-01-01T00:00:00Z"}
     registry.update(1, lambda r: r.setdefault("deployments", []).append(deployment))
     registry.update(1, lambda r: r.__setitem__("image", {"name": "reg/x", "digest": "sha256:" + "a" * 64}))
-    again = open_registry(load_project(root)).get(1)  # a fresh reader sees both changes
+    again = backend.registry(root).get(1)  # a fresh reader sees both changes
     assert again["deployments"] == [deployment] and again["image"]["digest"] == "sha256:" + "a" * 64
     code, out, _ = run_cli("-C", root, "registry", "show", "1")
     assert code == 0 and "sha256:" + "a" * 64 in out and '"env": "staging"' in out
@@ -89,7 +87,7 @@ def test_a_tampered_model_artifact_is_refused_with_exit_1(backend, tmp_path, run
     assert code == 1 and "sha256" in err and "Traceback" not in err
     code, _, err = run_cli("-C", root, "registry", "promote", "1", "--to", "production")
     assert code == 1 and "sha256" in err
-    assert open_registry(load_project(root)).aliases() == {}
+    assert backend.registry(root).aliases() == {}
 
 
 def test_a_tampered_reference_is_refused_by_the_monitor(backend, tmp_path, run_cli):
