@@ -96,3 +96,30 @@ def test_a_tampered_reference_is_refused_by_the_monitor(backend, tmp_path, run_c
     backend.tamper(1, "reference.csv")
     code, _, err = run_cli("-C", root, "monitor", "--current", "data/holdout.csv")
     assert code == 1 and "sha256" in err and "Traceback" not in err
+
+
+def test_the_model_server_reads_a_verified_copy_of_the_version(backend, tmp_path, run_cli):
+    from mlci.core.config import load_project
+    from mlci.ops.deploy import serve_settings
+    from mlci.serve.model import load_served_model
+
+    root = backend.project(tmp_path / "proj")
+    _train(run_cli, root)
+    settings = serve_settings(load_project(root), ref="latest")
+    served = load_served_model(settings.registry, settings.model)
+    assert served.record["version"] == 1 and served.record["artifacts"] == backend.registry(root).get(1)["artifacts"]
+    if backend.name == "mlflow":  # the copy is checked against the record too: a changed byte is refused
+        backend.tamper(1)
+        with pytest.raises(Exception, match="sha256"):
+            serve_settings(load_project(root), ref="latest")
+
+
+def test_config_check_warns_about_a_registry_inside_the_workspace(tmp_path, run_cli):
+    from tests.model_projects import write_project
+
+    laptop = write_project(tmp_path / "laptop")
+    code, out, err = run_cli("-C", laptop, "config", "check")
+    assert code == 0 and "warning: registry.path '.mlci/registry' is inside the project" in err
+    shared = write_project(tmp_path / "shared", extra={"registry": {"path": str(tmp_path / "reg")}})
+    code, out, err = run_cli("-C", shared, "config", "check")
+    assert code == 0 and "warning" not in err
