@@ -352,7 +352,7 @@ class MlflowRegistry:
     def _upload(self, run_id: str, name: str, data: bytes, record: dict[str, Any]) -> None:
         if not _ARTIFACT_NAME.match(name):
             raise IntegrityError(f"refusing artifact name {name!r}: not a plain file name")
-        if name.endswith(".skops") and name == _model_file():
+        if name == _model_file():
             self._put_model(run_id, data, record)
         else:
             self._put(run_id, MLCI_DIR, name, data)
@@ -382,7 +382,7 @@ class MlflowRegistry:
 
         with tempfile.TemporaryDirectory(prefix="mlci-mlflow-") as tmp:
             with self._calls(f"download {path}"):
-                self._client()
+                self._client()  # sets the bounded HTTP settings before the first request
                 local = download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp,
                                            tracking_uri=self.tracking_uri)
             return Path(local).read_bytes()
