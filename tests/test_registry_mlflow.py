@@ -44,6 +44,9 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if proxy.fail_on is not None and proxy.fail_on in self.path:
                     proxy.failed += 1
+                    if proxy.status == 0:  # hang: answer nothing until the client gives up
+                        time.sleep(30)
+                        return
                     self.send_response(proxy.status)
                     self.send_header("Content-Type", "text/plain")
                     self.send_header("Content-Length", "21")
@@ -190,6 +193,19 @@ def test_refused_credentials_are_exit_3_with_a_hint_and_never_shown(mlflow_backe
     assert code == 3, err
     assert f"mlci: error: MLflow server {proxy.url}: cannot read the registered model: authentication failed" in err
     assert "MLFLOW_TRACKING_TOKEN" in err and "tok-never-shown" not in out + err
+
+
+def test_a_server_that_does_not_answer_times_out_within_the_bounded_wait(mlflow_backend, fault_proxy, tmp_path,
+                                                                          run_cli, monkeypatch):
+    proxy = fault_proxy("", status=0)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    root = mlflow_backend.project(tmp_path / "proj")
+    _point_at(root, proxy.url)
+    started = time.monotonic()
+    code, _, err = run_cli("-C", root, "registry", "list")
+    assert code == 3 and f"mlci: error: MLflow server {proxy.url}: cannot read the registered model: timed out" in err
+    assert time.monotonic() - started < 40  # unbounded, the client would wait 120 s per try
 
 
 @pytest.mark.parametrize("step", ["model-versions/set-tag", "model-versions/create", "mlflow-artifacts/artifacts"])
