@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.adapters.serving_probe import http_get, http_post_json, listening, local_listener, mlci_server_identity
 from mlci.core.atomic import atomic_write_text
@@ -36,7 +37,7 @@ from mlci.core.reports import Check, Report, write_report
 from mlci.core.spec import did_you_mean
 from mlci.errors import NotFound, ServiceError, UsageError
 from mlci.ops.image import image_section, registry_auth
-from mlci.ops.registry import open_registry
+from mlci.ops.registry import local_copy, open_registry
 from mlci.ops.render import render
 from mlci.serve.settings import ServeSettings
 
@@ -54,15 +55,24 @@ def _now() -> str:
 def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.0.1", port: int = 8080,
                    workers: int | None = None, log: bool = True, check_port: int | None = None,
                    env_name: str | None = None) -> ServeSettings:
-    version = open_registry(project).resolve(ref)
+    registry = open_registry(project)
+    version = registry.resolve(ref)
     serve = project.config.serve
-    return ServeSettings(registry=project.registry_dir, model=str(version), host=host, port=port,
+    return ServeSettings(registry=serving_registry(project, registry, version), model=str(version), host=host, port=port,
                          deployment=deployment_name(project, env_name) if env_name else "",
                          check_port=check_port, workers=workers or serve.workers,
                          max_body_bytes=serve.max_body_bytes, max_rows=serve.max_rows,
                          log_dir=project.path(serve.log_dir) if log and serve.log_predictions else None,
                          log_max_bytes=serve.log_max_bytes, log_queue_rows=serve.log_queue_rows,
                          unknown_categories=serve.unknown_categories)
+
+
+def serving_registry(project: Project, registry: Registry, version: int) -> Path:
+    """The directory the model server reads: the local registry itself, or a verified one-version copy
+    of a remote (MLflow) registry's version."""
+    if isinstance(registry, ModelRegistry):
+        return project.registry_dir
+    return local_copy(registry, version, project.path(".mlci/serving-registry"))
 
 
 def serve_foreground(settings: ServeSettings) -> int:
@@ -97,18 +107,18 @@ def environment(project: Project, name: str) -> Environment:
     return environments[name]
 
 
-def deployments(registry: ModelRegistry, env: str) -> list[dict[str, Any]]:
+def deployments(registry: Registry, env: str) -> list[dict[str, Any]]:
     """Every recorded deployment attempt of ``env``, oldest first."""
     entries = [d for record in registry.versions() for d in record.get("deployments", []) if d["env"] == env]
     return sorted(entries, key=lambda d: (d["time"], d.get("seq", 0)))
 
 
-def active_deployment(registry: ModelRegistry, env: str) -> dict[str, Any] | None:
+def active_deployment(registry: Registry, env: str) -> dict[str, Any] | None:
     active = [d for d in deployments(registry, env) if d["status"] == "active"]
     return active[-1] if active else None
 
 
-def _set_status(registry: ModelRegistry, entry: dict[str, Any], status: str) -> None:
+def _set_status(registry: Registry, entry: dict[str, Any], status: str) -> None:
     def change(record: dict[str, Any]) -> None:
         for item in record.get("deployments", []):
             if item["id"] == entry["id"]:
@@ -117,11 +127,11 @@ def _set_status(registry: ModelRegistry, entry: dict[str, Any], status: str) -> 
     registry.update(entry["version"], change)
 
 
-def _record(registry: ModelRegistry, entry: dict[str, Any]) -> None:
+def _record(registry: Registry, entry: dict[str, Any]) -> None:
     registry.update(entry["version"], lambda r: r.setdefault("deployments", []).append(entry))
 
 
-def _activate(registry: ModelRegistry, entry: dict[str, Any]) -> None:
+def _activate(registry: Registry, entry: dict[str, Any]) -> None:
     """Record a deployment as serving, and point the alias named after its environment at its version:
     the `production` alias (the gate's default champion) is always the model production runs."""
     _record(registry, {**entry, "status": "active"})

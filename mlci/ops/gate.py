@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mlci.adapters.registry_store import ModelRegistry, sha256_bytes
+from mlci.adapters.registry_api import Registry
+from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import GateRule, Project
 from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
@@ -169,13 +170,13 @@ def _check_rules(project: Project) -> None:
                                "latency has no per-row bootstrap", "drop `bootstrap` for latency rules")
 
 
-def _champion_version(registry: ModelRegistry, name: str, *, explicit: bool) -> int | None:
+def _champion_version(registry: Registry, name: str, *, explicit: bool) -> int | None:
     if explicit:
         return registry.resolve(name)
     return registry.alias_of(name)
 
 
-def _from_registry(registry: ModelRegistry, record: dict[str, Any]) -> Evaluated:
+def _from_registry(registry: Registry, record: dict[str, Any]) -> Evaluated:
     version = record["version"]
     if METRICS_FILE not in (record.get("artifacts") or {}):
         raise UsageError(f"model version {version} has not been evaluated",
