@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install and start the real components mlci's tests use:
 #   Docker engine, a local image registry, a Prometheus Pushgateway, promtool, Groovy 2.4 on JDK 17,
-#   and a Python base image (mlci-base:bookworm) made with debootstrap.
+#   a Python base image (mlci-base:bookworm) made with debootstrap, and an MLflow tracking server
+#   (PyPI mlflow in its own virtualenv; SQLite backend store, artifacts served from a local directory).
 #
 # Idempotent: anything already installed or answering is left alone, so a second run takes seconds.
 # Logs go to stderr (one line per step); the environment for the tests goes to stdout:
@@ -19,6 +20,8 @@
 #   MLCI_SETUP_DOCKER_SOCK         unix socket for dockerd (default /var/run/docker.sock)
 #   MLCI_SETUP_REGISTRY_ADDR       registry listen address (default 127.0.0.1:5000)
 #   MLCI_SETUP_PUSHGATEWAY_ADDR    pushgateway listen address (default 127.0.0.1:9091)
+#   MLCI_SETUP_MLFLOW_ADDR         MLflow tracking server listen address (default 127.0.0.1:5001)
+#   MLCI_SETUP_MLFLOW_SPEC         pip requirement for the MLflow server (default mlflow==3.*)
 #   MLCI_SETUP_BASE_IMAGE          tag of the Python base image (default mlci-base:bookworm)
 #   MLCI_SETUP_DEBIAN_MIRROR       Debian mirror for debootstrap (default: read from apt's sources)
 #   MLCI_SETUP_TIMEOUT             seconds to wait for each daemon (default 60)
@@ -42,6 +45,10 @@ RUN_DIR=$CACHE_DIR/run
 DOCKER_SOCK=${MLCI_SETUP_DOCKER_SOCK:-/var/run/docker.sock}
 REGISTRY_ADDR=${MLCI_SETUP_REGISTRY_ADDR:-127.0.0.1:5000}
 PUSHGATEWAY_ADDR=${MLCI_SETUP_PUSHGATEWAY_ADDR:-127.0.0.1:9091}
+MLFLOW_ADDR=${MLCI_SETUP_MLFLOW_ADDR:-127.0.0.1:5001}
+MLFLOW_SPEC=${MLCI_SETUP_MLFLOW_SPEC:-mlflow==3.*}
+MLFLOW_VENV=$CACHE_DIR/mlflow-venv
+MLFLOW_DATA=$CACHE_DIR/mlflow
 BASE_IMAGE=${MLCI_SETUP_BASE_IMAGE:-mlci-base:bookworm}
 TIMEOUT=${MLCI_SETUP_TIMEOUT:-60}
 SUITE=bookworm
@@ -195,6 +202,12 @@ stop_one() {
 mkdir -p "$RUN_DIR" || die "cannot create $RUN_DIR (set MLCI_CACHE_DIR to a writable directory)"
 
 if [ "$MODE" = stop ]; then
+  # The MLflow server runs its web workers as children in its own session: stop the whole group.
+  if pid_alive "$RUN_DIR/mlflow.pid" mlflow; then
+    log "stopping mlflow (process group $(cat "$RUN_DIR/mlflow.pid"))"
+    kill -- "-$(cat "$RUN_DIR/mlflow.pid")" 2>/dev/null || true
+  fi
+  rm -f "$RUN_DIR/mlflow.pid"
   stop_one prometheus-pushgateway
   stop_one docker-registry
   stop_one dockerd
@@ -375,7 +388,38 @@ else
   log "base image: $BASE_IMAGE runs $pyver"
 fi
 
-# --- 6. the environment for the tests -------------------------------------------------------
+# --- 6. MLflow tracking server ------------------------------------------------------------------
+if http_ok "http://$MLFLOW_ADDR/health"; then
+  log "mlflow: ready on $MLFLOW_ADDR"
+else
+  if [ ! -x "$MLFLOW_VENV/bin/python" ]; then
+    # Install into a temporary venv and rename it when complete: an interrupted install is never used.
+    # Started through `python -m`, the venv works from its final path (pyvenv.cfg sits beside bin/).
+    rm -rf "$MLFLOW_VENV.tmp"
+    log "mlflow: pip install '$MLFLOW_SPEC' into $MLFLOW_VENV (a few minutes, once; log $RUN_DIR/mlflow-pip.log)"
+    { python3 -m venv "$MLFLOW_VENV.tmp" &&
+      "$MLFLOW_VENV.tmp/bin/python" -m pip install -q "$MLFLOW_SPEC"; } >"$RUN_DIR/mlflow-pip.log" 2>&1 || {
+      tail -n 20 "$RUN_DIR/mlflow-pip.log" >&2 || true
+      die "installing $MLFLOW_SPEC failed (log: $RUN_DIR/mlflow-pip.log)"
+    }
+    mv "$MLFLOW_VENV.tmp" "$MLFLOW_VENV"
+  fi
+  if pid_alive "$RUN_DIR/mlflow.pid" mlflow; then
+    log "mlflow: running; waiting for it to answer"
+  else
+    mkdir -p "$MLFLOW_DATA/artifacts"
+    log "mlflow: starting the tracking server on $MLFLOW_ADDR (store $MLFLOW_DATA)"
+    launch mlflow "$RUN_DIR/mlflow.log" env PATH="$MLFLOW_VENV/bin:$PATH" \
+      "$MLFLOW_VENV/bin/python" -m mlflow server \
+      --backend-store-uri "sqlite:///$MLFLOW_DATA/mlflow.db" \
+      --serve-artifacts --artifacts-destination "$MLFLOW_DATA/artifacts" \
+      --host "${MLFLOW_ADDR%:*}" --port "${MLFLOW_ADDR##*:}" --workers 2
+  fi
+  wait_for mlflow "$RUN_DIR/mlflow.pid" "$RUN_DIR/mlflow.log" http_ok "http://$MLFLOW_ADDR/health"
+  log "mlflow: ready on $MLFLOW_ADDR"
+fi
+
+# --- 7. the environment for the tests -------------------------------------------------------
 emit() { printf 'export %s=%q\n' "$1" "$2"; }
 emit DOCKER_HOST "$DOCKER_HOST"
 emit MLCI_TEST_REGISTRY "$REGISTRY_ADDR"
@@ -384,6 +428,7 @@ emit MLCI_TEST_BASE_IMAGE "$BASE_IMAGE"
 emit JAVA_HOME "$JAVA17"
 emit MLCI_TEST_GROOVY "$(command -v groovy)"
 emit MLCI_TEST_PROMTOOL "$(command -v promtool)"
+emit MLCI_TEST_MLFLOW "http://$MLFLOW_ADDR"
 if [ "$MODE" = full ]; then
   echo "# all services ready; load this environment with: eval \"\$(scripts/setup-services.sh --env)\""
 fi

@@ -10,6 +10,7 @@ loads it. The fixtures read the same variables (with the same defaults):
     JAVA_HOME                JDK 17 for Groovy (found under /usr/lib/jvm when unset)
     MLCI_TEST_GROOVY         groovy binary (found on PATH when unset)
     MLCI_TEST_PROMTOOL       promtool binary (found on PATH when unset)
+    MLCI_TEST_MLFLOW         MLflow tracking server URL (http://127.0.0.1:5001)
 
 A missing component skips the test locally (with a hint to run ``scripts/setup-services.sh``) and
 FAILS it when ``CI`` is set: CI must never pass by silently skipping.
@@ -44,12 +45,13 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["docker_engine", "image_registry", "pushgateway", "groovy", "base_image", "promtool"]
+__all__ = ["docker_engine", "image_registry", "pushgateway", "groovy", "base_image", "promtool", "mlflow_server"]
 
 SETUP_HINT = "run scripts/setup-services.sh (or scripts/test.sh) to install and start it"
 
 DEFAULT_REGISTRY = "127.0.0.1:5000"
 DEFAULT_PUSHGATEWAY = "http://127.0.0.1:9091"
+DEFAULT_MLFLOW = "http://127.0.0.1:5001"
 DEFAULT_BASE_IMAGE = "mlci-base:bookworm"
 
 
@@ -270,6 +272,22 @@ def pushgateway() -> str:
         unavailable(f"no Pushgateway answers at {url} ({problem})")
     if status != 200:
         unavailable(f"the Pushgateway at {url} answered /-/ready with HTTP {status}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> str:
+    """Base URL of a real MLflow tracking server that answered ``/health`` (its client must be installed)."""
+    url = os.environ.get("MLCI_TEST_MLFLOW", DEFAULT_MLFLOW).rstrip("/")
+    status, problem = _probe(f"{url}/health")
+    if problem:
+        unavailable(f"no MLflow tracking server answers at {url} ({problem})")
+    if status != 200:
+        unavailable(f"the MLflow server at {url} answered /health with HTTP {status}")
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        unavailable("the MLflow client is not installed (pip install -e '.[dev]')")
     return url
 
 

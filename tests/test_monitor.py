@@ -244,9 +244,23 @@ def test_reference_comes_from_the_versions_lineage_with_prediction_drift_and_per
     assert code == (0 if report["ok"] else 1)
 
 
-def test_changed_training_data_is_refused_against_the_recorded_sha256(versioned, capsys, tmp_path):
+def test_a_changed_reference_in_the_registry_is_refused(versioned, capsys, tmp_path):
     root = tmp_path / "p"
     shutil.copytree(versioned, root)
+    shutil.rmtree(root / ".mlci/references", ignore_errors=True)  # a verified cached copy would be used as is
+    stored = root / ".mlci/registry/versions/v1/reference.csv"
+    stored.write_text(stored.read_text() + stored.read_text().splitlines()[1] + "\n")  # one row repeated
+    assert run(["-C", str(root), "monitor", "--current", "data/holdout.csv"]) == 1
+    err = capsys.readouterr().err
+    assert "sha256" in err and "reference.csv" in err and "Traceback" not in err
+
+
+def test_changed_training_data_is_refused_for_a_version_without_a_stored_reference(versioned, capsys, tmp_path):
+    from mlci.adapters.registry_store import ModelRegistry
+
+    root = tmp_path / "p"
+    shutil.copytree(versioned, root)
+    ModelRegistry(root / ".mlci/registry").update(1, lambda r: r["artifacts"].pop("reference.csv"))  # older version
     train = root / "data" / "train.csv"
     train.write_text(train.read_text() + train.read_text().splitlines()[1] + "\n")  # one row repeated
     assert run(["-C", str(root), "monitor", "--current", "data/holdout.csv"]) == 1

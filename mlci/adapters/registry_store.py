@@ -49,6 +49,9 @@ class ModelRegistry:
         self.root = Path(root)
         self.lock_timeout = lock_timeout
 
+    def describe(self) -> str:
+        return f"local registry {self.root}"
+
     # -- reading -------------------------------------------------------------------------------
 
     def versions(self) -> list[dict[str, Any]]:

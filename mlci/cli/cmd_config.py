@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit
+from mlci.cli.output import emit, warn
 
 
 @click.group()
@@ -22,25 +22,17 @@ def check(app: AppContext) -> int:
 
     Every problem is listed with file, line and key. Exit 0 or 2.
     """
+    from mlci.ops.jenkins.shared_state import registry_warnings
     from mlci.ops.project.config_check import check_config
 
     project = app.project()
     result = check_config(project)
-    _warn_about_workspace_registry(project)
+    result["warnings"] = registry_warnings(project)
+    for warning in result["warnings"]:
+        warn(warning)
     emit(app, result, lambda r: f"{r['config']}: ok (project {r['project']})"
          + (f"\n{r['schema']}: ok" if r["schema"] else ""))
     return 0
-
-
-def _warn_about_workspace_registry(project) -> None:
-    """Fine on a laptop, wrong for Jenkins: a warning here, a refusal in `mlci jenkins sync`."""
-    from mlci.cli.output import warn
-    from mlci.ops.jenkins.shared_state import WORKSPACE_REGISTRY_HINT, workspace_registry_problem
-
-    problem = workspace_registry_problem(project)
-    if problem:
-        warn(f"{project.config_path.name}: {problem}; `mlci jenkins sync` refuses it "
-            f"(hint: {WORKSPACE_REGISTRY_HINT})")
 
 
 @config.command("schema")

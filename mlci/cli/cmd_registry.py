@@ -1,4 +1,4 @@
-"""``mlci registry list|show|promote|rollback|diff``."""
+"""``mlci registry list|show|promote|rollback|diff|export|import``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mlci.cli.output import emit, table
 
 @click.group()
 def registry() -> None:
-    """The embedded model registry: versions with lineage, metrics and aliases."""
+    """The model registry (local directory or MLflow): versions with lineage, metrics and aliases."""
 
 
 @registry.command("list")
@@ -120,3 +120,38 @@ def _render_diff(view) -> str:
         return f"v{view.data['left']} and v{view.data['right']} do not differ"
     rows = [(section, c["key"], c["left"], c["right"]) for section, items in changes.items() for c in items]
     return table(rows, ("section", "key", f"v{view.data['left']}", f"v{view.data['right']}"))
+
+
+@registry.command("export")
+@click.option("--to", "directory", required=True, type=click.Path(file_okay=False),
+              help="New or empty directory to write a local registry into.")
+@pass_app
+def export_command(app: AppContext, directory: str) -> int:
+    """Copy every version (lineage, artifacts) and alias (with history) into a local registry directory."""
+    from pathlib import Path
+
+    from mlci.ops.model.registry import export_versions
+
+    emit(app, export_versions(project=app.project(), directory=Path(directory)), _render_copy)
+    return 0
+
+
+@registry.command("import")
+@click.option("--from", "directory", required=True, type=click.Path(file_okay=False),
+              help="A local registry directory (e.g. written by 'mlci registry export').")
+@pass_app
+def import_command(app: AppContext, directory: str) -> int:
+    """Copy every version and alias of a local registry directory into the configured registry."""
+    from pathlib import Path
+
+    from mlci.ops.model.registry import import_versions
+
+    emit(app, import_versions(project=app.project(), directory=Path(directory)), _render_copy)
+    return 0
+
+
+def _render_copy(view) -> str:
+    versions = view.data["versions"]
+    moved = ", ".join(f"v{old}->v{new}" for old, new in versions.items()) or "no versions"
+    aliases = ", ".join(f"{name}->v{v}" for name, v in view.data["aliases"].items()) or "no aliases"
+    return f"copied {len(versions)} version(s) from {view.data['from']} to {view.data['to']}: {moved}; {aliases}"

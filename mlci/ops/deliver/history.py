@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mlci.adapters.registry_store import ModelRegistry
+from mlci.adapters.registry_api import Registry
 from mlci.core.config import Environment, Project
 from mlci.core.spec import did_you_mean
 from mlci.errors import NotFound
@@ -23,18 +23,18 @@ def environment(project: Project, name: str) -> Environment:
     return environments[name]
 
 
-def deployments(registry: ModelRegistry, env: str) -> list[dict[str, Any]]:
+def deployments(registry: Registry, env: str) -> list[dict[str, Any]]:
     """Every recorded deployment attempt of ``env``, oldest first."""
     entries = [d for record in registry.versions() for d in record.get("deployments", []) if d["env"] == env]
     return sorted(entries, key=lambda d: (d["time"], d.get("seq", 0)))
 
 
-def active_deployment(registry: ModelRegistry, env: str) -> dict[str, Any] | None:
+def active_deployment(registry: Registry, env: str) -> dict[str, Any] | None:
     active = [d for d in deployments(registry, env) if d["status"] == "active"]
     return active[-1] if active else None
 
 
-def set_status(registry: ModelRegistry, entry: dict[str, Any], status: str) -> None:
+def set_status(registry: Registry, entry: dict[str, Any], status: str) -> None:
     def change(record: dict[str, Any]) -> None:
         for item in record.get("deployments", []):
             if item["id"] == entry["id"]:
@@ -43,11 +43,11 @@ def set_status(registry: ModelRegistry, entry: dict[str, Any], status: str) -> N
     registry.update(entry["version"], change)
 
 
-def record_attempt(registry: ModelRegistry, entry: dict[str, Any]) -> None:
+def record_attempt(registry: Registry, entry: dict[str, Any]) -> None:
     registry.update(entry["version"], lambda r: r.setdefault("deployments", []).append(entry))
 
 
-def activate(registry: ModelRegistry, entry: dict[str, Any]) -> None:
+def activate(registry: Registry, entry: dict[str, Any]) -> None:
     """Record a deployment as serving, and point the alias named after its environment at its version:
     the `production` alias (the gate's default champion) is always the model production runs."""
     record_attempt(registry, {**entry, "status": "active"})

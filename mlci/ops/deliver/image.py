@@ -23,12 +23,11 @@ from typing import Any
 
 import mlci
 from mlci.adapters.commands import PIP_DOWNLOAD_TIMEOUT, run_command
-from mlci.adapters.registry_store import RECORD
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import ImageSection, Project
 from mlci.core.reports import Check, Report, write_report
 from mlci.errors import ConfigError, ServiceError, UsageError
-from mlci.ops.model.registry import MODEL_FILE, open_registry
+from mlci.ops.model.registry import MODEL_FILE, local_copy, open_registry
 from mlci.ops.reporting.render import render, template_text
 
 # What the server imports, and its optional speed-ups for uvicorn (used when installed here).
@@ -133,13 +132,9 @@ def prepare_context(project: Project, record: dict[str, Any], *, on_line: LineSi
     _sync_tree(wheelhouse(requirements, image.python, on_line), context / "wheels", pattern="*.whl")
     _write_if_changed(context / "requirements.txt", requirements)
     _sync_tree(Path(mlci.__file__).parent, context / "mlci", pattern="*.py")
-    registry = open_registry(project)
     version = record["version"]
-    model_dir = context / "registry" / "versions" / f"v{version}"
     shutil.rmtree(context / "registry", ignore_errors=True)
-    model_dir.mkdir(parents=True)
-    (model_dir / MODEL_FILE).write_bytes(registry.read_artifact(version, MODEL_FILE))  # verified read
-    shutil.copyfile(registry.artifact_path(version, RECORD), model_dir / RECORD)
+    local_copy(open_registry(project), version, context / "registry")  # verified read, any backend
     _write_if_changed(context / ".dockerignore", template_text("docker/dockerignore"))
     _write_if_changed(context / "Dockerfile", render(
         "docker/Dockerfile.j2", project=project.config.project, version=version, base=image.base,

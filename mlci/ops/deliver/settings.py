@@ -3,9 +3,13 @@ container gets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from mlci.adapters.registry_api import Registry
+from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import Project
 from mlci.errors import ServiceError
-from mlci.ops.model.registry import open_registry
+from mlci.ops.model.registry import local_copy, open_registry
 from mlci.serve.settings import ServeSettings
 
 CONTAINER_LOG_DIR = "/app/predictions"
@@ -14,15 +18,25 @@ CONTAINER_LOG_DIR = "/app/predictions"
 def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.0.1", port: int = 8080,
                    workers: int | None = None, log: bool = True, check_port: int | None = None,
                    env_name: str | None = None) -> ServeSettings:
-    version = open_registry(project).resolve(ref)
+    registry = open_registry(project)
+    version = registry.resolve(ref)
     serve = project.config.serve
-    return ServeSettings(registry=project.registry_dir, model=str(version), host=host, port=port,
+    return ServeSettings(registry=serving_registry(project, registry, version), model=str(version), host=host,
+                         port=port,
                          deployment=deployment_name(project, env_name) if env_name else "",
                          check_port=check_port, workers=workers or serve.workers,
                          max_body_bytes=serve.max_body_bytes, max_rows=serve.max_rows,
                          log_dir=project.path(serve.log_dir) if log and serve.log_predictions else None,
                          log_max_bytes=serve.log_max_bytes, log_queue_rows=serve.log_queue_rows,
                          unknown_categories=serve.unknown_categories)
+
+
+def serving_registry(project: Project, registry: Registry, version: int) -> Path:
+    """The directory the model server reads: the local registry itself, or a verified one-version copy
+    of a remote (MLflow) registry's version."""
+    if isinstance(registry, ModelRegistry):
+        return project.registry_dir
+    return local_copy(registry, version, project.path(".mlci/serving-registry"))
 
 
 def serve_foreground(settings: ServeSettings) -> int:

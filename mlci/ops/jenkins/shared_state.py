@@ -28,3 +28,12 @@ def workspace_registry_problem(project: Project) -> str | None:
 
 WORKSPACE_REGISTRY_HINT = ("set registry.backend: mlflow (with registry.tracking_uri), or an absolute "
                            "registry.path on storage every agent mounts")
+
+
+def registry_warnings(project: Project) -> list[str]:
+    """What `mlci config check` warns about: fine on a laptop, loses the lifecycle on Jenkins."""
+    problem = workspace_registry_problem(project)
+    if problem is None:
+        return []
+    return [f"{project.config_path.name}: {problem}; `mlci jenkins sync` refuses it (hint: {WORKSPACE_REGISTRY_HINT}; "
+            "see docs/registry.md)"]

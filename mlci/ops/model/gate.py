@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mlci.adapters.registry_store import ModelRegistry, sha256_bytes
+from mlci.adapters.registry_api import Registry
+from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import GateRule, Project
 from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
@@ -170,13 +171,13 @@ def _check_rules(project: Project) -> None:
                                "latency has no per-row bootstrap", "drop `bootstrap` for latency rules")
 
 
-def _champion_version(registry: ModelRegistry, name: str, *, explicit: bool) -> int | None:
+def _champion_version(registry: Registry, name: str, *, explicit: bool) -> int | None:
     if explicit:
         return registry.resolve(name)
     return registry.alias_of(name)
 
 
-def _from_registry(registry: ModelRegistry, record: dict[str, Any]) -> Evaluated:
+def _from_registry(registry: Registry, record: dict[str, Any]) -> Evaluated:
     version = record["version"]
     if METRICS_FILE not in (record.get("artifacts") or {}):
         raise UsageError(f"model version {version} has not been evaluated",
@@ -195,7 +196,7 @@ def minimum_comparison_rows(classes: int) -> int:
     return max(MIN_COMPARISON_ROWS, MIN_ROWS_PER_CLASS * classes)
 
 
-def _compare_on_unseen_rows(project: Project, registry: ModelRegistry, challenger_record: dict[str, Any],
+def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_record: dict[str, Any],
                             challenger: Evaluated, champion_record: dict[str, Any],
                             champion: Evaluated) -> Comparison:
     """Re-score the champion on the challenger's holdout rows that are outside both models' recorded
@@ -237,7 +238,7 @@ def _compare_on_unseen_rows(project: Project, registry: ModelRegistry, challenge
                       _view(champion, old_all.subset(unseen), keys, shared, project), facts)
 
 
-def _shared_holdout_was_trained_on(project: Project, registry: ModelRegistry, records: list[dict[str, Any]],
+def _shared_holdout_was_trained_on(project: Project, registry: Registry, records: list[dict[str, Any]],
                                    challenger: Evaluated) -> bool:
     """Whether either model, both evaluated on the same fixed holdout file, trained on some of its rows
     (its training file held them). A seeded split of one file keeps holdout and training rows apart, so
@@ -254,7 +255,7 @@ def _shared_holdout_was_trained_on(project: Project, registry: ModelRegistry, re
     return any(bool(_seen_rows(holdout, record, trained).any()) for record, trained in recorded)
 
 
-def _trained_rows(registry: ModelRegistry, record: dict[str, Any]) -> np.ndarray:
+def _trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray:
     trained = _recorded_trained_rows(registry, record)
     if trained is None:
         raise UsageError(
@@ -265,7 +266,7 @@ def _trained_rows(registry: ModelRegistry, record: dict[str, Any]) -> np.ndarray
     return trained
 
 
-def _recorded_trained_rows(registry: ModelRegistry, record: dict[str, Any]) -> np.ndarray | None:
+def _recorded_trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray | None:
     identity = ((record.get("data") or {}).get("train") or {}).get("row_identity")
     if not isinstance(identity, dict) or identity.get("scheme") != row_identity.SCHEME \
             or row_identity.TRAIN_ROWS_FILE not in (record.get("artifacts") or {}):

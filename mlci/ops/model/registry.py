@@ -3,20 +3,63 @@ roll back and diff versions, and write each version's model card."""
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlci.adapters.model_files import MODEL_FILE, load_model
-from mlci.adapters.registry_store import ModelRegistry
+from mlci.adapters.registry_api import Registry
+from mlci.adapters.registry_store import RECORD, ModelRegistry
+from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
+from mlci.errors import ConfigError
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 MODEL_CARD_FILE = "model_card.md"
+REFERENCE_STEM = "reference"  # reference.<ext of the training file>: the monitor's reference data
 
 
-def open_registry(project: Project) -> ModelRegistry:
-    return ModelRegistry(project.registry_dir, lock_timeout=project.config.registry.lock_timeout)
+def reference_artifact(project: Project) -> dict[str, bytes]:
+    """The training file as the version's reference artifact: the nightly monitor, in a workspace without
+    the training data, compares against exactly the data that made the model."""
+    path = project.path(project.config.data.train)
+    suffix = "".join(path.suffixes[-2:]) if path.suffix in (".gz", ".zst", ".bz2", ".xz") else path.suffix
+    return {f"{REFERENCE_STEM}{suffix.lower()}": path.read_bytes()}
+
+
+def reference_name(record: dict) -> str | None:
+    """The name of the version's reference artifact, None for versions trained before it existed."""
+    names = [n for n in (record.get("artifacts") or {}) if n.split(".", 1)[0] == REFERENCE_STEM]
+    return names[0] if names else None
+
+
+def open_registry(project: Project) -> Registry:
+    """The configured backend: ``registry.backend`` local (a directory) or mlflow (a tracking server)."""
+    settings = project.config.registry
+    if settings.backend == "mlflow":
+        from mlci.adapters.mlflow_registry import MlflowRegistry
+
+        uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise ConfigError("registry.backend is mlflow but no tracking server is set",
+                              hint="set registry.tracking_uri in mlci.yaml or the MLFLOW_TRACKING_URI variable")
+        return MlflowRegistry(uri, settings.model_name or project.config.project)
+    return ModelRegistry(project.registry_dir, lock_timeout=settings.lock_timeout)
+
+
+def local_copy(registry: Registry, version: int, directory: Path) -> Path:
+    """A one-version local registry at ``directory`` (record + verified model), for the model server and
+    the image: they read a directory, whatever backend holds the version. Returns ``directory``."""
+    record = registry.get(version)
+    model = registry.read_artifact(version, MODEL_FILE)  # verified read
+    target = Path(directory) / "versions" / f"v{int(version)}"
+    target.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target / MODEL_FILE, model)
+    atomic_write_bytes(target / RECORD, json.dumps(record, indent=1, sort_keys=True).encode("utf-8"))
+    return Path(directory)
 
 
 def load_version_model(project: Project, ref: str | int = "latest") -> tuple[Any, dict[str, Any]]:
@@ -26,7 +69,7 @@ def load_version_model(project: Project, ref: str | int = "latest") -> tuple[Any
     return load_model(registry.read_artifact(record["version"], MODEL_FILE)), record
 
 
-def write_model_card(registry: ModelRegistry, version: int) -> dict[str, Any]:
+def write_model_card(registry: Registry, version: int) -> dict[str, Any]:
     """(Re)write the version's Markdown model card from its record; returns the updated record."""
     from mlci.ops.reporting.render import render
 
@@ -35,7 +78,7 @@ def write_model_card(registry: ModelRegistry, version: int) -> dict[str, Any]:
     return registry.update(version, lambda r: None, artifacts={MODEL_CARD_FILE: card.encode("utf-8")})
 
 
-def _aliases_of(registry: ModelRegistry, version: int) -> list[str]:
+def _aliases_of(registry: Registry, version: int) -> list[str]:
     return [name for name, entry in registry.aliases().items() if entry.get("version") == version]
 
 
@@ -127,3 +170,61 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def estimator_name(record: dict[str, Any]) -> str:
     """The estimator as the config named it (the recorded class path may be a private module's)."""
     return record["estimator"].get("configured") or record["estimator"]["class"]
+
+
+def copy_versions(source: Registry, target: Registry) -> dict[str, Any]:
+    """Copy every version of ``source`` (record, lineage, deployments, artifacts) and every alias with its
+    history into ``target``, in version order. Each artifact is read verified from ``source`` and its
+    sha256 is checked again in ``target``; returns the version number map and the aliases copied."""
+    from mlci.errors import IntegrityError
+
+    numbers: dict[int, int] = {}
+    for record in source.versions():
+        old = int(record["version"])
+        artifacts = {name: source.read_artifact(old, name) for name in sorted(record.get("artifacts") or {})}
+        copied = {k: v for k, v in record.items() if k not in ("version", "artifacts")}
+        copied["copied_from"] = {"registry": source.describe(), "version": old}
+        new = target.register(copied, artifacts)
+        numbers[old] = int(new["version"])
+        if numbers[old] != old and copied.get("deployments"):  # deployments name their version
+            target.update(numbers[old], lambda r, n=numbers[old]: [d.__setitem__("version", n)
+                                                                   for d in r.get("deployments") or []])
+        for name, data in artifacts.items():
+            if target.read_artifact(numbers[old], name) != data:
+                raise IntegrityError(f"{target.describe()}: version {numbers[old]} artifact {name} differs after copy")
+    aliases: dict[str, int | None] = {}
+    for name, entry in sorted(source.aliases().items()):
+        chain = [numbers[v] for v in [*entry.get("history", []), entry["version"]] if v in numbers]
+        for version in chain:  # replaying the holders rebuilds the history
+            target.set_alias(name, version)
+        aliases[name] = chain[-1] if chain else None
+    return {"versions": {str(k): v for k, v in numbers.items()}, "aliases": aliases}
+
+
+def export_versions(*, project: Project, directory: Path) -> RegistryView:
+    """Copy the configured registry into a local registry at ``directory`` (which must be empty)."""
+    target = _empty_local(directory)
+    return RegistryView("export", {"from": open_registry(project).describe(), "to": str(directory),
+                                   **copy_versions(open_registry(project), target)})
+
+
+def import_versions(*, project: Project, directory: Path) -> RegistryView:
+    """Copy a local registry at ``directory`` (e.g. an export) into the configured registry."""
+    from mlci.errors import NotFound
+
+    if not (Path(directory) / "versions").is_dir():
+        raise NotFound(f"{directory}: not a registry directory (no versions/)", hint="give a directory "
+                       "written by 'mlci registry export', or a local registry's registry.path")
+    target = open_registry(project)
+    return RegistryView("import", {"from": str(directory), "to": target.describe(),
+                                   **copy_versions(ModelRegistry(Path(directory)), target)})
+
+
+def _empty_local(directory: Path) -> ModelRegistry:
+    from mlci.errors import UsageError
+
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise UsageError(f"{directory}: not empty", hint="export into a new or empty directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    return ModelRegistry(directory)

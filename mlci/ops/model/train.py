@@ -25,7 +25,7 @@ from mlci.ml import metrics, row_identity
 from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps, parameter_errors_located
 from mlci.ml.tabular import read_table
 from mlci.ops.model import lineage
-from mlci.ops.model.registry import MODEL_FILE, open_registry, write_model_card
+from mlci.ops.model.registry import MODEL_FILE, open_registry, reference_artifact, write_model_card
 from mlci.ops.model.scalars import log_training
 
 
@@ -154,7 +154,8 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
                                                "file": row_identity.TRAIN_ROWS_FILE}
     registry = open_registry(project)
     record = registry.register(record, {MODEL_FILE: model_bytes,
-                                        row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows)})
+                                        row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows),
+                                        **reference_artifact(project)})
     record = write_model_card(registry, record["version"])
     log_training(project, record["version"], cv)
     return TrainResult(record["version"], record, time.monotonic() - started, cv)

@@ -114,6 +114,9 @@ def reference_source_for(project: Project, record: dict[str, Any] | None, explic
     if record is None:
         raise NotFound("no model version to take the reference data from",
                        hint="train a model ('mlci train'), or give --reference FILE (or monitor.reference)")
+    stored = stored_reference(project, record)
+    if stored is not None:
+        return stored
     train = (record.get("data") or {}).get("train") or {}
     if not train.get("path"):
         raise NotFound(f"model version {record['version']} records no training data path",
@@ -126,6 +129,26 @@ def reference_source_for(project: Project, record: dict[str, Any] | None, explic
         raise IntegrityError(f"{path}: sha256 differs from the one recorded by model version {record['version']}",
                              hint="the training data changed since training; restore it or give --reference FILE")
     return Source(str(train["path"]), [path])
+
+
+def stored_reference(project: Project, record: dict[str, Any]) -> Source | None:
+    """The version's reference artifact from the registry (sha256 verified on read), as a file in the
+    project's cache; None for versions registered before references were stored."""
+    from mlci.core.atomic import atomic_write_bytes
+    from mlci.ops.model.registry import open_registry, reference_name
+
+    name = reference_name(record)
+    if name is None:
+        return None
+    digest = record["artifacts"][name]["sha256"]
+    train = (record.get("data") or {}).get("train") or {}
+    file_name = Path(str(train.get("path") or name)).name  # the training file's own name, for reports
+    path = project.path(".mlci/references") / f"v{record['version']}-{digest[:16]}" / file_name
+    if not (path.is_file() and sha256_file(path) == digest):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, open_registry(project).read_artifact(record["version"], name))
+    return Source(f"{train.get('path') or 'training data'} of model version {record['version']} "
+                  f"(from the registry)", [path])
 
 
 def current_source_for(project: Project, explicit: str | None, window: str,
