@@ -4,7 +4,6 @@ the real CLI (verdicts, exit codes, JUnit), and registry mode against a promoted
 from __future__ import annotations
 
 import json
-import time
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -81,15 +80,13 @@ def test_ranking_metrics_handle_tied_scores_like_scikit_learn():
         [skm.average_precision_score(y, score, sample_weight=w) for w in weights])
 
 
-def test_paired_bootstrap_is_seeded_paired_and_fast():
+def test_paired_bootstrap_is_seeded_and_paired():
+    """Its speed is a benchmark's business (a wall-clock bound in a unit test fails on a loaded machine)."""
     champion = classification(2000, seed=1, skill=1.0)
     better = Predictions("binary", champion.y, champion.pred, champion.proba.copy(), champion.classes)
     better.proba[:, 1] = np.clip(better.proba[:, 1] + 0.3 * (better.y - 0.5), 0, 1)
     better.proba[:, 0] = 1 - better.proba[:, 1]
-    started = time.perf_counter()
     diffs = metrics.bootstrap_differences(better, champion, "roc_auc", samples=1000, seed=7)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, f"1000 resamples took {elapsed:.2f}s"
     assert diffs.shape == (1000,)
     assert np.array_equal(diffs, metrics.bootstrap_differences(better, champion, "roc_auc", samples=1000, seed=7))
     assert (diffs > 0).all()  # the improvement holds on every resample: the draws are paired

@@ -184,7 +184,8 @@ def test_userinfo_in_the_url_is_used_for_auth_but_never_shown(emu):
 def test_a_dropped_connection_is_exit_3(emu):
     emu.fault(r"/api/json", drop=True)
     error = service_error(lambda: client_for(emu).root_jobs())
-    assert "cannot connect" in str(error) or "failed" in str(error)
+    assert str(error) == f"cannot connect to Jenkins at {emu.url} (listing jobs)"
+    assert error.exit_code == 3 and error.hint == "check JENKINS_URL and that the server is up"
 
 
 def test_progressive_console_reads_every_byte_once(emu):
