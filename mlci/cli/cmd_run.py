@@ -12,8 +12,8 @@ from mlci.core.stages import STAGE_NAMES
 @click.command()
 @click.option("--from", "start", type=click.Choice(STAGE_NAMES), help="First stage to run.")
 @click.option("--to", "stop", type=click.Choice(STAGE_NAMES), help="Last stage to run.")
-@click.option("--env", "env_name", help="Environment the deploy stage deploys to (default: the first of "
-                                        "`environments` in mlci.yaml).")
+@click.option("--env", "env_name", help="Environment the deploy stage deploys to (needed when mlci.yaml has "
+                                        "several `environments`).")
 @pass_app
 def run(app: AppContext, start: str | None, stop: str | None, env_name: str | None) -> int:
     """Run validate, train, evaluate, gate, build, push, deploy in order (stages the project does not

@@ -51,13 +51,19 @@ class RunResult:
                 "stages": [s.to_dict() for s in self.stages]}
 
 
+MANY_ENVIRONMENTS = "several environments: name one with --env"
+
+
 def deploy_environment(project: Project, env_name: str | None) -> str | None:
-    """The environment ``mlci run`` deploys to: ``--env``, else the first one of ``environments``."""
+    """The environment ``mlci run`` deploys to: ``--env``, else the only one of ``environments``; None
+    when there are several and none was named (a local run never picks production by itself)."""
     environments = project.config.environments
     if env_name is not None and env_name not in environments:
         raise UsageError(f"--env {env_name}: no such environment in mlci.yaml",
                          hint="environments: " + (", ".join(environments) or "none configured"))
-    return env_name or next(iter(environments), None)
+    if env_name is None and len(environments) == 1:
+        return next(iter(environments))
+    return env_name
 
 
 def run_stage(project: Project, stage: Stage, *, env_name: str | None, on_line: LineSink) -> Any:
@@ -92,7 +98,7 @@ def run_stage(project: Project, stage: Stage, *, env_name: str | None, on_line: 
     if stage.name == "deploy":
         from mlci.ops.deliver.deploy import deploy
 
-        assert env_name is not None  # skip_reason skips deploy without environments
+        assert env_name is not None  # run_stages skips deploy without one
         return deploy(project, env_name=env_name, on_line=on_line)
     raise AssertionError(f"no use case for stage {stage.name}")
 
@@ -106,6 +112,8 @@ def run_stages(*, project: Project, start: str | None = None, stop: str | None =
     result = RunResult()
     for stage in selected:
         reason = skip_reason(stage, project.config)
+        if reason is None and stage.needs_environment and env is None:
+            reason = MANY_ENVIRONMENTS
         if reason is not None:
             result.stages.append(StageResult(stage.name, "skipped", reason=reason))
             continue
