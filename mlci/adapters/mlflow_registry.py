@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.adapters.pushgateway import redact
+from mlci.core.records import stamp, upgrade
 from mlci.errors import ConfigError, IntegrityError, MlciError, NotFound, ServiceError
 
 MODEL_DIR = "model"          # the MLflow model (MLmodel + model.skops) inside the run's artifacts
@@ -337,9 +338,10 @@ class MlflowRegistry:
                 raise IntegrityError(f"{self.describe()} version {mv.version}: its record does not match the "
                                      "sha256 recorded for it", hint="the artifact store was changed; restore it")
             self._records[digest] = json.loads(data)
-        return json.loads(json.dumps(self._records[digest]))
+        return upgrade(json.loads(json.dumps(self._records[digest])))
 
     def _write_record(self, number: int, run_id: str, record: dict[str, Any]) -> None:
+        stamp(record)
         data = json.dumps(record, sort_keys=True, indent=1).encode("utf-8")
         digest = sha256_bytes(data)
         self._put(run_id, f"{MLCI_DIR}/records", f"{digest}.json", data)

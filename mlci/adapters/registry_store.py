@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
+from mlci.core.records import stamp, upgrade
 from mlci.errors import ConfigError, IntegrityError, NotFound
 
 RECORD = "version.json"
@@ -136,8 +137,8 @@ class ModelRegistry:
             number = (max(numbers) + 1) if numbers else 1
             directory = self._version_dir(number)
             directory.mkdir(parents=True, exist_ok=False)
-            record = {**record, "version": number, "created": record.get("created") or _now(),
-                      "artifacts": {}}
+            record = stamp({**record, "version": number, "created": record.get("created") or _now(),
+                            "artifacts": {}})
             for name, data in artifacts.items():
                 self._store_artifact(record, number, name, data)
             atomic_write_json(directory / RECORD, record)
@@ -161,6 +162,7 @@ class ModelRegistry:
                 record.setdefault("artifacts", {})[name] = {"sha256": sha256_bytes(data), "bytes": len(data)}
                 staged[name] = stage.name
             change(record)
+            stamp(record)
             if staged:
                 atomic_write_json(directory / JOURNAL, {"record": record, "staged": staged})
                 self._finish_update(version)
@@ -256,7 +258,7 @@ class ModelRegistry:
         problem = record_problem(record, number)
         if problem:
             raise IntegrityError(f"{path}: {problem}", hint=_REPAIR_HINT)
-        return record
+        return upgrade(record)
 
     @staticmethod
     def _read_json(path: Path) -> Any:
