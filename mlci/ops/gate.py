@@ -17,6 +17,7 @@ from mlci.adapters.registry_store import ModelRegistry, sha256_bytes
 from mlci.core.config import GateRule, Project
 from mlci.core.gates import MetricSet, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
+from mlci.core.summary import comparison_rows
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
 from mlci.ops import metrics
@@ -84,6 +85,8 @@ def _finish(project: Project, challenger: Evaluated, champion: Evaluated | None,
                             bootstrap=bootstrap if champion else None)
     report.details["notes"] = notes
     report.details["bootstrap_samples"] = gates.bootstrap_samples
+    report.details["comparison"] = comparison_rows(challenger.metrics, champion.metrics if champion else None,
+                                                   challenger.result.get("slices"))
     from mlci.ops.render import render
 
     html = render("reports/gate.html.j2", title=f"Gate: {project.config.project}", report=report,
