@@ -377,7 +377,9 @@ def validate_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = No
     header = tabular.column_names(path, csv=csv)
     present = [name for name in schema.columns if name in header]
     tally = _FileTally(schema, present)
-    with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress) as bar:
+    # a CSV's row count is estimated from a sample, so the total may be below the rows that come
+    with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress,
+                  estimated=tabular.file_kind(path) != "parquet") as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
                                                columns=present, lenient=True):
             tally.add(item)
