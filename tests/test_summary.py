@@ -35,8 +35,11 @@ def test_summary_after_a_run_has_every_stage_and_the_gate_numbers(tmp_path, run_
     gate = json.loads((reports / "gate.json").read_text())
     evaluate = json.loads((reports / "evaluate.json").read_text())
     for stage in ("validate", "evaluate", "gate"):
-        assert re.search(rf"^\| {stage} \| .* \| \[{stage}\.html\]\({stage}\.html\) \|$", text, re.M), text
+        assert re.search(rf"^\| {stage} \| .* \| \[{stage}\.html\]\({stage}\.html\) \| [0-9-]+ [0-9:]+Z \|$",
+                         text, re.M), text
     assert "gate: v2 vs v1" in text.splitlines()[2]
+    description = (reports / "description.txt").read_text()
+    assert description.count("\n") == 1 and description.startswith(("PASSED · gate: v2 vs v1", "FAILED at gate"))
     bootstrap = gate["checks"][1]["details"]
     shown = f"Δ {bootstrap['delta']:+.4g} (95% lower bound {bootstrap['lower_bound']:+.4g})"
     assert shown in text
@@ -85,7 +88,7 @@ def test_a_failed_stage_leads_the_summary():
                         "details": {"challenger": "v2", "champion": None, "champion_alias": "production"}}}
     text = summary_markdown(reports)
     assert "**FAILED** at gate" in text
-    assert "| validate | ✅ passed | d.csv: 1 row |" in text
+    assert "| validate | ✅ passed | d.csv: 1 row | [validate.json](validate.json) |" in text
     assert "❌ failed (1 of 1 check)" in text and "low\\|er" in text
 
 

@@ -2,19 +2,22 @@
 
 Rebuilt from the JSON reports in the reports directory each time a stage writes its report, so every
 stage (and ``mlci run``) leaves a summary of the stages that ran: one line per stage with its verdict,
-key facts and a link to its HTML report, then the gate's rules and the challenger-vs-champion numbers.
+key facts, a link to its HTML report and when the report was written (a report left by an earlier run
+shows its older time), then the gate's rules and the challenger-vs-champion numbers.
 Plain Markdown built here rather than from a template: it is read from report dicts only.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from mlci.core.atomic import atomic_write_bytes
 
 SUMMARY_FILE = "summary.md"
+DESCRIPTION_FILE = "description.txt"  # one plain line, e.g. for Jenkins' currentBuild.description
 STAGES = ("validate", "evaluate", "gate", "build", "push", "deploy", "promote", "rollback", "monitor")
 MAX_METRICS = 4
 
@@ -27,21 +30,24 @@ def write_summary(directory: Path) -> Path:
         path = directory / f"{stage}.json"
         try:
             reports[stage] = json.loads(path.read_text(encoding="utf-8"))
+            reports[stage]["written"] = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(path.stat().st_mtime))
         except (OSError, ValueError):
             continue
     pages = {stage for stage in reports if (directory / f"{stage}.html").is_file()}
     path = directory / SUMMARY_FILE
     atomic_write_bytes(path, summary_markdown(reports, html=pages).encode("utf-8"))
+    atomic_write_bytes(directory / DESCRIPTION_FILE, (headline(reports).replace("**", "") + "\n").encode("utf-8"))
     return path
 
 
 def summary_markdown(reports: dict[str, dict[str, Any]], html: set[str] = frozenset()) -> str:
     """The summary of ``reports`` (stage -> report dict as written to ``<stage>.json``)."""
-    lines = ["# mlci summary", "", headline(reports), "", "| stage | verdict | key facts | report |",
-             "|---|---|---|---|"]
+    lines = ["# mlci summary", "", headline(reports), "", "| stage | verdict | key facts | report | written |",
+             "|---|---|---|---|---|"]
     for stage, report in reports.items():
         link = f"[{stage}.html]({stage}.html)" if stage in html else f"[{stage}.json]({stage}.json)"
-        lines.append(f"| {stage} | {_verdict(report)} | {_cell(_facts(stage, report))} | {link} |")
+        lines.append(f"| {stage} | {_verdict(report)} | {_cell(_facts(stage, report))} | {link} "
+                     f"| {report.get('written', '')} |")
     gate = reports.get("gate")
     if gate:
         lines += ["", "## Gate", "", "| rule | result | value | message |", "|---|---|---|---|"]
