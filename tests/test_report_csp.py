@@ -34,7 +34,8 @@ def _cli(*args) -> None:
 @pytest.fixture(scope="module")
 def report_dirs(tmp_path_factory) -> dict[str, Path]:
     """Report directories from real runs: a binary project through validate, train, evaluate, gate against a
-    promoted champion and monitor; a regression and a multiclass evaluation; a delivery report."""
+    promoted champion, monitor and a Jenkinsfile check; a regression and a multiclass evaluation; a
+    delivery report."""
     base = tmp_path_factory.mktemp("csp")
     rules = [{"metric": "roc_auc", "min": 0.6}, {"metric": "roc_auc", "max_drop": 0.01, "bootstrap": True},
              {"metric": "accuracy", "slice": {"column": "region", "value": "east"}, "min": 0.5, "severity": "warn"}]
@@ -50,6 +51,7 @@ def report_dirs(tmp_path_factory) -> dict[str, Path]:
     _cli("-C", binary, "evaluate")
     _cli("-C", binary, "gate")
     _cli("-C", binary, "monitor", "--reference", "data/train.csv", "--current", "data/holdout.csv")
+    _cli("-C", binary, "jenkinsfile", "--check")
     dirs = {"binary": binary / "reports"}
     for task in ("regression", "multiclass"):
         root = write_project(base / task, task=task)
@@ -71,7 +73,7 @@ def pages(report_dirs) -> list[tuple[Path, str]]:
 
 def test_every_report_renders_completely_under_jenkins_csp(report_dirs, browser):
     found = {name for _, name in pages(report_dirs)}
-    assert {"validate.html", "evaluate.html", "gate.html", "monitor.html", "build.html"} <= found
+    assert {"validate.html", "evaluate.html", "gate.html", "monitor.html", "build.html", "jenkinsfile.html"} <= found
     problems = []
     for directory, name in pages(report_dirs):
         with ReportServer(directory) as server:
