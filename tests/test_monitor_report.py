@@ -48,3 +48,36 @@ def test_axis_text_is_readable():
     page = _page([_drift("a", 0.5, 0.5)], {"a": PLOT})
     sizes = [int(s) for s in re.findall(r'font-size="(\d+)"', page)]
     assert sizes and min(sizes) >= 11
+
+
+@pytest.mark.parametrize("low, high", [(0, 3), (1, 12), (18, 40), (-5, 5)])
+def test_integer_columns_get_one_bin_per_value_not_a_comb(low, high):
+    import numpy as np
+
+    from mlci.ops import drift as stats
+    from mlci.ops.monitor_html import distribution
+
+    rng = np.random.default_rng(low + high)
+    sketches = []
+    for size in (500, 300):
+        sketch = stats.new_sketch("numeric", size)
+        sketch.add(np.concatenate([np.arange(low, high + 1), rng.integers(low, high + 1, size)]).astype(float))
+        sketches.append(sketch)
+    plot = distribution("n", *sketches)
+    assert len(plot["reference"]) == high - low + 1
+    assert all(share > 0 for share in plot["reference"]) and all(share > 0 for share in plot["current"])
+    assert sum(plot["reference"]) == pytest.approx(1.0)
+
+
+def test_continuous_columns_keep_equal_width_bins():
+    import numpy as np
+
+    from mlci.ops import drift as stats
+    from mlci.ops.monitor_html import HISTOGRAM_BINS, distribution
+
+    sketches = []
+    for seed in (1, 2):
+        sketch = stats.new_sketch("numeric", 400)
+        sketch.add(np.random.default_rng(seed).normal(size=400))
+        sketches.append(sketch)
+    assert len(distribution("x", *sketches)["reference"]) == HISTOGRAM_BINS
