@@ -44,7 +44,7 @@ def test_binary_report_has_curves_with_scores_calibration_thresholds_and_slice_c
     ap = skm.average_precision_score(positive, preds.proba[:, 1])
     assert f"model (AUC {auc:.3f})" in texts and f"model (AP {ap:.3f})" in texts
     assert abs(report["details"]["metrics"]["roc_auc"] - auc) < 1e-9
-    for caption in ("Calibration", "Score distribution per class", "Decision thresholds"):
+    for caption in ("Calibration", "Score distribution per class", "Decision thresholds", "Permutation importance"):
         assert caption in page
     assert {f"actual {c} ({int(np.sum(preds.y == i)):,} rows)" for i, c in enumerate(preds.classes)} <= texts
     slices = report["details"]["slices"]["region"]
@@ -102,3 +102,23 @@ def test_threshold_table_matches_scikit_learn(seed, rows):
             assert row["precision"] == pytest.approx(skm.precision_score(y, flagged, zero_division=0))
         if y.any():
             assert row["recall"] == pytest.approx(skm.recall_score(y, flagged))
+
+
+def test_permutation_importance_finds_the_signal_column(tmp_path):
+    """A model that reads only column `signal`: shuffling it costs accuracy, shuffling `noise` nothing."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlci.ops.evaluate import permutation_importance
+    from mlci.ops.train import Dataset
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"signal": rng.normal(size=600), "noise": rng.normal(size=600)})
+    y = pd.Series((frame["signal"] > 0).astype(int), name="y")
+    model = LogisticRegression().fit(frame[["signal"]].assign(noise=0.0), y)
+    model.coef_[0, 1] = 0.0
+    data = Dataset(frame=frame, y=y, lineage={"path": "mem"})
+    preds = metrics.predictions_of(model, frame, y, "binary")
+    ranking = permutation_importance(model, data, ["signal", "noise"], preds, "accuracy", seed=0)
+    assert [e["feature"] for e in ranking] == ["signal", "noise"]
+    assert ranking[0]["mean"] > 0.3 and ranking[1]["mean"] == 0.0 and ranking[1]["std"] == 0.0

@@ -18,7 +18,7 @@ import numpy as np
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
-from mlci.core.gates import slice_key
+from mlci.core.gates import improvement, slice_key
 from mlci.core.progress import Progress
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
@@ -59,7 +59,8 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     metrics_bytes = (json.dumps(_finite(result), indent=2) + "\n").encode()
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
-    html = render_html(project, report, preds, record, keys)
+    importance = permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed)
+    html = render_html(project, report, preds, record, keys, importance)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     atomic_write_bytes(project.reports_dir / METRICS_FILE, metrics_bytes)
     atomic_write_bytes(project.reports_dir / PREDICTIONS_FILE, predictions_bytes)
@@ -175,15 +176,47 @@ def _finite(value: Any) -> Any:
 
 
 def render_html(project: Project, report: Report, preds: metrics.Predictions, record: dict[str, Any],
-                keys: dict[str, np.ndarray] | None = None) -> str:
+                keys: dict[str, np.ndarray] | None = None, importance: list[dict[str, Any]] | None = None) -> str:
     from mlci.ops.render import render
 
     details = report.details
     intervals = slice_intervals(preds, keys or {}, details["slice_metrics"][:1], seed=project.config.model.seed)
     return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record['version']}",
                   details=_finite(details), record=record, estimator=estimator_name(record),
-                  plots=plots(preds, details, intervals), thresholds=threshold_table(preds),
+                  plots=plots(preds, details, intervals, importance), thresholds=threshold_table(preds),
                   intervals=intervals, confidence=SLICE_CONFIDENCE)
+
+
+IMPORTANCE_ROWS = 2000
+IMPORTANCE_REPEATS = 3
+
+
+def permutation_importance(model: Any, data: Dataset, features: list[str], preds: metrics.Predictions,
+                           metric: str, *, seed: int) -> list[dict[str, Any]]:
+    """How much ``metric`` worsens when one input column's values are shuffled across rows (mean and
+    spread over a few seeded repeats, on up to IMPORTANCE_ROWS holdout rows), largest drop first. Input
+    columns, not encoded features, so the names are the ones in the data. Empty when the metric cannot
+    be computed."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(data.frame), size=min(IMPORTANCE_ROWS, len(data.frame)), replace=False))
+    frame = data.frame[features].iloc[rows].reset_index(drop=True)
+    y = data.y.iloc[rows].reset_index(drop=True)
+    try:
+        baseline = metrics.compute(preds.subset(np.isin(np.arange(len(preds)), rows)), [metric]).get(metric)
+    except ValueError:  # e.g. a probability metric of an estimator without predict_proba
+        return []
+    if baseline is None or not np.isfinite(baseline):
+        return []
+    out = []
+    for column in features:
+        drops = []
+        for _ in range(IMPORTANCE_REPEATS):
+            shuffled = frame.copy()
+            shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+            score = metrics.compute(metrics.predictions_of(model, shuffled, y, preds.task), [metric]).get(metric)
+            drops.append(improvement(metric, baseline, score) if score is not None else np.nan)
+        out.append({"feature": column, "mean": float(np.nanmean(drops)), "std": float(np.nanstd(drops))})
+    return sorted(out, key=lambda entry: -entry["mean"])
 
 
 SLICE_CONFIDENCE = 0.95
@@ -233,8 +266,8 @@ def threshold_table(preds: metrics.Predictions) -> list[dict[str, Any]]:
     return rows
 
 
-def plots(preds: metrics.Predictions, details: dict[str, Any],
-          intervals: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+def plots(preds: metrics.Predictions, details: dict[str, Any], intervals: dict[str, Any] | None = None,
+          importance: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
     """(caption, inline SVG) pairs: confusion matrix, ROC/PR/calibration/score distributions or
     predicted-vs-actual and residuals, slice comparison with row counts and intervals."""
     out = []
@@ -249,6 +282,9 @@ def plots(preds: metrics.Predictions, details: dict[str, Any],
                     ("Score distribution per class", _score_distribution(preds))]
         elif preds.proba is not None:
             out.append(("Probability of the true class, per class", _true_class_probability(preds)))
+    if importance:
+        out.append((f"Permutation importance: drop in {details['slice_metrics'][0]} when a column is shuffled",
+                    _importance_plot(importance, details["slice_metrics"][0])))
     for column, values in details["slices"].items():
         out.append((f"{details['slice_metrics'][0]} by {column} ({SLICE_CONFIDENCE:.0%} bootstrap intervals)",
                     _slice_plot(column, values, details, (intervals or {}).get(column, {}))))
@@ -344,6 +380,15 @@ def _predicted_vs_actual(preds: metrics.Predictions) -> str:
     ax.plot([low, high], [low, high], linestyle="--", color="grey")
     ax.set_xlabel("actual")
     ax.set_ylabel("predicted")
+    return to_svg(fig)
+
+
+def _importance_plot(importance: list[dict[str, Any]], metric: str) -> str:
+    shown = importance[:15][::-1]  # largest at the top
+    fig, ax = new_figure(4.5, max(2.4, 0.28 * len(shown) + 1.0))
+    ax.barh([e["feature"] for e in shown], [e["mean"] for e in shown], xerr=[e["std"] for e in shown], capsize=2)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(f"drop in {metric} (mean ± std over {IMPORTANCE_REPEATS} shuffles)")
     return to_svg(fig)
 
 
