@@ -59,7 +59,8 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     metrics_bytes = (json.dumps(_finite(result), indent=2) + "\n").encode()
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
-    importance = permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed)
+    importance = permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed,
+                                        quiet=quiet)
     html = render_html(project, report, preds, record, keys, importance)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     atomic_write_bytes(project.reports_dir / METRICS_FILE, metrics_bytes)
@@ -187,12 +188,12 @@ def render_html(project: Project, report: Report, preds: metrics.Predictions, re
                   intervals=intervals, confidence=SLICE_CONFIDENCE)
 
 
-IMPORTANCE_ROWS = 2000
+IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 
 
 def permutation_importance(model: Any, data: Dataset, features: list[str], preds: metrics.Predictions,
-                           metric: str, *, seed: int) -> list[dict[str, Any]]:
+                           metric: str, *, seed: int, quiet: bool = True) -> list[dict[str, Any]]:
     """How much ``metric`` worsens when one input column's values are shuffled across rows (mean and
     spread over a few seeded repeats, on up to IMPORTANCE_ROWS holdout rows), largest drop first. Input
     columns, not encoded features, so the names are the ones in the data. Empty when the metric cannot
@@ -208,15 +209,22 @@ def permutation_importance(model: Any, data: Dataset, features: list[str], preds
     if baseline is None or not np.isfinite(baseline):
         return []
     out = []
-    for column in features:
-        drops = []
-        for _ in range(IMPORTANCE_REPEATS):
-            shuffled = frame.copy()
-            shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
-            score = metrics.compute(metrics.predictions_of(model, shuffled, y, preds.task), [metric]).get(metric)
-            drops.append(improvement(metric, baseline, score) if score is not None else np.nan)
-        out.append({"feature": column, "mean": float(np.nanmean(drops)), "std": float(np.nanstd(drops))})
+    with Progress("permutation importance", total=len(features), unit="columns", enabled=not quiet) as progress:
+        for column in features:
+            out.append(_column_importance(model, frame, y, column, preds.task, metric, baseline, rng))
+            progress.advance(1)
     return sorted(out, key=lambda entry: -entry["mean"])
+
+
+def _column_importance(model: Any, frame: Any, y: Any, column: str, task: str, metric: str, baseline: float,
+                       rng: np.random.Generator) -> dict[str, Any]:
+    drops = []
+    for _ in range(IMPORTANCE_REPEATS):
+        shuffled = frame.copy()
+        shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+        score = metrics.compute(metrics.predictions_of(model, shuffled, y, task), [metric]).get(metric)
+        drops.append(improvement(metric, baseline, score) if score is not None else np.nan)
+    return {"feature": column, "mean": float(np.nanmean(drops)), "std": float(np.nanstd(drops))}
 
 
 SLICE_CONFIDENCE = 0.95
