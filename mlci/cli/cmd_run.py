@@ -29,6 +29,9 @@ def run(app: AppContext, start: str | None, stop: str | None) -> int:
         result = run_stages(project=app.project(), global_args=_global_args(app), start=start, stop=stop,
                             invoke=invoke, on_stage=lambda stage: log(f"==> mlci {stage}"))
     emit(app, result, _render)
+    summary = app.project().reports_dir / "summary.md"
+    if summary.is_file():
+        log(f"summary: {summary}")
     return result.exit_code
 
 

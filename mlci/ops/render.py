@@ -16,6 +16,7 @@ from typing import Any, Callable
 import jinja2
 
 from mlci.core import jsonvalue
+from mlci.core.summary import check_value
 
 _FILTERS: dict[str, Callable[..., Any]] = {}
 
@@ -48,6 +49,10 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
 
 
+def _signed(value: Any) -> str:
+    return f"{value:+.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -60,6 +65,8 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["number"] = _number
     env.filters["json"] = lambda v: jsonvalue.dumps(v)
+    env.filters["signed"] = _signed
+    env.filters["check_value"] = check_value
     env.filters.update(_FILTERS)
     return env
 
