@@ -54,8 +54,8 @@ TIMEOUT=${MLCI_SETUP_TIMEOUT:-60}
 SUITE=bookworm
 # python-is-python3 gives the image a `python` command, like the python:*-slim images.
 BASE_INCLUDE=python3,python3-venv,python3-pip,python-is-python3,ca-certificates,passwd
-APT_PACKAGES=(docker.io docker-registry prometheus-pushgateway prometheus groovy openjdk-17-jre-headless debootstrap)
-NEEDED_BINARIES=(dockerd docker docker-registry prometheus-pushgateway promtool groovy debootstrap)
+APT_PACKAGES=(docker.io docker-registry prometheus-pushgateway prometheus groovy openjdk-17-jre-headless debootstrap chromium)
+NEEDED_BINARIES=(dockerd docker docker-registry prometheus-pushgateway promtool groovy debootstrap chromium)
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -429,6 +429,7 @@ emit JAVA_HOME "$JAVA17"
 emit MLCI_TEST_GROOVY "$(command -v groovy)"
 emit MLCI_TEST_PROMTOOL "$(command -v promtool)"
 emit MLCI_TEST_MLFLOW "http://$MLFLOW_ADDR"
+emit MLCI_TEST_CHROMIUM "$(command -v chromium)"
 if [ "$MODE" = full ]; then
   echo "# all services ready; load this environment with: eval \"\$(scripts/setup-services.sh --env)\""
 fi

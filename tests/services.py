@@ -11,6 +11,7 @@ loads it. The fixtures read the same variables (with the same defaults):
     MLCI_TEST_GROOVY         groovy binary (found on PATH when unset)
     MLCI_TEST_PROMTOOL       promtool binary (found on PATH when unset)
     MLCI_TEST_MLFLOW         MLflow tracking server URL (http://127.0.0.1:5001)
+    MLCI_TEST_CHROMIUM       headless browser for the HTML reports (Debian chromium, found on PATH when unset)
 
 A missing component skips the test locally (with a hint to run ``scripts/setup-services.sh``) and
 FAILS it when ``CI`` is set: CI must never pass by silently skipping.
@@ -45,7 +46,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["docker_engine", "image_registry", "pushgateway", "groovy", "base_image", "promtool", "mlflow_server"]
+__all__ = ["docker_engine", "image_registry", "pushgateway", "groovy", "base_image", "promtool", "mlflow_server",
+           "chromium"]
 
 SETUP_HINT = "run scripts/setup-services.sh (or scripts/test.sh) to install and start it"
 
@@ -341,6 +343,21 @@ def promtool() -> str:
         unavailable(f"promtool does not run ({err})")
     if proc.returncode != 0:
         unavailable(f"promtool does not run: {(proc.stdout + proc.stderr).strip()[-500:]}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of a working Chromium (Debian ``chromium``) for loading HTML reports headless."""
+    path = os.environ.get("MLCI_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        unavailable("chromium is not installed (Debian package chromium)")
+    try:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        unavailable(f"chromium does not run ({err})")
+    if proc.returncode != 0 or "Chromium" not in proc.stdout:
+        unavailable(f"chromium does not run: {(proc.stdout + proc.stderr).strip()[-500:]}")
     return path
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, warn
+from mlci.cli.output import emit, warn, write_output
 
 
 @click.group()
@@ -37,19 +37,12 @@ def check(app: AppContext) -> int:
 
 @config.command("schema")
 @click.option("--data", "data_schema", is_flag=True, help="The schema of schema.yaml instead of mlci.yaml.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file ('-': stdout).")
 def schema_command(data_schema: bool, output: Path | None) -> int:
     """Print the JSON Schema of mlci.yaml (or of schema.yaml with --data), for editors."""
     from mlci.ops.project.schemas import json_schema_text
 
-    text = json_schema_text(data=data_schema)
-    if output:
-        from mlci.core.atomic import atomic_write_text
-
-        atomic_write_text(output, text)
-        click.echo(f"wrote {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    write_output(output, json_schema_text(data=data_schema))
     return 0
 
 

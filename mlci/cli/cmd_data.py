@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, log, style_status, table
+from mlci.cli.output import emit, log, plural, style_status, table
 from mlci.errors import UsageError
 
 _DATA_PATH = click.Path(path_type=Path)
@@ -21,7 +21,7 @@ def schema() -> None:
 @schema.command("infer")
 @click.argument("data", type=_DATA_PATH)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the schema here (default: print it).")
+              help="Write the schema here ('-' or nothing: print it).")
 @click.option("--target", help="The column the model predicts.")
 @click.option("--max-levels", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Text columns with at most this many distinct values become categories.")
@@ -35,13 +35,15 @@ def infer(app: AppContext, data: Path, output: Path | None, target: str | None, 
     """
     from mlci.ops.data.infer import infer_schema, write_schema
 
+    if output is not None and str(output) == "-":
+        output = None
     if output is not None and output.exists() and not force:
         raise UsageError(f"{output} exists", hint="pass --force to overwrite it")
     csv = _csv_options(_project_if_any(app), None, None, None)
     result = infer_schema(data, csv=csv, target=target, max_levels=max_levels)
     if output is not None:
         write_schema(result.schema, output)
-        log(f"wrote {output} ({len(result.schema.columns)} columns, {result.rows:,} rows read)")
+        log(f"wrote {output} ({plural(len(result.schema.columns), 'column')}, {plural(result.rows, 'row')} read)")
     emit(app, result, lambda r: "" if output is not None else r.yaml)
     return 0
 
@@ -115,13 +117,14 @@ def render_validation(report) -> str:
     for info in report.details["files"]:
         checks = [c for c in report.checks if c.group == info["path"]]
         failed = [c for c in checks if not c.passed]
-        lines.append(f"{info['path']}: {info['rows']:,} rows, {len(checks)} checks, {len(failed)} failed")
+        lines.append(f"{info['path']}: {plural(info['rows'], 'row')}, {plural(len(checks), 'check')}, "
+                     f"{len(failed)} failed")
         if failed:
             rows = [(c.name, style_status(c.status), c.message, _examples(c)) for c in failed]
             lines.append(table(rows, ("check", "result", "message", "examples (row: value)")))
         lines.append("")
     verdict = "FAILED" if report.failed else "PASSED"
-    lines.append(f"{style_status(verdict)}: {len(report.checks)} checks, {len(report.failed)} failed")
+    lines.append(f"{style_status(verdict)}: {plural(len(report.checks), 'check')}, {len(report.failed)} failed")
     for kind, path in report.files.items():
         lines.append(f"  {kind}: {path}")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, log, render_checks, table
+from mlci.cli.output import emit, log, plural, render_checks, table
 
 
 @click.command()
@@ -26,7 +26,7 @@ def _render_train(result) -> str:
     from mlci.ops.model.registry import estimator_name
 
     lines = [f"registered model version {result.version} ({estimator_name(result.record)}, "
-             f"{result.record['data']['train']['rows']} rows, {result.seconds:.1f}s)"]
+             f"{plural(result.record['data']['train']['rows'], 'row')}, {result.seconds:.1f}s)"]
     if result.cv:
         rows = [(name, f"{v['mean']:.4f} ± {v['std']:.4f}") for name, v in result.cv.items()]
         lines.append(table(rows, ("cv metric", "mean ± std")))
@@ -85,7 +85,10 @@ def gate(app: AppContext, ref: str, champion: str | None, metrics_file: Path | N
         report = gate_registry(project=project, ref=ref, champion=champion)
     for check in report.checks:
         if check.group == "champion" and report.details.get("champion") is None:
+            alias = report.details.get("champion_alias")
             log(f"notice: {check.message}")
+            log(f"hint: set the champion with `mlci registry promote VERSION --to {alias}` "
+                f"(or deploy to an environment named '{alias}'); see docs/tutorial.md")
             break
     emit(app, report, lambda r: render_checks(r, title=_gate_title(r)))
     return report.exit_code

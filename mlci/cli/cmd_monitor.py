@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, log, render_checks
+from mlci.cli.output import emit, log, render_checks, write_output
 
 
 @click.command()
@@ -42,18 +42,18 @@ def monitor(app: AppContext, reference: str | None, current: str | None, since: 
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the rules to this file (default: stdout).")
+              help="Write the rules to this file ('-' or nothing: stdout).")
 @pass_app
 def alerts(app: AppContext, output: Path | None) -> int:
     """Write Prometheus alerting rules: drift, decay, data quality, stale monitor, error rate, latency."""
     from mlci.ops.monitor.alerts import alert_rules
 
     text = alert_rules(app.project())
-    if output:
-        from mlci.core.atomic import atomic_write_text
+    if app.json:
+        import json
 
-        atomic_write_text(output, text)
-        log(f"wrote {output}")
-    else:
-        click.echo(text, nl=False)
+        import yaml
+
+        text = json.dumps(yaml.safe_load(text), indent=2) + "\n"
+    write_output(output, text)
     return 0

@@ -7,7 +7,7 @@ import json
 import click
 
 from mlci.cli.context import AppContext, pass_app
-from mlci.cli.output import emit, table
+from mlci.cli.output import emit, plural, table
 
 
 @click.group()
@@ -57,7 +57,8 @@ def _render_show(view) -> str:
              f"estimator   {estimator_name(record)}",
              f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
     for name, info in data.items():
-        lines.append(f"{name + ' data':<11} {info.get('path')} ({info.get('rows')} rows, sha256 {info.get('sha256')})")
+        rows = plural(info.get("rows") or 0, "row")
+        lines.append(f"{name + ' data':<11} {info.get('path')} ({rows}, sha256 {info.get('sha256')})")
     lines.append(f"schema      sha256 {record.get('schema_sha256')}")
     git = record.get("git") or {}
     if git:

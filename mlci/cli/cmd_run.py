@@ -32,6 +32,9 @@ def run(app: AppContext, start: str | None, stop: str | None, env_name: str | No
     result = run_stages(project=app.project(), start=start, stop=stop, env_name=env_name,
                         on_stage=lambda stage: log(f"==> mlci {stage}"), on_line=log, on_result=show)
     emit(app, result, _render)
+    summary = app.project().reports_dir / "summary.md"
+    if summary.is_file():
+        log(f"summary: {summary}")
     return result.exit_code
 
 

@@ -53,4 +53,23 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module_name), attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
+        add_json_option(command)
         return command
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        from mlci.cli.context import AppContext
+
+        ctx.ensure_object(AppContext).json = True
+
+
+def add_json_option(command: click.Command) -> None:
+    """Accept the global ``--json`` after the subcommand too (``mlci gate --json``), on every command of
+    a group as well; it sets the same flag as ``mlci --json gate``."""
+    if not any("--json" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(click.Option(["--json"], is_flag=True, expose_value=False, callback=_set_json,
+                                           help="Print the result as JSON on stdout (as `mlci --json`)."))
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_json_option(sub)

@@ -223,3 +223,25 @@ def _bootstrap_check(rule: GateRule, challenger: MetricSet, champion: MetricSet,
         check.message = f"bootstrap impossible: {exc} (fail closed)"
         return check
     return check_champion(rule, challenger, champion, differences=differences, confidence=confidence)
+
+
+def comparison_rows(challenger: Any, champion: Any | None, slice_rows: dict[str, dict[str, Any]] | None = None
+                    ) -> list[dict[str, Any]]:
+    """Every metric, overall then per slice, of the challenger beside the champion's (``MetricSet``s of
+    this module), with Δ signed so that positive means better; ``slice_rows[column][value]`` is
+    the challenger's row count of a slice (from its metrics.json)."""
+    def row(metric: str, new: Any, old: Any, slice_name: str | None = None, rows: Any = None) -> dict[str, Any]:
+        delta = improvement(metric, new, old) if finite(new) and finite(old) else None
+        return {"metric": metric, "slice": slice_name, "rows": rows, "challenger": new, "champion": old,
+                "delta": delta}
+
+    old_metrics = champion.metrics if champion is not None else {}
+    out = [row(m, v, old_metrics.get(m)) for m, v in challenger.metrics.items()]
+    for column, values in challenger.slices.items():
+        old_values = champion.slices.get(column, {}) if champion is not None else {}
+        for key, entry in values.items():
+            rows = ((slice_rows or {}).get(column) or {}).get(key, {}).get("rows")
+            for metric, value in entry.items():
+                if isinstance(value, (int, float)) or value is None:
+                    out.append(row(metric, value, (old_values.get(key) or {}).get(metric), f"{column} = {key}", rows))
+    return out

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from mlci.core.atomic import atomic_write_bytes, atomic_write_json
 from mlci.core.jsonvalue import dumps, to_json_value
+from mlci.core.summary import STAGES, write_summary
 
 Status = Literal["pass", "fail", "warn", "skip"]
+
+# Every HTML report links this stylesheet, written beside it: Jenkins' default Content-Security-Policy
+# for published reports (style-src 'self') blocks inline <style> elements and style= attributes.
+STYLESHEET = "mlci.css"
 
 
 @dataclass
@@ -137,7 +143,8 @@ def _clean(text: str) -> str:
 
 def write_report(report: Report, directory: Path, name: str | None = None, *, html: str | None = None,
                  duration: float = 0.0) -> dict[str, str]:
-    """Write ``<name>.json``, ``<name>.junit.xml`` (and ``<name>.html`` when given) atomically."""
+    """Write ``<name>.json``, ``<name>.junit.xml`` (and ``<name>.html`` with the stylesheet it links,
+    when given) atomically."""
     name = name or report.kind
     directory = Path(directory)
     paths = {"json": directory / f"{name}.json", "junit": directory / f"{name}.junit.xml"}
@@ -147,5 +154,18 @@ def write_report(report: Report, directory: Path, name: str | None = None, *, ht
     atomic_write_json(paths["json"], report.to_dict())
     atomic_write_bytes(paths["junit"], junit_xml(report, duration=duration))
     if html is not None:
+        write_stylesheet(directory)
         atomic_write_bytes(paths["html"], html.encode("utf-8"))
+    if name in STAGES:
+        paths["summary"] = write_summary(directory)
+        report.files["summary"] = str(paths["summary"])
     return report.files
+
+
+def write_stylesheet(directory: Path) -> Path:
+    """Write the reports' stylesheet (``templates/reports/mlci.css``) into ``directory``."""
+    path = Path(directory) / STYLESHEET
+    data = (resources.files("mlci.templates") / "reports" / STYLESHEET).read_bytes()
+    if not (path.is_file() and path.read_bytes() == data):
+        atomic_write_bytes(path, data)
+    return path

@@ -260,7 +260,9 @@ def check_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None,
     present = [name for name in schema.columns if name in header]
     compiled = compiled if compiled is not None else compile_schema(schema)
     tally = _FileTally(schema, present, compiled)
-    with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress) as bar:
+    # a CSV's row count is estimated from a sample, so the total may be below the rows that come
+    with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress,
+                  estimated=tabular.file_kind(path) != "parquet") as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
                                                columns=present, lenient=True):
             tally.add(item)

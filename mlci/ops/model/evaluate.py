@@ -19,7 +19,7 @@ from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
 from mlci.core.consistency import MAX_SLICE_VALUES
-from mlci.core.gates import slice_key
+from mlci.core.gates import improvement, slice_key
 from mlci.core.progress import Progress
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
@@ -68,7 +68,9 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
     log_evaluation(project, record["version"], overall, slices)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
-    html = render_html(project, report, preds, record)
+    importance = permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed,
+                                        quiet=quiet)
+    html = render_html(project, report, preds, record, keys, importance)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     atomic_write_bytes(project.reports_dir / METRICS_FILE, metrics_bytes)
     atomic_write_bytes(project.reports_dir / PREDICTIONS_FILE, predictions_bytes)
@@ -187,33 +189,136 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def render_html(project: Project, report: Report, preds: metrics.Predictions, record: dict[str, Any]) -> str:
+def render_html(project: Project, report: Report, preds: metrics.Predictions, record: dict[str, Any],
+                keys: dict[str, np.ndarray] | None = None, importance: list[dict[str, Any]] | None = None) -> str:
     from mlci.ops.reporting.render import render
 
     details = report.details
+    intervals = slice_intervals(preds, keys or {}, details["slice_metrics"][:1], seed=project.config.model.seed)
     return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record['version']}",
                   details=_finite(details), record=record, estimator=estimator_name(record),
-                  plots=plots(preds, details))
+                  plots=plots(preds, details, intervals, importance), thresholds=threshold_table(preds),
+                  intervals=intervals, confidence=SLICE_CONFIDENCE)
 
 
-def plots(preds: metrics.Predictions, details: dict[str, Any]) -> list[tuple[str, str]]:
-    """(caption, inline SVG) pairs: confusion matrix, ROC and PR curves or residuals, slice comparison."""
+IMPORTANCE_ROWS = 1000
+IMPORTANCE_REPEATS = 3
+
+
+def permutation_importance(model: Any, data: Dataset, features: list[str], preds: metrics.Predictions,
+                           metric: str, *, seed: int, quiet: bool = True) -> list[dict[str, Any]]:
+    """How much ``metric`` worsens when one input column's values are shuffled across rows (mean and
+    spread over a few seeded repeats, on up to IMPORTANCE_ROWS holdout rows), largest drop first. Input
+    columns, not encoded features, so the names are the ones in the data. Empty when the metric cannot
+    be computed."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(data.frame), size=min(IMPORTANCE_ROWS, len(data.frame)), replace=False))
+    frame = data.frame[features].iloc[rows].reset_index(drop=True)
+    y = data.y.iloc[rows].reset_index(drop=True)
+    try:
+        baseline = metrics.compute(preds.subset(np.isin(np.arange(len(preds)), rows)), [metric]).get(metric)
+    except ValueError:  # e.g. a probability metric of an estimator without predict_proba
+        return []
+    if baseline is None or not np.isfinite(baseline):
+        return []
+    out = []
+    with Progress("permutation importance", total=len(features), unit="columns", enabled=not quiet) as progress:
+        for column in features:
+            out.append(_column_importance(model, frame, y, column, preds.task, metric, baseline, rng))
+            progress.advance(1)
+    return sorted(out, key=lambda entry: -entry["mean"])
+
+
+def _column_importance(model: Any, frame: Any, y: Any, column: str, task: str, metric: str, baseline: float,
+                       rng: np.random.Generator) -> dict[str, Any]:
+    drops = []
+    for _ in range(IMPORTANCE_REPEATS):
+        shuffled = frame.copy()
+        shuffled[column] = frame[column].to_numpy()[rng.permutation(len(frame))]
+        score = metrics.compute(metrics.predictions_of(model, shuffled, y, task), [metric]).get(metric)
+        drops.append(improvement(metric, baseline, score) if score is not None else np.nan)
+    return {"feature": column, "mean": float(np.nanmean(drops)), "std": float(np.nanstd(drops))}
+
+
+SLICE_CONFIDENCE = 0.95
+SLICE_RESAMPLES = 300
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def slice_intervals(preds: metrics.Predictions, keys: dict[str, np.ndarray], names: list[str], *,
+                    seed: int) -> dict[str, dict[str, dict[str, tuple[float, float] | None]]]:
+    """``{column: {value: {metric: (low, high)}}}``: percentile bootstrap intervals of each slice's metric,
+    so a 26-row slice does not look as certain as a 1,167-row one (None where undefined)."""
+    rng = np.random.default_rng(seed)
+    alpha = (1 - SLICE_CONFIDENCE) / 2
+    out: dict[str, dict[str, dict[str, tuple[float, float] | None]]] = {}
+    for column, values in keys.items():
+        out[column] = {}
+        for key in sorted(set(values)):
+            subset = preds.subset(values == key)
+            weights = metrics.resample_weights(rng, SLICE_RESAMPLES, len(subset))
+            out[column][key] = {}
+            for name in names:
+                try:
+                    scores = metrics.weighted(subset, name, weights)
+                except ValueError:
+                    scores = np.array([np.nan])
+                scores = scores[np.isfinite(scores)]
+                out[column][key][name] = (None if scores.size < SLICE_RESAMPLES // 2 else
+                                          (float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))))
+    return out
+
+
+def threshold_table(preds: metrics.Predictions) -> list[dict[str, Any]]:
+    """Binary classifiers: what each decision threshold on P(positive) gives (counts and rates)."""
+    if preds.task != "binary" or preds.proba is None:
+        return []
+    actual = preds.y == 1
+    rows = []
+    for threshold in THRESHOLDS:
+        flagged = preds.proba[:, 1] >= threshold
+        tp, fp = int(np.sum(flagged & actual)), int(np.sum(flagged & ~actual))
+        fn, tn = int(np.sum(~flagged & actual)), int(np.sum(~flagged & ~actual))
+        precision = tp / (tp + fp) if tp + fp else None
+        recall = tp / (tp + fn) if tp + fn else None
+        f1 = 2 * precision * recall / (precision + recall) if precision and recall else None
+        rows.append({"threshold": threshold, "flagged_share": float(flagged.mean()), "precision": precision,
+                     "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn, "tn": tn})
+    return rows
+
+
+def plots(preds: metrics.Predictions, details: dict[str, Any], intervals: dict[str, Any] | None = None,
+          importance: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
+    """(caption, inline SVG) pairs: confusion matrix, ROC/PR/calibration/score distributions or
+    predicted-vs-actual and residuals, slice comparison with row counts and intervals."""
     out = []
     if preds.task == "regression":
-        out += [("Predicted vs actual", _predicted_vs_actual(preds)), ("Residuals", _residuals(preds))]
+        out += [("Predicted vs actual", _predicted_vs_actual(preds)),
+                ("Residuals vs predicted", _residuals_vs_predicted(preds)), ("Residuals", _residuals(preds))]
     else:
         out.append(("Confusion matrix", _confusion_plot(details["confusion"], preds.classes)))
         if preds.proba is not None and preds.proba.shape[1] == 2:
-            out += [("ROC curve", _roc_plot(preds)), ("Precision-recall curve", _pr_plot(preds))]
+            out += [("ROC curve", _roc_plot(preds)), ("Precision-recall curve", _pr_plot(preds)),
+                    ("Calibration", _calibration_plot(preds)),
+                    ("Score distribution per class", _score_distribution(preds))]
+        elif preds.proba is not None:
+            out.append(("Probability of the true class, per class", _true_class_probability(preds)))
+    if importance:
+        out.append((f"Permutation importance: drop in {details['slice_metrics'][0]} when a column is shuffled",
+                    _importance_plot(importance, details["slice_metrics"][0])))
     for column, values in details["slices"].items():
-        out.append((f"{details['slice_metrics'][0]} by {column}", _slice_plot(column, values, details)))
+        out.append((f"{details['slice_metrics'][0]} by {column} ({SLICE_CONFIDENCE:.0%} bootstrap intervals)",
+                    _slice_plot(column, values, details, (intervals or {}).get(column, {}))))
     return out
 
 
 def _confusion_plot(matrix: list[list[int]], classes: list[str]) -> str:
     fig, ax = new_figure(4.2, 3.6)
     data = np.asarray(matrix)
-    ax.imshow(data, cmap="Blues")
+    # vector cells: imshow would embed a PNG as a data: URI, which img-src 'self' blocks
+    ax.pcolormesh(np.arange(len(classes) + 1) - 0.5, np.arange(len(classes) + 1) - 0.5, data, cmap="Blues")
+    ax.set_ylim(len(classes) - 0.5, -0.5)
+    ax.set_aspect("equal")
     ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 4 else 0)
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
@@ -225,12 +330,12 @@ def _confusion_plot(matrix: list[list[int]], classes: list[str]) -> str:
 
 
 def _roc_plot(preds: metrics.Predictions) -> str:
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import roc_auc_score, roc_curve
 
     fpr, tpr, _ = roc_curve(preds.y == 1, preds.proba[:, 1])
     fig, ax = new_figure()
-    ax.plot(fpr, tpr, label="model")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(preds.y == 1, preds.proba[:, 1]):.3f})")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC 0.5)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.legend(loc="lower right")
@@ -238,15 +343,54 @@ def _roc_plot(preds: metrics.Predictions) -> str:
 
 
 def _pr_plot(preds: metrics.Predictions) -> str:
-    from sklearn.metrics import precision_recall_curve
+    from sklearn.metrics import average_precision_score, precision_recall_curve
 
     precision, recall, _ = precision_recall_curve(preds.y == 1, preds.proba[:, 1])
+    base = float(np.mean(preds.y == 1))
     fig, ax = new_figure()
-    ax.plot(recall, precision)
-    ax.axhline(float(np.mean(preds.y == 1)), linestyle="--", color="grey", label="base rate")
+    ax.plot(recall, precision, label=f"model (AP {average_precision_score(preds.y == 1, preds.proba[:, 1]):.3f})")
+    ax.axhline(base, linestyle="--", color="grey", label=f"base rate ({base:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.legend(loc="upper right")
+    return to_svg(fig)
+
+
+def _calibration_plot(preds: metrics.Predictions) -> str:
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(preds.y == 1, preds.proba[:, 1], n_bins=10, strategy="quantile")
+    fig, ax = new_figure()
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    ax.plot(predicted, observed, marker="o", label="model (deciles of the score)")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed share of positives")
+    ax.legend(loc="upper left")
+    return to_svg(fig)
+
+
+def _score_distribution(preds: metrics.Predictions) -> str:
+    fig, ax = new_figure()
+    bins = np.linspace(0, 1, 31)
+    for index, name in enumerate(preds.classes):
+        scores = preds.proba[preds.y == index, 1]
+        ax.hist(scores, bins=bins, alpha=0.55, density=True, label=f"actual {name} ({scores.size:,} rows)")
+    ax.set_xlabel(f"predicted probability of {preds.classes[1]}")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper center")
+    return to_svg(fig)
+
+
+def _true_class_probability(preds: metrics.Predictions) -> str:
+    fig, ax = new_figure()
+    bins = np.linspace(0, 1, 21)
+    for index, name in enumerate(preds.classes):
+        rows = preds.y == index
+        ax.hist(preds.proba[rows, index], bins=bins, histtype="step", density=True,
+                label=f"{name} ({int(rows.sum()):,} rows)")
+    ax.set_xlabel("predicted probability of the actual class")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper left", fontsize="small")
     return to_svg(fig)
 
 
@@ -260,6 +404,24 @@ def _predicted_vs_actual(preds: metrics.Predictions) -> str:
     return to_svg(fig)
 
 
+def _importance_plot(importance: list[dict[str, Any]], metric: str) -> str:
+    shown = importance[:15][::-1]  # largest at the top
+    fig, ax = new_figure(4.5, max(2.4, 0.28 * len(shown) + 1.0))
+    ax.barh([e["feature"] for e in shown], [e["mean"] for e in shown], xerr=[e["std"] for e in shown], capsize=2)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel(f"drop in {metric} (mean ± std over {IMPORTANCE_REPEATS} shuffles)")
+    return to_svg(fig)
+
+
+def _residuals_vs_predicted(preds: metrics.Predictions) -> str:
+    fig, ax = new_figure()
+    ax.scatter(preds.pred, preds.y - preds.pred, s=6, alpha=0.4)
+    ax.axhline(0, linestyle="--", color="grey")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual - predicted")
+    return to_svg(fig)
+
+
 def _residuals(preds: metrics.Predictions) -> str:
     fig, ax = new_figure()
     ax.hist(preds.y - preds.pred, bins=40)
@@ -268,17 +430,25 @@ def _residuals(preds: metrics.Predictions) -> str:
     return to_svg(fig)
 
 
-def _slice_plot(column: str, values: dict[str, Any], details: dict[str, Any]) -> str:
+def _slice_plot(column: str, values: dict[str, Any], details: dict[str, Any],
+                intervals: dict[str, dict[str, tuple[float, float] | None]]) -> str:
     metric = details["slice_metrics"][0]
     keys = list(values)
     heights = [values[k]["metrics"].get(metric) for k in keys]
+    heights = [h if h is not None else 0.0 for h in heights]
+    spans = [(intervals.get(k) or {}).get(metric) for k in keys]
+    below = [h - span[0] if span else 0.0 for h, span in zip(heights, spans)]
+    above = [span[1] - h if span else 0.0 for h, span in zip(heights, spans)]
     fig, ax = new_figure()
-    ax.bar(keys, [h if h is not None else 0.0 for h in heights])
+    bars = ax.bar(keys, heights, yerr=[np.maximum(below, 0), np.maximum(above, 0)], capsize=3,
+                  error_kw={"ecolor": "#444444"})
+    ax.bar_label(bars, labels=[f"n={values[k]['rows']:,}" for k in keys], label_type="center", fontsize="small",
+                 color="white")
     if sum(len(k) for k in keys) > 30:  # long slice names would overlap
         ax.tick_params(axis="x", labelrotation=30)
     overall = details["metrics"].get(metric)
     if overall is not None:
-        ax.axhline(overall, linestyle="--", color="grey", label="overall")
+        ax.axhline(overall, linestyle="--", color="grey", label=f"overall ({overall:.3g})")
         ax.legend(loc="lower right")
     ax.set_xlabel(column)
     ax.set_ylabel(metric)

@@ -17,7 +17,7 @@ import numpy as np
 from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import GateRule, Project
-from mlci.core.gates import MetricSet, evaluate_gates, slice_key
+from mlci.core.gates import MetricSet, comparison_rows, evaluate_gates, slice_key
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
@@ -124,6 +124,9 @@ def _finish(project: Project, challenger: Evaluated, champion: Evaluated | None,
     report.details["bootstrap_samples"] = gates.bootstrap_samples
     if comparison is not None:
         _mark_champion_checks(report, comparison)
+    # every metric and slice side by side, on the rows the two models are compared on
+    report.details["versus"] = comparison_rows(paired.metrics, champion.metrics if champion else None,
+                                               paired.result.get("slices"))
     from mlci.ops.reporting.render import render
 
     html = render("reports/gate.html.j2", title=f"Gate: {project.config.project}", report=report,

@@ -18,7 +18,7 @@ from mlci.adapters.model_files import dump_model, untrusted_types
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import Project
 from mlci.core.dataschema import DataSchema, load_schema, schema_to_dict
-from mlci.core.progress import Progress
+from mlci.core.progress import Heartbeat, Progress
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, IntegrityError
 from mlci.ml import metrics, row_identity
@@ -55,11 +55,12 @@ def project_schema(project: Project) -> DataSchema:
     path = project.path(project.config.data.schema)
     if not path.exists():
         raise config_issue(project.document, "data.schema", f"schema file {path.name} does not exist",
-                           "write one with `mlci schema infer DATA`")
+                           "write one with `mlci schema infer DATA --target COLUMN -o SCHEMA`")
     schema = load_schema(path, display_name=str(Path(project.config.data.schema)))
     if not schema.target:
         raise DataError(f"{project.config.data.schema}: no `target` column is set",
-                        hint="add `target: <column>` to the schema")
+                        hint="add `target: <column>` to the schema, or regenerate it with "
+                             "`mlci schema infer DATA --target COLUMN -o schema.yaml --force`")
     return schema
 
 
@@ -140,7 +141,8 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
     columns = feature_columns(schema, model_cfg.datetime_parts)
     cv = cross_validate(pipeline, fit_data, columns, names, task=model_cfg.task, folds=model_cfg.cv_folds,
                         seed=model_cfg.seed, quiet=quiet)
-    fitted = clone(pipeline).fit(fit_data.frame[columns], fit_data.y)
+    with Heartbeat(f"final fit on {len(fit_data.frame):,} rows", enabled=not quiet):
+        fitted = clone(pipeline).fit(fit_data.frame[columns], fit_data.y)
     model_bytes = dump_model(fitted)
     refused = untrusted_types(model_bytes)
     if refused:

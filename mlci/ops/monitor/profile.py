@@ -51,7 +51,7 @@ def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[st
     wanted = list(kinds) + ([target] if target and target not in kinds else [])
     if model is not None:
         wanted += [c for c in record.get("features", []) if c not in wanted]
-    with Progress(f"reading {source.label}", total=expected, enabled=show_progress) as bar:
+    with Progress(f"reading {source.label}", total=expected, enabled=show_progress, estimated=True) as bar:
         for batch in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
             stats.add_batch(result.columns, batch)
             rows = len(batch)

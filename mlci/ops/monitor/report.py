@@ -43,7 +43,11 @@ def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> 
         ref, cur = reference.values, current.values
         ends = [v for values in (ref, cur) if values.size for v in (values[0], values[-1])]
         lo, hi = (float(min(ends)), float(max(ends))) if ends else (0.0, 1.0)
-        edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
+        if ends and _integral(ref) and _integral(cur) and hi - lo < HISTOGRAM_BINS:
+            # one bin per integer: equal-width bins over a few integers leave empty bins between them (a comb)
+            edges = np.arange(lo - 0.5, hi + 1.0)
+        else:
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
         shares = [_histogram(values, edges) for values in (ref, cur)]
         labels = [f"{lo:.4g}", f"{hi:.4g}"]
     else:
@@ -55,6 +59,10 @@ def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> 
     return {"title": title, "numeric": isinstance(reference, stats.NumericSketch), "labels": labels,
             "reference": shares[0].tolist(), "current": shares[1].tolist(),
             "top": max(max(shares[0], default=0), max(shares[1], default=0), 1e-12)}
+
+
+def _integral(values: np.ndarray) -> bool:
+    return bool(np.all(np.mod(values, 1) == 0))
 
 
 def _histogram(sorted_values: np.ndarray, edges: np.ndarray) -> np.ndarray:

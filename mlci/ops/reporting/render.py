@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from mlci.core import jsonvalue
+from mlci.core.summary import check_value
 
 Filters = tuple[tuple[str, Callable[..., Any]], ...]  # (name, function) pairs a template may use
 
@@ -43,6 +44,10 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
 
 
+def _signed(value: Any) -> str:
+    return f"{value:+.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+
+
 @lru_cache(maxsize=8)
 def _environment(filters: Filters = ()) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -55,6 +60,8 @@ def _environment(filters: Filters = ()) -> jinja2.Environment:
     )
     env.filters["number"] = _number
     env.filters["json"] = lambda v: jsonvalue.dumps(v)
+    env.filters["signed"] = _signed
+    env.filters["check_value"] = check_value
     env.filters.update(dict(filters))
     return env
 
