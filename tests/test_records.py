@@ -86,3 +86,16 @@ def test_a_record_of_an_unknown_format_is_refused_not_misread(old_registry, valu
 def test_upgrade_is_the_one_reader_of_the_format():
     assert records.upgrade({"version": 3}) == {"version": 3, "format": FORMAT}
     assert records.stamp({"version": 3}) == {"version": 3, "format": FORMAT}
+
+
+def test_the_pushed_image_is_read_through_the_typed_record(old_registry):
+    from mlci.errors import UsageError
+    from mlci.ops.deliver.image import pushed_reference
+
+    record = old_registry.get(1)
+    assert pushed_reference(record) == "registry.example/test-binary@sha256:" + "2" * 64
+    built_only = {**record, "image": {k: v for k, v in record["image"].items() if k not in ("reference", "pushed")}}
+    for unpushed in (built_only, {k: v for k, v in record.items() if k != "image"}):
+        with pytest.raises(UsageError, match=r"^model version 1 has no pushed image$") as refused:
+            pushed_reference(unpushed, hint="h")
+        assert refused.value.hint == "h"

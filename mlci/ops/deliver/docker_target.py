@@ -8,8 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlci.core.config import Project
-from mlci.errors import UsageError
-from mlci.ops.deliver.image import image_section, registry_auth
+from mlci.ops.deliver.image import image_section, pushed_reference, registry_auth
 from mlci.ops.deliver.settings import CONTAINER_LOG_DIR, container_environment
 from mlci.serve.settings import ServeSettings
 
@@ -32,11 +31,7 @@ class DockerTarget:
         return parsed.hostname if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname else "127.0.0.1"
 
     def start(self, record: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
-        image = record.get("image") or {}
-        reference = image.get("reference")
-        if not reference:
-            raise UsageError(f"model version {record['version']} has no pushed image",
-                             hint="run `mlci build` and `mlci push` first")
+        reference = pushed_reference(record)
         self.engine.pull(reference, auth=registry_auth())
         name = f"mlci-{self.project.config.project}-{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}"
         volumes, user = self._log_volume(settings)

@@ -25,6 +25,7 @@ import mlci
 from mlci.adapters.commands import PIP_DOWNLOAD_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import ImageSection, Project
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Check, Report, write_report
 from mlci.errors import ConfigError, ServiceError, UsageError
 from mlci.ops.model.registry import MODEL_FILE, local_copy, open_registry
@@ -232,3 +233,11 @@ def push_image(project: Project, *, ref: str = "latest", on_line: LineSink = lam
 
 def _html(report: Report, title: str) -> str:
     return render("reports/delivery.html.j2", title=title, ok=report.ok, report=report)
+
+
+def pushed_reference(record: dict[str, Any], *, hint: str = "run `mlci build` and `mlci push` first") -> str:
+    """The pushed image (``name@digest``) of a version; UsageError (exit 2) when it was never pushed."""
+    image = ModelVersion.from_dict(record).image
+    if image is None or not image.reference:
+        raise UsageError(f"model version {record['version']} has no pushed image", hint=hint)
+    return image.reference

@@ -10,9 +10,9 @@ from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
 from mlci.core.reports import Check, Report
-from mlci.errors import ServiceError, UsageError
+from mlci.errors import ServiceError
 from mlci.ops.deliver.history import activate, active_deployment, record_attempt, set_status, utc_now
-from mlci.ops.deliver.image import image_section
+from mlci.ops.deliver.image import image_section, pushed_reference
 from mlci.ops.deliver.report import LineSink, finish_report
 from mlci.ops.deliver.settings import container_environment, serve_settings
 from mlci.ops.model.registry import open_registry
@@ -20,13 +20,10 @@ from mlci.ops.reporting.render import render
 
 
 def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: dict[str, Any]) -> str:
-    image = record.get("image") or {}
-    if not image.get("reference"):
-        raise UsageError(f"model version {record['version']} has no pushed image",
-                         hint="run `mlci build` and `mlci push` first; Kubernetes pulls by digest")
+    reference = pushed_reference(record, hint="run `mlci build` and `mlci push` first; Kubernetes pulls by digest")
     name = f"{project.config.project}-{env_name}"[:63].lower()
     context = {"name": name, "namespace": env.namespace, "project": project.config.project, "env": env_name,
-               "version": record["version"], "image": image["reference"], "port": env.port,
+               "version": record["version"], "image": reference, "port": env.port,
                "replicas": env.replicas, "autoscale_max": env.autoscale_max, "cpu": env.cpu,
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": container_environment(serve_settings(project, ref=str(record["version"]),
@@ -66,7 +63,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     registry = open_registry(project)
     previous = active_deployment(registry, env_name)
     entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record["version"], "target": "kubernetes",
-             "image": record["image"]["reference"], "time": utc_now(), "kind": kind,
+             "image": pushed_reference(record), "time": utc_now(), "kind": kind,
              "handle": {"namespace": env.namespace, "deployment": name}}
     if not ok:
         _kubectl(base + ["rollout", "undo", name], "rollout undo")
