@@ -9,6 +9,7 @@ exact: ``true`` is not the integer 1, and ``"12"`` is not the number 12 (except 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -47,10 +48,11 @@ def typed(rules: ColumnRules, value: Any) -> Any:
         return value if kind is int and INT64_RANGE[0] <= value <= INT64_RANGE[1] else _WRONG_TYPE
     if rules.type == "float":
         if kind is int:
-            try:
-                return float(value)
-            except OverflowError:
+            # A JSON integer is exact: past the largest double it is an infinity even where rounding to
+            # the nearest double would give the largest one (as the published `maximum` says).
+            if abs(value) > _LARGEST_DOUBLE_AS_INT:
                 return math.inf if value > 0 else -math.inf
+            return float(value)
         return value if kind is float and value == value else _WRONG_TYPE
     if rules.type == "boolean":
         return value if kind is bool else _WRONG_TYPE
@@ -65,6 +67,7 @@ def typed(rules: ColumnRules, value: Any) -> Any:
 
 
 _WRONG_TYPE = object()
+_LARGEST_DOUBLE_AS_INT = int(sys.float_info.max)
 
 
 def value_check(rules: ColumnRules, *, accept_unknown_categories: bool = False) -> ValueCheck:
