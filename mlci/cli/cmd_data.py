@@ -87,15 +87,15 @@ def _project_if_any(app: AppContext):
 
 
 def _inputs(project, data: tuple[Path, ...], schema_file: Path | None) -> tuple[list[Path], Path]:
-    if project is None and (not data or schema_file is None):
-        raise UsageError("no mlci.yaml here: give the DATA files and --schema",
-                         hint="e.g. `mlci validate data.csv --schema schema.yaml`, or run in a project (-C DIR)")
+    if project is None:
+        if not data or schema_file is None:
+            raise UsageError("no mlci.yaml here: give the DATA files and --schema",
+                             hint="e.g. `mlci validate data.csv --schema schema.yaml`, or run in a project (-C DIR)")
+        return list(data), schema_file
     from mlci.ops.data.validate import validate_inputs
 
-    default_files, default_schema = validate_inputs(project) if project is not None else ([], None)
-    files = list(data) or default_files
-    schema_path = schema_file or default_schema
-    return files, schema_path
+    default_files, default_schema = validate_inputs(project)
+    return list(data) or default_files, schema_file or default_schema
 
 
 def _csv_options(project, delimiter: str | None, encoding: str | None, decimal: str | None):

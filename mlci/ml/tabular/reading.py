@@ -73,7 +73,7 @@ def read_table(path: str | os.PathLike, *, csv: CsvOptions | None = None, schema
                columns: list[str] | None = None) -> pandas.DataFrame:
     """The whole file as a DataFrame, typed from ``schema`` where given (see ``pandas_types``)."""
     batches = [b.batch for b in iter_arrow_batches(path, csv=csv, schema=schema, columns=columns)]
-    table = _concat(batches) if batches else _empty_table(path, csv, schema, columns)
+    table = _concat(batches) if batches else _empty_table(Path(path), csv, schema, columns)
     return arrow_to_pandas(table, schema)
 
 
