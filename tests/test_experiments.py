@@ -310,13 +310,21 @@ def test_canary_buckets_are_uniform():
         assert abs(hit - share) < 4 * (share * (1 - share) / len(draws)) ** 0.5
 
 
-def test_a_second_experiment_on_the_same_environment_is_refused(tmp_path, run_cli):
+def test_the_pipeline_commands_on_a_fresh_environment_and_a_second_experiment_is_refused(tmp_path, run_cli):
     project_dir = _project(tmp_path, {**PLAN, "mode": "shadow"})
     champion = register_version(project_dir, seed=0)["version"]
-    register_version(project_dir, seed=1)
+    newest = register_version(project_dir, seed=1)["version"]
+    registry = open_registry(load_project(project_dir))
     try:
+        code, out, err = run_cli("-C", project_dir, "experiment", "conclude", "--env", "laptop", "--if-running")
+        assert code == 0 and "nothing to conclude" in err
+        # nothing serves yet: the configured experiment has no champion, so the commit pipeline deploys
+        assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--experiment")[0] == 0
+        assert active_deployment(registry, "laptop")["version"] == newest
+        assert running_experiment(registry, "laptop") is None
         assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--model", str(champion))[0] == 0
         assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--experiment")[0] == 0
+        assert running_experiment(registry, "laptop")["challenger"] == newest
         code, out, err = run_cli("-C", project_dir, "deploy", "--env", "laptop", "--canary", "2")
         assert code == 2 and "already runs on 'laptop'" in err and "Traceback" not in err
         code, out, err = run_cli("-C", project_dir, "experiment", "conclude", "--env", "laptop")

@@ -42,7 +42,7 @@ def deploy(app: AppContext, env_name: str, ref: str, render_only: bool, shadow: 
 
         mode = "shadow" if shadow else "canary" if canary else None
         report = start_experiment(app.project(), env_name=env_name, challenger_ref=shadow or canary, mode=mode,
-                                  share=share, on_line=log)
+                                  share=share, first_deploy=configured, on_line=log)
         emit(app, report, render_checks)
         return report.exit_code
     from mlci.ops.deploy import deploy as deploy_version

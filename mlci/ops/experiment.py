@@ -105,19 +105,24 @@ def plan_for(project: Project, env_name: str, *, mode: str | None, share: float 
 
 
 def start_experiment(project: Project, *, env_name: str, challenger_ref: str | None = None,
-                     mode: str | None = None, share: float | None = None,
+                     mode: str | None = None, share: float | None = None, first_deploy: bool = False,
                      on_line: LineSink = lambda s: None) -> Report:
-    """Serve ``challenger_ref`` beside the environment's model, health-gated like a deploy."""
+    """Serve ``challenger_ref`` beside the environment's model, health-gated like a deploy. With
+    ``first_deploy`` (the pipeline's configured experiment), an environment that serves nothing yet gets
+    the challenger deployed alone: there is no champion to compare with."""
     from mlci.ops.deploy import active_deployment, deploy, environment
 
     env = environment(project, env_name)
     plan = plan_for(project, env_name, mode=mode, share=share)
+    registry = open_registry(project)
+    current = active_deployment(registry, env_name)
+    if current is None and first_deploy:
+        on_line(f"experiment: nothing serves {env_name} yet, so there is no champion: deploying instead")
+        return deploy(project, env_name=env_name, ref=challenger_ref or plan.challenger, on_line=on_line)
     if env.target == "kubernetes" or env.target == "docker":
         raise UsageError(f"environment '{env_name}' uses the {env.target} target: its image holds one model "
                          "version, so it cannot load a challenger yet",
                          hint="run experiments on a local target; see docs/experiments.md")
-    registry = open_registry(project)
-    current = active_deployment(registry, env_name)
     if current is None:
         raise NotFound(f"nothing is deployed to '{env_name}': an experiment needs a champion",
                        hint=f"run `mlci deploy --env {env_name}` first")
@@ -434,6 +439,13 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
 
 def _text(value: float) -> str:
     return f"{value:+.4f}" if math.isfinite(value) else ("-inf" if value < 0 else "+inf")
+
+
+def experiment_running(project: Project, *, env_name: str) -> bool:
+    from mlci.ops.deploy import environment
+
+    environment(project, env_name)
+    return running_experiment(open_registry(project), env_name) is not None
 
 
 def experiment_status(project: Project, *, env_name: str, labels_file: str | None = None) -> Report:

@@ -155,6 +155,7 @@ def _context(project: Project) -> dict:
         "registry_user_env": REGISTRY_USER_ENV,
         "registry_password_env": REGISTRY_PASSWORD_ENV,
         "deployments": _deployments(project) if config.image is not None else [],
+        "experiments": _experiments(project),
         "schedule": config.monitor.schedule,
         "retrain_job": config.monitor.retrain_job and require_job_path(
             config.monitor.retrain_job, key="monitor.retrain_job"),
@@ -180,8 +181,15 @@ def _deployments(project: Project) -> list[dict]:
         if branch is not None:
             require_identifier(branch, key=branch_key, kind="branch")
         out.append({"name": name, "title": f"Deploy {name}", "branch": branch, "branch_key": branch_key,
-                    "approval": environment.approval, "question": f"Deploy to {name}?"})
+                    "approval": environment.approval, "question": f"Deploy to {name}?",
+                    "experiment": environment.experiment is not None})
     return out
+
+
+def _experiments(project: Project) -> list[dict]:
+    """Environments whose live experiment the nightly pipeline concludes."""
+    return [{"name": require_identifier(name, key=f"environments.{name}"), "title": f"Experiment {name}"}
+            for name, environment in project.config.environments.items() if environment.experiment is not None]
 
 
 def _check_agent(project: Project) -> None:
