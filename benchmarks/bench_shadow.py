@@ -39,6 +39,26 @@ def _metric(url: str, name: str) -> float:
     return 0.0
 
 
+def _hey_at_rate(url: str, body: Path, *, requests: int, concurrency: int, rate: float) -> dict:
+    """hey with a rate limit (``-q`` is per client): an open-ish load below saturation."""
+    import re
+    import subprocess
+
+    requests = -(-requests // concurrency) * concurrency
+    command = ["hey", "-n", str(requests), "-c", str(concurrency), "-q", f"{rate / concurrency:.3f}", "-m", "POST",
+               "-T", "application/json", "-D", str(body), url]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=900, check=True).stdout
+    statuses = {int(code): int(count) for code, count in re.findall(r"\[(\d+)\]\s+(\d+) responses", output)}
+    if set(statuses) != {200}:
+        raise RuntimeError(f"{url}: not every request answered 200: {statuses}")
+
+    def quantile(percent: int) -> float:
+        return float(re.search(rf"{percent}%+ in ([\d.]+) secs", output).group(1)) * 1000
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    return {"requests": sum(statuses.values()), "rps": rps, "p50_ms": quantile(50), "p99_ms": quantile(99)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per round and server")
@@ -46,13 +66,21 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1, help="rows per request")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (servers interleaved)")
     parser.add_argument("--challenger", default="logistic", choices=("logistic", "forest"))
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s in total (0: as fast as the server "
+                        "answers, i.e. saturation)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if shutil.which("hey") is None:
         print("bench_shadow: needs the load generator hey (apt-get install hey)", file=sys.stderr)
         return 2
 
-    from bench_serve import Server, hey
+    from bench_serve import Server
+    from bench_serve import hey as hey_unlimited
+
+    def hey(url: str, body: Path, *, requests: int, concurrency: int) -> dict:
+        if not args.rate:
+            return hey_unlimited(url, body, requests=requests, concurrency=concurrency)
+        return _hey_at_rate(url, body, requests=requests, concurrency=concurrency, rate=args.rate)
     from tests.serving_support import copy_example, holdout_records, register_version
 
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-shadow-"))

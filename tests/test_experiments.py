@@ -332,3 +332,27 @@ def test_the_pipeline_commands_on_a_fresh_environment_and_a_second_experiment_is
         assert len(experiments_of(open_registry(load_project(project_dir)), "laptop")) == 1
     finally:
         _stop(project_dir)
+
+
+def test_the_monitor_reads_the_served_rows_and_not_a_shadow_challengers(tmp_path):
+    from datetime import datetime, timezone
+
+    from mlci.core.dataschema import load_schema
+    from mlci.ops.monitor_sources import Source, log_batches
+    from mlci.serve.predlog import LoggedBatch, batch_lines
+
+    schema = load_schema(copy_example(tmp_path) / "schema.yaml")
+    columns = {"age": [41, 52], "region": ["north", "south"]}
+    lines = (batch_lines(LoggedBatch("2030-01-01T00:00:00.000Z", "a", 1, columns, [0, 1], None, None))
+             + batch_lines(LoggedBatch("2030-01-01T00:00:00.000Z", "b", 1, columns, [1, 1], None, None,
+                                       role="champion", experiment="e1"))
+             + batch_lines(LoggedBatch("2030-01-01T00:00:00.000Z", "b", 2, {}, [0, 0], None, None,
+                                       role="challenger", experiment="e1")))
+    path = tmp_path / "predictions-20300101-000000-host-1.jsonl"
+    path.write_text(lines)
+    source = Source("log", [path], datetime(2029, 1, 1, tzinfo=timezone.utc))
+    frame = pd.concat(list(log_batches(source, schema, 100)))
+    assert list(frame["__request_id"]) == ["a", "a", "b", "b"]
+    assert list(frame["__prediction"]) == [0, 1, 1, 1]
+    assert [json.loads(line).get("role") for line in lines.splitlines()] == [None, None, "champion", "champion",
+                                                                            "challenger", "challenger"]

@@ -166,13 +166,14 @@ class Experiment:
         total = sum(item[3] for item in items)
         classes = [str(c) for c in self.challenger.classes] if self.challenger.classes is not None else None
         offset = 0
-        for ts, request_id, item_columns, rows in items:
+        for ts, request_id, _, rows in items:
             # each request's share of the call's time: what it cost to score its rows in the batch
             self.metrics.experiment_seconds.labels(CHALLENGER).observe(elapsed * rows / total)
             self.metrics.experiment_batches.labels(CHALLENGER).inc()
             if self.log is not None:
                 part = slice(offset, offset + rows)
-                self.log(LoggedBatch(ts, request_id, self.challenger.version, item_columns, predictions[part],
+                # no features: the champion's line of the same request and row holds them
+                self.log(LoggedBatch(ts, request_id, self.challenger.version, {}, predictions[part],
                                      probabilities[part] if probabilities is not None else None, classes,
                                      role=CHALLENGER, experiment=self.id))
             offset += rows
