@@ -356,3 +356,50 @@ def test_the_monitor_reads_the_served_rows_and_not_a_shadow_challengers(tmp_path
     assert list(frame["__prediction"]) == [0, 1, 1, 1]
     assert [json.loads(line).get("role") for line in lines.splitlines()] == [None, None, "champion", "champion",
                                                                             "challenger", "challenger"]
+
+
+def test_histogram_quantile_interpolates_inside_the_bucket_as_prometheus_does():
+    from mlci.ops.experiment import histogram_quantile
+
+    # 100 observations: 90 up to 1 ms, 9 in (1, 2] ms, 1 in (2, 5] ms
+    buckets = [(0.001, 90.0), (0.002, 99.0), (0.005, 100.0), (float("inf"), 100.0)]
+    assert histogram_quantile(0.5, buckets) == pytest.approx(0.001 * 50 / 90)
+    assert histogram_quantile(0.99, buckets) == pytest.approx(0.002)
+    assert histogram_quantile(0.995, buckets) == pytest.approx(0.002 + 0.003 * 0.5)
+    assert histogram_quantile(0.99, [(0.001, 0.0), (float("inf"), 0.0)]) is None
+
+
+@pytest.mark.parametrize("errors, champion_p99, challenger_p99, failed", [
+    (0, 0.001, 0.0012, []),
+    (5, 0.001, 0.0012, ["challenger error rate"]),
+    (0, 0.001, 0.003, ["challenger p99 latency"]),
+])
+def test_guardrails_stop_on_errors_or_slowness(errors, champion_p99, challenger_p99, failed):
+    from mlci.ops.experiment import ServerNumbers, guardrail_checks
+
+    experiment = {"plan": {"guardrails": {"max_error_rate": 0.01, "max_latency_ratio": 1.5}}}
+    numbers = ServerNumbers(batches={"champion": 200.0, "challenger": 200.0}, errors={"challenger": float(errors)},
+                            p99={"champion": champion_p99, "challenger": challenger_p99})
+    checks = guardrail_checks(experiment, numbers)
+    assert [c.name for c in checks if not c.passed] == failed
+    unread = guardrail_checks(experiment, "http://127.0.0.1:1/metrics did not answer")
+    assert [c.status for c in unread] == ["skip"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--shadow", "1", "--canary", "1"), "--shadow and --canary exclude each other"),
+    (("--share", "0.2"), "--share applies to a canary"),
+    (("--canary", "1", "--share", "1.5"), "--share 1.5 is outside (0, 1]"),
+    (("--env", "staging", "--shadow", "1"), "uses the docker target"),
+])
+def test_bad_experiment_requests_are_refused_in_one_line(tmp_path, run_cli, args, message):
+    project_dir = _project(tmp_path)
+    config = yaml.safe_load((project_dir / "mlci.yaml").read_text())
+    config["environments"]["staging"] = {"target": "docker"}
+    (project_dir / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    register_version(project_dir)
+    env = () if "--env" in args else ("--env", "laptop")
+    code, out, err = run_cli("-C", project_dir, "deploy", *env, *args)
+    assert code == 2 and message in err and "Traceback" not in err
+    code, out, err = run_cli("-C", project_dir, "experiment", "status", "--env", "laptop", "--labels", "x.csv")
+    assert code == 2 and "no experiment runs on 'laptop'" in err
