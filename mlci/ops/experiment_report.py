@@ -14,17 +14,17 @@ from mlci.core.atomic import atomic_write_text
 from mlci.core.reports import Report
 from mlci.ops.render import render, template_text
 
-PLOT_FILE = "experiment-bound.svg"
 STYLE_FILE = "experiment.css"
 WIDTH, HEIGHT, MARGIN = 640, 300, 50
 
 
 def experiment_page(report: Report, directory: Path) -> str:
-    """Write the plot and the stylesheet into ``directory``; return the page's HTML."""
-    atomic_write_text(Path(directory) / PLOT_FILE, bound_svg(report.details.get("timeline") or [],
+    """Write the plot (``<kind>-bound.svg``) and the stylesheet into ``directory``; return the page's HTML."""
+    plot = f"{report.kind}-bound.svg"
+    atomic_write_text(Path(directory) / plot, bound_svg(report.details.get("timeline") or [],
                                                               report.details.get("epsilon")))
     atomic_write_text(Path(directory) / STYLE_FILE, template_text("reports/experiment.css"))
-    return render("reports/experiment.html.j2", report=report, ok=report.ok, plot=PLOT_FILE, style=STYLE_FILE,
+    return render("reports/experiment.html.j2", report=report, ok=report.ok, plot=plot, style=STYLE_FILE,
                   title=f"mlci {report.kind}")
 
 
