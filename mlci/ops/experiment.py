@@ -421,7 +421,7 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     report.add(Check(f"{plan['metric']}: challenger - champion", quality != "stop",
                      f"estimate {bound.estimate:+.4f}, always-valid {1 - plan['alpha']:.0%} bound "
                      f"[{_text(bound.lower)}, {_text(bound.upper)}], ε = {epsilon:g}: {quality}",
-                     value=_finite(bound.lower), threshold=-epsilon if math.isfinite(epsilon) else None))
+                     value=_finite(bound.lower), threshold=0.0 - epsilon if math.isfinite(epsilon) else None))
     for check in guardrails:
         report.add(check)
     report.details = {
@@ -433,7 +433,7 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
         "logged_rows": evidence.logged, "labelled_rows": {"champion": len(evidence.champion),
                                                           "challenger": len(evidence.challenger)},
         "shadow_skipped_rows": numbers.skipped_rows if isinstance(numbers, ServerNumbers) else None,
-        "timeline": timeline(experiment, evidence)}
+        "score_width": evidence.width, "timeline": timeline(experiment, evidence)}
     return report, experiment
 
 

@@ -22,15 +22,18 @@ def experiment_page(report: Report, directory: Path) -> str:
     """Write the plot (``<kind>-bound.svg``) and the stylesheet into ``directory``; return the page's HTML."""
     plot = f"{report.kind}-bound.svg"
     atomic_write_text(Path(directory) / plot, bound_svg(report.details.get("timeline") or [],
-                                                              report.details.get("epsilon")))
+                                                        report.details.get("epsilon"),
+                                                        report.details.get("score_width") or 1.0))
     atomic_write_text(Path(directory) / STYLE_FILE, template_text("reports/experiment.css"))
     return render("reports/experiment.html.j2", report=report, ok=report.ok, plot=plot, style=STYLE_FILE,
                   title=f"mlci {report.kind}")
 
 
-def bound_svg(points: list[dict[str, Any]], epsilon: float | None) -> str:
-    """Estimate (line) and bound (band) against labelled rows, with the -ε line the decision uses."""
-    shown = [p for p in points if p["lower"] is not None and p["upper"] is not None]
+def bound_svg(points: list[dict[str, Any]], epsilon: float | None, score_width: float = 1.0) -> str:
+    """Estimate (line) and bound (band) against labelled rows, with the -ε line the decision uses. The
+    band is cut at ±score_width, where differences of scores can lie: the first looks' bounds are wide."""
+    shown = [{**p, "lower": max(p["lower"], -score_width), "upper": min(p["upper"], score_width)}
+             for p in points if p["lower"] is not None and p["upper"] is not None]
     header = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
               f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">')
     if not shown:
@@ -55,8 +58,8 @@ def bound_svg(points: list[dict[str, Any]], epsilon: float | None) -> str:
     parts = [header,
              f'<polygon points="{band}" fill="#54aeff" fill-opacity="0.3" stroke="none"/>',
              f'<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="2"/>',
-             _hline(y(0.0), "#57606a", "0 (equal)")]
-    if epsilon is not None:
+             _hline(y(0.0), "#57606a", "0 = -ε" if not epsilon else "0")]
+    if epsilon:
         parts.append(_hline(y(-epsilon), "#cf222e", f"-ε = {-epsilon:g}"))
     parts += [f'<line x1="{MARGIN}" y1="{HEIGHT - MARGIN}" x2="{WIDTH - MARGIN}" y2="{HEIGHT - MARGIN}" '
               'stroke="#1f2328"/>',
