@@ -321,8 +321,11 @@ def test_experiment_environments_start_one_on_commit_and_conclude_it_nightly(rec
     assert calls(stopped, "unstable")[0]["args"] == ["experiment stopped: the challenger was removed"]
     broken = stage_events(events[("experiment", "nightly", 3)], "Experiment production")
     assert calls(broken, "error")[0]["args"] == ["mlci experiment conclude failed with exit code 3"]
+    published = calls(events[("experiment", "nightly", 0)], "publishHTML")[0]["args"][0]["target"]
+    assert published["reportFiles"] == "monitor.html, experiment.html"
     plain = events[("example", "nightly", 0)]
     assert not [e for e in calls(plain, "stage") if str(e["args"][0]).startswith("Experiment")]
+    assert calls(plain, "publishHTML")[0]["args"][0]["target"]["reportFiles"] == "monitor.html"
     assert calls(stage_events(events[("example", "commit", 0)], "Deploy production"), "sh")[0]["args"] == [
         '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
 

@@ -30,6 +30,7 @@ TEMPLATES = {"commit": "jenkins/Jenkinsfile.commit.j2", "nightly": "jenkins/Jenk
 COMMIT_STAGES = (("Validate", "validate"), ("Train", "train"), ("Evaluate", "evaluate"), ("Gate", "gate"))
 COMMIT_HTML = ("validate.html", "evaluate.html", "gate.html")
 NIGHTLY_HTML = ("monitor.html",)
+EXPERIMENT_HTML = ("experiment.html",)  # with its plot and stylesheet beside it in the reports directory
 
 register_filter("groovy", groovy_literal)
 register_filter("groovy_int", groovy_int)
@@ -56,8 +57,9 @@ def render_pipelines(project: Project, *, pipeline: str = "all") -> dict[str, st
     names = pipeline_names(pipeline)
     try:
         context = _context(project)
+        nightly_html = NIGHTLY_HTML + (EXPERIMENT_HTML if context["experiments"] else ())
         return {PIPELINE_PATHS[name]: render(TEMPLATES[name], **context,
-                                             html_reports=COMMIT_HTML if name == "commit" else NIGHTLY_HTML)
+                                             html_reports=COMMIT_HTML if name == "commit" else nightly_html)
                 for name in names}
     except ConfigError as error:
         raise _with_locations(project, error) from None
