@@ -119,10 +119,10 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
     if current is None and first_deploy:
         on_line(f"experiment: nothing serves {env_name} yet, so there is no champion: deploying instead")
         return deploy(project, env_name=env_name, ref=challenger_ref or plan.challenger, on_line=on_line)
-    if env.target == "kubernetes" or env.target == "docker":
-        raise UsageError(f"environment '{env_name}' uses the {env.target} target: its image holds one model "
-                         "version, so it cannot load a challenger yet",
-                         hint="run experiments on a local target; see docs/experiments.md")
+    if env.target == "kubernetes":
+        raise UsageError(f"environment '{env_name}' uses the kubernetes target: its image holds one model "
+                         "version, so its pods cannot load a challenger yet",
+                         hint="run experiments on a local or docker target; see docs/experiments.md")
     if current is None:
         raise NotFound(f"nothing is deployed to '{env_name}': an experiment needs a champion",
                        hint=f"run `mlci deploy --env {env_name}` first")

@@ -50,6 +50,7 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
     parser.add_argument("--experiment-share", type=float, default=_env("experiment_share", 0.0))
     parser.add_argument("--experiment-key", default=_env("experiment_key", ""))
     parser.add_argument("--experiment-id", default=_env("experiment_id", ""))
+    parser.add_argument("--experiment-registry", default=_env("experiment_registry", ""))
     parser.add_argument("--experiment-queue-rows", type=int, default=_env("experiment_queue_rows", 10_000))
     args = parser.parse_args(argv)
     return ServeSettings(registry=args.registry, model=str(args.model), host=args.host, port=args.port,
@@ -60,7 +61,8 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
                          deployment=args.deployment, experiment_mode=args.experiment_mode,
                          experiment_challenger=str(args.experiment_challenger),
                          experiment_share=args.experiment_share, experiment_key=args.experiment_key,
-                         experiment_id=args.experiment_id, experiment_queue_rows=args.experiment_queue_rows)
+                         experiment_id=args.experiment_id, experiment_queue_rows=args.experiment_queue_rows,
+                         experiment_registry=Path(args.experiment_registry) if args.experiment_registry else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,8 @@ class ServerState:
             return None
         if not settings.experiment_challenger or not settings.experiment_id:
             raise IncompatibleChallenger("an experiment needs MLCI_SERVE_EXPERIMENT_CHALLENGER and _ID")
-        challenger = load_served_model(settings.registry, settings.experiment_challenger)
+        challenger = load_served_model(settings.experiment_registry or settings.registry,
+                                       settings.experiment_challenger)
         check_compatible(champion, challenger)
         return Experiment(mode=settings.experiment_mode, experiment_id=settings.experiment_id,
                           challenger=challenger, share=settings.experiment_share, key=settings.experiment_key,

@@ -35,6 +35,9 @@ class ServeSettings:
     experiment_key: str = ""
     experiment_id: str = ""
     experiment_queue_rows: int = 10_000
+    # Where the challenger's version is read from when not ``registry`` (a container's image holds only the
+    # champion; the docker target mounts the project's registry here, read-only).
+    experiment_registry: Path | None = None
 
     def environment(self, *, omit: tuple[str, ...] = (), **overrides: object) -> dict[str, str]:
         """These settings as the ``MLCI_SERVE_*`` variables ``python -m mlci.serve`` reads, with
