@@ -30,6 +30,9 @@ MODES = ("shadow", "canary")
 CHAMPION, CHALLENGER = "champion", "challenger"
 _STOP = object()
 COALESCE_ROWS = 1000  # shadow rows scored in one challenger call at most
+# How long the shadow worker collects requests before one challenger call: below saturation requests
+# rarely wait in the queue, and one call per request would cost the champion's process as much again.
+COALESCE_SECONDS = 0.02
 
 
 class IncompatibleChallenger(Exception):
@@ -134,16 +137,17 @@ class Experiment:
                 return
 
     def _take(self) -> tuple[list[tuple], bool]:
-        """The next request's rows and every other one already waiting (up to COALESCE_ROWS): one model
-        call for many small requests costs little more than for one, so under load the challenger's share
-        of the CPU shrinks instead of growing with the request rate."""
+        """The next request's rows and every other one arriving within COALESCE_SECONDS (up to
+        COALESCE_ROWS): one model call for many small requests costs little more than for one, so the
+        challenger's share of the CPU shrinks instead of growing with the request rate."""
         first = self._queue.get()
         if first is _STOP:
             return [], True
         items, rows = [first], first[3]
+        deadline = time.monotonic() + COALESCE_SECONDS
         while rows < COALESCE_ROWS:
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             if item is _STOP:
