@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
@@ -39,10 +40,11 @@ from mlci.errors import NotFound, ServiceError, UsageError
 from mlci.ops.image import image_section, registry_auth
 from mlci.ops.registry import local_copy, open_registry
 from mlci.ops.render import render
-from mlci.serve.settings import ServeSettings
+from mlci.serve.settings import ENV_PREFIX, ServeSettings
 
 LineSink = Callable[[str], None]
 CONTAINER_LOG_DIR = "/app/predictions"
+CONTAINER_EXPERIMENT_REGISTRY = "/app/experiment-registry"
 
 
 def _now() -> str:
@@ -167,12 +169,25 @@ class DockerTarget:
         self.engine.pull(reference, auth=registry_auth())
         name = f"mlci-{self.project.config.project}-{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}"
         volumes, user = self._log_volume(settings)
-        container = self.engine.run(reference, name=name, environment=_container_environment(settings), user=user,
+        environment = _container_environment(settings)
+        if settings.experiment_mode:
+            volumes.update(self._challenger_volume())
+            environment[ENV_PREFIX + "EXPERIMENT_REGISTRY"] = CONTAINER_EXPERIMENT_REGISTRY
+        container = self.engine.run(reference, name=name, environment=environment, user=user,
                                     labels={"org.mlci.project": self.project.config.project,
                                             "org.mlci.env": self.env_name,
                                             "org.mlci.version": str(record["version"])},
                                     volumes=volumes)
         return {"container": container, "name": name, "image": reference}
+
+    def _challenger_volume(self) -> dict[str, dict[str, str]]:
+        """The image holds the champion only: the challenger is read from the project's registry, mounted
+        read-only (its sha256 is verified on load as for any model)."""
+        if self.address != "127.0.0.1" or self.project.config.registry.backend != "local":
+            raise UsageError("a docker experiment reads the challenger from the local registry directory, "
+                             "which a remote Docker host or an MLflow registry cannot mount",
+                             hint="run the experiment on a local Docker engine with the local registry")
+        return {str(self.project.registry_dir): {"bind": CONTAINER_EXPERIMENT_REGISTRY, "mode": "ro"}}
 
     def _log_volume(self, settings: ServeSettings) -> tuple[dict[str, dict[str, str]], str | None]:
         """Mount the project's prediction log directory so `mlci monitor` reads what the container logs.
@@ -322,7 +337,8 @@ def open_schema_target(project: Project) -> str | None:
     return load_schema(project.path(project.config.data.schema)).target
 
 
-def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tuple[bool, str]:
+def smoke_test(base_url: str, records: list[dict[str, Any]], version: int,
+               challenger: int | None = None) -> tuple[bool, str]:
     if not records:
         return True, "skipped (smoke_rows: 0)"
     try:
@@ -332,7 +348,8 @@ def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tu
         return False, f"/predict failed: {type(exc).__name__}"
     if not isinstance(body, dict):
         return False, f"/predict answered HTTP {status}"
-    if body.get("model_version") != version or len(body.get("predictions", [])) != len(records):
+    answering = {version, challenger} - {None}  # a canary may answer with its challenger
+    if body.get("model_version") not in answering or len(body.get("predictions", [])) != len(records):
         return False, f"/predict answered version {body.get('model_version')} with {len(body.get('predictions', []))} predictions"
     return True, f"{len(records)} holdout rows predicted"
 
@@ -341,11 +358,22 @@ def _target(project: Project, env_name: str, env: Environment):
     return {"docker": DockerTarget, "local": LocalTarget}[env.target](project, env_name)
 
 
+RESUME = "resume"
+
+
 def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = "deploy",
-           replaced_status: str = "retired", render_only: bool = False, on_line: LineSink = lambda s: None) -> Report:
+           replaced_status: str = "retired", render_only: bool = False, on_line: LineSink = lambda s: None,
+           experiment: dict[str, Any] | None | str = RESUME) -> Report:
+    """``experiment``: the live experiment the new server runs (mlci.ops.experiment); by default the
+    environment's running one when this version is its champion, so a redeploy or restart keeps it."""
     env = environment(project, env_name)
     registry = open_registry(project)
     record = registry.get(ref)
+    if experiment == RESUME and not render_only and env.target != "kubernetes":
+        from mlci.ops.experiment import resumed_experiment
+
+        experiment = resumed_experiment(project, env_name, record["version"])
+    experiment = experiment if isinstance(experiment, dict) else None
     if env.target == "kubernetes":
         return deploy_kubernetes(project, env_name=env_name, env=env, record=record, kind=kind,
                                  render_only=render_only, on_line=on_line)
@@ -354,6 +382,12 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     ensure_port_is_ours(project, env_name, target.address, env.port, previous)
     settings = serve_settings(project, ref=str(record["version"]), host="0.0.0.0", port=env.port,
                               check_port=free_port(), env_name=env_name)
+    if experiment is not None:
+        from mlci.ops.experiment import experiment_settings
+
+        settings = replace(settings, **experiment_settings(experiment))
+        on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
+                f"(challenger version {experiment['challenger']})")
     report = Report(kind=kind)
     report.details = {"env": env_name, "version": record["version"], "target": env.target,
                       "previous_version": previous["version"] if previous else None}
@@ -366,11 +400,13 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     report.add(Check("ready", ready, why, value=round(time.monotonic() - started, 2), threshold=env.health_timeout))
     smoke_ok, smoke_why = False, "not run: the server is not ready"
     if ready:
-        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record["version"])
+        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record["version"],
+                                         experiment["challenger"] if experiment else None)
     report.add(Check("smoke test", smoke_ok, smoke_why, skipped=not ready))
     entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record["version"], "target": env.target,
              "image": (record.get("image") or {}).get("reference"), "time": _now(), "kind": kind,
-             "handle": handle, "url": f"http://{target.address}:{env.port}"}
+             "handle": handle, "url": f"http://{target.address}:{env.port}",
+             "experiment": experiment["id"] if experiment else None}
     if not (ready and smoke_ok):
         on_line(f"{kind}: version {record['version']} failed ({why}; {smoke_why}); removing it")
         report.details["new_server_log"] = target.diagnostics(handle)[-2000:]
