@@ -982,8 +982,9 @@ def test_each_environment_writes_its_own_deploy_reports(tmp_path):
         report.add(Check("switch", env == "staging", "x"))
         deploy._finish(project, report)
     reports = project.reports_dir
-    assert sorted(p.name for p in reports.iterdir()) == [
-        f"deploy-{env}.{ext}" for env in ("production", "staging") for ext in ("html", "json", "junit.xml")]
+    assert sorted(p.name for p in reports.iterdir()) == [  # mlci.css: the stylesheet every HTML report links
+        *(f"deploy-{env}.{ext}" for env in ("production", "staging") for ext in ("html", "json", "junit.xml")),
+        "mlci.css"]
     assert json.loads((reports / "deploy-staging.json").read_text())["ok"] is True
     assert json.loads((reports / "deploy-production.json").read_text())["ok"] is False
 
