@@ -395,7 +395,11 @@ def _check_agent(project: Project, agent, key: str) -> None:
 
 def _report_patterns(project: Project, root: Path) -> dict:
     reports = _inside(project, project.reports_dir, root, "reports")
-    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": f"{reports}/**",
+    archived = [f"{reports}/**"]
+    tensorboard = project.config.tensorboard and _relative_inside(project.path(project.config.tensorboard), root)
+    if tensorboard:  # a folder on shared storage outside the workspace keeps the history by itself
+        archived.append(f"{tensorboard}/**")
+    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": ", ".join(archived),
             "kept_registry": _kept_registry(project, root)}
 
 
