@@ -45,12 +45,16 @@ def fit_pipeline(train: pd.DataFrame, estimator: str = "logistic", *, seed: int 
     return pipeline.fit(train[FEATURES], train["default"])
 
 
-def register_version(project_dir: Path, estimator: str = "logistic", *, seed: int = 0) -> dict:
-    """Fit and register one model version of the example project; returns its record."""
+def register_version(project_dir: Path, estimator: str = "logistic", *, seed: int = 0,
+                     flip_labels: bool = False) -> dict:
+    """Fit and register one model version of the example project; returns its record. ``flip_labels``
+    trains on the inverted target: a real model that is much worse than one trained on the truth."""
     project = load_project(project_dir)
     schema = load_schema(project.path(project.config.data.schema))
     train_path = project.path(project.config.data.train)
     train = pd.read_csv(train_path)
+    if flip_labels:
+        train = train.assign(default=1 - train["default"])
     pipeline = fit_pipeline(train, estimator, seed=seed)
     record = {"task": "binary", "target": "default", "features": FEATURES, "schema": schema_to_dict(schema),
               "estimator": type(pipeline[-1]).__name__,

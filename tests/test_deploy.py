@@ -161,3 +161,45 @@ def test_deploy_needs_a_pushed_image_and_a_known_environment(delivered, run_cli)
     version = register_version(directory, seed=3)["version"]
     code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--model", str(version))
     assert code == 2 and "has no pushed image" in err
+
+
+def test_docker_target_runs_a_shadow_experiment_with_the_challenger_read_from_the_registry(delivered, run_cli):
+    """The image holds one version; the deployer mounts the project's registry read-only for the challenger,
+    and both models' rows reach the project's prediction log through the mounted log directory."""
+    import pandas as pd
+
+    from mlci.ops.experiment import logged_rows, running_experiment
+
+    directory, repository, (port, _) = delivered
+    assert run_cli("-C", directory, "deploy", "--env", "staging", "--model", "1")[0] == 0
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--shadow", "2")
+    assert code == 0, err
+    served = httpx.get(f"http://127.0.0.1:{port}/version", timeout=10).json()
+    assert served["model_version"] == 1
+    assert served["experiment"]["mode"] == "shadow" and served["experiment"]["challenger_version"] == 2
+    holdout = pd.read_csv(directory / "data" / "holdout.csv", nrows=50)
+    records = holdout.drop(columns=["default"]).astype(object)
+    records = records.where(records.notna(), None).to_dict(orient="records")
+    labels = directory / "docker-labels.csv"
+    lines = ["request_id,row,default"]
+    for batch in range(10):
+        answer = httpx.post(f"http://127.0.0.1:{port}/predict", json=records[batch * 5:batch * 5 + 5],
+                            headers={"X-Request-ID": f"dock-{batch}"}, timeout=10)
+        assert answer.status_code == 200 and answer.headers["x-model-version"] == "1"
+        assert answer.json()["model_role"] == "champion"
+        lines += [f"dock-{batch},{row},{holdout['default'][batch * 5 + row]}" for row in range(5)]
+    labels.write_text("\n".join(lines) + "\n")
+    project = load_project(directory)
+    experiment = running_experiment(_registry(directory), "staging")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = logged_rows(project.path(project.config.serve.log_dir), experiment["id"])
+        if len(found["challenger"]) >= 50 and len(found["champion"]) >= 50:
+            break
+        time.sleep(0.5)
+    code, out, err = run_cli("-C", directory, "--json", "experiment", "status", "--env", "staging",
+                             "--labels", labels)
+    assert code == 0, err
+    details = json.loads(out)["details"]
+    assert details["labelled_rows"] == {"champion": 50, "challenger": 50}
+    assert details["bound"]["rows"] == 50

@@ -70,6 +70,9 @@ def variants() -> dict[str, dict]:
     credentials["environments"]["canary"] = {"target": "docker", "branch": "release/1.x", "approval": True,
                                              "approvers": ["alice", "release-managers"], "approval_timeout_hours": 4}
     out["credentials"] = credentials
+    experiment = base_config()
+    experiment["environments"]["production"]["experiment"] = {"mode": "canary", "share": 0.1}
+    out["experiment"] = experiment
     for i, value in enumerate(ADVERSARIAL):
         config = base_config(install=value, index_url=value, extra_stages=[{"name": "Extra", "after": "gate",
                                                                             "sh": value}],
@@ -540,6 +543,29 @@ def test_nightly_marks_drift_unstable_and_triggers_retraining(recorded):
     assert not calls(broken, "unstable")
     assert not calls(events[("no-retrain", "nightly", 1)], "build")
     assert calls(events[("no-retrain", "nightly", 0)], "cron")[0]["args"] == ["H H(0-6) * * 1-5"]
+
+
+def test_experiment_environments_start_one_on_commit_and_conclude_it_nightly(recorded):
+    events, _ = recorded
+    deploy = stage_events(events[("experiment", "commit", 0)], "Deploy production")
+    assert calls(deploy, "sh")[0]["args"] == ['.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV" --experiment']
+    conclude_call = {"script": '.venv/bin/mlci experiment conclude --env "$MLCI_EXPERIMENT_ENV" --if-running',
+                     "returnStatus": True}
+    kept = stage_events(events[("experiment", "nightly", 0)], "Experiment production")
+    assert assigned(kept)["MLCI_EXPERIMENT_ENV"] == "production"
+    assert calls(kept, "sh")[0]["args"] == [conclude_call]
+    assert not calls(kept, "unstable") and not calls(kept, "error")
+    stopped = stage_events(events[("experiment", "nightly", 1)], "Experiment production")
+    assert calls(stopped, "unstable")[0]["args"] == ["experiment stopped: the challenger was removed"]
+    broken = stage_events(events[("experiment", "nightly", 3)], "Experiment production")
+    assert calls(broken, "error")[0]["args"] == ["mlci experiment conclude failed with exit code 3"]
+    published = calls(events[("experiment", "nightly", 0)], "publishHTML")[0]["args"][0]["target"]
+    assert published["reportFiles"] == "monitor.html, experiment.html"
+    plain = events[("example", "nightly", 0)]
+    assert not [e for e in calls(plain, "stage") if str(e["args"][0]).startswith("Experiment")]
+    assert calls(plain, "publishHTML")[0]["args"][0]["target"]["reportFiles"] == "monitor.html"
+    assert calls(stage_events(events[("example", "commit", 0)], "Deploy production"), "sh")[0]["args"] == [
+        '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
 
 
 def test_every_file_starts_with_the_generated_header(rendered):

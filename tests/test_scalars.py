@@ -86,3 +86,17 @@ def test_nothing_is_written_without_the_setting_and_non_finite_values_are_left_o
                                            .add(0.5, feature="b")], now=100.0)
     history = scalars(project / "runs" / "tensorboard" / "monitor")
     assert history == {"mlci_drift_score/feature_b": [(100, 0.5)]}
+
+
+def test_the_pipelines_archive_a_tensorboard_folder_in_the_workspace(project, tmp_path):
+    """archiveArtifacts takes a comma-separated list of Ant patterns (Jenkins core ArtifactArchiver), so each
+    build keeps its event files and `tensorboard --logdir $JENKINS_HOME/jobs/<job>/builds` shows them all."""
+    from mlci.ops.jenkins.pipelines import render_pipelines
+
+    texts = render_pipelines(load_project(project))
+    for text in texts.values():
+        assert "archiveArtifacts artifacts: 'reports/**, runs/tensorboard/**'" in text
+    config = project / "mlci.yaml"
+    config.write_text(config.read_text().replace("tensorboard: runs/tensorboard", f"tensorboard: {tmp_path / 'tb'}"))
+    for text in render_pipelines(load_project(project)).values():
+        assert "archiveArtifacts artifacts: 'reports/**'," in text

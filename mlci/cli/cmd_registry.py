@@ -69,6 +69,10 @@ def _render_show(view) -> str:
         lines.append(f"image       {record['image'].get('name')}@{record['image'].get('digest')}")
     for deployment in record.get("deployments") or []:
         lines.append(f"deployed    {json.dumps(deployment, sort_keys=True)}")
+    for experiment in record.get("experiments") or []:
+        outcome = (experiment.get("result") or {}).get("decision") or experiment["status"]
+        lines.append(f"experiment  {experiment['mode']} against version {experiment['champion']} on "
+                     f"{experiment['env']}, started {experiment['started']}: {outcome}")
     metrics = record.get("metrics") or {}
     if metrics:
         lines.append(table(sorted(metrics.items()), ("metric", "value")))

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("mlci.cli.cmd_image:push", "Push the serving image to its registry."),
     "deploy": ("mlci.cli.cmd_deploy:deploy", "Roll the image out to an environment, health-gated."),
     "rollback": ("mlci.cli.cmd_deploy:rollback", "Return an environment to its previous deployment."),
+    "experiment": ("mlci.cli.cmd_experiment:experiment", "Report or conclude a live shadow or canary experiment."),
     "monitor": ("mlci.cli.cmd_monitor:monitor", "Measure drift and performance on recent data."),
     "alerts": ("mlci.cli.cmd_monitor:alerts", "Write Prometheus alerting rules."),
 }

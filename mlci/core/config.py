@@ -167,6 +167,43 @@ class ImageSection:
 
 
 @section
+class ExperimentGuardrails:
+    """Limits on the challenger read from the server's own metrics; crossing one stops the experiment."""
+
+    max_error_rate: float = opt(0.01, min=0, max=1, help="largest share of the challenger's batches that may fail")
+    max_latency_ratio: float = opt(1.5, min=1, help="largest p99 scoring time of the challenger, as a multiple "
+                                   "of the champion's")
+
+
+@section
+class ExperimentSection:
+    """A live experiment: the challenger next to the environment's model, concluded on labelled requests."""
+
+    challenger: str = opt("latest", help="version or alias of the challenger (default: the newest version)")
+    mode: Literal["shadow", "canary"] = opt("shadow", help="shadow: the champion answers, the challenger "
+                                            "scores the same rows; canary: a share of requests is answered "
+                                            "by the challenger")
+    share: float = opt(0.1, min=0, max=1, help="canary: share of requests the challenger answers")
+    key: str | None = opt(None, help="canary: request header or record field whose value keeps a caller on "
+                          "one model (default: random per request)")
+    metric: Literal["accuracy", "brier", "mae"] = opt("accuracy", help="per-row score compared on labelled "
+                                                      "requests")
+    clip: float | None = opt(None, min=0, help="mae: largest absolute error counted (required for mae)")
+    max_drop: float = opt(0.0, min=0, help="tolerated drop against the champion (ε), as the gate reads it")
+    relative: bool = opt(False, help="max_drop is a fraction of the champion's value")
+    alpha: float = opt(0.05, min=0.001, max=0.5, help="error level of the always-valid bound")
+    expected_rows: int = opt(1000, min=1, help="labelled rows where the bound should be tightest")
+    min_rows: int = opt(100, min=0, help="no decision before this many labelled rows (per arm for canary)")
+    queue_rows: int = opt(10_000, min=100, help="shadow: rows waiting for the challenger; beyond it shadow "
+                          "scoring is skipped and counted")
+    guardrails: ExperimentGuardrails = opt(ExperimentGuardrails, help="limits from the server's metrics")
+
+    def check(self):
+        if self.metric == "mae" and not self.clip:
+            yield ("clip",), "the mae metric needs clip", "set `clip:` to the largest absolute error counted"
+
+
+@section
 class Environment:
     """A deployment target."""
 
@@ -188,6 +225,8 @@ class Environment:
     kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
     predictions_claim: str | None = opt(None, pattern=IDENTIFIER, help="kubernetes PersistentVolumeClaim for the "
                                         "prediction logs, so the nightly monitor can read them (default: pod-local)")
+    experiment: ExperimentSection | None = opt(None, help="the commit pipeline starts this live experiment "
+                                               "instead of a straight deploy; the nightly one concludes it")
 
 
 @section

@@ -45,13 +45,24 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
                         default=_env("unknown_categories", "accept"))
     parser.add_argument("--deployment", default=_env("deployment", ""),
                         help="<project>/<environment> this server was deployed as (shown by /version)")
+    parser.add_argument("--experiment-mode", choices=("", "shadow", "canary"), default=_env("experiment_mode", ""))
+    parser.add_argument("--experiment-challenger", default=_env("experiment_challenger", ""))
+    parser.add_argument("--experiment-share", type=float, default=_env("experiment_share", 0.0))
+    parser.add_argument("--experiment-key", default=_env("experiment_key", ""))
+    parser.add_argument("--experiment-id", default=_env("experiment_id", ""))
+    parser.add_argument("--experiment-registry", default=_env("experiment_registry", ""))
+    parser.add_argument("--experiment-queue-rows", type=int, default=_env("experiment_queue_rows", 10_000))
     args = parser.parse_args(argv)
     return ServeSettings(registry=args.registry, model=str(args.model), host=args.host, port=args.port,
                          check_port=args.check_port or None, workers=args.workers,
                          max_body_bytes=args.max_body_bytes, max_rows=args.max_rows,
                          log_dir=Path(args.log_dir) if args.log_dir else None, log_max_bytes=args.log_max_bytes,
                          log_queue_rows=args.log_queue_rows, unknown_categories=args.unknown_categories,
-                         deployment=args.deployment)
+                         deployment=args.deployment, experiment_mode=args.experiment_mode,
+                         experiment_challenger=str(args.experiment_challenger),
+                         experiment_share=args.experiment_share, experiment_key=args.experiment_key,
+                         experiment_id=args.experiment_id, experiment_queue_rows=args.experiment_queue_rows,
+                         experiment_registry=Path(args.experiment_registry) if args.experiment_registry else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlci.serve.experiment import CHAMPION, CHALLENGER, Experiment, IncompatibleChallenger, check_compatible
 from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel, load_served_model
@@ -50,10 +51,12 @@ class ServerState:
         self.openapi: dict[str, Any] | None = None
         self.load_error: str | None = None
         self.log: PredictionLog | None = None
+        self.experiment: Experiment | None = None
 
     def load(self) -> None:
         try:
             model = load_served_model(self.settings.registry, self.settings.model)
+            experiment = self._load_experiment(model)
         except Exception as exc:  # integrity refusal, missing version, unreadable file: stay unready
             self.load_error = f"{type(exc).__name__}: {exc}"
             print(f"mlci.serve: model not loaded: {self.load_error}", file=sys.stderr, flush=True)
@@ -67,9 +70,34 @@ class ServerState:
                                   info={"version": str(model.version), "task": str(info["task"]),
                                         "data_sha256": str(info["data_sha256"] or ""),
                                         "git_commit": str(info["git_commit"] or "")})
+        if experiment is not None:
+            experiment.start()
+            self.experiment = experiment
+            print(f"mlci.serve: {experiment.mode} experiment {experiment.id}: challenger version "
+                  f"{experiment.challenger.version} loaded and verified", file=sys.stderr, flush=True)
         self.model = model
         print(f"mlci.serve: model version {model.version} loaded and verified; {model.scoring_note}",
               file=sys.stderr, flush=True)
+
+    def _load_experiment(self, champion: ServedModel) -> Experiment | None:
+        """The challenger of a configured experiment, loaded and checked once: a server whose challenger
+        cannot score the champion's rows never becomes ready, so the deployer keeps the old one."""
+        settings = self.settings
+        if not settings.experiment_mode:
+            return None
+        if not settings.experiment_challenger or not settings.experiment_id:
+            raise IncompatibleChallenger("an experiment needs MLCI_SERVE_EXPERIMENT_CHALLENGER and _ID")
+        challenger = load_served_model(settings.experiment_registry or settings.registry,
+                                       settings.experiment_challenger)
+        check_compatible(champion, challenger)
+        return Experiment(mode=settings.experiment_mode, experiment_id=settings.experiment_id,
+                          challenger=challenger, share=settings.experiment_share, key=settings.experiment_key,
+                          queue_rows=settings.experiment_queue_rows, metrics=self.metrics,
+                          log=self._log_batch)
+
+    def _log_batch(self, batch: LoggedBatch) -> None:
+        if self.log is not None:  # opened by the lifespan, which may start after the models load
+            self.log.submit(batch)
 
 
 def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> MetricsMiddleware:
@@ -89,6 +117,8 @@ def create_app(settings: ServeSettings, *, load_in_background: bool = True) -> M
         try:
             yield
         finally:
+            if state.experiment is not None:
+                state.experiment.close()
             if state.log is not None:
                 state.log.close()
 
@@ -215,6 +245,9 @@ async def predict(state: ServerState, request: Request) -> Response:
     if problems:
         state.metrics.invalid_rows.inc(len({p.row for p in problems}))
         return _errors(422, "", request_id, problems)
+    experiment = state.experiment
+    if experiment is not None:
+        return _predict_in_experiment(state, experiment, request, request_id, records, columns)
     try:
         predictions, probabilities = model.predict(columns)
     except Exception:  # a model bug must not leak a traceback to the client; it goes to the server log
@@ -227,13 +260,41 @@ async def predict(state: ServerState, request: Request) -> Response:
         classes = [str(c) for c in model.classes] if model.classes is not None else None
         state.log.submit(LoggedBatch(utc_timestamp(), request_id, model.version, columns, predictions,
                                      probabilities, classes))
+    return _answer(model, predictions, probabilities, request_id)
+
+
+def _answer(model: ServedModel, predictions: list[Any], probabilities: list[list[float]] | None,
+            request_id: str, role: str | None = None) -> Response:
     answer: dict[str, Any] = {"predictions": predictions}
     if probabilities is not None:
         answer["probabilities"] = probabilities
         answer["classes"] = model.classes
     answer["model_version"] = model.version
     answer["request_id"] = request_id
-    return _json(answer, headers={"X-Request-ID": request_id})
+    headers = {"X-Request-ID": request_id, "X-Model-Version": str(model.version)}
+    if role is not None:
+        answer["model_role"] = role
+        headers["X-Model-Role"] = role
+    return _json(answer, headers=headers)
+
+
+def _predict_in_experiment(state: ServerState, experiment: Experiment, request: Request, request_id: str,
+                           records: list[Any], columns: dict[str, list[Any]]) -> Response:
+    """Answer with the arm the request falls in (canary) or the champion (shadow, whose challenger then
+    scores the same rows off the response path). Every row is logged with its model's role."""
+    ts = utc_timestamp()
+    role, model = CHAMPION, state.model
+    if experiment.answers_with_challenger(request.headers, records):
+        role, model = CHALLENGER, experiment.challenger
+    scored = experiment.score(role, model, ts, request_id, columns)
+    if scored is None:
+        return _errors(500, "the model failed to score this batch; see the server log", request_id)
+    predictions, probabilities = scored
+    state.metrics.rows.observe(len(records))
+    state.metrics.record_predictions(predictions)
+    if experiment.mode == "shadow":
+        experiment.shadow(ts, request_id, columns, len(records))
+    return _answer(model, predictions, probabilities, request_id, role)
 
 
 async def live(state: ServerState, request: Request) -> Response:
@@ -252,7 +313,12 @@ async def ready(state: ServerState, request: Request) -> Response:
 async def version(state: ServerState, request: Request) -> Response:
     if state.model is None:
         return _errors(503, "the model is not loaded yet")
-    return _json({**state.model.info(), "deployment": state.settings.deployment or None})
+    experiment = state.experiment
+    described = None if experiment is None else {
+        "id": experiment.id, "mode": experiment.mode, "challenger_version": experiment.challenger.version,
+        "share": experiment.share if experiment.mode == "canary" else None, "key": experiment.key or None}
+    return _json({**state.model.info(), "deployment": state.settings.deployment or None,
+                  "experiment": described})
 
 
 async def openapi(state: ServerState, request: Request) -> Response:

@@ -64,6 +64,16 @@ class ServerMetrics:
         self.log_errors = Counter("mlci_prediction_log_errors", "Prediction log writes that failed.", registry=own)
         self.model_info = Gauge("mlci_model_info", "The model version being served (value 1).", MODEL_INFO_LABELS,
                                 multiprocess_mode="max", registry=own)
+        # A live experiment (mlci.serve.experiment): the guardrails of `mlci experiment conclude` read these.
+        self.experiment_batches = Counter("mlci_experiment_batches", "Batches scored during an experiment, by "
+                                          "role (champion, challenger).", ("role",), registry=own)
+        self.experiment_errors = Counter("mlci_experiment_errors", "Batches a model failed to score during an "
+                                         "experiment, by role.", ("role",), registry=own)
+        self.experiment_seconds = Histogram("mlci_experiment_scoring_seconds", "Time a model took to score a "
+                                            "batch during an experiment, by role.", ("role",),
+                                            buckets=LATENCY_BUCKETS, registry=own)
+        self.shadow_skipped = Counter("mlci_experiment_shadow_skipped", "Rows the challenger did not score in "
+                                      "shadow mode because its queue was full.", registry=own)
         self.classifier: bool | None = None  # known once the model is loaded
 
     def model_loaded(self, *, classifier: bool, info: dict[str, str]) -> None:

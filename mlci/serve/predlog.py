@@ -5,7 +5,8 @@ JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<host>-<pid>.jsonl``, o
     {"ts": "2026-01-31T12:00:00.123Z", "request_id": "...", "row": 0, "model_version": 3,
      "features": {"age": 41, ...}, "prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
 
-(``probabilities`` for classifiers only). A new file starts when the current one reaches ``max_bytes``.
+(``probabilities`` for classifiers only; during an experiment also ``"role": "champion"|"challenger"`` and
+``"experiment": "<id>"`` after ``model_version``, one line per row and model). A new file starts when the current one reaches ``max_bytes``.
 Requests only put a batch on a bounded queue; a background thread serialises and writes, so a slow disk
 never blocks a request. When the queue is full the batch is dropped and counted, never waited for.
 """
@@ -39,6 +40,10 @@ class LoggedBatch:
     predictions: list[Any]
     probabilities: list[list[float]] | None
     classes: list[str] | None
+    # During an experiment: which model produced the row ("champion" or "challenger") and the experiment's
+    # id, so `mlci experiment conclude` pairs both versions' rows by request id. Absent otherwise.
+    role: str = ""
+    experiment: str = ""
 
     @property
     def rows(self) -> int:
@@ -163,7 +168,9 @@ def batch_lines(batch: LoggedBatch) -> str:
     rather than a dict and an encoder call per row: the log thread shares the interpreter with requests."""
     pieces = ['{"ts":' + _encode(batch.ts) + ',"request_id":' + _encode(batch.request_id) + ',"row":']
     columns = [[str(row) for row in range(batch.rows)]]
-    pieces.append(',"model_version":' + _encode(batch.model_version) + ',"features":{')
+    experiment = (',"role":' + _encode(batch.role) + ',"experiment":' + _encode(batch.experiment)
+                  if batch.experiment else "")
+    pieces.append(',"model_version":' + _encode(batch.model_version) + experiment + ',"features":{')
     for index, (name, values) in enumerate(batch.columns.items()):
         pieces[-1] += ("," if index else "") + _encode(name) + ":"
         columns.append(_encoded_values(values))

@@ -27,6 +27,17 @@ class ServeSettings:
     unknown_categories: str = "accept"
     # "<project>/<environment>" for a deployed server, so a deployer can tell who holds a port.
     deployment: str = ""
+    # A live experiment (mlci.serve.experiment): "" none, "shadow" or "canary"; the challenger is a version
+    # number of the same registry; ``experiment_key`` names a header or record field canary routing hashes.
+    experiment_mode: str = ""
+    experiment_challenger: str = ""
+    experiment_share: float = 0.0
+    experiment_key: str = ""
+    experiment_id: str = ""
+    experiment_queue_rows: int = 10_000
+    # Where the challenger's version is read from when not ``registry`` (a container's image holds only the
+    # champion; the docker target mounts the project's registry here, read-only).
+    experiment_registry: Path | None = None
 
     def environment(self, *, omit: tuple[str, ...] = (), **overrides: object) -> dict[str, str]:
         """These settings as the ``MLCI_SERVE_*`` variables ``python -m mlci.serve`` reads, with

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
+from typing import Any
 
 from mlci.core.config import Environment, Project
 from mlci.core.reports import Check, Report
@@ -45,11 +47,22 @@ def _target(project: Project, env_name: str, env: Environment):
     return {"docker": DockerTarget, "local": LocalTarget}[env.target](project, env_name)
 
 
+RESUME = "resume"
+
+
 def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = "deploy",
-           replaced_status: str = "retired", render_only: bool = False, on_line: LineSink = lambda s: None) -> Report:
+           replaced_status: str = "retired", render_only: bool = False, on_line: LineSink = lambda s: None,
+           experiment: dict[str, Any] | None | str = RESUME) -> Report:
+    """``experiment``: the live experiment the new server runs (mlci.ops.deliver.experiment); by default the
+    environment's running one when this version is its champion, so a redeploy or restart keeps it."""
     env = environment(project, env_name)
     registry = open_registry(project)
     record = registry.get(ref)
+    if experiment == RESUME and not render_only and env.target != "kubernetes":
+        from mlci.ops.experiment import resumed_experiment
+
+        experiment = resumed_experiment(project, env_name, record["version"])
+    experiment = experiment if isinstance(experiment, dict) else None
     if env.target == "kubernetes":
         return deploy_kubernetes(project, env_name=env_name, env=env, record=record, kind=kind,
                                  render_only=render_only, on_line=on_line)
@@ -58,6 +71,12 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     ensure_port_is_ours(project, env_name, target.address, env.port, previous)
     settings = serve_settings(project, ref=str(record["version"]), host="0.0.0.0", port=env.port,
                               check_port=free_port(), env_name=env_name)
+    if experiment is not None:
+        from mlci.ops.experiment import experiment_settings
+
+        settings = replace(settings, **experiment_settings(experiment))
+        on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
+                f"(challenger version {experiment['challenger']})")
     report = Report(kind=kind)
     report.details = {"env": env_name, "version": record["version"], "target": env.target,
                       "previous_version": previous["version"] if previous else None}
@@ -70,11 +89,13 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     report.add(Check("ready", ready, why, value=round(time.monotonic() - started, 2), threshold=env.health_timeout))
     smoke_ok, smoke_why = False, "not run: the server is not ready"
     if ready:
-        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record["version"])
+        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record["version"],
+                                         experiment["challenger"] if experiment else None)
     report.add(Check("smoke test", smoke_ok, smoke_why, skipped=not ready))
     entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record["version"], "target": env.target,
              "image": (record.get("image") or {}).get("reference"), "time": utc_now(), "kind": kind,
-             "handle": handle, "url": f"http://{target.address}:{env.port}"}
+             "handle": handle, "url": f"http://{target.address}:{env.port}",
+             "experiment": experiment["id"] if experiment else None}
     if not (ready and smoke_ok):
         on_line(f"{kind}: version {record['version']} failed ({why}; {smoke_why}); removing it")
         report.details["new_server_log"] = target.diagnostics(handle)[-2000:]

@@ -78,7 +78,8 @@ def open_schema_target(project: Project) -> str | None:
     return load_schema(project.path(project.config.data.schema)).target
 
 
-def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tuple[bool, str]:
+def smoke_test(base_url: str, records: list[dict[str, Any]], version: int,
+               challenger: int | None = None) -> tuple[bool, str]:
     if not records:
         return True, "skipped (smoke_rows: 0)"
     try:
@@ -88,7 +89,8 @@ def smoke_test(base_url: str, records: list[dict[str, Any]], version: int) -> tu
         return False, f"/predict failed: {type(exc).__name__}"
     if not isinstance(body, dict):
         return False, f"/predict answered HTTP {status}"
-    if body.get("model_version") != version or len(body.get("predictions", [])) != len(records):
+    answering = {version, challenger} - {None}  # a canary may answer with its challenger
+    if body.get("model_version") not in answering or len(body.get("predictions", [])) != len(records):
         answered = len(body.get("predictions", []))
         return False, f"/predict answered version {body.get('model_version')} with {answered} predictions"
     return True, f"{len(records)} holdout rows predicted"

@@ -30,6 +30,7 @@ PIPELINE_PATHS = {"commit": "Jenkinsfile", "nightly": "pipelines/nightly.Jenkins
 TEMPLATES = {"commit": "jenkins/Jenkinsfile.commit.j2", "nightly": "jenkins/Jenkinsfile.nightly.j2"}
 COMMIT_HTML = ("validate.html", "evaluate.html", "gate.html")
 NIGHTLY_HTML = ("monitor.html",)
+EXPERIMENT_HTML = ("experiment.html",)  # with its plot and stylesheet beside it in the reports directory
 
 
 def _post_condition(name: str) -> str:
@@ -71,8 +72,9 @@ def render_pipelines(project: Project, *, pipeline: str = "all") -> dict[str, st
     names = pipeline_names(pipeline)
     try:
         context = _context(project)
+        nightly_html = NIGHTLY_HTML + (EXPERIMENT_HTML if context["experiments"] else ())
         return {PIPELINE_PATHS[name]: render_with(GROOVY_FILTERS, TEMPLATES[name], **context,
-                                                  html_reports=COMMIT_HTML if name == "commit" else NIGHTLY_HTML)
+                                                  html_reports=COMMIT_HTML if name == "commit" else nightly_html)
                 for name in names}
     except ConfigError as error:
         raise _with_locations(project, error) from None
@@ -167,6 +169,7 @@ def _context(project: Project) -> dict:
         "keep_builds": jenkins.keep_builds,
         "publish_html": jenkins.publish_html,
         "parts": _commit_parts(project, root),
+        "experiments": _experiments(project),
         "schedule": config.monitor.schedule,
         "retrain_job": config.monitor.retrain_job and require_job_path(
             config.monitor.retrain_job, key="monitor.retrain_job"),
@@ -215,7 +218,8 @@ def _commit_steps(project: Project) -> list[dict]:
     _insert_extra_stages(project, steps)
     for deploy in _deployments(project) if config.image is not None else []:
         steps.append({**deploy, "title_key": "environments", "agent_key": "deploy", "key": "stage",
-                      "script": '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"',
+                      # environments.<env>.experiment: the new version joins the running one as a live experiment
+                      "script": '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"' + (" --experiment" if deploy["experiment"] else ""),
                       "credentials": _credentials(project, "deploy")})
     return steps
 
@@ -363,7 +367,8 @@ def _deployments(project: Project) -> list[dict]:
         out.append({"env_name": name, "title": f"Deploy {name}", "approval": environment.approval,
                     "condition": _delivery_condition(project, [_environment_branch(project, name)]),
                     "question": f"Deploy to {name}?", "submitter": ",".join(approvers) or None,
-                    "timeout_hours": environment.approval_timeout_hours})
+                    "timeout_hours": environment.approval_timeout_hours,
+                    "experiment": environment.experiment is not None})
     return out
 
 
@@ -377,6 +382,12 @@ def _notifications(project: Project) -> dict[str, list[dict]]:
     return {condition: out[condition] for condition in POST_CONDITIONS if condition in out}
 
 
+def _experiments(project: Project) -> list[dict]:
+    """Environments whose live experiment the nightly pipeline concludes."""
+    return [{"name": require_identifier(name, key=f"environments.{name}"), "title": f"Experiment {name}"}
+            for name, environment in project.config.environments.items() if environment.experiment is not None]
+
+
 def _check_agent(project: Project, agent, key: str) -> None:
     if agent.kubernetes_yaml and agent.docker_image:
         raise config_issue(project.document, key, "set docker_image or kubernetes_yaml, not both",
@@ -385,7 +396,11 @@ def _check_agent(project: Project, agent, key: str) -> None:
 
 def _report_patterns(project: Project, root: Path) -> dict:
     reports = _inside(project, project.reports_dir, root, "reports")
-    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": f"{reports}/**",
+    archived = [f"{reports}/**"]
+    tensorboard = project.config.tensorboard and _relative_inside(project.path(project.config.tensorboard), root)
+    if tensorboard:  # a folder on shared storage outside the workspace keeps the history by itself
+        archived.append(f"{tensorboard}/**")
+    return {"reports_dir": reports, "junit_pattern": f"{reports}/*.junit.xml", "archive_pattern": ", ".join(archived),
             "kept_registry": _kept_registry(project, root)}
 
 

@@ -213,8 +213,8 @@ def log_batches(source: Source, schema: DataSchema, batch_rows: int) -> Iterator
                 if entry is None:
                     source.skipped_lines += bool(line.strip())
                     continue
-                if str(entry.get("ts", ""))[:19] < since:
-                    continue
+                if str(entry.get("ts", ""))[:19] < since or entry.get("role") == "challenger":
+                    continue  # a live experiment's challenger rows: the monitor watches the served model
                 rows.append(entry)
                 if len(rows) >= batch_rows:
                     yield log_frame(rows, schema)
