@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from mlci.adapters.serving_probe import listening
 from mlci.core.config import load_project
 from mlci.ops.deliver.deploy import LocalTarget, active_deployment, free_port
-from mlci.ops.experiment import experiments_of, logged_rows, running_experiment
+from mlci.ops.deliver.experiment import experiments_of, logged_rows, running_experiment
 from mlci.ops.model.registry import open_registry
 from mlci.serve.experiment import bucket
 from tests.serving_support import copy_example, register_version
@@ -359,7 +359,7 @@ def test_the_monitor_reads_the_served_rows_and_not_a_shadow_challengers(tmp_path
 
 
 def test_histogram_quantile_interpolates_inside_the_bucket_as_prometheus_does():
-    from mlci.ops.experiment import histogram_quantile
+    from mlci.ops.deliver.experiment import histogram_quantile
 
     # 100 observations: 90 up to 1 ms, 9 in (1, 2] ms, 1 in (2, 5] ms
     buckets = [(0.001, 90.0), (0.002, 99.0), (0.005, 100.0), (float("inf"), 100.0)]
@@ -375,7 +375,7 @@ def test_histogram_quantile_interpolates_inside_the_bucket_as_prometheus_does():
     (0, 0.001, 0.003, ["challenger p99 latency"]),
 ])
 def test_guardrails_stop_on_errors_or_slowness(errors, champion_p99, challenger_p99, failed):
-    from mlci.ops.experiment import ServerNumbers, guardrail_checks
+    from mlci.ops.deliver.experiment import ServerNumbers, guardrail_checks
 
     experiment = {"plan": {"guardrails": {"max_error_rate": 0.01, "max_latency_ratio": 1.5}}}
     numbers = ServerNumbers(batches={"champion": 200.0, "challenger": 200.0}, errors={"challenger": float(errors)},

@@ -38,7 +38,7 @@ def deploy(app: AppContext, env_name: str, ref: str, render_only: bool, shadow: 
     if share is not None and not (canary or configured):
         raise UsageError("--share applies to a canary", hint="add --canary V")
     if chosen:
-        from mlci.ops.experiment import start_experiment
+        from mlci.ops.deliver.experiment import start_experiment
 
         mode = "shadow" if shadow else "canary" if canary else None
         report = start_experiment(app.project(), env_name=env_name, challenger_ref=shadow or canary, mode=mode,

@@ -24,7 +24,7 @@ def status(app: AppContext, env_name: str, labels_file: str | None) -> int:
 
     Exit 0 promote or continue, 1 the evidence or a guardrail says stop, 2 no experiment or no labels.
     """
-    from mlci.ops.experiment import experiment_status
+    from mlci.ops.deliver.experiment import experiment_status
 
     report = experiment_status(app.project(), env_name=env_name, labels_file=labels_file)
     emit(app, report, lambda r: _render(r))
@@ -42,7 +42,7 @@ def conclude(app: AppContext, env_name: str, labels_file: str | None, if_running
 
     Exit 0 promote or continue, 1 stop (or a redeploy failed), 2 no experiment or no labels, 3 a service failed.
     """
-    from mlci.ops.experiment import conclude_experiment, experiment_running
+    from mlci.ops.deliver.experiment import conclude_experiment, experiment_running
 
     if if_running and not experiment_running(app.project(), env_name=env_name):
         log(f"no experiment runs on '{env_name}': nothing to conclude")

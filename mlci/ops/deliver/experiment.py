@@ -512,7 +512,7 @@ def _result(report: Report, aliases: list[str]) -> dict[str, Any]:
 
 def _finish(project: Project, report: Report) -> Report:
     from mlci.core.reports import write_report
-    from mlci.ops.experiment_report import experiment_page
+    from mlci.ops.deliver.experiment_report import experiment_page
 
     directory = project.reports_dir
     html = experiment_page(report, directory)
