@@ -168,7 +168,8 @@ def test_docker_target_runs_a_shadow_experiment_with_the_challenger_read_from_th
     and both models' rows reach the project's prediction log through the mounted log directory."""
     import pandas as pd
 
-    from mlci.ops.deliver.experiment import logged_rows, running_experiment
+    from mlci.ops.deliver.experiment import logged_rows
+    from mlci.ops.deliver.experiment_state import running_experiment
 
     directory, repository, (port, _) = delivered
     assert run_cli("-C", directory, "deploy", "--env", "staging", "--model", "1")[0] == 0

@@ -19,6 +19,7 @@ import signal
 import time
 import urllib.request
 import uuid
+from datetime import UTC
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +31,8 @@ from hypothesis import strategies as st
 from mlci.adapters.serving_probe import listening
 from mlci.core.config import load_project
 from mlci.ops.deliver.deploy import LocalTarget, active_deployment, free_port
-from mlci.ops.deliver.experiment import experiments_of, logged_rows, running_experiment
+from mlci.ops.deliver.experiment import logged_rows
+from mlci.ops.deliver.experiment_state import experiments_of, running_experiment
 from mlci.ops.model.registry import open_registry
 from mlci.serve.experiment import bucket
 from tests.serving_support import copy_example, register_version
@@ -335,7 +337,7 @@ def test_the_pipeline_commands_on_a_fresh_environment_and_a_second_experiment_is
 
 
 def test_the_monitor_reads_the_served_rows_and_not_a_shadow_challengers(tmp_path):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from mlci.core.dataschema import load_schema
     from mlci.ops.monitor.sources import Source, log_batches
@@ -350,7 +352,7 @@ def test_the_monitor_reads_the_served_rows_and_not_a_shadow_challengers(tmp_path
                                        role="challenger", experiment="e1")))
     path = tmp_path / "predictions-20300101-000000-host-1.jsonl"
     path.write_text(lines)
-    source = Source("log", [path], datetime(2029, 1, 1, tzinfo=timezone.utc))
+    source = Source("log", [path], datetime(2029, 1, 1, tzinfo=UTC))
     frame = pd.concat(list(log_batches(source, schema, 100)))
     assert list(frame["__request_id"]) == ["a", "a", "b", "b"]
     assert list(frame["__prediction"]) == [0, 1, 1, 1]

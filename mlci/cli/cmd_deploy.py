@@ -14,7 +14,8 @@ from mlci.cli.output import emit, log, render_checks
 @click.option("--render-only", is_flag=True, help="kubernetes: write the manifests, do not apply them.")
 @click.option("--shadow", "shadow", metavar="V", help="Start a shadow experiment: version V scores every request "
               "beside the environment's model, which keeps answering.")
-@click.option("--canary", "canary", metavar="V", help="Start a canary experiment: version V answers --share of requests.")
+@click.option("--canary", "canary", metavar="V",
+              help="Start a canary experiment: version V answers --share of requests.")
 @click.option("--share", type=float, default=None, help="Canary: share of requests the challenger answers "
               "(default: environments.E.experiment.share, else 0.1).")
 @click.option("--experiment", "configured", is_flag=True, help="Start the experiment configured in "

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlci.serve.experiment import CHAMPION, CHALLENGER, Experiment, IncompatibleChallenger, check_compatible
+from mlci.serve.experiment import CHALLENGER, CHAMPION, Experiment, IncompatibleChallenger, check_compatible
 from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel, load_served_model

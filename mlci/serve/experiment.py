@@ -20,7 +20,8 @@ import random
 import sys
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel
@@ -57,7 +58,7 @@ def check_compatible(champion: ServedModel, challenger: ServedModel) -> None:
 
 def bucket(experiment_id: str, key: str) -> float:
     """A stable number in [0, 1) for a key: the same key lands in the same arm for the whole experiment."""
-    digest = hashlib.sha256(f"{experiment_id}\0{key}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{experiment_id}\0{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 

@@ -6,7 +6,8 @@ JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<host>-<pid>.jsonl``, o
      "features": {"age": 41, ...}, "prediction": 1, "probabilities": {"0": 0.2, "1": 0.8}}
 
 (``probabilities`` for classifiers only; during an experiment also ``"role": "champion"|"challenger"`` and
-``"experiment": "<id>"`` after ``model_version``, one line per row and model). A new file starts when the current one reaches ``max_bytes``.
+``"experiment": "<id>"`` after ``model_version``, one line per row and model). A new file starts when the
+current one reaches ``max_bytes``.
 Requests only put a batch on a bounded queue; a background thread serialises and writes, so a slow disk
 never blocks a request. When the queue is full the batch is dropped and counted, never waited for.
 """

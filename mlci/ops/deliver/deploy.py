@@ -59,7 +59,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     registry = open_registry(project)
     record = registry.get(ref)
     if experiment == RESUME and not render_only and env.target != "kubernetes":
-        from mlci.ops.deliver.experiment import resumed_experiment
+        from mlci.ops.deliver.experiment_state import resumed_experiment
 
         experiment = resumed_experiment(project, env_name, record["version"])
     experiment = experiment if isinstance(experiment, dict) else None
@@ -72,7 +72,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     settings = serve_settings(project, ref=str(record["version"]), host="0.0.0.0", port=env.port,
                               check_port=free_port(), env_name=env_name)
     if experiment is not None:
-        from mlci.ops.deliver.experiment import experiment_settings
+        from mlci.ops.deliver.experiment_state import experiment_settings
 
         settings = replace(settings, **experiment_settings(experiment))
         on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "

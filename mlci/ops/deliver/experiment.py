@@ -19,70 +19,25 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mlci.core.config import ExperimentSection, Project
 from mlci.core.reports import Check, Report
 from mlci.errors import DataError, NotFound, UsageError
+from mlci.ops.deliver.experiment_state import (
+    RUNNING,
+    change_experiment,
+    running_experiment,
+    utc_now,
+)
 from mlci.ops.model.registry import open_registry
 
 LineSink = Callable[[str], None]
-RUNNING = "running"
 TIMELINE_POINTS = 60
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-# -- the record in the registry ---------------------------------------------------------------------
-
-
-def experiments_of(registry, env_name: str) -> list[dict[str, Any]]:
-    """Every experiment ever started on ``env_name``, oldest first."""
-    found = [e for record in registry.versions() for e in record.get("experiments", []) if e["env"] == env_name]
-    return sorted(found, key=lambda e: e["started"])
-
-
-def running_experiment(registry, env_name: str) -> dict[str, Any] | None:
-    running = [e for e in experiments_of(registry, env_name) if e["status"] == RUNNING]
-    return running[-1] if running else None
-
-
-def _change(registry, experiment: dict[str, Any], **changes: Any) -> None:
-    def apply(record: dict[str, Any]) -> None:
-        for item in record.get("experiments", []):
-            if item["id"] == experiment["id"]:
-                item.update(changes)
-    registry.update(experiment["challenger"], apply)
-    experiment.update(changes)
-
-
-def experiment_settings(experiment: dict[str, Any] | None) -> dict[str, Any]:
-    """The server settings (``MLCI_SERVE_EXPERIMENT_*``) that make a server run ``experiment``."""
-    if experiment is None:
-        return {"experiment_mode": "", "experiment_challenger": "", "experiment_share": 0.0,
-                "experiment_key": "", "experiment_id": ""}
-    return {"experiment_mode": experiment["mode"], "experiment_challenger": str(experiment["challenger"]),
-            "experiment_share": float(experiment["share"] if experiment["mode"] == "canary" else 0.0),
-            "experiment_key": experiment.get("key") or "", "experiment_id": experiment["id"],
-            "experiment_queue_rows": int(experiment["plan"]["queue_rows"])}
-
-
-def resumed_experiment(project: Project, env_name: str, version: int) -> dict[str, Any] | None:
-    """What a deploy of ``version`` to ``env_name`` serves beside it: the running experiment when
-    ``version`` is its champion (a restart); an experiment against another champion is superseded."""
-    registry = open_registry(project)
-    experiment = running_experiment(registry, env_name)
-    if experiment is None or experiment["champion"] == version:
-        return experiment
-    _change(registry, experiment, status="superseded", ended=_now(),
-            result={"decision": "superseded", "reason": f"version {version} was deployed to {env_name}"})
-    return None
 
 
 # -- starting -------------------------------------------------------------------------------------
@@ -136,14 +91,14 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
                          hint="train a new version, or name one with --shadow/--canary V")
     experiment = {"id": uuid.uuid4().hex[:16], "env": env_name, "mode": plan.mode, "champion": current["version"],
                   "challenger": challenger, "share": plan.share if plan.mode == "canary" else None,
-                  "key": plan.key, "plan": asdict(plan), "started": _now(), "status": RUNNING, "looks": []}
+                  "key": plan.key, "plan": asdict(plan), "started": utc_now(), "status": RUNNING, "looks": []}
     registry.update(challenger, lambda r: r.setdefault("experiments", []).append(experiment))
     on_line(f"experiment: {plan.mode} of version {challenger} against version {current['version']} on {env_name}")
     report = deploy(project, env_name=env_name, ref=str(current["version"]), kind="experiment",
                     experiment=experiment, on_line=on_line)
     report.details["experiment"] = experiment["id"]
     if not report.ok:
-        _change(registry, experiment, status="failed", ended=_now())
+        change_experiment(registry, experiment, status="failed", ended=utc_now())
     return report
 
 
@@ -268,7 +223,10 @@ def bound_of(experiment: dict[str, Any], evidence: Evidence, upto: str | None = 
     from mlci.ml.sequential import paired_bound, two_sample_bound
 
     plan = experiment["plan"]
-    keep = (lambda rows: [v for t, v in rows if upto is None or t <= upto])
+
+    def keep(rows):
+        return [v for t, v in rows if upto is None or t <= upto]
+
     if experiment["mode"] == "shadow":
         return paired_bound(np.array(keep(evidence.paired)), score_width=evidence.width, alpha=plan["alpha"],
                             expected_rows=plan["expected_rows"])
@@ -461,8 +419,8 @@ def conclude_experiment(project: Project, *, env_name: str, labels_file: str | N
     report, experiment = analyse(project, env_name=env_name, labels_file=labels_file, kind="experiment")
     decision = report.details["decision"]
     registry = open_registry(project)
-    look = {"time": _now(), **report.details["bound"], "decision": decision}
-    _change(registry, experiment, looks=[*experiment.get("looks", []), look])
+    look = {"time": utc_now(), **report.details["bound"], "decision": decision}
+    change_experiment(registry, experiment, looks=[*experiment.get("looks", []), look])
     on_line(f"experiment {experiment['id']}: {decision}")
     if decision == "continue":
         return _finish(project, report)
@@ -490,7 +448,7 @@ def _promote(project: Project, registry, experiment: dict[str, Any], report: Rep
     if champion_alias != experiment["env"] and registry.alias_of(champion_alias) == experiment["champion"]:
         registry.set_alias(champion_alias, experiment["challenger"])
         moved.append(champion_alias)
-    _change(registry, experiment, status="promoted", ended=_now(), result=_result(report, moved))
+    change_experiment(registry, experiment, status="promoted", ended=utc_now(), result=_result(report, moved))
     report.details["aliases_moved"] = moved
 
 
@@ -500,7 +458,7 @@ def _stop(project: Project, registry, experiment: dict[str, Any], report: Report
                      "; ".join(c.message for c in rollout.checks if c.message)))
     report.details["redeploy"] = rollout.to_dict()
     if rollout.ok:
-        _change(registry, experiment, status="stopped", ended=_now(), result=_result(report, []))
+        change_experiment(registry, experiment, status="stopped", ended=utc_now(), result=_result(report, []))
 
 
 def _result(report: Report, aliases: list[str]) -> dict[str, Any]:

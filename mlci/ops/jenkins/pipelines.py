@@ -219,7 +219,8 @@ def _commit_steps(project: Project) -> list[dict]:
     for deploy in _deployments(project) if config.image is not None else []:
         steps.append({**deploy, "title_key": "environments", "agent_key": "deploy", "key": "stage",
                       # environments.<env>.experiment: the new version joins the running one as a live experiment
-                      "script": '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"' + (" --experiment" if deploy["experiment"] else ""),
+                      "script": '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"'
+                                + (" --experiment" if deploy["experiment"] else ""),
                       "credentials": _credentials(project, "deploy")})
     return steps
 
