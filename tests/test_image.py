@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import threading
@@ -198,7 +199,7 @@ def test_the_lean_image_holds_only_the_servers_packages_and_their_dependencies(l
     assert code == 0, output
     installed_line, extra_line = output.strip().splitlines()
     print(f"packages in the serving image: {installed_line}")
-    installed = eval(installed_line)  # a printed list of names
+    installed = ast.literal_eval(installed_line)
     assert {"numpy", "scipy", "scikit-learn", "skops", "starlette", "uvicorn"} <= set(installed)
     assert not set(NOT_SERVED) & set(installed)
     assert extra_line == "[]", f"installed but needed by nothing the server imports: {extra_line}"
