@@ -33,7 +33,6 @@ import os
 import pstats
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path

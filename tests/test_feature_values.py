@@ -1,5 +1,5 @@
 """mlci's own transformers (CategoryText, BooleanAsFloat, DateParts) compute without pandas, and give
-exactly what their pandas implementation (up to mlci 0.x, kept below as the reference) gave, on generated
+exactly what their former pandas implementation (kept below as the reference) gave, on generated
 inputs of both kinds they meet: DataFrames with the training reader's dtypes, and the server's 2-D object
 arrays of JSON values, datetimes in every ISO 8601 form that both pandas' ``to_datetime(format="mixed")``
 and the schema's one datetime parser (``mlci.ml.schema_rules.parse_datetime``) accept.
