@@ -11,7 +11,7 @@ import io
 import json
 import time
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,13 +29,19 @@ from mlci.ops.registry import (METRICS_FILE, PREDICTIONS_FILE, estimator_name, l
                                write_model_card)
 from mlci.ops.plots import new_figure, to_svg
 from mlci.ops.scalars import log_evaluation
-from mlci.ops.train import Dataset, configured_metrics, holdout_dataset, project_schema
+
+if TYPE_CHECKING:
+    from mlci.ops.train import Dataset
 
 MISSING_SLICE = "<missing>"
 SLICE_PREFIX = "slice:"
 
 
 def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> Report:
+    # Reading data imports pandas and scikit-learn; `mlci gate` (files-only) reads predictions from here
+    # and needs neither.
+    from mlci.ops.train import configured_metrics, holdout_dataset, project_schema
+
     started = time.monotonic()
     model, record = load_version_model(project, ref)
     holdout = holdout_dataset(project, project_schema(project))
