@@ -27,6 +27,20 @@ CATEGORIES = ["region", "employment", "home_ownership"]
 FEATURES = NUMERIC + CATEGORIES
 
 
+# Prepended to a script run with ``python -c``: pandas and matplotlib cannot be imported, as in the image.
+WITHOUT_PANDAS = """import sys
+
+
+class _Uninstalled:  # pandas and matplotlib behave as if not installed (as in the serving image)
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pandas", "matplotlib"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+sys.meta_path.insert(0, _Uninstalled())
+"""
+
+
 def copy_example(directory: Path) -> Path:
     target = Path(directory) / "credit-risk"
     shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".mlci", "reports", "predictions"))
@@ -45,9 +59,29 @@ def fit_pipeline(train: pd.DataFrame, estimator: str = "logistic", *, seed: int 
     return pipeline.fit(train[FEATURES], train["default"])
 
 
+# mlci's own preprocessing (mlci.ml.features, as `mlci train` builds it) with booleans and date parts:
+# "mlci" compiles; "mlci+pca" (a model.steps transformer) is scored by the scikit-learn pipeline itself.
+MLCI_PIPELINES = ("mlci", "mlci+pca")
+DATE_PARTS = ["year", "month", "dayofweek"]
+
+
+def fit_mlci_pipeline(train: pd.DataFrame, kind: str = "mlci", *, seed: int = 0) -> tuple[Pipeline, list[str]]:
+    from sklearn.decomposition import PCA
+
+    from mlci.ml.features import build_pipeline, feature_columns
+
+    schema = load_schema(EXAMPLE / "schema.yaml")
+    steps = [("pca", PCA(n_components=5, random_state=seed))] if kind == "mlci+pca" else []
+    pipeline = build_pipeline(schema, estimator=LogisticRegression(max_iter=500, C=1.0 + seed), steps=steps,
+                              datetime_parts=DATE_PARTS)
+    features = feature_columns(schema, DATE_PARTS)
+    return pipeline.fit(train[features], train["default"]), features
+
+
 def register_version(project_dir: Path, estimator: str = "logistic", *, seed: int = 0,
                      flip_labels: bool = False) -> dict:
-    """Fit and register one model version of the example project; returns its record. ``flip_labels``
+    """Fit and register one model version of the example project; returns its record. ``estimator`` is
+    "logistic" or "forest" (a hand-built pipeline), or one of ``MLCI_PIPELINES``. ``flip_labels``
     trains on the inverted target: a real model that is much worse than one trained on the truth."""
     project = load_project(project_dir)
     schema = load_schema(project.path(project.config.data.schema))
@@ -55,8 +89,11 @@ def register_version(project_dir: Path, estimator: str = "logistic", *, seed: in
     train = pd.read_csv(train_path)
     if flip_labels:
         train = train.assign(default=1 - train["default"])
-    pipeline = fit_pipeline(train, estimator, seed=seed)
-    record = {"task": "binary", "target": "default", "features": FEATURES, "schema": schema_to_dict(schema),
+    if estimator in MLCI_PIPELINES:
+        pipeline, features = fit_mlci_pipeline(train, estimator, seed=seed)
+    else:
+        pipeline, features = fit_pipeline(train, estimator, seed=seed), FEATURES
+    record = {"task": "binary", "target": "default", "features": features, "schema": schema_to_dict(schema),
               "estimator": type(pipeline[-1]).__name__,
               "data": {"train": {"path": project.config.data.train, "sha256": sha256_file(train_path)}},
               "git": {"commit": "0123456789abcdef0123456789abcdef01234567"}, "metrics": {}}
@@ -86,3 +123,16 @@ def configure_delivery(project_dir: Path, *, registry: str, base_image: str, por
     config["environments"]["laptop"] = {"target": "local", "port": ports[1], "health_timeout": health_timeout}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return repository
+
+
+def pipeline_frame(model, columns: dict[str, list]) -> pd.DataFrame:
+    """Validated request columns as the DataFrame the pipeline was trained on (numbers as float, a missing
+    value as NaN): the reference that the server's scoring paths must match."""
+    import numpy as np
+
+    from mlci.core.dataschema import NUMERIC_TYPES
+
+    data = {name: np.array([np.nan if v is None else v for v in columns[name]], dtype=float)
+            if model.schema.columns[name].type in NUMERIC_TYPES else np.array(columns[name], dtype=object)
+            for name in model.features}
+    return pd.DataFrame(data, columns=model.features)

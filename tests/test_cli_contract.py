@@ -130,3 +130,48 @@ def test_every_subcommand_has_help():
         assert group.help, f"{name} has no help text"
         for sub in getattr(group, "commands", {}).values():
             assert sub.help, f"{name} {sub.name} has no help text"
+
+
+def _files_only_gate_inputs(tmp_path) -> list[str]:
+    """A project with threshold, slice and bootstrap champion rules, and two metrics.json files with their
+    per-row predictions.npz beside them (as `mlci evaluate` writes them)."""
+    import hashlib
+
+    import numpy as np
+    import yaml
+
+    from mlci.ml.metrics import Predictions
+    from mlci.ops.model.evaluate import predictions_to_bytes
+
+    config = {"project": "files", "data": {"train": "train.csv"},
+              "model": {"task": "binary", "estimator": "sklearn.linear_model.LogisticRegression"},
+              "gates": {"rules": [{"metric": "roc_auc", "min": 0.6},
+                                  {"metric": "accuracy", "min": 0.5, "slice": {"column": "region", "value": "east"}},
+                                  {"metric": "roc_auc", "max_drop": 0.05, "bootstrap": True}]}}
+    (tmp_path / "mlci.yaml").write_text(yaml.safe_dump(config))
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    proba = np.clip(0.5 + (y - 0.5) * 0.6 + rng.normal(0, 0.2, 400), 0.01, 0.99)
+    preds = Predictions("binary", y, (proba > 0.5).astype(int), np.column_stack([1 - proba, proba]), ["0", "1"])
+    data = predictions_to_bytes(preds, {"region": np.array(["east", "west"] * 200)})
+    paths = []
+    for name in ("new", "old"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "predictions.npz").write_bytes(data)
+        (tmp_path / name / "metrics.json").write_text(json.dumps({
+            "task": "binary", "metrics": {"roc_auc": 0.9, "accuracy": 0.8},
+            "slices": {"region": {"east": {"accuracy": 0.8, "rows": 200}}},
+            "predictions": "predictions.npz", "predictions_sha256": hashlib.sha256(data).hexdigest()}))
+        paths.append(str(tmp_path / name / "metrics.json"))
+    return paths
+
+
+def test_files_only_gate_imports_no_scikit_learn_pandas_or_matplotlib(tmp_path):
+    """`mlci gate --metrics --baseline`, the command run locally most, bootstrap included."""
+    new, old = _files_only_gate_inputs(tmp_path)
+    loaded = _modules_loaded_by(["-C", str(tmp_path), "--json", "gate", "--metrics", new, "--baseline", old])
+    assert "mlci.ops.model.gate" in loaded and "numpy" in loaded  # the gate ran, bootstrap and all
+    heavy = sorted(m for m in loaded if m.split(".")[0] in ("sklearn", "pandas", "matplotlib", "pyarrow", "scipy"))
+    assert heavy == [], f"files-only `mlci gate` imports {heavy[:5]}"
+    report = json.loads((tmp_path / "reports" / "gate.json").read_text())
+    assert any("bootstrap" in json.dumps(check) for check in report["checks"]), report

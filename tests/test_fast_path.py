@@ -27,7 +27,19 @@ from mlci.serve.compiled import Unsupported, compile_pipeline, verification_colu
 from mlci.serve.model import load_served_model
 from mlci.serve.settings import ServeSettings
 from mlci.serve.validation import RecordValidator
-from tests.serving_support import CATEGORIES, EXAMPLE, FEATURES, NUMERIC, fit_pipeline
+from tests.serving_support import (
+    CATEGORIES,
+    EXAMPLE,
+    FEATURES,
+    NUMERIC,
+    WITHOUT_PANDAS,
+    copy_example,
+    fit_mlci_pipeline,
+    fit_pipeline,
+    holdout_records,
+    pipeline_frame,
+    register_version,
+)
 
 SCHEMA = load_schema(EXAMPLE / "schema.yaml")
 TRAIN = pd.read_csv(EXAMPLE / "data" / "train.csv")
@@ -63,12 +75,12 @@ def _columns(model) -> dict[str, list]:
 
 def _assert_same_as_pipeline(model, columns, *, classifier: bool = True) -> None:
     assert model.compiled is not None, model.scoring_note
-    expected_features = model.pipeline[0].transform(model.frame(columns))
+    expected_features = model.pipeline[0].transform(pipeline_frame(model, columns))
     if sparse.issparse(expected_features):
         expected_features = expected_features.toarray()
     np.testing.assert_allclose(model.compiled.features(columns), expected_features, rtol=0, atol=1e-9)
     method = model.pipeline.predict_proba if classifier else model.pipeline.predict
-    np.testing.assert_allclose(model.compiled(columns), method(model.frame(columns)), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.compiled(columns), method(pipeline_frame(model, columns)), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("estimator", ["logistic", "forest"])
@@ -78,7 +90,7 @@ def test_compiled_path_equals_the_pipeline_with_missing_values_and_unknown_categ
     assert None in columns["income"] and "contractor" in columns["employment"]
     _assert_same_as_pipeline(model, columns)
     labels, probabilities = model.predict(columns)
-    reference = model.pipeline.predict_proba(model.frame(columns))
+    reference = model.pipeline.predict_proba(pipeline_frame(model, columns))
     assert labels == model.pipeline.classes_[reference.argmax(axis=1)].tolist()
     assert probabilities == np.round(reference, 6).tolist()
 
@@ -128,8 +140,93 @@ def test_an_unknown_step_keeps_the_pipeline_and_still_serves(tmp_path):
         assert client.get("/version").json()["scoring"] == "pipeline"
         answer = client.post("/predict", json=_records(5))
         assert answer.status_code == 200
-        expected = pipeline.predict_proba(model.frame(_columns(model))[:5])
+        expected = pipeline.predict_proba(pipeline_frame(model, _columns(model))[:5])
         assert answer.json()["probabilities"] == np.round(expected, 6).tolist()
+
+
+def _minmax_pipeline() -> tuple[Pipeline, list[str]]:
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", MinMaxScaler())])
+    pipeline = Pipeline([("preprocess", ColumnTransformer([("num", numeric, NUMERIC), ("cat", OneHotEncoder(
+        handle_unknown="ignore"), CATEGORIES)], transformer_weights={"cat": 0.5})),
+                         ("model", LogisticRegression(max_iter=500))])
+    return pipeline.fit(TRAIN[FEATURES], TRAIN["default"]), FEATURES
+
+
+_PIPELINES = {"hand-built": lambda: (fit_pipeline(TRAIN, "forest"), FEATURES),
+              "mlci": lambda: fit_mlci_pipeline(TRAIN, "mlci"),
+              "mlci+pca": lambda: fit_mlci_pipeline(TRAIN, "mlci+pca"),
+              "weighted one-hot": _minmax_pipeline}
+
+
+@pytest.mark.parametrize("kind", list(_PIPELINES))
+def test_the_pipeline_path_on_arrays_equals_the_pipeline_on_a_dataframe(tmp_path, kind):
+    """The path without pandas (positional column selection) scores as the pipeline does on the
+    DataFrame it was trained on, on the example's rows and on rows covering every case of the schema."""
+    import warnings
+
+    pipeline, features = _PIPELINES[kind]()
+    model = _serve(tmp_path, pipeline, features)
+    for columns in (_columns(model), verification_columns(model.schema, model.features, rows=200, seed=3)):
+        frame = pipeline_frame(model, columns)
+        expected = pipeline[0].transform(frame)
+        got = model.scorer.features(columns)
+        assert sparse.issparse(got) == sparse.issparse(expected)
+        dense = (lambda m: m.toarray()) if sparse.issparse(got) else np.asarray
+        np.testing.assert_array_equal(dense(got), dense(expected))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", append=True)  # after the one filter the path installs
+            scores = model.scorer(columns)
+        assert [str(w.message) for w in caught] == []
+        np.testing.assert_array_equal(scores, pipeline.predict_proba(frame))
+    assert model.scorer.array(columns).shape == (len(columns[features[0]]), len(features))
+
+
+def test_the_server_scores_both_paths_without_pandas(tmp_path):
+    """The serving image has no pandas: with pandas and matplotlib made unimportable, the server loads
+    and answers /predict on the compiled path and on the pipeline path, as the pipeline does."""
+    import json
+    import subprocess
+    import sys
+
+    from mlci.core.config import load_project
+
+    project = copy_example(tmp_path)
+    versions = {kind: register_version(project, kind)["version"] for kind in ("mlci", "mlci+pca")}
+    registry = load_project(project).registry_dir
+    records = holdout_records(project, rows=20)
+    records[0].update(income=None, employment=None, application_date="2024-02-29T23:30:00-05:00")
+    records[1].update(region="central", application_date="2025-06-15")
+    script = WITHOUT_PANDAS + f"""
+import json
+from starlette.testclient import TestClient
+from mlci.serve.app import create_app
+from mlci.serve.settings import ServeSettings
+answers = {{}}
+for kind, version in {versions!r}.items():
+    app = create_app(ServeSettings(registry={str(registry)!r}, model=str(version)),
+                     load_in_background=False)
+    with TestClient(app) as client:
+        client.app.state.server.load()
+        answers[kind] = [client.get("/version").json()["scoring"],
+                         client.post("/predict", json=json.loads(sys.argv[1])).json()]
+assert "pandas" not in sys.modules
+print(json.dumps(answers))
+"""
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(records)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert answers["mlci"][0] == "compiled" and answers["mlci+pca"][0] == "pipeline"
+    for kind in versions:
+        model = load_served_model(registry, versions[kind])
+        columns, problems = model_validator(model).validate(records)
+        assert not problems
+        expected = model.pipeline.predict_proba(pipeline_frame(model, columns))
+        assert answers[kind][1]["probabilities"] == np.round(expected, 6).tolist()
+
+
+def model_validator(model) -> RecordValidator:
+    return RecordValidator(model.schema, model.features, accept_unknown_categories=True)
 
 
 def test_an_encoder_that_errors_on_unknown_categories_is_not_compiled():
@@ -143,11 +240,11 @@ def test_verification_refuses_a_compiled_form_that_differs_from_the_pipeline(tmp
     model = _serve(tmp_path, fit_pipeline(TRAIN, "logistic"), FEATURES)
     compiled = compile_pipeline(model.pipeline, set(NUMERIC), classifier=True)
     columns = verification_columns(model.schema, model.features)
-    verify(compiled, model.pipeline, model.frame, columns, classifier=True)
+    verify(compiled, model.scorer, columns)
     scaler = model.pipeline[0].named_transformers_["num"].named_steps["scale"]
     scaler.mean_ = scaler.mean_ + 1e-6 * scaler.scale_  # the pipeline changes after compiling
     with pytest.raises(Unsupported, match="compiled features differ"):
-        verify(compiled, model.pipeline, model.frame, columns, classifier=True)
+        verify(compiled, model.scorer, columns)
 
 
 def test_verification_rows_cover_missing_values_unknown_categories_and_every_allowed_value():

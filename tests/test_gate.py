@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn import metrics as skm
 
 from mlci.ml import metrics
@@ -92,6 +94,26 @@ def test_paired_bootstrap_is_seeded_and_paired():
     assert (diffs > 0).all()  # the improvement holds on every resample: the draws are paired
     same = metrics.bootstrap_differences(champion, champion, "log_loss", samples=200, seed=1)
     assert np.all(same == 0)
+
+
+_LABELS = {
+    "int": st.lists(st.integers(-3, 3), max_size=40).map(lambda v: np.array(v, dtype=np.int64)),
+    "float": st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, float("nan"), 1e20]), max_size=40).map(np.array),
+    "bool": st.lists(st.booleans(), max_size=40).map(lambda v: np.array(v, dtype=bool)),
+    "text": st.lists(st.sampled_from(["yes", "no", "1", "", "é"]), max_size=40).map(np.array),
+    "object": st.lists(st.sampled_from([1, 1.0, True, "1", "a", None, 2]), max_size=40).map(
+        lambda v: np.array(v, dtype=object)),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(list(_LABELS)).flatmap(lambda kind: _LABELS[kind]), st.data())
+def test_labels_are_mapped_to_class_positions_as_value_by_value(values, data):
+    """The per-distinct-value mapping used on whole columns equals label_text on each value."""
+    texts = sorted({metrics.label_text(v) for v in values.tolist()} | {"0", "True", "nan"})
+    index = {text: i for i, text in enumerate(data.draw(st.permutations(texts))) if i % 3 != 2}
+    expected = [index.get(metrics.label_text(v), -1) for v in values]
+    assert metrics.label_indices(values, index).tolist() == expected
 
 
 def test_bootstrap_sign_makes_lower_is_better_metrics_positive_when_improving():

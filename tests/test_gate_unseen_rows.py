@@ -309,3 +309,61 @@ def test_a_row_keeps_its_fingerprint_in_a_grown_reordered_file_and_any_change_br
     fingerprints = row_identity.row_fingerprints(changed, columns)
     assert not row_identity.seen_mask(fingerprints[row:row + 1], trained).any()
     assert row_identity.seen_mask(np.delete(fingerprints, row), trained).all()
+
+
+# -- fingerprints computed by whole columns equal the value-by-value definition ---------------------------
+
+def _reference_fingerprints(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The scheme as first written (value by value): every stored training-row file was made this way."""
+    import hashlib
+
+    def texts(series):
+        values = series.tolist()
+        kind = getattr(series.dtype, "kind", "O") if isinstance(series.dtype, np.dtype) else "O"
+        if kind in "iu":
+            return list(map(str, values))
+        if kind == "f":
+            return list(map(row_identity._float_text, values))
+        return list(map(row_identity._cell_text, values))
+
+    out = np.empty(len(frame), dtype=np.uint64)
+    for i, cells in enumerate(zip(*[texts(frame[column]) for column in columns])):
+        digest = hashlib.blake2b("\x1f".join(cells).encode("utf-8", "surrogatepass"), digest_size=8)
+        out[i] = int.from_bytes(digest.digest(), "little")
+    return out
+
+
+def _generated_frame(draw, st) -> pd.DataFrame:
+    rows = draw(st.integers(0, 25))
+
+    def listed(values):
+        return draw(st.lists(values, min_size=rows, max_size=rows))
+    floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+        [0.0, -0.0, 2.0 ** 63, -(2.0 ** 63), 2.0 ** 62, 1e300, 0.1, 3.0, -7.5])
+    moments = st.integers(-9_000_000_000_000_000_000 // 1000, 9_000_000_000_000_000_000 // 1000)
+    columns = {
+        "i": np.array(listed(st.integers(-2 ** 63, 2 ** 63 - 1)), dtype=np.int64),
+        "f": np.array(listed(floats), dtype=np.float64),
+        "f32": np.array(listed(st.floats(width=32, allow_nan=True)), dtype=np.float32),
+        "b": np.array(listed(st.booleans()), dtype=bool),
+        "o": np.array(listed(st.none() | st.text(max_size=5) | st.integers(-5, 5) | floats), dtype=object),
+        "ns": np.array([np.datetime64(v * 1000, "ns") if v % 7 else np.datetime64("NaT", "ns")
+                        for v in listed(moments)], dtype="datetime64[ns]"),
+        "us": np.array([np.datetime64(v // 1000, "us") for v in listed(moments)], dtype="datetime64[us]"),
+        "tz": pd.to_datetime(np.array([v * 1000 for v in listed(moments)], dtype="datetime64[ns]")).tz_localize("UTC"),
+    }
+    return pd.DataFrame(columns)
+
+
+def test_whole_column_fingerprints_equal_the_value_by_value_definition():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.data())
+    def check(data):
+        frame = _generated_frame(data.draw, st)
+        columns = data.draw(st.lists(st.sampled_from(list(frame.columns)), min_size=1, unique=True))
+        assert row_identity.row_fingerprints(frame, columns).tolist() == \
+            _reference_fingerprints(frame, columns).tolist()
+    check()

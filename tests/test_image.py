@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.server
 import json
 import threading
@@ -10,9 +11,17 @@ import pytest
 
 from mlci.core.config import load_project
 from mlci.ops.deliver.health import free_port
+from mlci.ops.deliver.image import OPTIONAL_PACKAGES, RUNTIME_PACKAGES
 from mlci.ops.model.registry import open_registry
 from tests.services import http_get, registry_catalog
-from tests.serving_support import configure_delivery, copy_example, register_version
+from tests.serving_support import (
+    MLCI_PIPELINES,
+    configure_delivery,
+    copy_example,
+    holdout_records,
+    pipeline_frame,
+    register_version,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -137,3 +146,128 @@ def test_a_dead_docker_engine_is_exit_3(built, run_cli, tmp_path):
         code, out, err = run_cli("-C", directory, *command, env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
         assert code == 3, (command, err)
         assert f"Docker engine at unix://{tmp_path}/no.sock" in err and "Traceback" not in err
+
+
+# -- the lean image: only what serving imports ----------------------------------------------------------
+
+# Not installed in the serving image: pandas (84 MB) and matplotlib, and what only they bring.
+NOT_SERVED = ("pandas", "matplotlib", "pyarrow", "python-dateutil", "pytz", "tzdata")
+MAX_ADDED_MB = 290  # over the base image: numpy, scipy and scikit-learn take about 230 MB of it
+
+
+@pytest.fixture(scope="module")
+def lean(tmp_path_factory, docker_engine, image_registry, base_image):
+    """The example with mlci's own preprocessing (booleans, date parts): version 1 compiles, version 2
+    (a PCA step in model.steps) is scored by the scikit-learn pipeline; an image built for each."""
+    from mlci.ops.deliver.image import build_image
+
+    directory = copy_example(tmp_path_factory.mktemp("lean"))
+    repository = configure_delivery(directory, registry=image_registry, base_image=base_image,
+                                    ports=(free_port(), free_port()))
+    reports = {}
+    for kind in MLCI_PIPELINES:
+        version = register_version(directory, kind)["version"]
+        reports[kind] = build_image(load_project(directory), ref=str(version))
+        assert reports[kind].ok
+    yield directory, repository, reports
+    for image in docker_engine.images.list(name=repository):
+        docker_engine.images.remove(image.id, force=True)
+
+
+def _run_python(docker_engine, image: str, script: str) -> tuple[int, str]:
+    container = docker_engine.containers.run(image, entrypoint=["python", "-c", script], network_mode="none",
+                                             detach=True)
+    try:
+        code = container.wait(timeout=120)["StatusCode"]
+        return code, container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_the_lean_image_holds_only_the_servers_packages_and_their_dependencies(lean, docker_engine):
+    directory, repository, _ = lean
+    script = (
+        "import importlib.metadata as md, re\n"
+        f"wanted = {list(RUNTIME_PACKAGES + OPTIONAL_PACKAGES)!r}\n"
+        "key = lambda name: re.sub(r'[-_.]+', '-', name).lower()\n"
+        "installed = {key(d.metadata['Name']): d for d in md.distributions()}\n"
+        "needed, todo = set(), [key(n) for n in wanted if key(n) in installed]\n"
+        "while todo:\n"
+        "    name = todo.pop()\n"
+        "    if name in needed: continue\n"
+        "    needed.add(name)\n"
+        "    for req in installed[name].requires or []:\n"
+        "        if 'extra ==' in req: continue\n"
+        "        dep = key(re.match(r'[A-Za-z0-9._-]+', req).group())\n"
+        "        if dep in installed: todo.append(dep)\n"
+        "print(sorted(installed)); print(sorted(set(installed) - needed))\n")
+    code, output = _run_python(docker_engine, f"{repository}:v1", script)
+    assert code == 0, output
+    installed_line, extra_line = output.strip().splitlines()
+    print(f"packages in the serving image: {installed_line}")
+    installed = ast.literal_eval(installed_line)
+    assert {"numpy", "scipy", "scikit-learn", "skops", "starlette", "uvicorn"} <= set(installed)
+    assert not set(NOT_SERVED) & set(installed)
+    assert extra_line == "[]", f"installed but needed by nothing the server imports: {extra_line}"
+
+
+@pytest.mark.parametrize("module", ["pandas", "matplotlib"])
+def test_importing_pandas_or_matplotlib_in_the_lean_image_fails(lean, docker_engine, module):
+    _, repository, _ = lean
+    code, output = _run_python(docker_engine, f"{repository}:v1", f"import {module}")
+    assert code == 1 and f"ModuleNotFoundError: No module named '{module}'" in output, output
+
+
+def test_the_lean_image_adds_at_most_290_mb_to_its_base(lean, docker_engine, base_image):
+    _, repository, reports = lean
+    details = reports["mlci"].details
+    added = (docker_engine.images.get(f"{repository}:v1").attrs["Size"]
+             - docker_engine.images.get(base_image).attrs["Size"]) / 1e6
+    print(f"serving image: {details['size_mb']} MB, {added:.1f} MB over its base ({details['base_size_mb']} MB)")
+    assert details["added_mb"] == round(added, 1)
+    assert added <= MAX_ADDED_MB
+
+
+@pytest.mark.parametrize("kind, scoring", [("mlci", "compiled"), ("mlci+pca", "pipeline")])
+def test_the_lean_image_answers_predict_on_both_scoring_paths(lean, docker_engine, kind, scoring):
+    """Inside the image (no pandas), /predict answers what the pipeline answers on the host."""
+    import time
+    import urllib.request
+
+    import numpy as np
+
+    from mlci.serve.model import load_served_model
+    from mlci.serve.validation import RecordValidator
+
+    directory, repository, reports = lean
+    version = reports[kind].details["version"]
+    port = free_port()
+    container = docker_engine.containers.run(
+        f"{repository}:v{version}", network_mode="host", detach=True,
+        environment={"MLCI_SERVE_HOST": "127.0.0.1", "MLCI_SERVE_PORT": str(port)})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if http_get(f"http://127.0.0.1:{port}/health/ready", timeout=2)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the container never became ready: {container.logs().decode()[-2000:]}")
+        assert json.loads(http_get(f"http://127.0.0.1:{port}/version")[1])["scoring"] == scoring
+        records = holdout_records(directory, rows=25)
+        records[0].update(income=None, employment=None, application_date="2024-02-29T23:30:00-05:00")
+        records[1].update(region="central")
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=json.dumps(records).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read())
+    finally:
+        container.remove(force=True)
+    model = load_served_model(load_project(directory).registry_dir, version)
+    columns, problems = RecordValidator(model.schema, model.features, accept_unknown_categories=True).validate(records)
+    assert not problems
+    expected = model.pipeline.predict_proba(pipeline_frame(model, columns))
+    assert answer["probabilities"] == np.round(expected, 6).tolist()

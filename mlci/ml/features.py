@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -30,11 +29,10 @@ from mlci.core.config import ModelSection, PipelineStep
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
 from mlci.core.yamlsrc import YamlDocument, config_issue
 from mlci.errors import ConfigError
+from mlci.ml.feature_values import boolean_as_float, category_text, date_parts, value_columns
 
-MISSING_CATEGORY = "__missing__"
-DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
-_PANDAS_PART = {"dayofweek": "day_of_week"}
-
+# The transformers compute with mlci.ml.feature_values on NumPy object arrays: the serving image has no
+# pandas, and a DataFrame given to them (at training) is read through its own methods.
 
 class CategoryText(TransformerMixin, BaseEstimator):
     """Categories as text (so 1 and "1" are one category), missing values as one explicit category."""
@@ -43,9 +41,7 @@ class CategoryText(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        frame = pd.DataFrame(X)
-        out = frame.astype(object).where(frame.notna(), MISSING_CATEGORY)
-        return out.map(str).to_numpy(dtype=object)
+        return _stack([np.array(category_text(column), dtype=object) for column in value_columns(X)], X, dtype=object)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(input_features, dtype=object)
@@ -58,17 +54,10 @@ class BooleanAsFloat(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        frame = pd.DataFrame(X)
-        return np.column_stack([_boolean_column(frame.iloc[:, i]) for i in range(frame.shape[1])])
+        return _stack([boolean_as_float(column) for column in value_columns(X)], X, dtype=float)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray(input_features, dtype=object)
-
-
-def _boolean_column(column: pd.Series) -> np.ndarray:
-    text = column.astype(object).map(lambda v: str(v).strip().lower() if v is not None and v == v else "")
-    return np.where(text.isin(["true", "1", "yes", "1.0"]), 1.0,
-                    np.where(text.isin(["false", "0", "no", "0.0"]), 0.0, np.nan))
 
 
 class DateParts(TransformerMixin, BaseEstimator):
@@ -78,20 +67,19 @@ class DateParts(TransformerMixin, BaseEstimator):
         self.parts = parts
 
     def fit(self, X: Any, y: Any = None) -> DateParts:
-        self.n_features_in_ = pd.DataFrame(X).shape[1]
+        self.n_features_in_ = len(value_columns(X, as_objects=False))
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        frame = pd.DataFrame(X)
-        columns = []
-        for i in range(frame.shape[1]):
-            stamps = pd.to_datetime(frame.iloc[:, i], errors="coerce", format="mixed")
-            columns += [getattr(stamps.dt, _PANDAS_PART.get(part, part)).astype(float).to_numpy()
-                        for part in self.parts]
-        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+        blocks = [date_parts(column, self.parts) for column in value_columns(X, as_objects=False)]
+        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.asarray([f"{c}_{p}" for c in input_features for p in self.parts], dtype=object)
+
+
+def _stack(columns: list[np.ndarray], X: Any, *, dtype: Any) -> np.ndarray:
+    return np.column_stack(columns).astype(dtype, copy=False) if columns else np.empty((len(X), 0), dtype=dtype)
 
 
 def feature_columns(schema: DataSchema, datetime_parts: list[str] | tuple[str, ...] = ()) -> list[str]:

@@ -280,13 +280,25 @@ def predictions_of(model: Any, frame: Any, y: Any, task: str) -> Predictions:
         return Predictions(task, np.asarray(y, dtype=float), np.asarray(model.predict(frame), dtype=float))
     classes = list(model.classes_)
     index = {label_text(c): i for i, c in enumerate(classes)}
-    truth = [index.get(label_text(v), -1) for v in y]
-    if -1 in truth:
+    truth = label_indices(y, index)
+    if (truth == -1).any():
         unseen = sorted({label_text(v) for v in y if label_text(v) not in index})[:5]
         raise LookupError(f"target values the model never saw in training: {', '.join(unseen)}")
-    pred = np.asarray([index[label_text(v)] for v in model.predict(frame)])
+    pred = label_indices(model.predict(frame), index)
     proba = np.asarray(model.predict_proba(frame), dtype=float) if hasattr(model, "predict_proba") else None
-    return Predictions(task, np.asarray(truth), pred, proba, [label_text(c) for c in classes])
+    return Predictions(task, truth, pred, proba, [label_text(c) for c in classes])
+
+
+def label_indices(values: Any, index: dict[str, int]) -> np.ndarray:
+    """The position in ``index`` of each value's ``label_text`` (-1 for a label not in it). A column of
+    numbers, booleans or text is mapped once per distinct value; other columns value by value (in an
+    object column, 1, 1.0 and True are equal but have different texts)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "biufU" and array.ndim == 1:
+        distinct, inverse = np.unique(array, return_inverse=True)
+        codes = np.array([index.get(label_text(v), -1) for v in distinct], dtype=np.int64)
+        return codes[inverse.reshape(-1)]
+    return np.array([index.get(label_text(v), -1) for v in values], dtype=np.int64)
 
 
 def label_text(value: Any) -> str:

@@ -40,11 +40,10 @@ def identity_columns(features: list[str], target: str) -> list[str]:
 def row_fingerprints(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One uint64 per row of ``frame`` (in row order), from the canonical text of ``columns``."""
     texts = [_column_texts(frame[column]) for column in columns]
-    out = np.empty(len(frame), dtype=np.uint64)
-    for i, cells in enumerate(zip(*texts)):
-        digest = hashlib.blake2b(_CELL_SEPARATOR.join(cells).encode("utf-8", "surrogatepass"), digest_size=8)
-        out[i] = int.from_bytes(digest.digest(), "little")
-    return out
+    blake2b, separator = hashlib.blake2b, _CELL_SEPARATOR
+    digests = b"".join([blake2b(separator.join(cells).encode("utf-8", "surrogatepass"), digest_size=8).digest()
+                        for cells in zip(*texts)])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)  # each digest read as a little-endian int
 
 
 def fingerprint_set(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -82,13 +81,42 @@ def from_bytes(data: bytes, source: str) -> np.ndarray:
 
 
 def _column_texts(series: pd.Series) -> list[str]:
-    values = series.tolist()
-    kind = getattr(series.dtype, "kind", "O") if isinstance(series.dtype, np.dtype) else "O"
+    """Each cell's canonical text; NumPy columns by whole-column operations (the same texts as
+    ``_cell_text`` gives their values one by one), other columns value by value."""
+    kind = series.dtype.kind if isinstance(series.dtype, np.dtype) else "O"
     if kind in "iu":
-        return list(map(str, values))
+        return list(map(str, series.tolist()))
     if kind == "f":
-        return list(map(_float_text, values))
-    return list(map(_cell_text, values))
+        return _float_texts(series.to_numpy(dtype=np.float64))
+    if kind == "b":
+        return np.where(series.to_numpy(), "true", "false").tolist()
+    if kind == "M":
+        return _datetime_texts(series)
+    return list(map(_cell_text, series.tolist()))
+
+
+def _float_texts(values: np.ndarray) -> list[str]:
+    """``_float_text`` of each value: integral ones (below 2**63) as integers, NaN as missing, others by repr."""
+    missing = np.isnan(values)
+    integral = np.isfinite(values) & (values == np.trunc(values)) & (np.abs(values) < 2.0 ** 63)
+    out = np.empty(len(values), dtype=object)
+    out[integral] = list(map(str, values[integral].astype(np.int64).tolist()))
+    other = ~integral & ~missing
+    out[other] = list(map(repr, values[other].tolist()))
+    out[missing] = _MISSING
+    return out.tolist()
+
+
+def _datetime_texts(series: pd.Series) -> list[str]:
+    """``Timestamp.isoformat()`` of each value (NaT missing); whole seconds in one NumPy call."""
+    values = series.to_numpy()
+    seconds = values.astype("datetime64[s]")
+    out = np.datetime_as_string(seconds, unit="s").astype(object)
+    missing = np.isnat(values)
+    out[missing] = _MISSING
+    for index in np.flatnonzero(~missing & (values != seconds)):  # a fraction of a second
+        out[index] = series.iloc[index].isoformat()
+    return out.tolist()
 
 
 def _cell_text(value: Any) -> str:

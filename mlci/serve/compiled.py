@@ -17,10 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 from scipy import sparse
 from scipy.special import expit
 from sklearn.compose import ColumnTransformer
@@ -32,11 +31,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.extmath import softmax
 
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
-from mlci.ml.features import MISSING_CATEGORY, BooleanAsFloat, CategoryText, DateParts
+from mlci.ml.feature_values import boolean_as_float, category_text
+from mlci.ml.features import BooleanAsFloat, CategoryText, DateParts
 
 TOLERANCE = 1e-9
-_TRUE_TEXT = frozenset({"true", "1", "yes", "1.0"})
-_FALSE_TEXT = frozenset({"false", "0", "no", "0.0"})
 _TREE_CLASSIFIERS = (RandomForestClassifier, ExtraTreesClassifier)
 _TREE_REGRESSORS = (RandomForestRegressor, ExtraTreesRegressor)
 _LINEAR_REGRESSORS = (LinearRegression, Ridge, Lasso, ElasticNet)
@@ -96,12 +94,19 @@ def compile_pipeline(pipeline: Any, numeric_columns: set[str], *, classifier: bo
     return CompiledPipeline(blocks=blocks, estimator=estimator, score=_compile_estimator(estimator, classifier))
 
 
-def verify(compiled: CompiledPipeline, pipeline: Any, frame: Callable[[Columns], pd.DataFrame],
-           columns: Columns, *, classifier: bool) -> None:
+class Reference(Protocol):
+    """The pipeline itself as the server scores with it (``mlci.serve.pipeline_path.PipelineScorer``)."""
+
+    def features(self, columns: Columns) -> Any: ...
+
+    def __call__(self, columns: Columns) -> np.ndarray: ...
+
+
+def verify(compiled: CompiledPipeline, reference: Reference, columns: Columns) -> None:
     """Raises Unsupported unless the compiled features and outputs equal the pipeline's on ``columns``."""
     try:
-        expected = pipeline.steps[0][1].transform(frame(columns))
-        expected_out = pipeline.predict_proba(frame(columns)) if classifier else pipeline.predict(frame(columns))
+        expected = reference.features(columns)
+        expected_out = reference(columns)
     except Exception as exc:  # the pipeline itself refuses these rows: nothing to compare against
         raise Unsupported(f"the pipeline cannot score the verification rows ({type(exc).__name__}: {exc})") from None
     expected = expected.toarray() if sparse.issparse(expected) else np.asarray(expected, dtype=float)
@@ -164,8 +169,7 @@ def _compile_step(step: Any, is_matrix: bool) -> tuple[Step, bool]:
     if kind is BooleanAsFloat and not is_matrix:
         return _boolean_as_float, True
     if kind is DateParts and not is_matrix:
-        # Date parsing follows pandas (formats, out-of-range years); the transformer itself stays exact.
-        return lambda values: step.transform(pd.DataFrame(dict(enumerate(values)))), True
+        return lambda values: step.transform(np.array(values, dtype=object).T), True
     raise Unsupported(f"no compiled form for {kind.__name__} on {'numbers' if is_matrix else 'values'}")
 
 
@@ -228,18 +232,11 @@ def _one_hot(encoder: OneHotEncoder, is_matrix: bool) -> Step:
 
 
 def _category_text(values: list[list[Any]]) -> list[list[Any]]:
-    return [[MISSING_CATEGORY if _is_missing(v) else str(v) for v in column] for column in values]
+    return [category_text(column) for column in values]
 
 
 def _boolean_as_float(values: list[list[Any]]) -> np.ndarray:
-    return np.array([[_boolean_value(v) for v in column] for column in values], dtype=float).T
-
-
-def _boolean_value(value: Any) -> float:
-    if _is_missing(value):
-        return math.nan
-    text = str(value).strip().lower()
-    return 1.0 if text in _TRUE_TEXT else 0.0 if text in _FALSE_TEXT else math.nan
+    return np.column_stack([boolean_as_float(column) for column in values])
 
 
 # -- the estimator ------------------------------------------------------------------------------

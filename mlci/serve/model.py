@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlci.adapters.model_files import MODEL_FILE, load_model
 from mlci.adapters.registry_store import ModelRegistry
@@ -17,6 +16,7 @@ from mlci.core.spec import build
 from mlci.core.yamlsrc import YamlDocument
 from mlci.errors import IntegrityError
 from mlci.serve.compiled import CompiledPipeline, Unsupported, compile_pipeline, verification_columns, verify
+from mlci.serve.pipeline_path import PipelineScorer
 
 
 @dataclass
@@ -29,6 +29,7 @@ class ServedModel:
     _numeric: set[str] = field(default_factory=set)
     # The NumPy form of the pipeline when it compiled and verified; None scores with the pipeline itself.
     compiled: CompiledPipeline | None = None
+    scorer: PipelineScorer | None = None  # the pipeline itself, fed NumPy arrays (set by __post_init__)
     scoring_note: str = ""
 
     @property
@@ -48,35 +49,21 @@ class ServedModel:
                 "created": self.record.get("created"), "features": self.features,
                 "scoring": "compiled" if self.compiled is not None else "pipeline"}
 
-    def frame(self, columns: dict[str, list[Any]]) -> pd.DataFrame:
-        """Validated columns as the DataFrame the pipeline was trained on (numbers as float, None as NaN)."""
-        data = {}
-        for name in self.features:
-            values = columns[name]
-            if name in self._numeric:
-                data[name] = np.array([np.nan if v is None else v for v in values], dtype=float)
-            else:
-                data[name] = np.array(values, dtype=object)
-        return pd.DataFrame(data, columns=self.features)
+    def __post_init__(self) -> None:
+        self.scorer = PipelineScorer(self.pipeline, self.features, self._numeric, classifier=self.is_classifier)
 
     def predict(self, columns: dict[str, list[Any]]) -> tuple[list[Any], list[list[float]] | None]:
+        scores = self.compiled(columns) if self.compiled is not None else self.scorer(columns)
         if self.is_classifier:
-            probabilities = self._score(columns, self.pipeline.predict_proba)
-            labels = np.asarray(self.pipeline.classes_)[probabilities.argmax(axis=1)]
-            return _plain_list(labels), np.round(probabilities, 6).tolist()
-        return _plain_list(self._score(columns, self.pipeline.predict)), None
-
-    def _score(self, columns: dict[str, list[Any]], pipeline_method) -> np.ndarray:
-        if self.compiled is not None:
-            return self.compiled(columns)
-        return pipeline_method(self.frame(columns))
+            labels = np.asarray(self.pipeline.classes_)[scores.argmax(axis=1)]
+            return _plain_list(labels), np.round(scores, 6).tolist()
+        return _plain_list(scores), None
 
     def compile(self) -> None:
         """Switch to the compiled NumPy path if the pipeline compiles and verifies; else keep the pipeline."""
         try:
             compiled = compile_pipeline(self.pipeline, self._numeric, classifier=self.is_classifier)
-            verify(compiled, self.pipeline, self.frame, verification_columns(self.schema, self.features),
-                   classifier=self.is_classifier)
+            verify(compiled, self.scorer, verification_columns(self.schema, self.features))
         except Unsupported as exc:
             self.scoring_note = f"scoring with the scikit-learn pipeline: {exc}"
             return

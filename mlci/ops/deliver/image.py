@@ -31,9 +31,9 @@ from mlci.errors import ConfigError, ServiceError, UsageError
 from mlci.ops.model.registry import MODEL_FILE, local_copy, open_registry
 from mlci.ops.reporting.render import render, template_text
 
-# What the server imports, and its optional speed-ups for uvicorn (used when installed here).
-RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "pandas", "scikit-learn", "skops",
-                    "PyYAML")
+# What the server imports (and nothing else: no pandas, no matplotlib; scipy comes with scikit-learn), and
+# its optional speed-ups for uvicorn (used when installed here).
+RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "scikit-learn", "skops", "PyYAML")
 OPTIONAL_PACKAGES = ("httptools", "uvloop")
 SERVER_PORT = 8080
 LineSink = Callable[[str], None]

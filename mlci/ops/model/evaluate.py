@@ -11,7 +11,7 @@ import io
 import json
 import time
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,14 +34,20 @@ from mlci.ops.model.registry import (
     write_model_card,
 )
 from mlci.ops.model.scalars import log_evaluation
-from mlci.ops.model.train import Dataset, configured_metrics, holdout_dataset, project_schema
 from mlci.ops.reporting.plots import new_figure, to_svg
+
+if TYPE_CHECKING:
+    from mlci.ops.model.train import Dataset
 
 MISSING_SLICE = "<missing>"
 SLICE_PREFIX = "slice:"
 
 
 def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> Report:
+    # Reading data imports pandas and scikit-learn; `mlci gate` (files-only) reads predictions from here
+    # and needs neither.
+    from mlci.ops.model.train import configured_metrics, holdout_dataset, project_schema
+
     started = time.monotonic()
     model, record = load_version_model(project, ref)
     holdout = holdout_dataset(project, project_schema(project))

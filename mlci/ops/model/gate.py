@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,16 @@ from mlci.core.gates import MetricSet, comparison_rows, evaluate_gates, slice_ke
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
-from mlci.ml import metrics, row_identity
+from mlci.ml import metrics
 from mlci.ops.model.evaluate import predict, predictions_from_bytes, slice_metrics
 from mlci.ops.model.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry
-from mlci.ops.model.train import Dataset, configured_metrics, holdout_dataset, project_schema
+
+if TYPE_CHECKING:
+    from mlci.ops.model.train import Dataset
+
+# Files-only gating (`mlci gate --metrics`, the command developers run most) needs no pandas or
+# scikit-learn: the modules that read data (mlci.ops.model.train, mlci.ml.row_identity) are imported by the
+# registry-mode functions that re-score rows.
 
 MIN_COMPARISON_ROWS = 30
 MIN_ROWS_PER_CLASS = 10
@@ -209,6 +215,8 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
     split differs (another seed or fraction, a training file that grew): its score would be inflated
     and an equal challenger rejected. Without a record of the champion's training rows, or with too few
     unseen rows left, there is no honest comparison, and the gate refuses (exit 2) rather than guess."""
+    from mlci.ops.model.train import holdout_dataset, project_schema
+
     version = champion_record["version"]
     trained = _trained_rows(registry, champion_record)
     holdout = holdout_dataset(project, project_schema(project))
@@ -251,6 +259,8 @@ def _shared_holdout_was_trained_on(project: Project, registry: Registry, records
     recorded = [(record, trained) for record, trained in recorded if trained is not None]
     if not recorded:
         return False
+    from mlci.ops.model.train import holdout_dataset, project_schema
+
     holdout = holdout_dataset(project, project_schema(project))
     if holdout.lineage.get("sha256") != sha256:
         raise UsageError("the holdout data changed since the challenger was evaluated",
@@ -270,6 +280,8 @@ def _trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray:
 
 
 def _recorded_trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray | None:
+    from mlci.ml import row_identity
+
     identity = ((record.get("data") or {}).get("train") or {}).get("row_identity")
     if not isinstance(identity, dict) or identity.get("scheme") != row_identity.SCHEME \
             or row_identity.TRAIN_ROWS_FILE not in (record.get("artifacts") or {}):
@@ -279,6 +291,8 @@ def _recorded_trained_rows(registry: Registry, record: dict[str, Any]) -> np.nda
 
 
 def _seen_rows(holdout: Dataset, record: dict[str, Any], trained: np.ndarray) -> np.ndarray:
+    from mlci.ml import row_identity
+
     columns = record["data"]["train"]["row_identity"]["columns"]
     absent = [c for c in columns if c not in holdout.frame.columns]
     if absent:
@@ -312,6 +326,8 @@ def _view(model: Evaluated, preds: metrics.Predictions, keys: dict[str, np.ndarr
           project: Project) -> Evaluated:
     """A model's metrics and predictions on the compared rows; latency is a property of the model, not
     of rows, so it is kept from the model's own evaluation."""
+    from mlci.ops.model.train import configured_metrics
+
     overall = metrics.compute(preds)
     overall.update({name: model.metrics.metrics.get(name) for name in metrics.LATENCY_METRICS
                     if name in model.metrics.metrics})
