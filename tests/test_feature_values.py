@@ -258,3 +258,14 @@ def test_the_transformers_and_the_server_need_no_pandas():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[[2024.0, 13.0]] [[1.0]] [['__missing__']]"
+
+
+def test_date_parts_near_the_nanosecond_limits_of_datetime64():
+    """Found by the property test above: day and hour arithmetic in datetime64[ns] overflowed near 1677."""
+    import numpy as np
+
+    from mlci.ml.feature_values import date_parts
+
+    moments = np.array(["1677-09-22T00:00:00", "2262-04-11T23:00:00"], dtype="datetime64[ns]")
+    assert date_parts(moments, ["year", "month", "day", "dayofweek", "hour"]).tolist() == [
+        [1677, 9, 22, 2, 0], [2262, 4, 11, 4, 23]]

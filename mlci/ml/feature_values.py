@@ -77,7 +77,9 @@ def utc_moments(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Values as datetime64[us] (naive UTC; NaT when missing or not a datetime). A datetime64 array is
     taken as it is (the training reader's datetime columns are naive UTC already)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "M":
-        return values
+        # in microseconds, like the parsed path: day and hour arithmetic in nanoseconds overflows near
+        # the datetime64[ns] limits (1677 and 2262)
+        return values.astype("datetime64[us]")
     return np.array([_utc_moment(value) for value in values], dtype="datetime64[us]")
 
 
