@@ -238,3 +238,25 @@ def test_sampling_keeps_the_verdicts_and_scales_out_of_schema_counts():
     rule = Column(type="float", max=1.0)
     exact = out_of_schema(full_cur, rule)
     assert out_of_schema(small_cur, rule) == pytest.approx(exact, rel=0.05)
+
+
+def test_cramers_v_equals_scipys_association_and_ignores_sample_size():
+    """The effect size beside chi-square's p-value: SciPy's own Cramér's V on the same 2×k table, and the
+    same value when every count is multiplied (where the p-value would fall towards 0)."""
+    from collections import Counter
+
+    import numpy as np
+    from scipy.stats.contingency import association
+
+    from mlci.ml.drift import chi2_test, cramers_v
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        k = int(rng.integers(2, 7))
+        reference = Counter({f"c{i}": int(n) for i, n in enumerate(rng.integers(1, 300, k))})
+        current = Counter({f"c{i}": int(n) for i, n in enumerate(rng.integers(1, 300, k))})
+        statistic, _ = chi2_test(reference, current)
+        table = np.vstack([[reference[f"c{i}"] for i in range(k)], [current[f"c{i}"] for i in range(k)]])
+        assert cramers_v(statistic, reference, current) == pytest.approx(association(table, method="cramer"))
+        bigger = (Counter({c: 10 * n for c, n in reference.items()}), Counter({c: 10 * n for c, n in current.items()}))
+        assert cramers_v(chi2_test(*bigger)[0], *bigger) == pytest.approx(cramers_v(statistic, reference, current))

@@ -24,7 +24,7 @@ def _page(checks: list[Check], plots: dict) -> str:
 def _drift(name: str, score: float, decided_on: float, passed: bool = True) -> Check:
     return Check(f"drift: {name}", passed, "m", severity="warn", value=decided_on, threshold=0.05, group="drift",
                  details={"kind": "numeric", "method": "ks", "score": score, "decided_on": decided_on,
-                          "statistic": 0.125, "p_value": score})
+                          "statistic": 0.125, "effect_size": 0.125, "p_value": score})
 
 
 @pytest.mark.parametrize("adjusted", [False, True])
@@ -32,7 +32,7 @@ def test_adjusted_column_only_when_a_correction_changed_the_p_values(adjusted):
     checks = [_drift("a", 0.2, 0.4 if adjusted else 0.2), _drift("b", 0.01, 0.02 if adjusted else 0.01)]
     page = _page(checks, {})
     assert ("<th>adjusted</th>" in page) is adjusted
-    assert "<th>statistic (KS D, χ²)</th>" in page
+    assert "<th>effect size (KS D, Cramér's V)</th>" in page
     row = re.search(r"<tr><td>a</td>(.*?)</tr>", page, re.S).group(1)
     assert len(re.findall(r"<td", row)) == (9 if adjusted else 8) and "0.125" in row
 

@@ -366,6 +366,16 @@ def chi2_test(reference: Counter, current: Counter) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
+def cramers_v(statistic: float, reference: Counter, current: Counter) -> float:
+    """Cramér's V of the 2×k table: how strongly the category shares differ, from 0 (alike) to 1, whatever
+    the sample sizes (a p-value shrinks with size alone). sqrt(chi² / (n · (min(2, k) - 1)))."""
+    _, ref, cur = aligned_counts(reference, current)
+    total, smaller_side = ref.sum() + cur.sum(), min(2, len(ref)) - 1
+    if not total or smaller_side < 1 or math.isnan(statistic):
+        return 0.0 if not math.isnan(statistic) else math.nan
+    return float(math.sqrt(statistic / (total * smaller_side)))
+
+
 def jensenshannon_distance(reference: Counter, current: Counter) -> float:
     """The Jensen–Shannon distance (base 2, so it lies in [0, 1])."""
     _, ref, cur = aligned_counts(reference, current)
@@ -400,7 +410,7 @@ def score(method: str, reference: Sketch, current: Sketch) -> tuple[float, dict]
         ref, cur = reference.values, current.values
         if method == "ks":
             d, p = ks_test(ref, cur)
-            return p, {"statistic": d, "p_value": p}
+            return p, {"statistic": d, "effect_size": d, "p_value": p}
         if method == "wasserstein":
             return wasserstein_normed(ref, cur), {}
         if method == "psi":
@@ -409,7 +419,8 @@ def score(method: str, reference: Sketch, current: Sketch) -> tuple[float, dict]
         ref_counts, cur_counts = reference.counts, current.counts
         if method == "chi2":
             statistic, p = chi2_test(ref_counts, cur_counts)
-            return p, {"statistic": statistic, "p_value": p}
+            return p, {"statistic": statistic, "effect_size": cramers_v(statistic, ref_counts, cur_counts),
+                       "p_value": p}
         if method == "jensenshannon":
             return jensenshannon_distance(ref_counts, cur_counts), {}
         if method == "psi":
