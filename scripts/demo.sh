@@ -14,4 +14,4 @@ export MLCI_IMAGE__BASE=${MLCI_IMAGE__BASE:-$MLCI_TEST_BASE_IMAGE}
 export MLCI_IMAGE__NAME=${MLCI_IMAGE__NAME:-$MLCI_TEST_REGISTRY/credit-risk}
 
 say "running the pipeline on $example"
-mlci -C "$example" run "$@"
+mlci -C "$example" run --env staging "$@"
