@@ -122,3 +122,18 @@ def test_permutation_importance_finds_the_signal_column(tmp_path):
     ranking = permutation_importance(model, data, ["signal", "noise"], preds, "accuracy", seed=0)
     assert [e["feature"] for e in ranking] == ["signal", "noise"]
     assert ranking[0]["mean"] > 0.3 and ranking[1]["mean"] == 0.0 and ranking[1]["std"] == 0.0
+
+
+def test_permutation_importance_can_be_turned_off(tmp_path, run_cli):
+    import yaml
+
+    root = write_project(tmp_path / "off", task="binary")
+    config = root / "mlci.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["evaluation"]["importance"] = False
+    config.write_text(yaml.safe_dump(settings))
+    assert run_cli("-C", root, "train")[0] == 0
+    code, _, err = run_cli("-C", root, "evaluate")
+    assert code == 0, err
+    page = (root / "reports" / "evaluate.html").read_text()
+    assert "Permutation importance" not in page and "Calibration" in page

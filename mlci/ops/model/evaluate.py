@@ -74,8 +74,8 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     _store(project, record["version"], result, metrics_bytes, predictions_bytes)
     log_evaluation(project, record["version"], overall, slices)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
-    importance = permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed,
-                                        quiet=quiet)
+    importance = (permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed,
+                                         quiet=quiet) if project.config.evaluation.importance else None)
     html = render_html(project, report, preds, record, keys, importance)
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     atomic_write_bytes(project.reports_dir / METRICS_FILE, metrics_bytes)
