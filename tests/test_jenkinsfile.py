@@ -1063,3 +1063,34 @@ def test_the_documented_pod_template_runs_steps_with_python_and_a_private_docker
     assert f"--host={socket}" in engine["args"] and not engine.get("ports")
     shared = {m["name"] for m in steps["volumeMounts"]} & {m["name"] for m in engine["volumeMounts"]}
     assert [v for v in pod["spec"]["volumes"] if v["name"] in shared] == [{"name": "docker-socket", "emptyDir": {}}]
+
+
+def test_the_examples_jenkins_steps_train_into_mlflow_and_leave_the_workspace_empty(recorded, mlflow_server,
+                                                                                      tmp_path, run_cli,
+                                                                                      monkeypatch):
+    """The environment the example's commit pipeline gives its steps (as Groovy evaluated it), plus the
+    controller's MLFLOW_TRACKING_URI, makes a real `mlci train` register the version in MLflow; the
+    same copy without those variables (a laptop) sees only its local .mlci/registry."""
+    import secrets
+
+    events, _ = recorded
+    pipeline_env = {name: value for name, value in assigned(events[("example", "commit", 0)]).items()
+                    if name.startswith("MLCI_REGISTRY__")}
+    root = tmp_path / "workspace"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlci", "reports"))
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    config["project"] = f"credit-risk-{secrets.token_hex(4)}"  # its own registered model on the shared server
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, _, err = run_cli("-C", root, "train", env={**pipeline_env, "MLFLOW_TRACKING_URI": mlflow_server})
+    assert code == 0, err
+    assert not (root / ".mlci" / "registry").exists()
+    code, out, err = run_cli("-C", root, "--json", "registry", "list")
+    assert code == 0, err
+    assert [v["version"] for v in json.loads(out)["versions"]] == [1]
+    for name in pipeline_env:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    code, out, err = run_cli("-C", root, "--json", "registry", "list")
+    assert code == 0, err
+    assert json.loads(out)["versions"] == []
