@@ -198,27 +198,54 @@ def test_sync_accepts_what_jenkins_adds_to_a_config(mlci, emu):
     assert emu.config_writes["credit-risk-nightly"] == writes
 
 
-@pytest.mark.parametrize("registry, kubernetes", [({}, None), ({"path": "state/registry"}, None),
-                                                  ({"path": "state/registry"}, "pod.yaml")])
-def test_sync_refuses_a_registry_inside_the_workspace(mlci, emu, project, registry, kubernetes):
+@pytest.mark.parametrize("registry, jenkins_registry, kubernetes, key", [
+    ({}, None, None, "registry.path"),
+    ({"path": "state/registry"}, None, None, "registry.path"),
+    ({"path": "state/registry"}, None, "pod.yaml", "registry.path"),
+    ({"path": "/srv/mlci/registry"}, {"backend": "local", "path": "state/registry"}, None, "jenkins.registry.path"),
+    ({"backend": "mlflow"}, {"path": ".mlci/registry"}, "pod.yaml", "jenkins.registry.path"),
+])
+def test_sync_refuses_a_registry_inside_the_workspace(mlci, emu, project, registry, jenkins_registry, kubernetes,
+                                                      key):
     """Each job has its own workspace (Jenkins.java, Slave.getWorkspaceFor) and pod agents lose theirs:
-    a relative registry.path would split the lifecycle between the commit and the nightly job."""
+    a relative registry path would split the lifecycle between the commit and the nightly job. The rule
+    applies to the registry the jobs use: jenkins.registry when set, else registry."""
     config = yaml.safe_load((project / "mlci.yaml").read_text())
     config["registry"] = registry
+    config["jenkins"].pop("registry", None)
+    if jenkins_registry is not None:
+        config["jenkins"]["registry"] = jenkins_registry
     if kubernetes:
         config["jenkins"]["agent"] = {"kubernetes_yaml": kubernetes}
     (project / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     code, out, err = mlci("jenkins", "sync")
     assert code == 2
-    assert "registry.path" in err and "own workspace" in err
-    assert "registry.backend: mlflow" in err and "absolute registry.path" in err
+    assert f"{key} " in err and "own workspace" in err
+    assert key == "registry.path" or "jenkins.registry.path" in err
+    assert "registry.backend: mlflow" in err and "absolute registry.path" in err and "jenkins.registry" in err
     assert ("Kubernetes" in err) == bool(kubernetes)
     assert emu.requests == []
     code, out, err = mlci("config", "check")
-    assert code == 0 and "warning:" in err and "registry.path" in err
+    assert code == 0 and "warning:" in err and key in err
 
 
 def test_config_check_is_quiet_about_a_shared_registry(mlci, project):
+    code, _, err = mlci("config", "check")
+    assert code == 0 and "warning" not in err
+
+
+def test_the_bundled_example_syncs_as_it_is(mlci, emu, project):
+    """The example keeps its laptop registry (.mlci/registry) and gives the Jenkins jobs an MLflow one
+    (jenkins.registry, tracking server from the controller's MLFLOW_TRACKING_URI): sync accepts it and
+    `mlci config check` has nothing to warn about."""
+    example = yaml.safe_load((REPO / "examples" / "credit-risk" / "mlci.yaml").read_text())
+    assert example["registry"] == {"path": ".mlci/registry"}
+    assert example["jenkins"]["registry"]["backend"] == "mlflow"
+    example["jenkins"] = {**example["jenkins"], "scm_url": SCM, "request_timeout": 2}
+    (project / "mlci.yaml").write_text(yaml.safe_dump(example, sort_keys=False))
+    code, out, err = mlci("jenkins", "sync")
+    assert code == 0, err
+    assert {"credit-risk", "credit-risk-nightly"} <= set(emu.config_writes)
     code, _, err = mlci("config", "check")
     assert code == 0 and "warning" not in err
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -73,3 +74,33 @@ def test_the_controller_seeds_no_jobs_and_offers_the_examples_label():
     assert "jobs" not in casc
     example = yaml.safe_load((RECIPE.parent.parent / "examples" / "credit-risk" / "mlci.yaml").read_text())
     assert casc["jenkins"]["labelString"] == example["jenkins"]["agent"]["label"]
+
+
+def test_the_jobs_share_an_mlflow_tracking_server_on_the_compose_network():
+    """The example's jenkins.registry is {backend: mlflow} without a tracking_uri: the controller's
+    MLFLOW_TRACKING_URI must name a server compose starts, which keeps its store and artifacts in a
+    volume and serves the artifacts itself, so an agent needs nothing but HTTP."""
+    compose = yaml.safe_load((RECIPE / "compose.yaml").read_text())
+    services = compose["services"]
+    assert services["jenkins"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "mlflow" in services["jenkins"]["depends_on"]
+    mlflow = services["mlflow"]
+    dockerfile = (RECIPE / mlflow["build"]["dockerfile"]).read_text()
+    assert mlflow["build"]["context"] == "."
+    assert re.search(r"^FROM python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r'pip install --no-cache-dir "mlflow>=3\.5,<4"', dockerfile)
+    command = json.loads(re.search(r"^CMD (\[.*?\])$", dockerfile, re.M | re.S).group(1).replace("\\\n", ""))
+    assert command[:2] == ["mlflow", "server"] and "--serve-artifacts" in command
+    assert command[command.index("--port") + 1] == "5000" and command[command.index("--host") + 1] == "0.0.0.0"
+    store = command[command.index("--backend-store-uri") + 1]
+    artifacts = command[command.index("--artifacts-destination") + 1]
+    volume, mount = mlflow["volumes"][0].split(":")
+    assert volume in compose["volumes"]
+    assert store == f"sqlite:///{mount}/mlflow.db" and artifacts.startswith(mount + "/")
+    # MLflow 3.5+ checks the Host header: the name the controller uses must be allowed
+    assert "mlflow:5000" in mlflow["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
+    assert all(port.startswith("127.0.0.1:") for port in mlflow.get("ports", []))
+    example = yaml.safe_load((RECIPE.parent.parent / "examples" / "credit-risk" / "mlci.yaml").read_text())
+    assert example["jenkins"]["registry"]["backend"] == "mlflow"
+    assert "tracking_uri" not in example["jenkins"]["registry"]
+    assert "mlflow" in example["jenkins"]["install"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlci.core.config import load_project
+from mlci.core.config import RegistrySection, load_project
 from mlci.ops.jenkins.pipelines import PIPELINE_PATHS, check_pipelines, render_pipelines
 from tests.test_groovy_escape import ADVERSARIAL
 
@@ -32,6 +32,13 @@ TEMPLATES = REPO / "templates" / "jenkins"
 def base_config(**jenkins) -> dict:
     config = yaml.safe_load((EXAMPLE / "mlci.yaml").read_text())
     config["jenkins"] = {**config.get("jenkins", {}), **jenkins}
+    return config
+
+
+def laptop_config(**jenkins) -> dict:
+    """The example without its Jenkins registry: the pipelines use `registry` from mlci.yaml."""
+    config = base_config(**jenkins)
+    config["jenkins"].pop("registry", None)
     return config
 
 
@@ -51,7 +58,8 @@ def variants() -> dict[str, dict]:
         "kubernetes-agent": base_config(agent={"kubernetes_yaml": "ci/pod.yaml"}, publish_html=False,
                                         timeout_minutes=5, keep_builds=3),
         "no-retrain": {**base_config(), "monitor": {"schedule": "H H(0-6) * * 1-5"}},
-        "shared-registry": {**base_config(), "registry": {"path": "/var/lib/mlci/credit-risk"}},
+        "shared-registry": {**laptop_config(), "registry": {"path": "/var/lib/mlci/credit-risk"}},
+        "workspace-registry": laptop_config(),
         "pipeline-job": base_config(job_type="pipeline"),
         "no-install": base_config(install=None),
         "gpu-train": base_config(stage_agents={"train": {"label": "gpu"}}),
@@ -61,10 +69,14 @@ def variants() -> dict[str, dict]:
             notify=[{"when": "failure", "slack": "#ml-ci"}, {"when": "fixed", "mail": "ml@example.com"},
                     {"when": "always", "slack": "#ml-log"}]),
     }
-    mlflow = base_config()
+    mlflow = laptop_config()
     mlflow["registry"] = {"backend": "mlflow", "tracking_uri": "https://mlflow.example.com", "credentials": "mlflow-ci"}
     mlflow["image"] = {**mlflow["image"], "registry_credentials": "registry-push"}
     out["mlflow"] = mlflow
+    jenkins_mlflow = base_config()
+    jenkins_mlflow["jenkins"]["registry"] = {"backend": "mlflow", "tracking_uri": "https://mlflow.example.com",
+                                             "model_name": "credit-risk-ci", "credentials": "mlflow-ci"}
+    out["jenkins-registry"] = jenkins_mlflow
     credentials = base_config()
     credentials["image"] = {**credentials["image"], "registry_credentials": "registry-push"}
     credentials["environments"]["canary"] = {"target": "docker", "branch": "release/1.x", "approval": True,
@@ -78,7 +90,8 @@ def variants() -> dict[str, dict]:
                                                                             "sh": value}],
                              notify=[{"when": "failure", "slack": value}, {"when": "always", "mail": value}])
         config["jenkins"]["agent"] = {"docker_image": "python:3.11", "docker_args": value}
-        config["registry"] = {"backend": "mlflow", "tracking_uri": value, "credentials": "mlflow-ci"}
+        config["jenkins"]["registry"] = {"backend": "mlflow", "tracking_uri": value, "credentials": "mlflow-ci",
+                                         "path": reports_dir_for(value)}
         config["reports"] = reports_dir_for(value)
         config["monitor"] = {**config["monitor"], "schedule": value}
         out[f"adversarial-{i}"] = config
@@ -371,7 +384,7 @@ def test_commit_pipeline_runs_one_mlci_command_per_stage(recorded):
                         '.venv/bin/mlci deploy --env "$MLCI_DEPLOY_ENV"']
     env = assigned(events[("example", "commit", 0)])
     assert "MLCI_PROJECT" not in env  # the project is the repository root here
-    assert env["MLCI_INSTALL"] == "."
+    assert env["MLCI_INSTALL"] == ".[mlflow]"
 
 
 def _stage_node(events: list[dict], title: str) -> dict:
@@ -593,6 +606,8 @@ def test_adversarial_values_round_trip_literally(recorded, index):
         ev = events[(f"adversarial-{index}", kind, status)]
         env = assigned(ev)
         assert (env["MLCI_INSTALL"], env["PIP_INDEX_URL"], env["MLFLOW_TRACKING_URI"]) == (value, value, value)
+        registry = _jenkins_registry(env)
+        assert (registry.backend, registry.tracking_uri, registry.path) == ("mlflow", value, reports_dir_for(value))
         assert calls(ev, "junit")[0]["args"][0]["testResults"] == f"{reports}/*.junit.xml"
         assert calls(ev, "args")[0]["args"] == [value]  # docker agent `args`
         assert calls(ev, "slackSend")[0]["args"][0]["channel"] == value
@@ -603,6 +618,13 @@ def test_adversarial_values_round_trip_literally(recorded, index):
         assert [s for s in scripts if value in s] == ([value] if kind == "commit" else [])
     nightly = events[(f"adversarial-{index}", "nightly", 0)]
     assert calls(nightly, "cron")[0]["args"] == [value]
+
+
+def _jenkins_registry(env: dict[str, str]):
+    """The registry an mlci step opens, given the pipeline's environment (mlci reads MLCI_* as overrides)."""
+    overrides = {name: value for name, value in env.items() if name.startswith("MLCI_REGISTRY__")}
+    assert overrides
+    return load_project(EXAMPLE, environ=overrides).config.registry
 
 
 def _stub_bin(directory: Path) -> Path:
@@ -834,7 +856,7 @@ def test_cleanup_never_breaks_the_repository_and_keeps_a_workspace_registry(reco
     git = {"env": {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                    "GIT_COMMITTER_EMAIL": "t@t"}, "capture_output": True, "text": True, "timeout": 30}
     for kind in ("commit", "nightly"):
-        arguments = calls(events[("example", kind, 0)], "cleanWs")
+        arguments = calls(events[("workspace-registry", kind, 0)], "cleanWs")
         assert arguments
         for cleanup in arguments:
             workspace = tmp_path / f"{kind}-{len(list(tmp_path.iterdir()))}"
@@ -882,6 +904,31 @@ def test_mlflow_registry_and_credentials_reach_only_the_steps_that_use_them(reco
             assert wrapped == [(".venv/bin/mlci monitor", 1)]
         assert all("MLFLOW_TRACKING_PASSWORD" not in s for s in unwrapped)
     assert "MLFLOW_TRACKING_URI" not in assigned(events[("example", "commit", 0)])
+
+
+def test_the_jenkins_registry_reaches_every_step_and_the_workspace_keeps_no_registry(recorded):
+    """`jenkins.registry` replaces `registry` on Jenkins only: every field reaches each mlci step as an
+    MLCI_REGISTRY__* override, its credentials are bound like registry.credentials, and with the
+    registry on a server the clean-up keeps nothing; mlci.yaml's local `registry` stays for the laptop."""
+    events, _ = recorded
+    for kind in ("commit", "nightly"):
+        ev = events[("jenkins-registry", kind, 0)]
+        env = assigned(ev)
+        assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com"
+        assert _jenkins_registry(env) == RegistrySection(backend="mlflow", tracking_uri="https://mlflow.example.com",
+                                                         model_name="credit-risk-ci", credentials="mlflow-ci")
+        assert calls(ev, "cleanWs")[0]["args"] == [{"deleteDirs": True, "notFailBuild": True}]
+        bound = [(script_of(c).replace("set +x\n", ""), bindings[0]["credentialsId"])
+                 for node, bindings in _credential_blocks(tree(ev))
+                 for c in _all_nodes(node["children"]) if c.get("call") == "sh"]
+        expected = "monitor" if kind == "nightly" else "train"
+        assert (f".venv/bin/mlci {expected}", "mlflow-ci") in bound
+    example = assigned(events[("example", "commit", 0)])
+    assert _jenkins_registry(example) == RegistrySection(backend="mlflow")
+    assert calls(events[("example", "nightly", 0)], "cleanWs")[0]["args"] == [{"deleteDirs": True,
+                                                                               "notFailBuild": True}]
+    assert not any(name.startswith("MLCI_REGISTRY__") for name in assigned(events[("workspace-registry", "commit", 0)]))
+    assert load_project(EXAMPLE, environ={}).config.registry == RegistrySection(path=".mlci/registry")
 
 
 def _credential_blocks(nodes: list[dict]):
@@ -1016,3 +1063,34 @@ def test_the_documented_pod_template_runs_steps_with_python_and_a_private_docker
     assert f"--host={socket}" in engine["args"] and not engine.get("ports")
     shared = {m["name"] for m in steps["volumeMounts"]} & {m["name"] for m in engine["volumeMounts"]}
     assert [v for v in pod["spec"]["volumes"] if v["name"] in shared] == [{"name": "docker-socket", "emptyDir": {}}]
+
+
+def test_the_examples_jenkins_steps_train_into_mlflow_and_leave_the_workspace_empty(recorded, mlflow_server,
+                                                                                      tmp_path, run_cli,
+                                                                                      monkeypatch):
+    """The environment the example's commit pipeline gives its steps (as Groovy evaluated it), plus the
+    controller's MLFLOW_TRACKING_URI, makes a real `mlci train` register the version in MLflow; the
+    same copy without those variables (a laptop) sees only its local .mlci/registry."""
+    import secrets
+
+    events, _ = recorded
+    pipeline_env = {name: value for name, value in assigned(events[("example", "commit", 0)]).items()
+                    if name.startswith("MLCI_REGISTRY__")}
+    root = tmp_path / "workspace"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".mlci", "reports"))
+    config = yaml.safe_load((root / "mlci.yaml").read_text())
+    config["project"] = f"credit-risk-{secrets.token_hex(4)}"  # its own registered model on the shared server
+    (root / "mlci.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, _, err = run_cli("-C", root, "train", env={**pipeline_env, "MLFLOW_TRACKING_URI": mlflow_server})
+    assert code == 0, err
+    assert not (root / ".mlci" / "registry").exists()
+    code, out, err = run_cli("-C", root, "--json", "registry", "list")
+    assert code == 0, err
+    assert [v["version"] for v in json.loads(out)["versions"]] == [1]
+    for name in pipeline_env:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    code, out, err = run_cli("-C", root, "--json", "registry", "list")
+    assert code == 0, err
+    assert json.loads(out)["versions"] == []

@@ -45,3 +45,22 @@ def test_run_rejects_reversed_range(tmp_path, run_cli):
     root = write_project(tmp_path / "p")
     code, _, err = run_cli("-C", root, "run", "--from", "gate", "--to", "train")
     assert code == 2 and "comes after" in err
+
+
+def test_the_laptop_demo_keeps_the_examples_local_registry(tmp_path, run_cli, monkeypatch):
+    """The example names a Jenkins registry (MLflow, jenkins.registry); outside Jenkins nothing exports
+    MLCI_REGISTRY__*, so `mlci run` on a copy of it writes to its local .mlci/registry, no MLflow needed."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
+    root = tmp_path / "credit-risk"
+    shutil.copytree(example, root, ignore=shutil.ignore_patterns(".mlci", "reports"))
+    assert yaml.safe_load((root / "mlci.yaml").read_text())["jenkins"]["registry"]["backend"] == "mlflow"
+    for name in ("MLFLOW_TRACKING_URI", "MLCI_REGISTRY__BACKEND", "MLCI_REGISTRY__PATH"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run_cli("-C", root, "--json", "run", "--to", "train")
+    assert code == 0, err
+    assert [(s["stage"], s["result"]) for s in json.loads(out)["stages"]][:2] == [("validate", "passed"),
+                                                                                 ("train", "passed")]
+    assert any((root / ".mlci" / "registry").rglob("*.skops"))

@@ -355,6 +355,9 @@ class JenkinsSection:
                               "stops with a message until it is set)")
     index_url: str | None = opt(None, help="the only package index pip may use on the agent (PIP_INDEX_URL)")
     request_timeout: float = opt(30.0, min=1, help="seconds per Jenkins API call")
+    registry: RegistrySection | None = opt(None, help="the registry the Jenkins jobs use instead of `registry` "
+                                           "(same fields), e.g. MLflow while a laptop keeps a local directory; "
+                                           "the pipelines pass it to every step as MLCI_REGISTRY__* variables")
 
 
 @section

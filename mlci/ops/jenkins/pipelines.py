@@ -10,20 +10,23 @@ are allow-listed before rendering and refused otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlci import __version__
 from mlci.core.atomic import atomic_write_text
-from mlci.core.config import CONFIG_FILE, Project
+from mlci.core.config import CONFIG_FILE, Project, RegistrySection
 from mlci.core.groovy import groovy_int, groovy_literal, require_identifier, require_job_path
 from mlci.core.reports import Check, Report, write_report
 from mlci.core.stages import STAGE_NAMES, STAGES, skip_reason
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import ConfigError, ConfigIssue, UsageError
 from mlci.ops.deliver.image import REGISTRY_PASSWORD_ENV, REGISTRY_USER_ENV
+from mlci.ops.jenkins.shared_state import jenkins_registry
 from mlci.ops.reporting.render import render, render_with
 
 PIPELINE_PATHS = {"commit": "Jenkinsfile", "nightly": "pipelines/nightly.Jenkinsfile"}
@@ -162,7 +165,8 @@ def _context(project: Project) -> dict:
         "config_override": _config_override(project, root),
         "install": jenkins.install or "",
         "index_url": jenkins.index_url,
-        "tracking_uri": config.registry.tracking_uri if config.registry.backend == "mlflow" else None,
+        "tracking_uri": _tracking_uri(project),
+        "registry_env": _registry_env(project),
         "job_type": jenkins.job_type,
         "agent": _agent(project, jenkins.agent, "jenkins.agent", root),
         "timeout_minutes": jenkins.timeout_minutes,
@@ -192,13 +196,42 @@ def _agent(project: Project, agent, key: str, root: Path) -> dict:
     }
 
 
+def _tracking_uri(project: Project) -> str | None:
+    registry, _ = jenkins_registry(project.config)
+    return registry.tracking_uri if registry.backend == "mlflow" else None
+
+
+def _registry_env(project: Project) -> dict[str, str]:
+    """``{field: value}`` of ``jenkins.registry``, passed to every mlci step as ``MLCI_REGISTRY__<FIELD>``.
+
+    Empty without ``jenkins.registry`` (the steps read ``registry`` from mlci.yaml). mlci parses these
+    variables as YAML (config.py ``_apply_env_overrides``), so a text value is passed as a JSON string
+    (valid YAML) and stays text whatever it holds; an unset field is ``null``, so nothing of the file's
+    ``registry`` section leaks into the Jenkins registry. The template names each variable.
+    """
+    registry = project.config.jenkins.registry
+    if registry is None:
+        return {}
+    out = {}
+    for name in (f.name for f in dataclasses.fields(RegistrySection)):
+        value = getattr(registry, name)
+        if isinstance(value, str):
+            groovy_literal(value, f"jenkins.registry.{name}")  # the raw value's refusals apply too
+            out[name] = json.dumps(value, ensure_ascii=False)
+        else:
+            out[name] = "null" if value is None else json.dumps(value)
+    return out
+
+
 def _credentials(project: Project, command: str) -> list[dict]:
     """The username/password bindings a command's ``sh`` step needs (MLflow, the image registry)."""
     config = project.config
+    registry, registry_key = jenkins_registry(config)
     out = []
-    if command in REGISTRY_COMMANDS and config.registry.backend == "mlflow" and config.registry.credentials:
-        out.append({"id": require_identifier(config.registry.credentials, key="registry.credentials"),
-                    "key": "registry.credentials", "user": MLFLOW_USER_ENV, "password": MLFLOW_PASSWORD_ENV})
+    if command in REGISTRY_COMMANDS and registry.backend == "mlflow" and registry.credentials:
+        key = f"{registry_key}.credentials"
+        out.append({"id": require_identifier(registry.credentials, key=key),
+                    "key": key, "user": MLFLOW_USER_ENV, "password": MLFLOW_PASSWORD_ENV})
     if command == "push" and config.image is not None and config.image.registry_credentials:
         out.append({"id": require_identifier(config.image.registry_credentials, key="image.registry_credentials"),
                     "key": "image.registry_credentials", "user": REGISTRY_USER_ENV, "password": REGISTRY_PASSWORD_ENV})
@@ -413,9 +446,10 @@ def _kept_registry(project: Project, root: Path) -> str | None:
     ``checkout scm`` would re-clone over the workspace, registry included. The template therefore
     always excludes ``.git/**`` as well.
     """
-    if project.config.registry.backend != "local":
+    registry, _ = jenkins_registry(project.config)
+    if registry.backend != "local":
         return None
-    relative = _relative_inside(project.registry_dir, root)
+    relative = _relative_inside(project.path(registry.path), root)
     return f"{relative}/**" if relative is not None else None
 
 
