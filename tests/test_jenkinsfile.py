@@ -1094,3 +1094,15 @@ def test_the_examples_jenkins_steps_train_into_mlflow_and_leave_the_workspace_em
     code, out, err = run_cli("-C", root, "--json", "registry", "list")
     assert code == 0, err
     assert json.loads(out)["versions"] == []
+
+
+def test_every_registry_setting_has_its_variable_in_the_jenkins_environment():
+    """The template names each `MLCI_REGISTRY__*` variable by hand; a field added to the registry section
+    without its line would silently fall back to the laptop's value on Jenkins."""
+    import dataclasses
+
+    from mlci.core.config import RegistrySection
+
+    template = (REPO / "templates" / "jenkins" / "_environment.j2").read_text()
+    named = set(re.findall(r"MLCI_REGISTRY__([A-Z_]+) =", template))
+    assert named == {f.name.upper() for f in dataclasses.fields(RegistrySection)}
