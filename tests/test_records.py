@@ -122,3 +122,11 @@ def test_a_minimal_current_record_has_empty_typed_fields(tmp_path):
     assert (version.features, version.schema, version.estimator_configured, version.train,
             version.train_row_identity, version.git_commit) == ((), None, None, {}, None, None)
     assert version.artifact_sha256("model.skops") == hashlib.sha256(b"x").hexdigest()
+
+
+def test_a_deployment_written_in_part_does_not_stop_readers_of_other_fields(old_registry):
+    old_registry.update(1, lambda r: r["deployments"].append({"id": "d9", "env": "qa", "version": 1}))
+    version = old_registry.get_version(1)
+    assert (version.version, version.features[0], version.image.name) == (1, "age", "registry.example/test-binary")
+    with pytest.raises(KeyError):
+        version.deployments  # noqa: B018 - the partial entry is refused by the reader that needs it

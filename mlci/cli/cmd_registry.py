@@ -47,6 +47,7 @@ def show(app: AppContext, ref: str) -> int:
 
 
 def _render_show(view) -> str:
+    from mlci.core.records import ModelVersion
     from mlci.ops.model.registry import estimator_name
 
     record = view.data["record"]
@@ -54,7 +55,7 @@ def _render_show(view) -> str:
     lines = [f"version     v{record['version']}  ({', '.join(view.data['aliases']) or 'no aliases'})",
              f"created     {record.get('created')}",
              f"task        {record.get('task')} (target {record.get('target')})",
-             f"estimator   {estimator_name(record)}",
+             f"estimator   {estimator_name(ModelVersion.from_dict(record))}",
              f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
     for name, info in data.items():
         rows = plural(info.get("rows") or 0, "row")

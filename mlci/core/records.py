@@ -125,8 +125,6 @@ class ModelVersion:
     estimator: str | None  # the estimator class's import path
     metrics: dict[str, float]
     artifacts: dict[str, dict[str, Any]]
-    image: ImageRef | None
-    deployments: tuple[Deployment, ...]
     features: tuple[str, ...]  # the model's input columns, in training order (empty: the schema's)
     schema: dict[str, Any] | None  # the data schema it was trained with, as stored
     estimator_configured: str | None  # the class as mlci.yaml named it
@@ -141,8 +139,6 @@ class ModelVersion:
         return cls(version=int(record["version"]), created=record.get("created"), task=record.get("task"),
                    estimator=estimator.get("class") if isinstance(estimator, dict) else estimator,
                    metrics=dict(record.get("metrics") or {}), artifacts=dict(record.get("artifacts") or {}),
-                   image=ImageRef.from_dict(record["image"]) if record.get("image") else None,
-                   deployments=tuple(Deployment.from_dict(d) for d in record.get("deployments") or ()),
                    features=tuple(record.get("features") or ()), schema=record.get("schema"),
                    estimator_configured=estimator.get("configured") if isinstance(estimator, dict) else None,
                    train=dict((record.get("data") or {}).get("train") or {}),
@@ -155,6 +151,16 @@ class ModelVersion:
         if self.image is not None:
             data["image"] = self.image.to_dict()
         return stamp(data)
+
+    # The image and the deployments are read when asked for, so a reader of other fields (``registry
+    # list``, ``registry show``) is not refused for an entry another tool wrote in part.
+    @property
+    def image(self) -> ImageRef | None:
+        return ImageRef.from_dict(self.record["image"]) if self.record.get("image") else None
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
 
     def artifact_sha256(self, name: str) -> str | None:
         """The sha256 recorded for artifact ``name`` at registration, None when there is no such artifact."""

@@ -25,6 +25,7 @@ import yaml
 from mlci.core import drift as rules
 from mlci.core.config import ColumnDrift, MonitorSection, Project
 from mlci.core.dataschema import DataSchema, load_schema
+from mlci.core.records import ModelVersion
 from mlci.core.spec import build
 from mlci.core.yamlsrc import load_yaml_text
 from mlci.errors import ConfigError, DataError, IntegrityError, NotFound, ServiceError
@@ -137,7 +138,7 @@ def stored_reference(project: Project, record: dict[str, Any]) -> Source | None:
     from mlci.core.atomic import atomic_write_bytes
     from mlci.ops.model.registry import open_registry, reference_name
 
-    name = reference_name(record)
+    name = reference_name(ModelVersion.from_dict(record))
     if name is None:
         return None
     digest = record["artifacts"][name]["sha256"]
