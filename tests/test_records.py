@@ -94,11 +94,11 @@ def test_the_pushed_image_is_read_through_the_typed_record(old_registry):
     from mlci.ops.deliver.image import pushed_reference
 
     record = old_registry.get(1)
-    assert pushed_reference(record) == "registry.example/test-binary@sha256:" + "2" * 64
+    assert pushed_reference(old_registry.get_version(1)) == "registry.example/test-binary@sha256:" + "2" * 64
     built_only = {**record, "image": {k: v for k, v in record["image"].items() if k not in ("reference", "pushed")}}
     for unpushed in (built_only, {k: v for k, v in record.items() if k != "image"}):
         with pytest.raises(UsageError, match=r"^model version 1 has no pushed image$") as refused:
-            pushed_reference(unpushed, hint="h")
+            pushed_reference(ModelVersion.from_dict(unpushed), hint="h")
         assert refused.value.hint == "h"
 
 

@@ -235,9 +235,9 @@ def _html(report: Report, title: str) -> str:
     return render("reports/delivery.html.j2", title=title, ok=report.ok, report=report)
 
 
-def pushed_reference(record: dict[str, Any], *, hint: str = "run `mlci build` and `mlci push` first") -> str:
+def pushed_reference(record: ModelVersion, *, hint: str = "run `mlci build` and `mlci push` first") -> str:
     """The pushed image (``name@digest``) of a version; UsageError (exit 2) when it was never pushed."""
-    image = ModelVersion.from_dict(record).image
+    image = record.image
     if image is None or not image.reference:
-        raise UsageError(f"model version {record['version']} has no pushed image", hint=hint)
+        raise UsageError(f"model version {record.version} has no pushed image", hint=hint)
     return image.reference
