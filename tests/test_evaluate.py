@@ -29,7 +29,7 @@ def test_metrics_match_scikit_learn_on_the_holdout(evaluated):
     root, report = evaluated
     model, record = load_version_model(load_project(root), 1)
     holdout = pd.read_csv(root / "data/holdout.csv")
-    proba = model.predict_proba(holdout[record["features"]])[:, 1]
+    proba = model.predict_proba(holdout[list(record.features)])[:, 1]
     y = holdout["default"]
     values = report["details"]["metrics"]
     assert values["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba))

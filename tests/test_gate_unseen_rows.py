@@ -80,7 +80,7 @@ def champion_then_challenger(run_cli, root, change):
 def accuracy_of_champion(root, rows: pd.DataFrame) -> float:
     project = load_project(root)
     model, record = load_version_model(project, 1)
-    return float((model.predict(rows[record["features"]]) == rows["label"].to_numpy()).mean())
+    return float((model.predict(rows[list(record.features)]) == rows["label"].to_numpy()).mean())
 
 
 def check_honest_comparison(root, code, out, champion_train: pd.DataFrame, challenger_holdout: pd.DataFrame):
@@ -107,7 +107,7 @@ def check_honest_comparison(root, code, out, champion_train: pd.DataFrame, chall
     # the challenger is judged on the same rows: its paired value is its accuracy there
     project = load_project(root)
     model, record = load_version_model(project, 2)
-    challenger_on_unseen = float((model.predict(unseen[record["features"]]) == unseen["label"].to_numpy()).mean())
+    challenger_on_unseen = float((model.predict(unseen[list(record.features)]) == unseen["label"].to_numpy()).mean())
     assert champion_checks[0]["details"]["challenger"] == pytest.approx(challenger_on_unseen)
     assert champion_checks[1]["details"]["resamples"] == 200
     assert code == (0 if all(c["passed"] for c in report["checks"]) else 1)

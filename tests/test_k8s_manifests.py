@@ -30,7 +30,7 @@ def project(tmp_path_factory):
 
 def _documents(project_dir):
     project = load_project(project_dir)
-    record = open_registry(project).get("latest")
+    record = open_registry(project).get_version("latest")
     text = kubernetes_manifests(project, env_name="production", env=environment(project, "production"), record=record)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
@@ -80,7 +80,7 @@ def test_prediction_logs_go_to_a_claimed_volume_when_configured(project, tmp_pat
     import dataclasses
 
     loaded = load_project(project)
-    record = open_registry(loaded).get("latest")
+    record = open_registry(loaded).get_version("latest")
     claimed = dataclasses.replace(environment(loaded, "production"), predictions_claim="credit-risk-predictions")
     for env, expected in ((environment(loaded, "production"), {"emptyDir": {}}),
                           (claimed, {"persistentVolumeClaim": {"claimName": "credit-risk-predictions"}})):

@@ -6,6 +6,7 @@ build/push entry and a docker deployment recorded through its registry API): its
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -93,9 +94,39 @@ def test_the_pushed_image_is_read_through_the_typed_record(old_registry):
     from mlci.ops.deliver.image import pushed_reference
 
     record = old_registry.get(1)
-    assert pushed_reference(record) == "registry.example/test-binary@sha256:" + "2" * 64
+    assert pushed_reference(old_registry.get_version(1)) == "registry.example/test-binary@sha256:" + "2" * 64
     built_only = {**record, "image": {k: v for k, v in record["image"].items() if k not in ("reference", "pushed")}}
     for unpushed in (built_only, {k: v for k, v in record.items() if k != "image"}):
         with pytest.raises(UsageError, match=r"^model version 1 has no pushed image$") as refused:
-            pushed_reference(unpushed, hint="h")
+            pushed_reference(ModelVersion.from_dict(unpushed), hint="h")
         assert refused.value.hint == "h"
+
+
+def test_the_fields_readers_need_are_typed_for_a_release_0_1_0_record(old_registry):
+    version = old_registry.get_version("staging")
+    record = stored(old_registry)
+    assert version.features == tuple(record["features"]) and version.features[0] == "age"
+    assert version.schema["columns"]["customer_id"] == {"type": "string", "nullable": False, "feature": False}
+    assert version.estimator_configured == "sklearn.linear_model.LogisticRegression"
+    assert version.train["sha256"] == "bff4dea816ec5a82093ce96556f3ff52ef36d001cb1f059f8320f4ba62940e95"
+    assert version.train_row_identity["file"] == "train_rows.npz"
+    assert version.git_commit is None  # written outside a git checkout: an empty git section
+    assert version.artifact_sha256("model.skops") == record["artifacts"]["model.skops"]["sha256"]
+    assert version.artifact_sha256("no-such-file") is None
+
+
+def test_a_minimal_current_record_has_empty_typed_fields(tmp_path):
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.register({"task": "binary"}, {"model.skops": b"x"})
+    version = registry.get_version(1)
+    assert (version.features, version.schema, version.estimator_configured, version.train,
+            version.train_row_identity, version.git_commit) == ((), None, None, {}, None, None)
+    assert version.artifact_sha256("model.skops") == hashlib.sha256(b"x").hexdigest()
+
+
+def test_a_deployment_written_in_part_does_not_stop_readers_of_other_fields(old_registry):
+    old_registry.update(1, lambda r: r["deployments"].append({"id": "d9", "env": "qa", "version": 1}))
+    version = old_registry.get_version(1)
+    assert (version.version, version.features[0], version.image.name) == (1, "age", "registry.example/test-binary")
+    with pytest.raises(KeyError):
+        version.deployments  # noqa: B018 - the partial entry is refused by the reader that needs it

@@ -107,7 +107,7 @@ def test_the_model_server_reads_a_verified_copy_of_the_version(backend, tmp_path
     _train(run_cli, root)
     settings = serve_settings(load_project(root), ref="latest")
     served = load_served_model(settings.registry, settings.model)
-    assert served.record["version"] == 1 and served.record["artifacts"] == backend.registry(root).get(1)["artifacts"]
+    assert served.record.version == 1 and served.record.artifacts == backend.registry(root).get(1)["artifacts"]
     if backend.name == "mlflow":  # the copy is checked against the record too: a changed byte is refused
         backend.tamper(1)
         with pytest.raises(Exception, match="sha256"):

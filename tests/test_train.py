@@ -75,10 +75,10 @@ def test_training_is_seeded_and_recorded(tmp_path, run_cli):
     project = load_project(root)
     model_a, record = load_version_model(project, 1)
     model_b, _ = load_version_model(project, 2)
-    assert record["estimator"]["params"]["random_state"] == 42  # the project seed
-    assert record["data"]["train"]["rows"] == 600 and len(record["data"]["train"]["sha256"]) == 64
-    assert record["features"][0] == "age" and "customer_id" not in record["features"]
-    assert record["schema"]["target"] == "default" and record["libraries"]["skops"]
+    assert record.record["estimator"]["params"]["random_state"] == 42  # the project seed
+    assert record.train["rows"] == 600 and len(record.train["sha256"]) == 64
+    assert record.features[0] == "age" and "customer_id" not in record.features
+    assert record.schema["target"] == "default" and record.record["libraries"]["skops"]
     rows = pd.read_csv(root / "data/holdout.csv")
     assert (model_a.predict_proba(rows) == model_b.predict_proba(rows)).all()
 
@@ -122,7 +122,7 @@ def test_configured_steps_make_a_pipeline_with_the_estimator(tmp_path, run_cli):
     assert [name for name, _ in model.steps] == ["preprocess", "select", "pca", "model"]
     assert model.named_steps["pca"].n_components_ == 3 and model.named_steps["pca"].random_state == 42
     assert [(s["name"], s["transformer"], s["params"]["k"] if "k" in s["params"] else s["params"]["n_components"])
-            for s in record["estimator"]["steps"]] == [("select", "sklearn.feature_selection.SelectKBest", 5),
+            for s in record.record["estimator"]["steps"]] == [("select", "sklearn.feature_selection.SelectKBest", 5),
                                                        ("pca", "sklearn.decomposition.PCA", 3)]
     code, _, err = run_cli("-C", root, "evaluate")
     assert code == 0, err

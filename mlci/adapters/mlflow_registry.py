@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.adapters.pushgateway import redact
-from mlci.core.records import stamp, upgrade
+from mlci.core.records import ModelVersion, stamp, upgrade
 from mlci.errors import ConfigError, IntegrityError, MlciError, NotFound, ServiceError
 
 MODEL_DIR = "model"          # the MLflow model (MLmodel + model.skops) inside the run's artifacts
@@ -109,6 +109,9 @@ class MlflowRegistry:
 
     def get(self, ref: str | int) -> dict[str, Any]:
         return self._record_of(self._model_version(self.resolve(ref)))
+
+    def get_version(self, ref: str | int) -> ModelVersion:
+        return ModelVersion.from_dict(self.get(ref))
 
     def resolve(self, ref: str | int) -> int:
         text = str(ref).strip()

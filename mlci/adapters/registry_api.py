@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
+from mlci.core.records import ModelVersion
+
 # What a record change looks like: a function that edits the record in place.
 Change = Callable[[dict[str, Any]], None]
 
@@ -25,6 +27,9 @@ class Registry(Protocol):
 
     def get(self, ref: str | int) -> dict[str, Any]:
         """The record of ``ref``: a number, ``vN``, ``latest`` or an alias name; NotFound otherwise."""
+
+    def get_version(self, ref: str | int) -> ModelVersion:
+        """The record of ``ref`` as a typed, read-only view (for readers; writers use ``update``)."""
 
     def resolve(self, ref: str | int) -> int:
         """The version number ``ref`` names."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
-from mlci.core.records import stamp, upgrade
+from mlci.core.records import ModelVersion, stamp, upgrade
 from mlci.errors import ConfigError, IntegrityError, NotFound
 
 RECORD = "version.json"
@@ -61,6 +61,9 @@ class ModelRegistry:
 
     def get(self, ref: str | int) -> dict[str, Any]:
         return self._read_record(self.resolve(ref))
+
+    def get_version(self, ref: str | int) -> ModelVersion:
+        return ModelVersion.from_dict(self.get(ref))
 
     def resolve(self, ref: str | int) -> int:
         """A version number from ``3``, ``"3"``, ``"v3"``, ``"latest"`` or an alias name."""

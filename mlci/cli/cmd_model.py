@@ -23,10 +23,12 @@ def train(app: AppContext) -> int:
 
 
 def _render_train(result) -> str:
+    from mlci.core.records import ModelVersion
     from mlci.ops.model.registry import estimator_name
 
-    lines = [f"registered model version {result.version} ({estimator_name(result.record)}, "
-             f"{plural(result.record['data']['train']['rows'], 'row')}, {result.seconds:.1f}s)"]
+    record = ModelVersion.from_dict(result.record)
+    lines = [f"registered model version {result.version} ({estimator_name(record)}, "
+             f"{plural(record.train['rows'], 'row')}, {result.seconds:.1f}s)"]
     if result.cv:
         rows = [(name, f"{v['mean']:.4f} ± {v['std']:.4f}") for name, v in result.cv.items()]
         lines.append(table(rows, ("cv metric", "mean ± std")))

@@ -47,14 +47,16 @@ def show(app: AppContext, ref: str) -> int:
 
 
 def _render_show(view) -> str:
+    from mlci.core.records import ModelVersion
     from mlci.ops.model.registry import estimator_name
 
-    record = view.data["record"]
+    record = view.data["record"]  # the stored form, as --json prints it
+    version = ModelVersion.from_dict(record)
     data = record.get("data") or {}
-    lines = [f"version     v{record['version']}  ({', '.join(view.data['aliases']) or 'no aliases'})",
-             f"created     {record.get('created')}",
-             f"task        {record.get('task')} (target {record.get('target')})",
-             f"estimator   {estimator_name(record)}",
+    lines = [f"version     v{version.version}  ({', '.join(view.data['aliases']) or 'no aliases'})",
+             f"created     {version.created}",
+             f"task        {version.task} (target {record.get('target')})",
+             f"estimator   {estimator_name(version)}",
              f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
     for name, info in data.items():
         rows = plural(info.get("rows") or 0, "row")
@@ -65,15 +67,15 @@ def _render_show(view) -> str:
         lines.append(f"git         {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
     if (record.get("ci") or {}).get("url"):
         lines.append(f"build       {record['ci']['url']}")
-    if record.get("image"):
-        lines.append(f"image       {record['image'].get('name')}@{record['image'].get('digest')}")
+    if version.image is not None:
+        lines.append(f"image       {version.image.name}@{version.image.digest}")
     for deployment in record.get("deployments") or []:
         lines.append(f"deployed    {json.dumps(deployment, sort_keys=True)}")
     for experiment in record.get("experiments") or []:
         outcome = (experiment.get("result") or {}).get("decision") or experiment["status"]
         lines.append(f"experiment  {experiment['mode']} against version {experiment['champion']} on "
                      f"{experiment['env']}, started {experiment['started']}: {outcome}")
-    metrics = record.get("metrics") or {}
+    metrics = version.metrics
     if metrics:
         lines.append(table(sorted(metrics.items()), ("metric", "value")))
     else:

@@ -9,8 +9,8 @@ This module is the one place that knows its format:
   ``format`` key was written by release 0.1.0 (format 1), whose fields are the same; a record from a
   newer mlci is refused rather than misread;
 - ``ModelVersion``, ``ImageRef`` and ``Deployment`` are frozen views of a record for code that wants
-  typed fields; ``to_dict()`` gives the stored form back, so code that still reads the record by key
-  keeps working.
+  typed fields; readers take them from the registry's ``get_version``, writers change the stored
+  dict through the registry's ``update``; ``to_dict()`` gives the stored form back.
 """
 
 from __future__ import annotations
@@ -125,8 +125,11 @@ class ModelVersion:
     estimator: str | None  # the estimator class's import path
     metrics: dict[str, float]
     artifacts: dict[str, dict[str, Any]]
-    image: ImageRef | None
-    deployments: tuple[Deployment, ...]
+    features: tuple[str, ...]  # the model's input columns, in training order (empty: the schema's)
+    schema: dict[str, Any] | None  # the data schema it was trained with, as stored
+    estimator_configured: str | None  # the class as mlci.yaml named it
+    train: dict[str, Any]  # the training data's lineage: path, sha256, rows, row_identity
+    git_commit: str | None
     record: dict[str, Any] = field(repr=False, compare=False)
 
     @classmethod
@@ -136,9 +139,10 @@ class ModelVersion:
         return cls(version=int(record["version"]), created=record.get("created"), task=record.get("task"),
                    estimator=estimator.get("class") if isinstance(estimator, dict) else estimator,
                    metrics=dict(record.get("metrics") or {}), artifacts=dict(record.get("artifacts") or {}),
-                   image=ImageRef.from_dict(record["image"]) if record.get("image") else None,
-                   deployments=tuple(Deployment.from_dict(d) for d in record.get("deployments") or ()),
-                   record=record)
+                   features=tuple(record.get("features") or ()), schema=record.get("schema"),
+                   estimator_configured=estimator.get("configured") if isinstance(estimator, dict) else None,
+                   train=dict((record.get("data") or {}).get("train") or {}),
+                   git_commit=(record.get("git") or {}).get("commit"), record=record)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form, with this view's image and deployments, in the current format."""
@@ -147,6 +151,25 @@ class ModelVersion:
         if self.image is not None:
             data["image"] = self.image.to_dict()
         return stamp(data)
+
+    # The image and the deployments are read when asked for, so a reader of other fields (``registry
+    # list``, ``registry show``) is not refused for an entry another tool wrote in part.
+    @property
+    def image(self) -> ImageRef | None:
+        return ImageRef.from_dict(self.record["image"]) if self.record.get("image") else None
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
+
+    def artifact_sha256(self, name: str) -> str | None:
+        """The sha256 recorded for artifact ``name`` at registration, None when there is no such artifact."""
+        return (self.artifacts.get(name) or {}).get("sha256")
+
+    @property
+    def train_row_identity(self) -> dict[str, Any] | None:
+        """How the training rows were fingerprinted (scheme, columns, file), None for older records."""
+        return self.train.get("row_identity")
 
     def active_deployment(self, env: str) -> Deployment | None:
         active = [d for d in self.deployments if d.env == env and d.status == "active"]

@@ -12,6 +12,7 @@ import numpy as np
 from mlci.adapters.model_files import MODEL_FILE, load_model
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.dataschema import NUMERIC_TYPES, DataSchema
+from mlci.core.records import ModelVersion
 from mlci.core.spec import build
 from mlci.core.yamlsrc import YamlDocument
 from mlci.errors import IntegrityError
@@ -22,19 +23,19 @@ from mlci.serve.pipeline_path import PipelineScorer
 @dataclass
 class ServedModel:
     pipeline: Any
-    record: dict[str, Any]
+    record: ModelVersion
     schema: DataSchema
     features: list[str]
     classes: list[Any] | None = None
     _numeric: set[str] = field(default_factory=set)
     # The NumPy form of the pipeline when it compiled and verified; None scores with the pipeline itself.
     compiled: CompiledPipeline | None = None
-    scorer: PipelineScorer | None = None  # the pipeline itself, fed NumPy arrays (set by __post_init__)
+    scorer: PipelineScorer = field(init=False)  # the pipeline itself, fed NumPy arrays (set by __post_init__)
     scoring_note: str = ""
 
     @property
     def version(self) -> int:
-        return int(self.record["version"])
+        return self.record.version
 
     @property
     def is_classifier(self) -> bool:
@@ -42,11 +43,10 @@ class ServedModel:
 
     def info(self) -> dict[str, Any]:
         """What ``GET /version`` answers: which model, trained on which data, from which commit."""
-        return {"model_version": self.version, "task": self.record.get("task"),
-                "data_sha256": (self.record.get("data") or {}).get("train", {}).get("sha256"),
-                "git_commit": (self.record.get("git") or {}).get("commit"),
-                "model_sha256": self.record.get("artifacts", {}).get(MODEL_FILE, {}).get("sha256"),
-                "created": self.record.get("created"), "features": self.features,
+        return {"model_version": self.version, "task": self.record.task,
+                "data_sha256": self.record.train.get("sha256"), "git_commit": self.record.git_commit,
+                "model_sha256": self.record.artifact_sha256(MODEL_FILE),
+                "created": self.record.created, "features": self.features,
                 "scoring": "compiled" if self.compiled is not None else "pipeline"}
 
     def __post_init__(self) -> None:
@@ -77,14 +77,14 @@ def _plain_list(values: np.ndarray) -> list[Any]:
 
 def load_served_model(registry_root: Path, ref: str | int) -> ServedModel:
     registry = ModelRegistry(Path(registry_root))
-    record = registry.get(ref)
-    pipeline = load_model(registry.read_artifact(record["version"], MODEL_FILE))
-    schema = build(DataSchema, YamlDocument(data=record["schema"], file=f"model version {record['version']} schema"))
-    features = list(record.get("features") or schema.features)
+    record = registry.get_version(ref)
+    pipeline = load_model(registry.read_artifact(record.version, MODEL_FILE))
+    schema = build(DataSchema, YamlDocument(data=record.schema, file=f"model version {record.version} schema"))
+    features = list(record.features or schema.features)
     missing = [name for name in features if name not in schema.columns]
     if missing:
-        raise IntegrityError(f"model version {record['version']}: features {missing} are not in its schema")
-    classifier = record.get("task") != "regression" and hasattr(pipeline, "predict_proba")
+        raise IntegrityError(f"model version {record.version}: features {missing} are not in its schema")
+    classifier = record.task != "regression" and hasattr(pipeline, "predict_proba")
     classes = _plain_list(pipeline.classes_) if classifier else None
     numeric = {name for name in features if schema.columns[name].type in NUMERIC_TYPES}
     _single_threaded(pipeline)

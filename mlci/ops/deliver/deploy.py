@@ -57,11 +57,11 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     environment's running one when this version is its champion, so a redeploy or restart keeps it."""
     env = environment(project, env_name)
     registry = open_registry(project)
-    record = registry.get(ref)
+    record = registry.get_version(ref)
     if experiment == RESUME and not render_only and env.target != "kubernetes":
         from mlci.ops.deliver.experiment_state import resumed_experiment
 
-        experiment = resumed_experiment(project, env_name, record["version"])
+        experiment = resumed_experiment(project, env_name, record.version)
     experiment = experiment if isinstance(experiment, dict) else None
     if env.target == "kubernetes":
         return deploy_kubernetes(project, env_name=env_name, env=env, record=record, kind=kind,
@@ -69,7 +69,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     target = _target(project, env_name, env)
     previous = active_deployment(registry, env_name)
     ensure_port_is_ours(project, env_name, target.address, env.port, previous)
-    settings = serve_settings(project, ref=str(record["version"]), host="0.0.0.0", port=env.port,
+    settings = serve_settings(project, ref=str(record.version), host="0.0.0.0", port=env.port,
                               check_port=free_port(), env_name=env_name)
     if experiment is not None:
         from mlci.ops.deliver.experiment_state import experiment_settings
@@ -78,10 +78,10 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
         on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
                 f"(challenger version {experiment['challenger']})")
     report = Report(kind=kind)
-    report.details = {"env": env_name, "version": record["version"], "target": env.target,
+    report.details = {"env": env_name, "version": record.version, "target": env.target,
                       "previous_version": previous["version"] if previous else None}
     started = time.monotonic()
-    on_line(f"{kind}: starting model version {record['version']} on {env_name} ({env.target}, port {env.port})")
+    on_line(f"{kind}: starting model version {record.version} on {env_name} ({env.target}, port {env.port})")
     handle = target.start(record, settings)
     report.add(Check("start", True, f"{target.name} {handle.get('name') or handle.get('pid')}"))
     check_url = f"http://{target.address}:{settings.check_port}"
@@ -89,15 +89,15 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     report.add(Check("ready", ready, why, value=round(time.monotonic() - started, 2), threshold=env.health_timeout))
     smoke_ok, smoke_why = False, "not run: the server is not ready"
     if ready:
-        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record["version"],
+        smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record.version,
                                          experiment["challenger"] if experiment else None)
     report.add(Check("smoke test", smoke_ok, smoke_why, skipped=not ready))
-    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record["version"], "target": env.target,
-             "image": (record.get("image") or {}).get("reference"), "time": utc_now(), "kind": kind,
+    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": env.target,
+             "image": record.image.reference if record.image else None, "time": utc_now(), "kind": kind,
              "handle": handle, "url": f"http://{target.address}:{env.port}",
              "experiment": experiment["id"] if experiment else None}
     if not (ready and smoke_ok):
-        on_line(f"{kind}: version {record['version']} failed ({why}; {smoke_why}); removing it")
+        on_line(f"{kind}: version {record.version} failed ({why}; {smoke_why}); removing it")
         report.details["new_server_log"] = target.diagnostics(handle)[-2000:]
         target.stop(handle)
         record_attempt(registry, {**entry, "status": "failed"})
@@ -108,7 +108,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     if previous:
         target.stop(previous["handle"])
         set_status(registry, previous, replaced_status)
-    report.add(Check("switch", True, f"version {record['version']} serves {entry['url']}"
+    report.add(Check("switch", True, f"version {record.version} serves {entry['url']}"
                      + (f"; version {previous['version']} stopped" if previous else "")))
     report.details["url"] = entry["url"]
     report.details["seconds"] = round(time.monotonic() - started, 2)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mlci.core.config import Project
+from mlci.core.records import ModelVersion
 from mlci.errors import UsageError
 from mlci.ops.deliver.image import image_section, pushed_reference, registry_auth
 from mlci.ops.deliver.settings import CONTAINER_LOG_DIR, container_environment
@@ -33,10 +34,10 @@ class DockerTarget:
         parsed = urlparse(os.environ.get("DOCKER_HOST", ""))
         return parsed.hostname if parsed.scheme in ("tcp", "ssh", "http", "https") and parsed.hostname else "127.0.0.1"
 
-    def start(self, record: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
+    def start(self, record: ModelVersion, settings: ServeSettings) -> dict[str, Any]:
         reference = pushed_reference(record)
         self.engine.pull(reference, auth=registry_auth())
-        name = f"mlci-{self.project.config.project}-{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}"
+        name = f"mlci-{self.project.config.project}-{self.env_name}-v{record.version}-{uuid.uuid4().hex[:6]}"
         volumes, user = self._log_volume(settings)
         environment = container_environment(settings)
         if settings.experiment_mode:
@@ -45,7 +46,7 @@ class DockerTarget:
         container = self.engine.run(reference, name=name, environment=environment, user=user,
                                     labels={"org.mlci.project": self.project.config.project,
                                             "org.mlci.env": self.env_name,
-                                            "org.mlci.version": str(record["version"])},
+                                            "org.mlci.version": str(record.version)},
                                     volumes=volumes)
         return {"container": container, "name": name, "image": reference}
 

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import mlci
 from mlci.adapters.commands import PIP_DOWNLOAD_TIMEOUT, run_command
@@ -125,7 +124,7 @@ def _write_if_changed(path: Path, text: str) -> None:
         os.chmod(path, 0o644)
 
 
-def prepare_context(project: Project, record: dict[str, Any], *, on_line: LineSink) -> Path:
+def prepare_context(project: Project, record: ModelVersion, *, on_line: LineSink) -> Path:
     image = image_section(project)
     context = project.path(".mlci/build")
     context.mkdir(parents=True, exist_ok=True)
@@ -133,22 +132,21 @@ def prepare_context(project: Project, record: dict[str, Any], *, on_line: LineSi
     _sync_tree(wheelhouse(requirements, image.python, on_line), context / "wheels", pattern="*.whl")
     _write_if_changed(context / "requirements.txt", requirements)
     _sync_tree(Path(mlci.__file__).parent, context / "mlci", pattern="*.py")
-    version = record["version"]
+    version = record.version
     shutil.rmtree(context / "registry", ignore_errors=True)
     local_copy(open_registry(project), version, context / "registry")  # verified read, any backend
     _write_if_changed(context / ".dockerignore", template_text("docker/dockerignore"))
     _write_if_changed(context / "Dockerfile", render(
         "docker/Dockerfile.j2", project=project.config.project, version=version, base=image.base,
-        user_id=image.user_id, port=SERVER_PORT, git_commit=(record.get("git") or {}).get("commit") or "",
+        user_id=image.user_id, port=SERVER_PORT, git_commit=record.git_commit or "",
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        model_sha256=record["artifacts"][MODEL_FILE]["sha256"],
-        data_sha256=((record.get("data") or {}).get("train") or {}).get("sha256") or ""))
+        model_sha256=record.artifacts[MODEL_FILE]["sha256"], data_sha256=record.train.get("sha256") or ""))
     return context
 
 
-def image_tags(record: dict[str, Any]) -> list[str]:
-    tags = [f"v{record['version']}"]
-    commit = (record.get("git") or {}).get("commit")
+def image_tags(record: ModelVersion) -> list[str]:
+    tags = [f"v{record.version}"]
+    commit = record.git_commit
     if commit:
         tags.append(f"git-{commit[:12]}")
     return tags
@@ -160,7 +158,7 @@ def build_image(project: Project, *, ref: str = "latest", no_cache: bool = False
 
     image = image_section(project)
     registry = open_registry(project)
-    record = registry.get(ref)
+    record = registry.get_version(ref)
     started = time.monotonic()
     context = prepare_context(project, record, on_line=on_line)
     prepared = time.monotonic()
@@ -181,10 +179,10 @@ def build_image(project: Project, *, ref: str = "latest", no_cache: bool = False
     base_size = engine.image(image.base).get("Size", 0)
     entry = {"name": repo, "tags": tags, "id": image_id, "digest": None, "size_bytes": size,
              "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    registry.update(record["version"], lambda r: r.__setitem__("image", entry))
+    registry.update(record.version, lambda r: r.__setitem__("image", entry))
     report = Report(kind="build")
     report.add(Check("image built", True, f"{repo}:{', '.join(tags)}", value=image_id[:19]))
-    report.details = {"version": record["version"], "image": entry, "context": str(context),
+    report.details = {"version": record.version, "image": entry, "context": str(context),
                       "seconds": {"context": round(prepared - started, 2), "build": round(built - prepared, 2),
                                   "total": round(built - started, 2)},
                       "cached_steps": sum("Using cache" in s for s in steps),
@@ -211,22 +209,22 @@ def push_image(project: Project, *, ref: str = "latest", on_line: LineSink = lam
     from mlci.adapters.docker_client import DockerEngine
 
     registry = open_registry(project)
-    record = registry.get(ref)
-    entry = record.get("image")
-    if not entry:
-        raise UsageError(f"model version {record['version']} has no image yet", hint="run `mlci build` first")
+    record = registry.get_version(ref)
+    entry = record.image
+    if entry is None:
+        raise UsageError(f"model version {record.version} has no image yet", hint="run `mlci build` first")
     engine = DockerEngine()
     auth = registry_auth()
     digest = None
-    for tag in entry["tags"]:
-        pushed = engine.push(entry["name"], tag, auth=auth, on_line=on_line)
+    for tag in entry.tags:
+        pushed = engine.push(entry.name, tag, auth=auth, on_line=on_line)
         digest = digest or pushed
-    reference = f"{entry['name']}@{digest}"
-    registry.update(record["version"], lambda r: r["image"].update(
+    reference = f"{entry.name}@{digest}"
+    registry.update(record.version, lambda r: r["image"].update(
         digest=digest, reference=reference, pushed=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
     report = Report(kind="push")
     report.add(Check("image pushed", True, reference, value=digest))
-    report.details = {"version": record["version"], "reference": reference, "tags": entry["tags"]}
+    report.details = {"version": record.version, "reference": reference, "tags": list(entry.tags)}
     write_report(report, project.reports_dir, html=_html(report, "Image push"))
     return report
 
@@ -235,9 +233,9 @@ def _html(report: Report, title: str) -> str:
     return render("reports/delivery.html.j2", title=title, ok=report.ok, report=report)
 
 
-def pushed_reference(record: dict[str, Any], *, hint: str = "run `mlci build` and `mlci push` first") -> str:
+def pushed_reference(record: ModelVersion, *, hint: str = "run `mlci build` and `mlci push` first") -> str:
     """The pushed image (``name@digest``) of a version; UsageError (exit 2) when it was never pushed."""
-    image = ModelVersion.from_dict(record).image
+    image = record.image
     if image is None or not image.reference:
-        raise UsageError(f"model version {record['version']} has no pushed image", hint=hint)
+        raise UsageError(f"model version {record.version} has no pushed image", hint=hint)
     return image.reference

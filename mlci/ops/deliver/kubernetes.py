@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from typing import Any
 
 from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Check, Report
 from mlci.errors import ServiceError
 from mlci.ops.deliver.history import activate, active_deployment, record_attempt, set_status, utc_now
@@ -19,14 +19,14 @@ from mlci.ops.model.registry import open_registry
 from mlci.ops.reporting.render import render
 
 
-def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: dict[str, Any]) -> str:
+def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: ModelVersion) -> str:
     reference = pushed_reference(record, hint="run `mlci build` and `mlci push` first; Kubernetes pulls by digest")
     name = f"{project.config.project}-{env_name}"[:63].lower()
     context = {"name": name, "namespace": env.namespace, "project": project.config.project, "env": env_name,
-               "version": record["version"], "image": reference, "port": env.port,
+               "version": record.version, "image": reference, "port": env.port,
                "replicas": env.replicas, "autoscale_max": env.autoscale_max, "cpu": env.cpu,
                "memory": env.memory, "health_timeout": int(env.health_timeout),
-               "environment": container_environment(serve_settings(project, ref=str(record["version"]),
+               "environment": container_environment(serve_settings(project, ref=str(record.version),
                                                                     port=env.port, env_name=env_name)),
                "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
@@ -35,13 +35,13 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
     return "---\n".join(documents)
 
 
-def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, record: dict[str, Any], kind: str,
+def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, record: ModelVersion, kind: str,
                       render_only: bool, on_line: LineSink) -> Report:
     text = kubernetes_manifests(project, env_name=env_name, env=env, record=record)
     path = project.reports_dir / "kubernetes" / f"{env_name}.yaml"
     atomic_write_text(path, text)
     report = Report(kind=kind)
-    report.details = {"env": env_name, "version": record["version"], "target": "kubernetes", "manifests": str(path)}
+    report.details = {"env": env_name, "version": record.version, "target": "kubernetes", "manifests": str(path)}
     report.add(Check("render", True, str(path)))
     if render_only:
         return finish_report(project, report)
@@ -62,7 +62,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     report.add(Check("rollout", ok, last_line))
     registry = open_registry(project)
     previous = active_deployment(registry, env_name)
-    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record["version"], "target": "kubernetes",
+    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": "kubernetes",
              "image": pushed_reference(record), "time": utc_now(), "kind": kind,
              "handle": {"namespace": env.namespace, "deployment": name}}
     if not ok:
@@ -73,7 +73,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     activate(registry, entry)
     if previous:
         set_status(registry, previous, "rolled_back" if kind == "rollback" else "retired")
-    report.add(Check("switch", True, f"version {record['version']} rolled out"))
+    report.add(Check("switch", True, f"version {record.version} rolled out"))
     return finish_report(project, report)
 
 

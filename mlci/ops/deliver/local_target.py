@@ -12,6 +12,7 @@ from typing import Any
 
 from mlci.adapters.commands import start_background
 from mlci.core.config import Project
+from mlci.core.records import ModelVersion
 from mlci.serve.settings import ServeSettings
 
 
@@ -25,10 +26,10 @@ class LocalTarget:
         self.project = project
         self.env_name = env_name
 
-    def start(self, record: dict[str, Any], settings: ServeSettings) -> dict[str, Any]:
+    def start(self, record: ModelVersion, settings: ServeSettings) -> dict[str, Any]:
         run_dir = self.project.path(".mlci/run")
         run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = run_dir / f"{self.env_name}-v{record['version']}-{uuid.uuid4().hex[:6]}.log"
+        log_path = run_dir / f"{self.env_name}-v{record.version}-{uuid.uuid4().hex[:6]}.log"
         process = start_background([sys.executable, "-m", "mlci.serve"], what="the model server", log_path=log_path,
                                    cwd=self.project.root, env=settings.environment())
         self._process = process

@@ -21,6 +21,7 @@ from mlci.core.config import Project
 from mlci.core.consistency import MAX_SLICE_VALUES
 from mlci.core.gates import improvement, slice_key
 from mlci.core.progress import Progress
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError
@@ -51,10 +52,10 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     started = time.monotonic()
     model, record = load_version_model(project, ref)
     holdout = holdout_dataset(project, project_schema(project))
-    task, features = record["task"], record["features"]
+    task, features = record.task, list(record.features)
     absent = [c for c in features if c not in holdout.frame.columns]
     if absent:
-        raise DataError(f"{holdout.lineage['path']}: feature column(s) of model version {record['version']} "
+        raise DataError(f"{holdout.lineage['path']}: feature column(s) of model version {record.version} "
                         f"missing: {', '.join(absent)}")
     preds = predict(model, holdout, features, task)
     overall = metrics.compute(preds)
@@ -66,13 +67,13 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
                               budget=evaluation.latency_seconds, quiet=quiet)
     overall.update(dict(zip(metrics.LATENCY_METRICS, (latency["p50_ms"], latency["p95_ms"]))))
     predictions_bytes = predictions_to_bytes(preds, keys)
-    result = {"version": record["version"], "task": task, "metrics": overall, "slices": slices,
+    result = {"version": record.version, "task": task, "metrics": overall, "slices": slices,
               "classes": preds.classes, "confusion": confusion_matrix(preds), "latency": latency,
               "holdout": holdout.lineage, "predictions": PREDICTIONS_FILE,
               "predictions_sha256": sha256_bytes(predictions_bytes)}
     metrics_bytes = (json.dumps(_finite(result), indent=2) + "\n").encode()
-    _store(project, record["version"], result, metrics_bytes, predictions_bytes)
-    log_evaluation(project, record["version"], overall, slices)
+    _store(project, record.version, result, metrics_bytes, predictions_bytes)
+    log_evaluation(project, record.version, overall, slices)
     report = Report(kind="evaluate", details={**result, "slice_metrics": names})
     importance = (permutation_importance(model, holdout, features, preds, names[0], seed=project.config.model.seed,
                                          quiet=quiet) if project.config.evaluation.importance else None)
@@ -195,14 +196,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def render_html(project: Project, report: Report, preds: metrics.Predictions, record: dict[str, Any],
+def render_html(project: Project, report: Report, preds: metrics.Predictions, record: ModelVersion,
                 keys: dict[str, np.ndarray] | None = None, importance: list[dict[str, Any]] | None = None) -> str:
     from mlci.ops.reporting.render import render
 
     details = report.details
     intervals = slice_intervals(preds, keys or {}, details["slice_metrics"][:1], seed=project.config.model.seed)
-    return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record['version']}",
-                  details=_finite(details), record=record, estimator=estimator_name(record),
+    return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record.version}",
+                  details=_finite(details), record=record.record, estimator=estimator_name(record),
                   plots=plots(preds, details, intervals, importance), thresholds=threshold_table(preds),
                   intervals=intervals, confidence=SLICE_CONFIDENCE)
 

@@ -18,6 +18,7 @@ from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import GateRule, Project
 from mlci.core.gates import MetricSet, comparison_rows, evaluate_gates, slice_key
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
@@ -64,12 +65,12 @@ def gate_registry(*, project: Project, ref: str = "latest", champion: str | None
     started = time.monotonic()
     _check_rules(project)
     registry = open_registry(project)
-    challenger_record = registry.get(ref)
+    challenger_record = registry.get_version(ref)
     challenger = _from_registry(registry, challenger_record)
     champion_version = _champion_version(registry, champion or project.config.gates.champion, explicit=bool(champion))
     rival, comparison = None, None
     if champion_version is not None:
-        champion_record = registry.get(champion_version)
+        champion_record = registry.get_version(champion_version)
         rival = _from_registry(registry, champion_record)
         if rival.holdout_id != challenger.holdout_id or _shared_holdout_was_trained_on(
                 project, registry, [champion_record, challenger_record], challenger):
@@ -186,18 +187,18 @@ def _champion_version(registry: Registry, name: str, *, explicit: bool) -> int |
     return registry.alias_of(name)
 
 
-def _from_registry(registry: Registry, record: dict[str, Any]) -> Evaluated:
-    version = record["version"]
-    if METRICS_FILE not in (record.get("artifacts") or {}):
+def _from_registry(registry: Registry, record: ModelVersion) -> Evaluated:
+    version = record.version
+    if METRICS_FILE not in record.artifacts:
         raise UsageError(f"model version {version} has not been evaluated",
                          hint=f"run `mlci evaluate --model {version}` first")
     result = json.loads(registry.read_artifact(version, METRICS_FILE))
 
     def load() -> tuple[metrics.Predictions, dict[str, np.ndarray]]:
         data = registry.read_artifact(version, PREDICTIONS_FILE)
-        return predictions_from_bytes(record["task"], data, f"model version {version} {PREDICTIONS_FILE}")
+        return predictions_from_bytes(record.task, data, f"model version {version} {PREDICTIONS_FILE}")
 
-    return Evaluated(result, f"v{version}", load if PREDICTIONS_FILE in record["artifacts"] else None)
+    return Evaluated(result, f"v{version}", load if PREDICTIONS_FILE in record.artifacts else None)
 
 
 def minimum_comparison_rows(classes: int) -> int:
@@ -205,8 +206,8 @@ def minimum_comparison_rows(classes: int) -> int:
     return max(MIN_COMPARISON_ROWS, MIN_ROWS_PER_CLASS * classes)
 
 
-def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_record: dict[str, Any],
-                            challenger: Evaluated, champion_record: dict[str, Any],
+def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_record: ModelVersion,
+                            challenger: Evaluated, champion_record: ModelVersion,
                             champion: Evaluated) -> Comparison:
     """Re-score the champion on the challenger's holdout rows that are outside both models' recorded
     training rows, and take the challenger's own predictions on exactly those rows.
@@ -217,7 +218,7 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
     unseen rows left, there is no honest comparison, and the gate refuses (exit 2) rather than guess."""
     from mlci.ops.model.train import holdout_dataset, project_schema
 
-    version = champion_record["version"]
+    version = champion_record.version
     trained = _trained_rows(registry, champion_record)
     holdout = holdout_dataset(project, project_schema(project))
     if (holdout.lineage.get("sha256"), json.dumps(holdout.lineage.get("split"), sort_keys=True)) \
@@ -230,7 +231,7 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
     if challenger_trained is not None:
         unseen &= ~_seen_rows(holdout, challenger_record, challenger_trained)
     model, _ = load_version_model(project, version)
-    old_all = predict(model, holdout, champion_record["features"], champion_record["task"])
+    old_all = predict(model, holdout, list(champion_record.features), champion_record.task)
     new_all, keys = _challenger_rows(challenger, old_all, len(holdout.frame))
     rows = int(unseen.sum())
     needed = minimum_comparison_rows(len(old_all.classes or ()))
@@ -249,7 +250,7 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
                       _view(champion, old_all.subset(unseen), keys, shared, project), facts)
 
 
-def _shared_holdout_was_trained_on(project: Project, registry: Registry, records: list[dict[str, Any]],
+def _shared_holdout_was_trained_on(project: Project, registry: Registry, records: list[ModelVersion],
                                    challenger: Evaluated) -> bool:
     """Whether either model, both evaluated on the same fixed holdout file, trained on some of its rows
     (its training file held them). A seeded split of one file keeps holdout and training rows apart, so
@@ -268,36 +269,36 @@ def _shared_holdout_was_trained_on(project: Project, registry: Registry, records
     return any(bool(_seen_rows(holdout, record, trained).any()) for record, trained in recorded)
 
 
-def _trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray:
+def _trained_rows(registry: Registry, record: ModelVersion) -> np.ndarray:
     trained = _recorded_trained_rows(registry, record)
     if trained is None:
         raise UsageError(
-            f"cannot compare with champion v{record['version']}: it was evaluated on other holdout rows and "
+            f"cannot compare with champion v{record.version}: it was evaluated on other holdout rows and "
             f"has no record of which rows it trained on (registered by an earlier mlci)",
             hint="re-train the champion with this mlci and promote it, or set data.holdout to a fixed holdout "
                  "file and evaluate both versions on it")
     return trained
 
 
-def _recorded_trained_rows(registry: Registry, record: dict[str, Any]) -> np.ndarray | None:
+def _recorded_trained_rows(registry: Registry, record: ModelVersion) -> np.ndarray | None:
     from mlci.ml import row_identity
 
-    identity = ((record.get("data") or {}).get("train") or {}).get("row_identity")
+    identity = record.train_row_identity
     if not isinstance(identity, dict) or identity.get("scheme") != row_identity.SCHEME \
-            or row_identity.TRAIN_ROWS_FILE not in (record.get("artifacts") or {}):
+            or row_identity.TRAIN_ROWS_FILE not in record.artifacts:
         return None
-    data = registry.read_artifact(record["version"], row_identity.TRAIN_ROWS_FILE)
-    return row_identity.from_bytes(data, f"model version {record['version']} {row_identity.TRAIN_ROWS_FILE}")
+    data = registry.read_artifact(record.version, row_identity.TRAIN_ROWS_FILE)
+    return row_identity.from_bytes(data, f"model version {record.version} {row_identity.TRAIN_ROWS_FILE}")
 
 
-def _seen_rows(holdout: Dataset, record: dict[str, Any], trained: np.ndarray) -> np.ndarray:
+def _seen_rows(holdout: Dataset, record: ModelVersion, trained: np.ndarray) -> np.ndarray:
     from mlci.ml import row_identity
 
-    columns = record["data"]["train"]["row_identity"]["columns"]
+    columns = (record.train_row_identity or {})["columns"]
     absent = [c for c in columns if c not in holdout.frame.columns]
     if absent:
         raise UsageError(f"{holdout.lineage['path']}: column(s) {', '.join(absent)} of model version "
-                         f"{record['version']}'s training rows are missing, so its unseen rows cannot be found",
+                         f"{record.version}'s training rows are missing, so its unseen rows cannot be found",
                          hint="evaluate both versions on data with the same columns")
     return row_identity.seen_mask(row_identity.row_fingerprints(holdout.frame, columns), trained)
 

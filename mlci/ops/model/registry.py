@@ -14,6 +14,7 @@ from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import RECORD, ModelRegistry
 from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
+from mlci.core.records import ModelVersion
 from mlci.errors import ConfigError
 
 METRICS_FILE = "metrics.json"
@@ -30,9 +31,9 @@ def reference_artifact(project: Project) -> dict[str, bytes]:
     return {f"{REFERENCE_STEM}{suffix.lower()}": path.read_bytes()}
 
 
-def reference_name(record: dict) -> str | None:
+def reference_name(record: ModelVersion) -> str | None:
     """The name of the version's reference artifact, None for versions trained before it existed."""
-    names = [n for n in (record.get("artifacts") or {}) if n.split(".", 1)[0] == REFERENCE_STEM]
+    names = [n for n in record.artifacts if n.split(".", 1)[0] == REFERENCE_STEM]
     return names[0] if names else None
 
 
@@ -62,11 +63,11 @@ def local_copy(registry: Registry, version: int, directory: Path) -> Path:
     return Path(directory)
 
 
-def load_version_model(project: Project, ref: str | int = "latest") -> tuple[Any, dict[str, Any]]:
+def load_version_model(project: Project, ref: str | int = "latest") -> tuple[Any, ModelVersion]:
     """The model of version ``ref`` (number, alias or ``latest``) after verifying its sha256, and its record."""
     registry = open_registry(project)
-    record = registry.get(ref)
-    return load_model(registry.read_artifact(record["version"], MODEL_FILE)), record
+    record = registry.get_version(ref)
+    return load_model(registry.read_artifact(record.version, MODEL_FILE)), record
 
 
 def write_model_card(registry: Registry, version: int) -> dict[str, Any]:
@@ -98,10 +99,9 @@ def list_versions(*, project: Project) -> RegistryView:
     by_version: dict[int, list[str]] = {}
     for name, entry in sorted(registry.aliases().items()):
         by_version.setdefault(int(entry["version"]), []).append(name)
-    rows = [{"version": r["version"], "created": r.get("created"), "estimator": r["estimator"]["class"],
-             "metrics": r.get("metrics") or {}, "aliases": by_version.get(r["version"], []),
-             "image": (r.get("image") or {}).get("digest")}
-            for r in registry.versions()]
+    rows = [{"version": v.version, "created": v.created, "estimator": v.estimator, "metrics": v.metrics,
+             "aliases": by_version.get(v.version, []), "image": v.image.digest if v.image else None}
+            for v in map(ModelVersion.from_dict, registry.versions())]
     from mlci.ml.metrics import wanted_metrics
 
     headline = wanted_metrics(project.config.model.metrics, project.config.model.task)
@@ -110,8 +110,8 @@ def list_versions(*, project: Project) -> RegistryView:
 
 def show_version(*, project: Project, ref: str) -> RegistryView:
     registry = open_registry(project)
-    record = registry.get(ref)
-    return RegistryView("show", {"record": record, "aliases": _aliases_of(registry, record["version"])})
+    version = registry.get_version(ref)
+    return RegistryView("show", {"record": version.record, "aliases": _aliases_of(registry, version.version)})
 
 
 def promote(*, project: Project, ref: str, alias: str) -> RegistryView:
@@ -167,9 +167,9 @@ def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def estimator_name(record: dict[str, Any]) -> str:
+def estimator_name(record: ModelVersion) -> str | None:
     """The estimator as the config named it (the recorded class path may be a private module's)."""
-    return record["estimator"].get("configured") or record["estimator"]["class"]
+    return record.estimator_configured or record.estimator
 
 
 def copy_versions(source: Registry, target: Registry) -> dict[str, Any]:
@@ -180,8 +180,9 @@ def copy_versions(source: Registry, target: Registry) -> dict[str, Any]:
 
     numbers: dict[int, int] = {}
     for record in source.versions():
-        old = int(record["version"])
-        artifacts = {name: source.read_artifact(old, name) for name in sorted(record.get("artifacts") or {})}
+        typed = ModelVersion.from_dict(record)
+        old = typed.version
+        artifacts = {name: source.read_artifact(old, name) for name in sorted(typed.artifacts)}
         copied = {k: v for k, v in record.items() if k not in ("version", "artifacts")}
         copied["copied_from"] = {"registry": source.describe(), "version": old}
         new = target.register(copied, artifacts)

@@ -19,6 +19,7 @@ from mlci.adapters.registry_store import sha256_bytes
 from mlci.core.config import Project
 from mlci.core.dataschema import DataSchema, load_schema, schema_to_dict
 from mlci.core.progress import Heartbeat, Progress
+from mlci.core.records import ModelVersion
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, IntegrityError
 from mlci.ml import metrics, row_identity
@@ -155,12 +156,12 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
                                                "distinct_rows": int(trained_rows.size),
                                                "file": row_identity.TRAIN_ROWS_FILE}
     registry = open_registry(project)
-    record = registry.register(record, {MODEL_FILE: model_bytes,
-                                        row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows),
-                                        **reference_artifact(project)})
-    record = write_model_card(registry, record["version"])
-    log_training(project, record["version"], cv)
-    return TrainResult(record["version"], record, time.monotonic() - started, cv)
+    version = ModelVersion.from_dict(registry.register(record, {
+        MODEL_FILE: model_bytes, row_identity.TRAIN_ROWS_FILE: row_identity.to_bytes(trained_rows),
+        **reference_artifact(project)})).version
+    record = write_model_card(registry, version)
+    log_training(project, version, cv)
+    return TrainResult(version, record, time.monotonic() - started, cv)
 
 
 def training_rows(fit_data: Dataset, features: list[str], target: str) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 from mlci.core import drift as rules
 from mlci.core.config import MonitorSection
 from mlci.core.dataschema import Column, DataSchema
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Check, Report
 from mlci.errors import ConfigError
 from mlci.ml import drift as stats
@@ -153,7 +154,7 @@ def data_quality(report: Report, ref: Profile, cur: Profile, schema: DataSchema,
     report.details["quality"] = quality
 
 
-def performance(report: Report, cur: Profile, record: dict[str, Any] | None, model: Any,
+def performance(report: Report, cur: Profile, record: ModelVersion | None, model: Any,
                 settings: MonitorSection, wanted: list[str]) -> None:
     """Metrics on labelled current rows against the version's evaluation metrics."""
     reference = _evaluation_metrics(record)
@@ -166,7 +167,7 @@ def performance(report: Report, cur: Profile, record: dict[str, Any] | None, mod
 
     y = np.concatenate(cur.labels)
     known = ~pd.isna(y)
-    task = record.get("task") or "binary"
+    task = record.task or "binary"
     names = [m for m in wanted_metrics(wanted, task) if m in reference and m in metrics_for_task(task)]
     if not known.any() or not names:
         report.details["performance"] = None
@@ -200,9 +201,9 @@ def _labelled_predictions(task: str, model: Any, y: np.ndarray, predicted: np.nd
                        None if probabilities is None else probabilities[keep], classes)
 
 
-def _evaluation_metrics(record: dict[str, Any] | None) -> dict[str, float]:
+def _evaluation_metrics(record: ModelVersion | None) -> dict[str, float]:
     """The version's holdout metrics; records may nest them under ``holdout`` or keep them flat."""
-    metrics = (record or {}).get("metrics") or {}
+    metrics: dict[str, Any] = record.metrics if record else {}
     if isinstance(metrics.get("holdout"), dict):
         metrics = metrics["holdout"]
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

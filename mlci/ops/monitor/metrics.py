@@ -11,6 +11,7 @@ from typing import Any
 
 from mlci.adapters.pushgateway import Metric, Pushgateway
 from mlci.core.config import Project
+from mlci.core.records import ModelVersion
 from mlci.core.reports import Report
 from mlci.errors import MlciError
 from mlci.ops.monitor.result import MonitorReport
@@ -93,7 +94,7 @@ def _number(value: Any) -> float:
 
 
 def push_metrics(report: MonitorReport, project: Project, explicit_url: str | None,
-                 record: dict[str, Any] | None) -> None:
+                 record: ModelVersion | None) -> None:
     """Push the run's metrics, then (only if that worked) the last-success timestamp."""
     url = pushgateway_url(explicit_url, project)
     if not url:
@@ -102,7 +103,7 @@ def push_metrics(report: MonitorReport, project: Project, explicit_url: str | No
     # model_version is a label, not part of the group: each push replaces the previous version's samples,
     # so alerts follow the deployed version instead of firing on a retired one's last values.
     grouping = {"job": PUSH_JOB, "project": project.config.project}
-    labels = {"model_version": str(record["version"]) if record else "none"}
+    labels = {"model_version": str(record.version) if record else "none"}
     status: dict[str, Any] = {"grouping": grouping, "labels": labels, "pushed": False}
     report.details["pushgateway"] = status
     try:

@@ -18,6 +18,7 @@ from mlci.core import drift as rules
 from mlci.core.config import Project
 from mlci.core.dataschema import DataSchema
 from mlci.core.progress import Progress
+from mlci.core.records import ModelVersion
 from mlci.errors import NotFound
 from mlci.ml import drift as stats
 from mlci.ops.monitor.sources import Source, batches
@@ -39,7 +40,7 @@ class Profile:
 
 
 def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[str, rules.Kind], model: Any,
-            record: dict[str, Any] | None, show_progress: bool) -> Profile:
+            record: ModelVersion | None, show_progress: bool) -> Profile:
     """Stream a source into sketches, out-of-schema counts, predictions and labels."""
     expected = _estimated_rows(source)
     capacity = project.config.monitor.sample_values
@@ -50,7 +51,7 @@ def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[st
     target = schema.target
     wanted = list(kinds) + ([target] if target and target not in kinds else [])
     if model is not None:
-        wanted += [c for c in record.get("features", []) if c not in wanted]
+        wanted += [c for c in record.features if c not in wanted]
     with Progress(f"reading {source.label}", total=expected, enabled=show_progress, estimated=True) as bar:
         for batch in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
             stats.add_batch(result.columns, batch)
@@ -118,27 +119,27 @@ def _estimated_rows(source: Source) -> int | None:
 # -- the model's side -----------------------------------------------------------------------------
 
 
-def load_model_for(project: Project, record: dict[str, Any] | None) -> Any:
+def load_model_for(project: Project, record: ModelVersion | None) -> Any:
     """The version's model when prediction drift or performance need it and it can be loaded."""
-    if record is None or not isinstance(record.get("features"), list):
+    if record is None or not record.features:
         return None
     from mlci.ops.model.registry import load_version_model
 
     try:
-        model, _ = load_version_model(project, record["version"])
+        model, _ = load_version_model(project, record.version)
     except NotFound:
         return None
     return model
 
 
-def predict_batch(result: Profile, frame: pd.DataFrame, model: Any, record: dict[str, Any] | None,
+def predict_batch(result: Profile, frame: pd.DataFrame, model: Any, record: ModelVersion | None,
                   from_logs: bool) -> None:
     """Add the model's outputs for a batch: logged ones for logs, fresh ones for files."""
     if from_logs:
         predicted = frame["__prediction"].to_numpy()
         probabilities = _logged_probabilities(frame["__probabilities"], model)
     elif model is not None:
-        X = frame[record["features"]]
+        X = frame[list(record.features)]
         predicted = model.predict(X)
         probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None
     else:

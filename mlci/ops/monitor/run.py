@@ -59,7 +59,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     features = monitored_features(schema, record, settings)
     report = MonitorReport(kind="monitor")
     report.details.update({"project": project.config.project,
-                           "model_version": record.get("version") if record else None})
+                           "model_version": record.version if record else None})
     model = load_model_for(project, record)
 
     reference_source = reference_source_for(project, record, reference or settings.reference)

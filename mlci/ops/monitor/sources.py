@@ -25,6 +25,7 @@ import yaml
 from mlci.core import drift as rules
 from mlci.core.config import ColumnDrift, MonitorSection, Project
 from mlci.core.dataschema import DataSchema, load_schema
+from mlci.core.records import ModelVersion
 from mlci.core.spec import build
 from mlci.core.yamlsrc import load_yaml_text
 from mlci.errors import ConfigError, DataError, IntegrityError, NotFound, ServiceError
@@ -50,24 +51,22 @@ class Source:
         return self.logs_since is not None
 
 
-def deployed_version(project: Project, ref: str | None) -> dict[str, Any] | None:
+def deployed_version(project: Project, ref: str | None) -> ModelVersion | None:
     """The version to monitor: ``ref``, else the ``production`` alias, else the newest deployment,
     else ``latest``; None when the registry holds no version at all."""
     from mlci.ops.model.registry import open_registry
 
     registry = open_registry(project)
     if ref:
-        return registry.get(ref)
+        return registry.get_version(ref)
     versions = registry.versions()
     if not versions:
         return None
     production = registry.alias_of("production")
     if production is not None:
-        return registry.get(production)
+        return registry.get_version(production)
     deployed = [v for v in versions if v.get("deployments")]
-    if deployed:
-        return max(deployed, key=_last_deployed)
-    return versions[-1]
+    return ModelVersion.from_dict(max(deployed, key=_last_deployed) if deployed else versions[-1])
 
 
 def _last_deployed(record: dict[str, Any]) -> str:
@@ -77,11 +76,11 @@ def _last_deployed(record: dict[str, Any]) -> str:
     return max(times, default="")
 
 
-def version_schema(project: Project, record: dict[str, Any] | None) -> DataSchema:
+def version_schema(project: Project, record: ModelVersion | None) -> DataSchema:
     """The schema the version was trained with, else the project's schema.yaml."""
-    if record and isinstance(record.get("schema"), dict):
-        text = yaml.safe_dump(record["schema"], sort_keys=False)
-        return build(DataSchema, load_yaml_text(text, f"schema of model version {record['version']}"))
+    if record and isinstance(record.schema, dict):
+        text = yaml.safe_dump(record.schema, sort_keys=False)
+        return build(DataSchema, load_yaml_text(text, f"schema of model version {record.version}"))
     path = project.path(project.config.data.schema)
     if not path.exists():
         raise ConfigError(f"{path}: no such schema file", hint="run 'mlci schema infer' or set data.schema")
@@ -93,9 +92,8 @@ def column_settings(settings: MonitorSection, column: str) -> ColumnDrift:
     return settings.columns.get(column) or ColumnDrift()
 
 
-def monitored_features(schema: DataSchema, record: dict[str, Any] | None, settings: MonitorSection) -> list[str]:
-    names = list(record["features"]) if record and isinstance(record.get("features"), list) \
-        else list(schema.features)
+def monitored_features(schema: DataSchema, record: ModelVersion | None, settings: MonitorSection) -> list[str]:
+    names = list(record.features) if record and record.features else list(schema.features)
     unknown = [c for c in settings.columns if c not in schema.columns]
     if unknown:
         raise ConfigError(f"monitor.columns: '{unknown[0]}' is not a column of the schema",
@@ -108,7 +106,7 @@ def column_kind(column) -> rules.Kind:
     return "categorical" if column.type in CATEGORICAL_TYPES or column.values else "numeric"
 
 
-def reference_source_for(project: Project, record: dict[str, Any] | None, explicit: str | None) -> Source:
+def reference_source_for(project: Project, record: ModelVersion | None, explicit: str | None) -> Source:
     if explicit:
         return Source(explicit, expand_files(project, explicit))
     if record is None:
@@ -117,21 +115,21 @@ def reference_source_for(project: Project, record: dict[str, Any] | None, explic
     stored = stored_reference(project, record)
     if stored is not None:
         return stored
-    train = (record.get("data") or {}).get("train") or {}
+    train = record.train
     if not train.get("path"):
-        raise NotFound(f"model version {record['version']} records no training data path",
+        raise NotFound(f"model version {record.version} records no training data path",
                        hint="give --reference FILE (or monitor.reference)")
     path = project.path(train["path"])
     if not path.is_file():
-        raise DataError(f"{path}: the training data of model version {record['version']} is missing",
+        raise DataError(f"{path}: the training data of model version {record.version} is missing",
                         hint="restore it, or give --reference FILE")
     if train.get("sha256") and sha256_file(path) != train["sha256"]:
-        raise IntegrityError(f"{path}: sha256 differs from the one recorded by model version {record['version']}",
+        raise IntegrityError(f"{path}: sha256 differs from the one recorded by model version {record.version}",
                              hint="the training data changed since training; restore it or give --reference FILE")
     return Source(str(train["path"]), [path])
 
 
-def stored_reference(project: Project, record: dict[str, Any]) -> Source | None:
+def stored_reference(project: Project, record: ModelVersion) -> Source | None:
     """The version's reference artifact from the registry (sha256 verified on read), as a file in the
     project's cache; None for versions registered before references were stored."""
     from mlci.core.atomic import atomic_write_bytes
@@ -140,14 +138,14 @@ def stored_reference(project: Project, record: dict[str, Any]) -> Source | None:
     name = reference_name(record)
     if name is None:
         return None
-    digest = record["artifacts"][name]["sha256"]
-    train = (record.get("data") or {}).get("train") or {}
+    digest = record.artifact_sha256(name)
+    train = record.train
     file_name = Path(str(train.get("path") or name)).name  # the training file's own name, for reports
-    path = project.path(".mlci/references") / f"v{record['version']}-{digest[:16]}" / file_name
+    path = project.path(".mlci/references") / f"v{record.version}-{digest[:16]}" / file_name
     if not (path.is_file() and sha256_file(path) == digest):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, open_registry(project).read_artifact(record["version"], name))
-    return Source(f"{train.get('path') or 'training data'} of model version {record['version']} "
+        atomic_write_bytes(path, open_registry(project).read_artifact(record.version, name))
+    return Source(f"{train.get('path') or 'training data'} of model version {record.version} "
                   f"(from the registry)", [path])
 
 
