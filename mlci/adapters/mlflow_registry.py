@@ -39,8 +39,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlci.adapters.pushgateway import redact
+from mlci.adapters.registry_api import ARTIFACT_NAME, LATEST, unknown_reference, version_number
 from mlci.core.records import ModelVersion, stamp, upgrade
+from mlci.core.redact import redact_url as redact
 from mlci.errors import ConfigError, IntegrityError, MlciError, NotFound, ServiceError
 
 MODEL_DIR = "model"          # the MLflow model (MLmodel + model.skops) inside the run's artifacts
@@ -49,7 +50,6 @@ RECORD_TAG = "mlci.record"   # set last: the version is complete
 SHA_TAG = "mlci.sha256."     # + artifact name
 HISTORY_TAG = "mlci.alias_history"
 _ALIAS_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "20", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.2"}
 # The client prints "View run ... at: <url>" to stdout when a run ends; stdout is for mlci's results.
@@ -115,21 +115,18 @@ class MlflowRegistry:
 
     def resolve(self, ref: str | int) -> int:
         text = str(ref).strip()
-        match = re.fullmatch(r"v?(\d+)", text)
-        if match:
-            number = int(match.group(1))
+        number = version_number(text)
+        if number is not None:
             self._model_version(number)
             return number
-        if text == "latest":
+        if text == LATEST:
             complete = self._complete_versions()
             if not complete:
                 raise NotFound(f"the registry {self.describe()} has no model versions yet", hint="run 'mlci train'")
             return int(complete[-1].version)
         holder = self.alias_of(text)
         if holder is None:
-            known = ", ".join(sorted(self.aliases())) or "none"
-            raise NotFound(f"no model version or alias named '{text}' (aliases: {known})",
-                           hint="see 'mlci registry list'")
+            raise unknown_reference(text, self.aliases())
         return holder
 
     def aliases(self) -> dict[str, dict[str, Any]]:
@@ -356,7 +353,7 @@ class MlflowRegistry:
         self._records[digest] = json.loads(data)
 
     def _upload(self, run_id: str, name: str, data: bytes, record: dict[str, Any]) -> None:
-        if not _ARTIFACT_NAME.match(name):
+        if not ARTIFACT_NAME.match(name):
             raise IntegrityError(f"refusing artifact name {name!r}: not a plain file name")
         if name == _model_file():
             self._put_model(run_id, data, record)
@@ -495,7 +492,7 @@ def _model_file() -> str:
 
 
 def _artifact_path(name: str) -> str:
-    if not _ARTIFACT_NAME.match(name):
+    if not ARTIFACT_NAME.match(name):
         raise IntegrityError(f"refusing artifact name {name!r}: not a plain file name")
     return f"{MODEL_DIR}/{name}" if name == _model_file() else f"{MLCI_DIR}/{name}"
 

@@ -9,10 +9,17 @@ Nothing outside the backends knows where the bytes live.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from mlci.core.records import ModelVersion
+from mlci.errors import NotFound
+
+LATEST = "latest"
+_VERSION_REF = re.compile(r"v?(\d+)")
+# Artifact and alias names are plain file names, so a name read from a registry can never leave it.
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 # What a record change looks like: a function that edits the record in place.
 Change = Callable[[dict[str, Any]], None]
@@ -58,3 +65,17 @@ class Registry(Protocol):
 
     def describe(self) -> str:
         """Where the registry is, safe to print (no credentials)."""
+
+
+def version_number(ref: str | int) -> int | None:
+    """The version number a reference names directly (``3``, ``"3"``, ``"v3"``); None for ``latest`` or an
+    alias. The one grammar of version references, which every backend's ``resolve`` reads."""
+    match = _VERSION_REF.fullmatch(str(ref).strip())
+    return int(match.group(1)) if match else None
+
+
+def unknown_reference(text: str, aliases: dict[str, Any]) -> NotFound:
+    """The error for a reference that is neither a version number, ``latest`` nor a known alias."""
+    known = ", ".join(sorted(aliases)) or "none"
+    return NotFound(f"no model version or alias named '{text}' (aliases: {known})", hint="see 'mlci registry list'")
+

@@ -30,6 +30,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from mlci.adapters.registry_api import ARTIFACT_NAME, LATEST, unknown_reference, version_number
 from mlci.core.atomic import FileLock, atomic_write_bytes, atomic_write_json
 from mlci.core.records import ModelVersion, stamp, upgrade
 from mlci.errors import ConfigError, IntegrityError, NotFound
@@ -37,7 +38,6 @@ from mlci.errors import ConfigError, IntegrityError, NotFound
 RECORD = "version.json"
 LOCK_FILE = ".lock"  # flock()ed, never deleted
 JOURNAL = ".update-journal.json"  # an update in progress: its record and staged artifacts
-_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _VERSION_DIR = re.compile(r"^v(\d+)$")
 
 
@@ -68,22 +68,20 @@ class ModelRegistry:
     def resolve(self, ref: str | int) -> int:
         """A version number from ``3``, ``"3"``, ``"v3"``, ``"latest"`` or an alias name."""
         text = str(ref).strip()
-        match = re.fullmatch(r"v?(\d+)", text)
-        if match:
-            number = int(match.group(1))
+        number = version_number(text)
+        if number is not None:
             if number in self._version_numbers():
                 return number
             raise NotFound(f"model version {text} does not exist", hint="see 'mlci registry list'")
-        if text == "latest":
+        if text == LATEST:
             numbers = self._version_numbers()
             if not numbers:
                 raise NotFound("the registry has no model versions yet", hint="run 'mlci train'")
             return numbers[-1]
-        alias = self.aliases().get(text)
+        aliases = self.aliases()
+        alias = aliases.get(text)
         if alias is None:
-            known = ", ".join(sorted(self.aliases())) or "none"
-            raise NotFound(f"no model version or alias named '{text}' (aliases: {known})",
-                           hint="see 'mlci registry list'")
+            raise unknown_reference(text, aliases)
         if alias["version"] not in self._version_numbers():
             raise IntegrityError(f"{self.root / 'aliases.json'}: alias '{text}' points at version "
                                  f"{alias['version']}, which does not exist", hint=_REPAIR_HINT)
@@ -116,7 +114,7 @@ class ModelRegistry:
         return data
 
     def artifact_path(self, version: int, name: str) -> Path:
-        if not _ARTIFACT_NAME.match(name):
+        if not ARTIFACT_NAME.match(name):
             raise IntegrityError(f"refusing artifact name {name!r}: not a plain file name")
         base = self._version_dir(version).resolve()
         path = (base / name).resolve()
@@ -174,7 +172,7 @@ class ModelRegistry:
         return record
 
     def set_alias(self, name: str, version: int) -> dict[str, Any]:
-        if not _ARTIFACT_NAME.match(name):
+        if not ARTIFACT_NAME.match(name):
             raise ConfigError(f"'{name}' is not a valid alias name", hint="letters, digits, '.', '_', '-'")
         with self.locked():
             self._read_record(version)
@@ -303,7 +301,7 @@ def alias_file_problem(aliases: Any) -> str | None:
     if not isinstance(aliases, dict):
         return f"expected a JSON object, got {type(aliases).__name__}"
     for name, entry in aliases.items():
-        if not _ARTIFACT_NAME.match(str(name)):
+        if not ARTIFACT_NAME.match(str(name)):
             return f"alias name {str(name)[:60]!r} is not a valid name"
         if not isinstance(entry, dict) or not _is_version_number(entry.get("version")):
             shown = entry.get("version") if isinstance(entry, dict) else entry
