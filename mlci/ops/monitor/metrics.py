@@ -93,9 +93,10 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def push_metrics(report: MonitorReport, project: Project, explicit_url: str | None,
+def push_metrics(report: MonitorReport, metrics: list[Metric], project: Project, explicit_url: str | None,
                  record: ModelVersion | None) -> None:
-    """Push the run's metrics, then (only if that worked) the last-success timestamp."""
+    """Push the run's ``metrics`` (``monitor_metrics(report)``), then (only if that worked) the last-success
+    timestamp; the outcome goes into the report."""
     url = pushgateway_url(explicit_url, project)
     if not url:
         report.details["pushgateway"] = None
@@ -109,7 +110,7 @@ def push_metrics(report: MonitorReport, project: Project, explicit_url: str | No
     try:
         gateway = Pushgateway(url)
         status["url"] = gateway.base
-        gateway.push(grouping, monitor_metrics(report), labels=labels)
+        gateway.push(grouping, metrics, labels=labels)
         gateway.push(grouping, [Metric("mlci_monitor_last_success_timestamp_seconds",
                                        "Unix time of the last monitor run that completed and pushed its metrics")
                                 .add(time.time())], labels=labels)

@@ -97,8 +97,9 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     report.details["retrain"] = not report.ok
     report.details["retrain_job"] = settings.retrain_job
 
-    push_metrics(report, project, pushgateway, record)
-    log_monitoring(project, monitor_metrics(report))
+    gauges = monitor_metrics(report)  # one derivation for the Pushgateway and TensorBoard
+    push_metrics(report, gauges, project, pushgateway, record)
+    log_monitoring(project, gauges)
     html = render_html(project, report, ref, cur, kinds if plots else {})
     write_report(report, project.reports_dir, html=html, duration=time.monotonic() - started)
     return report
