@@ -10,8 +10,9 @@ implements the parts of the API that python-jenkins 1.8.3 and mlci use:
 * jobs, folders and multibranch projects (``createItem``, ``config.xml`` re-serialized without unknown
   fields, ``api/json`` with ``tree=``, ``doDelete``, ``enable``/``disable``, branch indexing on ``build``),
   names looked up case-insensitively like Jenkins does; declarative's job-property rewrite on each build;
-* the build queue (``build``/``buildWithParameters`` -> ``201 Location: .../queue/item/N/``,
-  ``303`` for an identical request merged into a queued item, ``cancelled`` items, expired items);
+* the build queue (``build``/``buildWithParameters`` -> ``201 Location: .../queue/item/N/``;
+  ``buildWithParameters`` answers ``303`` for an identical request merged into a queued item, ``build`` still
+  201; ``cancelled`` items, expired items);
 * builds (``api/json``, ``consoleText``, ``logText/progressiveText`` with ``X-Text-Size`` and
   ``X-More-Data``, ``stop``), progressing *per poll*, never by wall-clock time;
 * the declarative linter (``pipeline-model-converter/validate`` and ``validateJenkinsfile``) with the
@@ -837,6 +838,16 @@ class JenkinsEmulator:
                      if i.state == "waiting"]
             return self._json({"_class": "hudson.model.Queue", "discoverableItems": [],
                                "items": items}, tree)
+        m = re.fullmatch(r"queue/item/(\d+)", rest)
+        if m:
+            # Queue.Item.doIndex: a known item (waiting or left) answers a short text, not JSON. python-jenkins'
+            # build_job lands here when it follows a 303.
+            item = self._queue.get(int(m.group(1)))
+            if item is None or item.forgotten:
+                raise _HttpError(404, "Not Found")
+            uri = f"/queue/item/{item.id}/"
+            return _Response(200, f"Queue item exists. For details check, for example, {uri}api/json?tree=cancelled,"
+                                  f"executable[url]".encode())
         m = re.fullmatch(r"queue/item/(\d+)/api/json", rest)
         if m:
             item = self._queue.get(int(m.group(1)))
@@ -908,10 +919,10 @@ class JenkinsEmulator:
             self._require_post(method)
             job.disabled = rest == "disable"
             return _Response(302, headers={"Location": self._job_url(job.name)})
-        if rest in ("build", "buildWithParameters"):
-            if method != "POST":
-                raise _HttpError(405, "Method Not Allowed")
-            return self._build_request(job, rest, qs, form)
+        if rest == "build":
+            return self._build(method, job, qs, form)
+        if rest == "buildWithParameters":
+            return self._build_with_parameters(method, job, qs, form)
         build = self._resolve_build(job, segs[0])
         sub = "/".join(segs[1:])
         if sub == "":
@@ -1169,34 +1180,86 @@ class JenkinsEmulator:
             out.append((p.name, value))
         return tuple(out)
 
-    def _build_request(self, job: _Job, kind: str, qs: dict, form: dict) -> _Response:
+    # The two trigger endpoints, as jenkinsci/jenkins answers them (read at commit ff9430ee1dc6, 2.578+; the same
+    # in 2.568.2 LTS): ParameterizedJobMixIn.doBuild / doBuildWithParameters, ParametersDefinitionProperty._doBuild /
+    # buildWithParameters, BuildAuthorizationToken.checkPermission, Queue.schedule2. Redirects carry an absolute
+    # Location (stapler ResponseImpl.sendRedirect(int, String)).
+
+    def _build(self, method: str, job: _Job, qs: dict, form: dict) -> _Response:
+        """``doBuild``: 409 for a job that is not buildable; on a parameterized job a GET shows the parameter form
+        and a POST is the form's submission (``_doBuild``); otherwise POST only, and always 201 with the queue item,
+        merged or not (``// TODO JENKINS-66105 use SC_SEE_OTHER if !ScheduleResult.created``)."""
         if job.disabled:
             raise _HttpError(409, f"{job.name} is not buildable")
+        if job.params and method != "POST":
+            return _Response(200, f"<html><title>{html.escape(job.name)} [Jenkins]</title></html>".encode(),
+                             "text/html;charset=utf-8")
+        self._require_build_post(method)
+        if job.params:
+            return self._submit_parameter_form(job, qs, form)
+        item, _ = self._enqueue(job, None)
+        return _Response(201, headers={"Location": f"{self.url}queue/item/{item.id}/"})
+
+    def _build_with_parameters(self, method: str, job: _Job, qs: dict, form: dict) -> _Response:
+        """``doBuildWithParameters``: POST only, then 409 for a job that is not buildable, 400 ``<full name> is not
+        parameterized`` for a job without parameters (since 2.524, commit 521ecfdbfc35; before it an
+        IllegalStateException, i.e. 500); then 201 for a new queue item and 303 See Other naming the waiting item an
+        identical request was merged into (``!ScheduleResult.isCreated()``)."""
+        self._require_build_post(method)
+        if job.disabled:
+            raise _HttpError(409, f"{job.name} is not buildable")
+        if not job.params:
+            raise _HttpError(400, f"{job.name} is not parameterized")
         values = {k: v for k, v in qs.items()}
         for k, v in form.items():
             values.setdefault(k, v)
-        for reserved in ("token", "delay", "cause", CRUMB_FIELD):
-            values.pop(reserved, None)
-        if kind == "buildWithParameters":
-            if not job.params:
-                # ParameterizedJobMixIn.doBuildWithParameters: 400 for a job without parameters.
-                raise _HttpError(400, "This build is not parameterized!")
-            params = self._param_values(job, values)
-        else:
-            if job.params:
-                # ParametersDefinitionProperty._doBuild wants the UI's JSON form submission.
-                raise _HttpError(400, "Nothing is submitted")
-            params = None
-        item, created = self._enqueue(job, params)
-        # ParametersDefinitionProperty.buildWithParameters / ParameterizedJobMixIn.doBuild: 201 for a new
-        # queue item, 303 See Other naming the queued item an identical request was merged into.
+        item, created = self._enqueue(job, self._param_values(job, values))
         return _Response(201 if created else 303, headers={"Location": f"{self.url}queue/item/{item.id}/"})
+
+    @staticmethod
+    def _require_build_post(method: str) -> None:
+        if method != "POST":  # BuildAuthorizationToken.checkPermission
+            raise _HttpError(405, "Method Not Allowed", {"Allow": "POST"})
+
+    def _submit_parameter_form(self, job: _Job, qs: dict, form: dict) -> _Response:
+        """``ParametersDefinitionProperty._doBuild``: the UI's form, a ``json`` field ``{"parameter": [{"name",
+        "value"}, …]}`` (stapler ``RequestImpl.getSubmittedForm``: without it 400 ``Nothing is submitted``, or ``This
+        page expects a form submission`` when other fields came). Only the submitted parameters are kept; an unknown
+        name is an IllegalArgumentException (500). ``Queue.schedule`` returns no item for a merged request, and the
+        answer is then a 302 to the job's page; a new item gets 201 (or the form's ``statusCode``)."""
+        submitted = (form.get("json") or qs.get("json") or [""])[0]
+        if not submitted:
+            given = {k for k in (*qs, *form) if k != CRUMB_FIELD}
+            raise _HttpError(400, "This page expects a form submission" if given else "Nothing is submitted")
+        try:
+            data = json.loads(submitted)
+        except ValueError:
+            raise _HttpError(500, f"Failed to parse JSON:{submitted}") from None
+        entries = data.get("parameter") or [] if isinstance(data, dict) else []
+        values = []
+        for entry in entries if isinstance(entries, list) else [entries]:
+            definition = next((p for p in job.params if p.name == entry.get("name")), None)
+            if definition is None:
+                raise _HttpError(500, f"No such parameter definition: {entry.get('name')}")
+            values.append((definition.name, self._form_value(definition, entry.get("value"))))
+        item, created = self._enqueue(job, tuple(values))
+        if not created:
+            return _Response(302, headers={"Location": self._job_url(job.name)})
+        return _Response(int(data.get("statusCode", 201)), headers={"Location": f"{self.url}queue/item/{item.id}/"})
+
+    @staticmethod
+    def _form_value(definition: _ParamDef, value) -> object:
+        if definition.kind == "hudson.model.BooleanParameterDefinition":
+            return value is True or str(value).lower() == "true"
+        if definition.choices and value not in definition.choices:
+            raise _HttpError(500, f"Illegal choice for parameter {definition.name}: {value}")
+        return "" if value is None else str(value)
 
     def _enqueue(self, job: _Job, params: tuple | None) -> tuple[_QueueItem, bool]:
         """``(item, created)``; an identical waiting request is folded into the queued item
         (Queue.schedule2 -> ScheduleResult.existing, Queue.java)."""
         for item in self._queue.values():
-            if item.job is job and item.state == "waiting" and item.params == params:
+            if item.job is job and item.state == "waiting" and _same_parameters(item.params, params):
                 item.causes += 1
                 return item, False
         key = _key(job.name)
@@ -1468,6 +1531,12 @@ class _HttpError(Exception):
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+
+
+def _same_parameters(queued: tuple | None, requested: tuple | None) -> bool:
+    """ParametersAction.shouldSchedule: a request is a duplicate when its parameter values equal, as a set, those of
+    the queued item."""
+    return set(queued or ()) == set(requested or ())
 
 
 def _key(full_name: str) -> str:

@@ -6,6 +6,7 @@ They also pin down python-jenkins 1.8.3 behaviour that mlci's adapter has to cop
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -210,10 +211,16 @@ def queue_id(response) -> int:
     return int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
 
 
+# The trigger endpoints as jenkinsci/jenkins answers them, read at commit ff9430ee1dc6 (2.578+; unchanged in the
+# 2.568.2 LTS): core/src/main/java/jenkins/model/ParameterizedJobMixIn.java (doBuild, doBuildWithParameters),
+# core/src/main/java/hudson/model/ParametersDefinitionProperty.java (_doBuild, buildWithParameters),
+# core/src/main/java/hudson/model/Queue.java (schedule2/scheduleInternal, Item.doIndex).
+
+
 def test_identical_queued_parameters_are_merged(emu, server):
-    """ParametersDefinitionProperty.buildWithParameters (jenkinsci/jenkins): 201 + Location for a new queue
-    item; an identical request folded into the waiting item (Queue.schedule2 -> ScheduleResult.existing)
-    answers 303 See Other with that item's Location."""
+    """ParametersDefinitionProperty.buildWithParameters: 201 + Location for a new queue item; an identical request
+    folded into the waiting item (Queue.scheduleInternal -> ScheduleResult.existing; ParametersAction.shouldSchedule
+    compares the parameter values as a set) answers 303 See Other with that item's Location."""
     emu.add_job("train", params={"MODEL": "iris", "MLCI_REQUEST_ID": ""})
     emu.script_job("train", queue_polls=5)
     auth = ("mlci", TOKEN)
@@ -224,9 +231,6 @@ def test_identical_queued_parameters_are_merged(emu, server):
     first = queue_id(created)
     assert queue_id(merged) == first  # coalesced into the waiting item
     assert emu.queue_item(first)["causes"] == 2
-    # python-jenkins' build_job follows the 303 with a GET and cannot read a queue id from it
-    with pytest.raises(jenkins.JenkinsException):
-        server.build_job("train", {"MODEL": "wine"})
     third = server.build_job("train", {"MODEL": "wine", "MLCI_REQUEST_ID": "r-3"})
     fourth = server.build_job("train", {"MODEL": "wine", "MLCI_REQUEST_ID": "r-4"})
     assert len({first, third, fourth}) == 3
@@ -236,6 +240,110 @@ def test_identical_queued_parameters_are_merged(emu, server):
     # once an item has left the queue, an identical request makes a new item
     emu.start_queued("train")
     assert server.build_job("train", {"MODEL": "wine"}) not in (first, third, fourth)
+
+
+def test_python_jenkins_follows_a_303_to_the_queue_items_page_and_finds_no_location(emu, server):
+    """python-jenkins 1.8.3 (jenkins/__init__.py: Jenkins._request sends through a requests Session, which follows
+    redirects) turns the 303 of a merged buildWithParameters into a GET of /queue/item/N/. Queue.Item.doIndex answers
+    that with 200 and a line of text, so build_job finds no Location and raises EmptyResponseException: it cannot
+    return the item the request was merged into. (mlci posts without following redirects.)"""
+    emu.add_job("train", params={"MODEL": "iris"})
+    emu.script_job("train", queue_polls=5)
+    first = server.build_job("train", {"MODEL": "wine"})
+    with pytest.raises(jenkins.EmptyResponseException, match="Header 'Location' not found"):
+        server.build_job("train", {"MODEL": "wine"})
+    followed = emu.requests_to(rf"^/queue/item/{first}/$")
+    assert [(r.method, r.status) for r in followed] == [("GET", 200)]
+    page = requests.get(f"{emu.url}queue/item/{first}/", auth=("mlci", TOKEN), timeout=5)
+    assert page.text.startswith("Queue item exists.") and "Location" not in page.headers
+    assert emu.queue_item(first)["causes"] == 2
+
+
+def test_build_without_parameters_answers_201_even_when_merged(emu, server):
+    """ParameterizedJobMixIn.doBuild schedules with Queue.schedule2 and answers 201 with the item's Location whether
+    the item is new or the waiting one the request was merged into
+    (``// TODO JENKINS-66105 use SC_SEE_OTHER if !ScheduleResult.created``); only buildWithParameters answers 303.
+    python-jenkins' build_job reads the 201's Location, so it returns the merged item."""
+    emu.add_job("plain")
+    emu.script_job("plain", queue_polls=5)
+    url = emu.url + "job/plain/build"
+    auth = ("mlci", TOKEN)
+    created = requests.post(url, auth=auth, allow_redirects=False, timeout=5)
+    merged = requests.post(url, auth=auth, allow_redirects=False, timeout=5)
+    assert (created.status_code, merged.status_code) == (201, 201)
+    assert queue_id(merged) == queue_id(created)
+    assert server.build_job("plain") == queue_id(created)
+    assert emu.queue_item(queue_id(created))["causes"] == 3
+
+
+def test_build_with_parameters_on_a_job_without_parameters_is_400(emu, server):
+    """ParameterizedJobMixIn.doBuildWithParameters: ``HttpResponses.errorWithoutStack(SC_BAD_REQUEST, <full name> +
+    " is not parameterized")`` since Jenkins 2.524 (commit 521ecfdbfc35, "Better error response from
+    doBuildWithParameters"); before it, ``IllegalStateException("This build is not parameterized!")``, a 500.
+    python-jenkins raises JenkinsException only for 401/403/500 and NotFoundException for 404: a 400 arrives as the
+    raw requests.HTTPError."""
+    emu.add_folder("ml")
+    emu.add_job("ml/plain")
+    response = requests.post(emu.url + "job/ml/job/plain/buildWithParameters", data={"A": "1"},
+                             auth=("mlci", TOKEN), allow_redirects=False, timeout=5)
+    assert response.status_code == 400 and "ml/plain is not parameterized" in response.text
+    with pytest.raises(requests.HTTPError, match="400"):
+        server.build_job("ml/plain", {"A": "1"})
+    assert emu.queue == []
+
+
+def test_build_on_a_parameterized_job_is_the_parameter_forms_submission(emu, server):
+    """ParameterizedJobMixIn.doBuild hands a POST on a parameterized job to ParametersDefinitionProperty._doBuild,
+    which reads the UI's ``json`` form field (stapler RequestImpl.getSubmittedForm: 400 "Nothing is submitted", or
+    "This page expects a form submission" when other fields came), keeps only the submitted parameters, schedules
+    with Queue.schedule (no item for a merged request: a 302 to the job) and answers 201 for a new item."""
+    emu.add_job("param", params={"A": "1", "B": "2"})
+    emu.script_job("param", queue_polls=5)
+    url = emu.url + "job/param/build"
+    auth = ("mlci", TOKEN)
+    with pytest.raises(requests.HTTPError, match="400"):
+        server.build_job("param")  # python-jenkins: no parameters, so /build
+    with pytest.raises(requests.HTTPError, match="400"):
+        server.build_job("param", {})  # an empty dict is falsy: also /build
+    nothing = requests.post(url, auth=auth, allow_redirects=False, timeout=5)
+    other = requests.post(url, data={"delay": "0sec"}, auth=auth, allow_redirects=False, timeout=5)
+    assert (nothing.status_code, other.status_code) == (400, 400)
+    assert "Nothing is submitted" in nothing.text and "This page expects a form submission" in other.text
+    form = {"json": json.dumps({"parameter": [{"name": "B", "value": "x"}]})}
+    created = requests.post(url, data=form, auth=auth, allow_redirects=False, timeout=5)
+    merged = requests.post(url, data=form, auth=auth, allow_redirects=False, timeout=5)
+    assert (created.status_code, merged.status_code) == (201, 302)
+    assert merged.headers["Location"] == emu.url + "job/param/"
+    assert emu.queue_item(queue_id(created))["params"] == {"B": "x"}
+    unknown = {"json": json.dumps({"parameter": {"name": "C", "value": "x"}})}
+    assert requests.post(url, data=unknown, auth=auth, timeout=5).status_code == 500
+
+
+def test_the_order_of_checks_on_the_build_endpoints(emu, server):
+    """doBuild checks isBuildable first (409), then shows a parameterized job's form to a GET, then
+    BuildAuthorizationToken.checkPermission answers a GET 405 with ``Allow: POST``; doBuildWithParameters calls
+    checkPermission first, then isBuildable."""
+    emu.add_job("param", params={"A": "1"})
+    emu.add_job("plain")
+    auth = ("mlci", TOKEN)
+
+    def get(path):
+        return requests.get(emu.url + path, auth=auth, allow_redirects=False, timeout=5)
+
+    assert get("job/param/build").status_code == 200  # the parameter form
+    not_allowed = get("job/plain/build")
+    assert not_allowed.status_code == 405 and not_allowed.headers["Allow"] == "POST"
+    assert get("job/param/buildWithParameters").status_code == 405
+    server.disable_job("plain")
+    server.disable_job("param")
+    assert get("job/plain/build").status_code == 409
+    assert get("job/param/buildWithParameters").status_code == 405
+    with pytest.raises(requests.HTTPError, match="409"):
+        server.build_job("param", {"A": "2"})
+    with pytest.raises(requests.HTTPError, match="409"):
+        server.build_job("plain")
+    with pytest.raises(jenkins.NotFoundException):
+        server.build_job("missing")
 
 
 def test_cancelled_expired_and_stopped(emu, server):
@@ -288,23 +396,6 @@ def test_progressive_console(emu, server):
     # a start beyond the end means "the log rolled over": the whole log again
     r = requests.get(url, params={"start": 10**9}, auth=("mlci", TOKEN), timeout=5)
     assert r.content == received and "X-More-Data" not in r.headers
-
-
-def test_build_endpoint_mismatches(emu, server):
-    emu.add_job("param", params={"A": "1"})
-    emu.add_job("plain")
-    with pytest.raises(requests.HTTPError, match="400"):
-        server.build_job("param")  # /build on a parameterized job: "Nothing is submitted"
-    with pytest.raises(requests.HTTPError, match="400"):
-        server.build_job("param", {})  # an empty dict is falsy: also /build
-    # ParameterizedJobMixIn.doBuildWithParameters: a job without parameters answers 400
-    with pytest.raises(requests.HTTPError, match="400"):
-        server.build_job("plain", {"A": "1"})
-    with pytest.raises(jenkins.NotFoundException):
-        server.build_job("missing")
-    server.disable_job("plain")
-    with pytest.raises(requests.HTTPError, match="409"):
-        server.build_job("plain")
 
 
 # ---- auth, crumbs, faults --------------------------------------------------------------------------
