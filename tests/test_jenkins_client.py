@@ -107,8 +107,9 @@ def test_api_token_requests_are_not_refused_for_a_stale_crumb(emu):
 
 
 def test_an_identical_queued_request_is_answered_303_and_names_the_queued_item(emu):
-    """ParametersDefinitionProperty.buildWithParameters: a request merged into a waiting queue item gets
-    303 See Other with that item's Location, which requests would follow with a GET."""
+    """ParametersDefinitionProperty.buildWithParameters (jenkinsci/jenkins, read at ff9430ee1dc6): a request merged
+    into a waiting queue item gets 303 See Other with that item's Location, which requests would follow with a GET
+    to the item's page (Queue.Item.doIndex: 200, no Location)."""
     emu.add_job("train", pipeline_config({"MLCI_REQUEST_ID": ""}))
     emu.script_job("train", queue_polls=5)
     client = client_for(emu)
@@ -118,6 +119,23 @@ def test_an_identical_queued_request_is_answered_303_and_names_the_queued_item(e
     assert [r.status for r in emu.requests_to(r"/buildWithParameters$")] == [201, 303]
     assert emu.requests_to(r"^/queue/item/\d+/$") == []  # the redirect was not followed
     assert emu.queue_item(first)["causes"] == 2
+
+
+def test_triggering_a_job_jenkins_will_not_build_says_why(emu):
+    """jenkinsci/jenkins ParameterizedJobMixIn.doBuildWithParameters (read at ff9430ee1dc6; since 2.524): 409
+    ``<job> is not buildable`` for a disabled job, 400 ``<job> is not parameterized`` for a job without parameters.
+    python-jenkins passes both on as requests.HTTPError; mlci names the cause and the fix."""
+    emu.add_job("plain")
+    emu.add_job("off", params={"MLCI_REQUEST_ID": ""})
+    emu.add_job("on", params={"MLCI_REQUEST_ID": ""})
+    client = client_for(emu)
+    client._server.disable_job("off")
+    plain = service_error(lambda: client.trigger("plain", {"MLCI_REQUEST_ID": "r1"}))
+    assert "HTTP 400 when triggering job plain" in str(plain) and "mlci jenkins sync" in plain.hint
+    disabled = service_error(lambda: client.trigger("off", {"MLCI_REQUEST_ID": "r2"}))
+    assert "HTTP 409 when triggering job off" in str(disabled) and "disabled" in disabled.hint
+    assert client.trigger("on", {"MLCI_REQUEST_ID": "r3"}) == 1
+    assert emu.queue_item(1)["job"] == "on"
 
 
 def test_a_multibranch_scan(emu):

@@ -26,6 +26,12 @@ from mlci.core.redact import redact_url, scrub_text, url_problem
 from mlci.errors import ServiceError, UsageError
 
 NO_VALID_CRUMB = "No valid crumb"
+# ParameterizedJobMixIn.doBuildWithParameters answers 400 "<job> is not parameterized" for a job without parameters
+# (jenkinsci/jenkins since 2.524; a 500 before).
+NOT_PARAMETERIZED_HINT = ("the job declares no parameters (Jenkins answers 400 `… is not parameterized`); "
+                          "run `mlci jenkins sync` to give it the MLCI_REQUEST_ID parameter")
+# ... and 409 "<job> is not buildable" for a disabled job (or one inside a disabled multibranch project).
+NOT_BUILDABLE_HINT = "the job is disabled (Jenkins answers 409 `… is not buildable`); enable it in Jenkins"
 _STATUS_IN_MESSAGE = re.compile(r"\[(\d{3})\]")
 
 
@@ -123,12 +129,14 @@ class JenkinsClient:
         Parameters go in the form body, not in the query string as python-jenkins' ``build_job``
         puts them: URLs end up in proxy and access logs, and in its error messages.
         """
-        return self._call(f"triggering job {name}", self._post_build, name, parameters)
+        return self._call(f"triggering job {name}", self._post_build, name, parameters,
+                          hints={400: NOT_PARAMETERIZED_HINT, 409: NOT_BUILDABLE_HINT})
 
     def _post_build(self, name: str, parameters: dict[str, str]) -> int:
         """201 + ``Location: …/queue/item/N/`` for a new queue item; 303 See Other + the Location of the queued
         item an identical request was merged into (jenkinsci/jenkins ``ParametersDefinitionProperty.java``
-        ``buildWithParameters``). requests would follow the 303 with a GET, so redirects are not followed."""
+        ``buildWithParameters``). requests would follow the 303 with a GET to the item's page, which answers 200
+        without a Location (``Queue.Item.doIndex``), so redirects are not followed."""
         response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters,
                                  follow_redirects=False)
         location = response.headers.get("Location") or getattr(response, "redirect_location", "")
@@ -193,7 +201,8 @@ class JenkinsClient:
         self._request("POST", path, config_xml.encode("utf-8"), {"Content-Type": "text/xml; charset=utf-8"},
                       params)
 
-    def _call(self, what: str, function: Callable, *args: Any, missing_ok: bool = False) -> Any:
+    def _call(self, what: str, function: Callable, *args: Any, missing_ok: bool = False,
+              hints: dict[int, str] | None = None) -> Any:
         for attempt in (1, 2):
             try:
                 return function(*args)
@@ -213,7 +222,7 @@ class JenkinsClient:
             except requests.HTTPError as error:
                 status = error.response.status_code if error.response is not None else 0
                 raise ServiceError(f"Jenkins at {self.url} answered HTTP {status} when {what}",
-                                   hint=_hint_for(status)) from None
+                                   hint=(hints or {}).get(status) or _hint_for(status)) from None
             except requests.ConnectionError:
                 raise ServiceError(f"cannot connect to Jenkins at {self.url} ({what})",
                                    hint="check JENKINS_URL and that the server is up") from None
