@@ -414,6 +414,9 @@ def test_production_deploys_from_the_configured_branch_only(recorded, variant, d
     the LocalBranch extension (git-plugin GitSCM.java). So the `pipeline` job type compares the
     GIT_BRANCH that `checkout scm` returns (git-plugin GitSCM.buildEnvironment: `origin/main`).
     On the previous output, a single-branch job never reached "Deploy production".
+    The sandbox allows `[…].contains(…)`: script-security generic-whitelist `method java.util.Collection contains
+    java.lang.Object`, which GroovyCallSiteSelector.method reaches by visiting an ArrayList's supertypes first
+    (read at script-security-plugin a5f0130aa482; docs/jenkins.md, Sources).
     """
     events, _ = recorded
     every = [e["args"][0] for e in events[(variant, "commit", 0, deploy)] if e.get("call") == "stage"]
@@ -447,7 +450,10 @@ def test_approval_holds_no_executor_and_has_its_own_timeout(recorded):
     Milestones before and after: a build passing a milestone cancels older builds that have not passed it
     (pipeline-milestone-step-plugin MilestoneStepExecution.tryToPass/cancelOldersInSight), so a newer
     approved build supersedes older ones still waiting. `submitter` restricts who may approve (without it,
-    anyone with Job/BUILD may: pipeline-input-step-plugin InputStepExecution.java)."""
+    anyone with Job/BUILD may: pipeline-input-step-plugin InputStepExecution.java).
+    Each agent part's timeout is a stage-level option, which ModelInterpreter.evaluateStage runs around
+    inDeclarativeAgent, so it also covers the wait for the part's agent (read at pipeline-model-definition-plugin
+    42c9dc3e440b)."""
     events, _ = recorded
     commit = events[("credentials", "commit", 0)]
     assert {"property": "none", "depth": 1} in commit
@@ -977,7 +983,9 @@ def test_extra_stages_and_notifications_from_the_config(recorded):
 
 
 def test_the_build_page_shows_the_gate_verdict(recorded):
-    """`currentBuild.description` is set from `mlci jenkins describe` (RunWrapper.setDescription)."""
+    """`currentBuild.description` is set from `mlci jenkins describe`: workflow-support RunWrapper.setDescription is
+    @Whitelisted for the current build (read at workflow-support-plugin 3ea02551ef07), and `String.trim` is in
+    script-security's generic-whitelist."""
     events, _ = recorded
     ev = events[("example", "commit", 0)]
     assert [e["value"] for e in ev if e.get("assign") == "currentBuild.description"] == [DEFAULT_ENV["SH_STDOUT"]]
