@@ -10,6 +10,7 @@ same contract. Jobs are created under unique names and deleted afterwards.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import xml.etree.ElementTree as ET
 
@@ -114,25 +115,60 @@ def test_a_build_leaves_the_config_mlci_posted_unchanged_in_what_it_manages(targ
     assert jobxml.covers(config, ET.tostring(served, "unicode"))
 
 
+# The trigger endpoints: jenkinsci/jenkins ParametersDefinitionProperty.buildWithParameters and
+# ParameterizedJobMixIn.doBuild/doBuildWithParameters, read at ff9430ee1dc6 (2.578+; the same in 2.568.2).
+PLAIN = "pipeline { agent any\n stages { stage('a') { steps { echo 'a' } } } }"
+
+
+def _post_twice(target, path: str, data: dict | None = None) -> list[requests.Response]:
+    return [requests.post(f"{target.url}{path}", data=data, auth=(target.user, target.token), allow_redirects=False,
+                          timeout=30) for _ in range(2)]
+
+
+def _queue_id(response: requests.Response) -> int:
+    match = re.search(r"/queue/item/(\d+)/$", response.headers.get("Location", ""))
+    assert match, response.headers
+    return int(match.group(1))
+
+
 def test_an_identical_queued_request_is_merged_with_303(target):
-    """ParametersDefinitionProperty.buildWithParameters: 201 for a new queue item, 303 for a request folded
-    into the waiting one; mlci's client reads the same queue id from both."""
+    """buildWithParameters: 201 for a new queue item, 303 See Other naming the waiting item a request with the same
+    parameter values was folded into; mlci's client reads the same queue id from both."""
     name = target.name()
     target.client.create_job(name, inline_job(DECLARATIVE, quiet_period=120))
-    first = target.client.trigger(name, {jobxml.REQUEST_ID_PARAMETER: "same"})
-    second = target.client.trigger(name, {jobxml.REQUEST_ID_PARAMETER: "same"})
-    assert first == second
-    target.client._call("cancelling", target.client._request, "POST", f"queue/cancelItem?id={first}")
+    created, merged = _post_twice(target, f"job/{name}/buildWithParameters", {jobxml.REQUEST_ID_PARAMETER: "same"})
+    first = _queue_id(created)
+    try:
+        assert (created.status_code, merged.status_code) == (201, 303)
+        assert _queue_id(merged) == first
+        assert target.client.trigger(name, {jobxml.REQUEST_ID_PARAMETER: "same"}) == first
+    finally:
+        target.client._call("cancelling", target.client._request, "POST", f"queue/cancelItem?id={first}")
+
+
+def test_a_job_without_parameters_answers_201_for_a_merged_build(target):
+    """doBuild answers 201 with the waiting item's Location also when the request was merged into it
+    (``// TODO JENKINS-66105 use SC_SEE_OTHER if !ScheduleResult.created``): no 303 on ``build``."""
+    name = target.name()
+    target.client.create_job(name, inline_job(PLAIN, quiet_period=120, parameter=False))
+    created, merged = _post_twice(target, f"job/{name}/build")
+    first = _queue_id(created)
+    try:
+        assert (created.status_code, merged.status_code) == (201, 201)
+        assert _queue_id(merged) == first
+    finally:
+        target.client._call("cancelling", target.client._request, "POST", f"queue/cancelItem?id={first}")
 
 
 def test_build_with_parameters_on_a_plain_job_is_400(target):
-    """ParameterizedJobMixIn.doBuildWithParameters: a job without parameters answers 400."""
+    """doBuildWithParameters on a job without parameters: 400 ``<full name> is not parameterized`` (since 2.524,
+    commit 521ecfdbfc35; an IllegalStateException, a 500, before)."""
     name = target.name()
-    target.client.create_job(name, inline_job("pipeline { agent any\n stages { stage('a') { steps { echo 'a' } } } }",
-                                              parameter=False))
+    target.client.create_job(name, inline_job(PLAIN, parameter=False))
     response = requests.post(f"{target.url}job/{name}/buildWithParameters", data={"X": "1"},
                              auth=(target.user, target.token), allow_redirects=False, timeout=30)
     assert response.status_code == 400
+    assert f"{name} is not parameterized" in response.text
 
 
 def test_api_token_requests_need_no_crumb_and_anonymous_ones_are_refused(target):
