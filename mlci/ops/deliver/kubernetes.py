@@ -39,8 +39,12 @@ from mlci.ops.reporting.render import render
 # Where an mlci image keeps its one-version registry (templates/docker/Dockerfile.j2, MLCI_SERVE_REGISTRY).
 IMAGE_REGISTRY = "/app/registry"
 # Run by the init container with the challenger's image: its Python copies the image's registry into the
-# shared volume (no shell or coreutils needed in the image).
-COPY_REGISTRY = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], dirs_exist_ok=True)"
+# shared volume (no shell or coreutils needed in the image). Entry by entry, because the volume's own
+# directory belongs to root (mode 0777): copying its metadata too (copytree's last step) is refused.
+COPY_REGISTRY = ("import os, shutil, sys; source, target = sys.argv[1:]\n"
+                 "for name in os.listdir(source):\n"
+                 "    path = os.path.join(source, name)\n"
+                 "    (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(target, name))")
 DIGEST_HINT = "run `mlci build` and `mlci push` first; Kubernetes pulls by digest"
 
 
