@@ -19,8 +19,18 @@ from mlci.ops.deliver.deploy import active_deployment
 from mlci.ops.deliver.experiment_state import running_experiment
 from mlci.ops.model.registry import open_registry
 from tests.serving_support import register_version
-from tests.test_experiments import PLAN, _holdout, _post, _project, _records, _send, _stop, _url, _wait_for_rows, \
-    _write_labels
+from tests.test_experiments import (
+    PLAN,
+    _holdout,
+    _post,
+    _project,
+    _records,
+    _send,
+    _stop,
+    _url,
+    _wait_for_rows,
+    _write_labels,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -107,8 +107,8 @@ def two_versions(tmp_path_factory):
     name = project.config.image.name
     for digest in (DIGEST, CHALLENGER_DIGEST):
         version = register_version(directory)["version"]
-        registry.update(version, lambda r, d=digest: r.__setitem__(
-            "image", {"name": name, "tags": [f"v{version}"], "digest": d, "reference": f"{name}@{d}"}))
+        image = {"name": name, "tags": [f"v{version}"], "digest": digest, "reference": f"{name}@{digest}"}
+        registry.update(version, lambda r, i=image: r.__setitem__("image", i))
     return directory
 
 

@@ -35,7 +35,6 @@ from mlci.ops.deliver.settings import (
 from mlci.ops.model.registry import open_registry
 from mlci.ops.reporting.render import render
 
-
 # Where an mlci image keeps its one-version registry (templates/docker/Dockerfile.j2, MLCI_SERVE_REGISTRY).
 IMAGE_REGISTRY = "/app/registry"
 # Run by the init container with the challenger's image: its Python copies the image's registry into the
