@@ -245,3 +245,11 @@ def test_a_challenger_without_a_pushed_image_is_refused_in_one_line(tmp_path, ru
     code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--canary", "2")
     assert code == 2 and "model version 2 has no pushed image" in err and "challenger's image" in err
     assert "Traceback" not in err and running_experiment(registry, "production") is None
+
+
+def test_render_only_never_starts_an_experiment(two_versions, run_cli):
+    from mlci.ops.deliver.experiment_state import experiments_of
+
+    code, out, err = run_cli("-C", two_versions, "deploy", "--env", "production", "--shadow", "2", "--render-only")
+    assert code == 2 and "--render-only does not start an experiment" in err and "Traceback" not in err
+    assert experiments_of(open_registry(load_project(two_versions)), "production") == []
