@@ -4,7 +4,9 @@ Kubernetes' documentation or source:
 
 - volumes: an ``emptyDir`` is a fresh directory per pod, mode 0777 (``defaultPerm`` in
   pkg/volume/emptydir/empty_dir.go), shared by every container of the pod that mounts it
-  (kubernetes.io/docs/concepts/storage/volumes/#emptydir); ``readOnly: true`` mounts it read-only;
+  (kubernetes.io/docs/concepts/storage/volumes/#emptydir); a ``persistentVolumeClaim`` is a directory
+  given by the caller, outliving the pod (a ReadWriteMany volume the nightly job also mounts);
+  ``readOnly: true`` mounts it read-only;
 - init containers run one after the other, each to completion, and each must succeed before the next one
   starts; app containers start only after all of them (kubernetes.io/docs/concepts/workloads/pods/init-containers/);
 - ``command`` replaces the image's ENTRYPOINT and ``args`` its CMD
@@ -27,20 +29,38 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-SUPPORTED_VOLUMES = {"emptyDir"}
+SUPPORTED_VOLUMES = {"emptyDir", "persistentVolumeClaim"}
 
 
 class Pod:
     """One pod of a Deployment's template, on Docker; ``stop()`` removes its containers and volumes."""
 
-    def __init__(self, engine, template: dict[str, Any], *, labels: dict[str, str]) -> None:
+    def __init__(self, engine, template: dict[str, Any], *, labels: dict[str, str],
+                 claims: dict[str, str] | None = None) -> None:
         self.engine = engine
+        self.template = template
         self.spec = template["spec"]
         self.labels = labels
+        self.claims = claims or {}
         self.root = Path(tempfile.mkdtemp(prefix="pod-"))
         self.volumes: dict[str, Path] = {}
         self.containers: list[Any] = []
         self.init_logs: dict[str, str] = {}
+
+    def state(self) -> dict[str, Any]:
+        """What another process needs to find this pod again (``Pod.attach``)."""
+        return {"template": self.template, "root": str(self.root), "labels": self.labels,
+                "volumes": {k: str(v) for k, v in self.volumes.items()},
+                "containers": [c.id for c in self.containers]}
+
+    @classmethod
+    def attach(cls, engine, state: dict[str, Any]) -> Pod:
+        pod = cls.__new__(cls)
+        pod.engine, pod.template, pod.spec = engine, state["template"], state["template"]["spec"]
+        pod.labels, pod.claims, pod.root, pod.init_logs = state["labels"], {}, Path(state["root"]), {}
+        pod.volumes = {k: Path(v) for k, v in state["volumes"].items()}
+        pod.containers = [engine.containers.get(i) for i in state["containers"]]
+        return pod
 
     def volume(self, name: str) -> Path:
         """The host directory behind a volume (to read what the pod wrote)."""
@@ -51,6 +71,9 @@ class Pod:
             kinds = set(volume) - {"name"}
             if kinds - SUPPORTED_VOLUMES:
                 raise NotImplementedError(f"volume {volume['name']}: {sorted(kinds)} is not modelled here")
+            if "persistentVolumeClaim" in volume:
+                self.volumes[volume["name"]] = Path(self.claims[volume["persistentVolumeClaim"]["claimName"]])
+                continue
             path = self.root / volume["name"]
             path.mkdir()
             os.chmod(path, 0o777)  # emptyDir's defaultPerm (mkdir is subject to the umask)

@@ -123,3 +123,123 @@ def test_without_the_experiment_the_same_pod_serves_one_version(pushed, docker_e
         assert "x-model-role" not in answer.headers and json.loads(answer.text)["model_version"] == 2
     finally:
         pod.stop()
+
+
+PLAN = {"metric": "accuracy", "max_drop": 0.0, "expected_rows": 300, "min_rows": 100,
+        "guardrails": {"max_latency_ratio": 20}}
+
+
+def _send(base: str, records: list[dict], truth: list[int], start: int, rows: int, labels: list) -> list[str]:
+    """POST rows [start, start + rows) in batches of 10; collect labels; return each answer's role."""
+    roles = []
+    for offset in range(start, start + rows, 10):
+        request_id = f"k8s-{offset}-{uuid.uuid4().hex[:6]}"
+        answer = httpx.post(f"{base}/predict", json=records[offset:offset + 10], timeout=10,
+                            headers={"X-Request-ID": request_id})
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-model-version"] == str(answer.json()["model_version"])
+        roles.append(answer.json().get("model_role"))
+        labels.extend((request_id, row, truth[offset + row]) for row in range(len(records[offset:offset + 10])))
+    return roles
+
+
+def _labels_file(directory, labels: list):
+    path = directory / f"labels-{uuid.uuid4().hex[:6]}.csv"
+    path.write_text("request_id,row,default\n" + "".join(f"{r},{i},{v}\n" for r, i, v in labels))
+    return path
+
+
+def _wait_logged(log_dir, experiment_id: str, role: str, rows: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if len(logged_rows(log_dir, experiment_id)[role]) >= rows:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {rows} {role} rows logged")
+
+
+def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_one_stopped(
+        pushed, docker_engine, run_cli, tmp_path, monkeypatch):
+    """The whole loop through `mlci` on the kubernetes target, with kubectl driving the Docker engine as
+    the kubelet would (tests/kubectl_docker.py): deploy, shadow, conclude (promote), canary, conclude (stop)."""
+    import os
+    import sys
+
+    import pandas as pd
+
+    from mlci.ops.deliver.experiment_state import experiments_of, running_experiment
+    from mlci.ops.deliver.history import active_deployment
+    from tests.serving_support import REPO
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} -m tests.kubectl_docker "$@"\n')
+    (bindir / "kubectl").chmod(0o755)
+    (tmp_path / "cluster").mkdir()
+    log_dir = pushed / "predictions"
+    log_dir.mkdir(exist_ok=True)
+    log_dir.chmod(0o777)  # the pods write as the image's user, as to a ReadWriteMany volume
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("KUBECTL_DOCKER_STATE", str(tmp_path / "cluster"))
+    monkeypatch.setenv("KUBECTL_DOCKER_CLAIMS", json.dumps({"mlci-predictions": str(log_dir)}))
+    path = pushed / "mlci.yaml"
+    config = yaml.safe_load(path.read_text())
+    production = config["environments"]["production"]
+    base = f"http://127.0.0.1:{production['port']}"
+    production.update(url=base, predictions_claim="mlci-predictions", health_timeout=90,
+                      experiment={**PLAN, "mode": "shadow"})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    holdout = pd.read_csv(pushed / "data" / "holdout.csv")
+    records, truth = holdout_records(pushed, len(holdout)), [int(v) for v in holdout["default"]]
+    project = load_project(pushed)
+    registry = open_registry(project)
+    better, worse = 1, 2  # version 2 was trained on inverted labels
+    try:
+        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--model", str(worse))
+        assert code == 0, err
+        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", str(better))
+        assert code == 0, err
+        experiment = running_experiment(registry, "production")
+        assert httpx.get(f"{base}/version", timeout=10).json()["experiment"]["challenger_version"] == better
+        labels: list = []
+        assert set(_send(base, records, truth, 0, 300, labels)) == {"champion"}
+        _wait_logged(log_dir, experiment["id"], "challenger", 300)
+        code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
+                                 "--labels", _labels_file(pushed, labels))
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["details"]["decision"] == "promote", result
+        guardrail = next(c for c in result["checks"] if c["name"] == "challenger error rate")
+        assert guardrail["status"] == "pass"  # read from the pod's /metrics through environments.E.url
+        assert registry.alias_of("production") == better
+        assert active_deployment(registry, "production")["version"] == better
+        assert experiments_of(registry, "production")[-1]["status"] == "promoted"
+        served = httpx.get(f"{base}/version", timeout=10).json()
+        assert served["model_version"] == better and not served.get("experiment")
+        cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
+        assert "initContainers" not in cluster["pod"]["template"]["spec"]  # promote dropped the init container
+
+        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--canary", str(worse),
+                                 "--share", "0.5")
+        assert code == 0, err
+        experiment = running_experiment(registry, "production")
+        labels = []
+        roles = _send(base, records, truth, 300, min(1000, len(records) - 300), labels)
+        assert 0 < roles.count("challenger") < len(roles)
+        _wait_logged(log_dir, experiment["id"], "challenger", 10 * roles.count("challenger") - 10)
+        code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
+                                 "--labels", _labels_file(pushed, labels))
+        assert code == 1, err
+        assert json.loads(out)["details"]["decision"] == "stop"
+        assert experiments_of(registry, "production")[-1]["status"] == "stopped"
+        assert registry.alias_of("production") == better
+        cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
+        pod = cluster["pod"]["template"]["spec"]
+        assert "initContainers" not in pod and {v["name"] for v in pod["volumes"]} == {"predictions", "tmp"}
+        answer = httpx.post(f"{base}/predict", json=records[:5], timeout=10)
+        assert answer.headers["x-model-version"] == str(better) and "x-model-role" not in answer.headers
+    finally:
+        state = tmp_path / "cluster" / "state.json"
+        if state.exists() and json.loads(state.read_text())["pod"]:
+            Pod.attach(docker_engine, json.loads(state.read_text())["pod"]).stop()

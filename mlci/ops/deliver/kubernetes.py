@@ -113,8 +113,8 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": "kubernetes",
              "image": pushed_reference(record), "time": utc_now(), "kind": kind,
              "handle": {"namespace": env.namespace, "deployment": name},
-             # the Service's cluster address: `mlci experiment` reads the guardrails' /metrics there
-             "url": f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
+             # where `mlci experiment` reads the guardrails' /metrics: the Service, in-cluster by default
+             "url": env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
              "experiment": experiment["id"] if experiment else None}
     if not ok:
         _kubectl(base + ["rollout", "undo", name], "rollout undo")
