@@ -15,10 +15,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlci.adapters.model_files import dump_model
-from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import load_project
 from mlci.core.dataschema import load_schema, schema_to_dict
 from mlci.ops.model.lineage import sha256_file
+from mlci.ops.model.registry import open_registry
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "credit-risk"
@@ -94,11 +94,11 @@ def register_version(project_dir: Path, estimator: str = "logistic", *, seed: in
     else:
         pipeline, features = fit_pipeline(train, estimator, seed=seed), FEATURES
     record = {"task": "binary", "target": "default", "features": features, "schema": schema_to_dict(schema),
-              "estimator": type(pipeline[-1]).__name__,
+              "estimator": {"class": f"{type(pipeline[-1]).__module__}.{type(pipeline[-1]).__qualname__}",
+                            "params": {}},  # the shape `mlci train` records
               "data": {"train": {"path": project.config.data.train, "sha256": sha256_file(train_path)}},
               "git": {"commit": "0123456789abcdef0123456789abcdef01234567"}, "metrics": {}}
-    registry = ModelRegistry(project.registry_dir)
-    return registry.register(record, {"model.skops": dump_model(pipeline)})
+    return open_registry(project).register(record, {"model.skops": dump_model(pipeline)})  # any backend
 
 
 def holdout_records(project_dir: Path, rows: int = 5) -> list[dict]:

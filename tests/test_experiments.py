@@ -392,7 +392,7 @@ def test_guardrails_stop_on_errors_or_slowness(errors, champion_p99, challenger_
     (("--shadow", "1", "--canary", "1"), "--shadow and --canary exclude each other"),
     (("--share", "0.2"), "--share applies to a canary"),
     (("--canary", "1", "--share", "1.5"), "--share 1.5 is outside (0, 1]"),
-    (("--env", "staging", "--shadow", "1"), "uses the kubernetes target"),
+    (("--env", "staging", "--shadow", "1"), "nothing is deployed to 'staging'"),
 ])
 def test_bad_experiment_requests_are_refused_in_one_line(tmp_path, run_cli, args, message):
     project_dir = _project(tmp_path)

@@ -3,6 +3,8 @@ Kubernetes API schemas (kubernetes-validate, strict: unknown fields are errors).
 
 from __future__ import annotations
 
+import uuid
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -89,3 +91,165 @@ def test_prediction_logs_go_to_a_claimed_volume_when_configured(project, tmp_pat
         kubernetes_validate.validate(deployment, K8S_VERSIONS[0], strict=True)
         volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
         assert {k: v for k, v in volumes["predictions"].items() if k != "name"} == expected
+
+
+# -- live experiments on the kubernetes target -------------------------------------------------------------
+
+CHALLENGER_DIGEST = "sha256:" + "cd" * 32
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory):
+    """Version 1 (the champion) and version 2 (the challenger), each with its own pushed image."""
+    directory = copy_example(tmp_path_factory.mktemp("k8s-exp"))
+    project = load_project(directory)
+    registry = open_registry(project)
+    name = project.config.image.name
+    for digest in (DIGEST, CHALLENGER_DIGEST):
+        version = register_version(directory)["version"]
+        image = {"name": name, "tags": [f"v{version}"], "digest": digest, "reference": f"{name}@{digest}"}
+        registry.update(version, lambda r, i=image: r.__setitem__("image", i))
+    return directory
+
+
+def _experiment(project, mode: str) -> dict:
+    from dataclasses import asdict
+
+    from mlci.ops.deliver.experiment import plan_for
+
+    plan = plan_for(project, "production", mode=mode, share=0.25 if mode == "canary" else None)
+    return {"id": f"exp-{mode}", "env": "production", "mode": mode, "champion": 1, "challenger": 2,
+            "share": plan.share if mode == "canary" else None, "key": "X-Customer" if mode == "canary" else None,
+            "plan": asdict(plan), "started": "2026-01-01T00:00:00Z", "status": "running", "looks": []}
+
+
+def _deployment(project, record, experiment=None) -> dict:
+    text = kubernetes_manifests(project, env_name="production", env=environment(project, "production"),
+                                record=record, experiment=experiment)
+    return next(doc for doc in yaml.safe_load_all(text) if doc and doc["kind"] == "Deployment")
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_an_experiment_adds_an_init_container_with_the_challengers_image_and_a_shared_volume(two_versions, mode,
+                                                                                              version):
+    project = load_project(two_versions)
+    registry = open_registry(project)
+    experiment = _experiment(project, mode)
+    deployment = _deployment(project, registry.get_version(1), experiment)
+    kubernetes_validate.validate(deployment, version, strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    (init,), (server,) = pod["initContainers"], pod["containers"]
+    assert init["image"].endswith(f"@{CHALLENGER_DIGEST}") and server["image"].endswith(f"@{DIGEST}")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["challenger-model"] == {"name": "challenger-model", "emptyDir": {}}
+    assert init["volumeMounts"] == [{"name": "challenger-model", "mountPath": "/app/experiment-registry"}]
+    assert {"name": "challenger-model", "mountPath": "/app/experiment-registry", "readOnly": True} \
+        in server["volumeMounts"]
+    assert init["command"][:2] == ["python", "-c"] and init["command"][-2:] == ["/app/registry",
+                                                                                 "/app/experiment-registry"]
+    env = {item["name"]: item["value"] for item in server["env"]}
+    assert env["MLCI_SERVE_EXPERIMENT_MODE"] == mode and env["MLCI_SERVE_EXPERIMENT_CHALLENGER"] == "2"
+    assert env["MLCI_SERVE_EXPERIMENT_ID"] == experiment["id"]
+    assert env["MLCI_SERVE_EXPERIMENT_REGISTRY"] == "/app/experiment-registry"
+    assert float(env["MLCI_SERVE_EXPERIMENT_SHARE"]) == (0.25 if mode == "canary" else 0.0)
+    assert env["MLCI_SERVE_EXPERIMENT_KEY"] == (experiment["key"] or "")
+    assert "MLCI_SERVE_REGISTRY" not in env and "MLCI_SERVE_MODEL" not in env  # the image knows its own
+    annotations = deployment["metadata"]["annotations"]
+    assert annotations["mlci/experiment"] == experiment["id"] and annotations["mlci/challenger-version"] == "2"
+
+
+def test_the_docker_and_kubernetes_targets_give_the_server_the_same_experiment_settings(two_versions):
+    """One home for the experiment's settings: the env the docker target passes is the kubernetes one."""
+    from mlci.ops.deliver.settings import container_environment, serve_settings, with_experiment
+
+    project = load_project(two_versions)
+    experiment = _experiment(project, "canary")
+    settings = with_experiment(project, serve_settings(project, ref="1", port=8080, env_name="production"),
+                               experiment)
+    server = _deployment(project, open_registry(project).get_version(1), experiment)
+    rendered = {item["name"]: item["value"] for item in server["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert rendered == container_environment(settings)
+
+
+@pytest.mark.parametrize("outcome", ["promote", "stop"])
+def test_promote_and_stop_render_one_version_without_the_init_container(two_versions, outcome):
+    project = load_project(two_versions)
+    registry = open_registry(project)
+    stays = registry.get_version(2 if outcome == "promote" else 1)
+    deployment = _deployment(project, stays, None)  # what conclude redeploys (experiment=None)
+    kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert {v["name"] for v in pod["volumes"]} == {"predictions", "tmp"}
+    (server,) = pod["containers"]
+    assert server["image"].endswith(f"@{CHALLENGER_DIGEST if outcome == 'promote' else DIGEST}")
+    assert all(m["name"] != "challenger-model" for m in server["volumeMounts"])
+    env = {item["name"]: item["value"] for item in server["env"]}
+    assert env["MLCI_SERVE_EXPERIMENT_MODE"] == "" and env["MLCI_SERVE_EXPERIMENT_REGISTRY"] == ""
+    assert deployment["spec"]["template"]["metadata"]["labels"]["mlci/model-version"] == str(stays.version)
+
+
+def _serving(project_dir, version: int) -> None:
+    """Record ``version`` as serving production (what a kubectl rollout would have recorded)."""
+    from mlci.ops.deliver.history import activate
+
+    registry = open_registry(load_project(project_dir))
+    activate(registry, {"id": uuid.uuid4().hex, "env": "production", "version": version, "target": "kubernetes",
+                        "image": None, "time": "2026-01-01T00:00:00Z", "kind": "deploy", "handle": {}})
+
+
+def test_starting_an_experiment_renders_it_and_without_kubectl_leaves_nothing_running(tmp_path, run_cli):
+    """The start is wired to the kubernetes target: the manifests written hold the experiment, and a
+    rollout that could not happen (exit 3) records the experiment as failed, not running."""
+    from mlci.ops.deliver.experiment_state import experiments_of, running_experiment
+
+    directory = copy_example(tmp_path)
+    project = load_project(directory)
+    registry = open_registry(project)
+    name = project.config.image.name
+    for digest in (DIGEST, CHALLENGER_DIGEST):
+        version = register_version(directory)["version"]
+        registry.update(version, lambda r, d=digest: r.__setitem__(
+            "image", {"name": name, "tags": ["x"], "digest": d, "reference": f"{name}@{d}"}))
+    _serving(directory, 1)
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--shadow", "2",
+                             env={"PATH": str(tmp_path)})
+    assert code == 3 and "kubectl is not installed" in err and "Traceback" not in err
+    written = yaml.safe_load_all((directory / "reports" / "kubernetes" / "production.yaml").read_text())
+    pod = next(d for d in written if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["image"].endswith(f"@{CHALLENGER_DIGEST}")
+    assert running_experiment(registry, "production") is None
+    assert [e["status"] for e in experiments_of(registry, "production")] == ["failed"]
+    # --render-only of the champion while an experiment runs renders it, and changes no record
+    registry.update(2, lambda r: r["experiments"][-1].update(status="running"))
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--model", "1", "--render-only")
+    assert code == 0, err
+    written = yaml.safe_load_all((directory / "reports" / "kubernetes" / "production.yaml").read_text())
+    assert "initContainers" in next(d for d in written if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert running_experiment(registry, "production")["challenger"] == 2
+
+
+def test_a_challenger_without_a_pushed_image_is_refused_in_one_line(tmp_path, run_cli):
+    from mlci.ops.deliver.experiment_state import running_experiment
+
+    directory = copy_example(tmp_path)
+    project = load_project(directory)
+    registry = open_registry(project)
+    register_version(directory)
+    register_version(directory)  # never built: no image to run the init container with
+    registry.update(1, lambda r: r.__setitem__("image", {"name": project.config.image.name, "tags": ["v1"],
+                                                         "digest": DIGEST,
+                                                         "reference": f"{project.config.image.name}@{DIGEST}"}))
+    _serving(directory, 1)
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--canary", "2")
+    assert code == 2 and "model version 2 has no pushed image" in err and "challenger's image" in err
+    assert "Traceback" not in err and running_experiment(registry, "production") is None
+
+
+def test_render_only_never_starts_an_experiment(two_versions, run_cli):
+    from mlci.ops.deliver.experiment_state import experiments_of
+
+    code, out, err = run_cli("-C", two_versions, "deploy", "--env", "production", "--shadow", "2", "--render-only")
+    assert code == 2 and "--render-only does not start an experiment" in err and "Traceback" not in err
+    assert experiments_of(open_registry(load_project(two_versions)), "production") == []

@@ -36,6 +36,9 @@ def deploy(app: AppContext, env_name: str, ref: str, render_only: bool, shadow: 
               if value]
     if len(chosen) > 1:
         raise UsageError(f"{' and '.join(chosen)} exclude each other", hint="start one experiment at a time")
+    if chosen and render_only:
+        raise UsageError(f"--render-only does not start an experiment ({chosen[0]} would apply it)",
+                         hint="start it without --render-only; --render-only alone shows a running one")
     if share is not None and not (canary or configured):
         raise UsageError("--share applies to a canary", hint="add --canary V")
     if chosen:

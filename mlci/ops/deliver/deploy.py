@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import replace
 from typing import Any
 
 from mlci.core.config import Environment, Project
@@ -39,7 +38,7 @@ from mlci.ops.deliver.history import (
 from mlci.ops.deliver.kubernetes import deploy_kubernetes
 from mlci.ops.deliver.local_target import LocalTarget
 from mlci.ops.deliver.report import LineSink, finish_report
-from mlci.ops.deliver.settings import serve_settings
+from mlci.ops.deliver.settings import serve_settings, with_experiment
 from mlci.ops.model.registry import open_registry
 
 
@@ -58,25 +57,27 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     env = environment(project, env_name)
     registry = open_registry(project)
     record = registry.get_version(ref)
-    if experiment == RESUME and not render_only and env.target != "kubernetes":
-        from mlci.ops.deliver.experiment_state import resumed_experiment
+    if experiment == RESUME:
+        from mlci.ops.deliver.experiment_state import resumed_experiment, running_experiment
 
-        experiment = resumed_experiment(project, env_name, record.version)
+        if render_only and env.target == "kubernetes":  # what applying it would serve; supersedes nothing
+            running = running_experiment(registry, env_name)
+            experiment = running if running and running["champion"] == record.version else None
+        else:
+            experiment = resumed_experiment(project, env_name, record.version)
     experiment = experiment if isinstance(experiment, dict) else None
+    if experiment is not None:
+        on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
+                f"(challenger version {experiment['challenger']})")
     if env.target == "kubernetes":
-        return deploy_kubernetes(project, env_name=env_name, env=env, record=record, kind=kind,
-                                 render_only=render_only, on_line=on_line)
+        return deploy_kubernetes(project, env_name=env_name, env=env, record=record, experiment=experiment,
+                                 kind=kind, render_only=render_only, on_line=on_line)
     target = _target(project, env_name, env)
     previous = active_deployment(registry, env_name)
     ensure_port_is_ours(project, env_name, target.address, env.port, previous)
-    settings = serve_settings(project, ref=str(record.version), host="0.0.0.0", port=env.port,
-                              check_port=free_port(), env_name=env_name)
-    if experiment is not None:
-        from mlci.ops.deliver.experiment_state import experiment_settings
-
-        settings = replace(settings, **experiment_settings(experiment))
-        on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
-                f"(challenger version {experiment['challenger']})")
+    settings = with_experiment(project, serve_settings(project, ref=str(record.version), host="0.0.0.0",
+                                                       port=env.port, check_port=free_port(), env_name=env_name),
+                               experiment)
     report = Report(kind=kind)
     report.details = {"env": env_name, "version": record.version, "target": env.target,
                       "previous_version": previous["version"] if previous else None}

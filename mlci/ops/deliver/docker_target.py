@@ -11,10 +11,8 @@ from mlci.core.config import Project
 from mlci.core.records import ModelVersion
 from mlci.errors import UsageError
 from mlci.ops.deliver.image import image_section, pushed_reference, registry_auth
-from mlci.ops.deliver.settings import CONTAINER_LOG_DIR, container_environment
-from mlci.serve.settings import ENV_PREFIX, ServeSettings
-
-CONTAINER_EXPERIMENT_REGISTRY = "/app/experiment-registry"
+from mlci.ops.deliver.settings import CONTAINER_EXPERIMENT_REGISTRY, CONTAINER_LOG_DIR, container_environment
+from mlci.serve.settings import ServeSettings
 
 
 class DockerTarget:
@@ -41,8 +39,7 @@ class DockerTarget:
         volumes, user = self._log_volume(settings)
         environment = container_environment(settings)
         if settings.experiment_mode:
-            volumes.update(self._challenger_volume())
-            environment[ENV_PREFIX + "EXPERIMENT_REGISTRY"] = CONTAINER_EXPERIMENT_REGISTRY
+            volumes.update(self._challenger_volume(settings))
         container = self.engine.run(reference, name=name, environment=environment, user=user,
                                     labels={"org.mlci.project": self.project.config.project,
                                             "org.mlci.env": self.env_name,
@@ -50,14 +47,16 @@ class DockerTarget:
                                     volumes=volumes)
         return {"container": container, "name": name, "image": reference}
 
-    def _challenger_volume(self) -> dict[str, dict[str, str]]:
-        """The image holds the champion only: the challenger is read from the project's registry, mounted
-        read-only (its sha256 is verified on load as for any model)."""
-        if self.address != "127.0.0.1" or self.project.config.registry.backend != "local":
-            raise UsageError("a docker experiment reads the challenger from the local registry directory, "
-                             "which a remote Docker host or an MLflow registry cannot mount",
-                             hint="run the experiment on a local Docker engine with the local registry")
-        return {str(self.project.registry_dir): {"bind": CONTAINER_EXPERIMENT_REGISTRY, "mode": "ro"}}
+    def _challenger_volume(self, settings: ServeSettings) -> dict[str, dict[str, str]]:
+        """The image holds the champion only: the challenger's registry directory on this host (the local
+        registry, or a verified copy of an MLflow version) is mounted read-only; its sha256 is verified on
+        load as for any model."""
+        if self.address != "127.0.0.1" or settings.experiment_registry is None:
+            raise UsageError("a docker experiment mounts the challenger from this machine, which a remote "
+                             "Docker host cannot read",
+                             hint="run the experiment on a local Docker engine, or on the kubernetes target "
+                             "(the challenger's own image supplies it)")
+        return {str(settings.experiment_registry): {"bind": CONTAINER_EXPERIMENT_REGISTRY, "mode": "ro"}}
 
     def _log_volume(self, settings: ServeSettings) -> tuple[dict[str, dict[str, str]], str | None]:
         """Mount the project's prediction log directory so `mlci monitor` reads what the container logs.

@@ -67,17 +67,13 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
     the challenger deployed alone: there is no champion to compare with."""
     from mlci.ops.deliver.deploy import active_deployment, deploy, environment
 
-    env = environment(project, env_name)
+    environment(project, env_name)
     plan = plan_for(project, env_name, mode=mode, share=share)
     registry = open_registry(project)
     current = active_deployment(registry, env_name)
     if current is None and first_deploy:
         on_line(f"experiment: nothing serves {env_name} yet, so there is no champion: deploying instead")
         return deploy(project, env_name=env_name, ref=challenger_ref or plan.challenger, on_line=on_line)
-    if env.target == "kubernetes":
-        raise UsageError(f"environment '{env_name}' uses the kubernetes target: its image holds one model "
-                         "version, so its pods cannot load a challenger yet",
-                         hint="run experiments on a local or docker target; see docs/experiments.md")
     if current is None:
         raise NotFound(f"nothing is deployed to '{env_name}': an experiment needs a champion",
                        hint=f"run `mlci deploy --env {env_name}` first")
@@ -94,8 +90,12 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
                   "key": plan.key, "plan": asdict(plan), "started": utc_now(), "status": RUNNING, "looks": []}
     registry.update(challenger, lambda r: r.setdefault("experiments", []).append(experiment))
     on_line(f"experiment: {plan.mode} of version {challenger} against version {current['version']} on {env_name}")
-    report = deploy(project, env_name=env_name, ref=str(current["version"]), kind="experiment",
-                    experiment=experiment, on_line=on_line)
+    try:
+        report = deploy(project, env_name=env_name, ref=str(current["version"]), kind="experiment",
+                        experiment=experiment, on_line=on_line)
+    except BaseException:  # refused or interrupted before a server ran it: the record must not say running
+        change_experiment(registry, experiment, status="failed", ended=utc_now())
+        raise
     report.details["experiment"] = experiment["id"]
     if not report.ok:
         change_experiment(registry, experiment, status="failed", ended=utc_now())

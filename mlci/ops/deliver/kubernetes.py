@@ -1,9 +1,21 @@
-"""The kubernetes target: Deployment, Service (and HPA) manifests, applied and rolled out with kubectl."""
+"""The kubernetes target: Deployment, Service (and HPA) manifests, applied and rolled out with kubectl.
+
+A live experiment (mlci.ops.deliver.experiment) runs in the same pods: the server container runs the
+champion's image, and an init container runs the challenger's own image (by digest) to copy the
+challenger's one-version registry into an ``emptyDir`` volume that the server mounts read-only and reads
+the challenger from (CONTAINER_EXPERIMENT_REGISTRY). Kubernetes runs every init container to completion
+before it starts the app containers, and the containers of a pod share its emptyDir volumes
+(kubernetes.io/docs/concepts/workloads/pods/init-containers/, .../concepts/storage/volumes/#emptydir);
+``command`` replaces the image's ENTRYPOINT (.../tasks/inject-data-application/define-command-argument-container/).
+Promoting or stopping renders the Deployment again without the experiment: the init container and the
+volume go, and the server runs the version that stays.
+"""
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from typing import Any
 
 from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
@@ -14,30 +26,66 @@ from mlci.errors import ServiceError
 from mlci.ops.deliver.history import activate, active_deployment, record_attempt, set_status, utc_now
 from mlci.ops.deliver.image import image_section, pushed_reference
 from mlci.ops.deliver.report import LineSink, finish_report
-from mlci.ops.deliver.settings import container_environment, serve_settings
+from mlci.ops.deliver.settings import (
+    CONTAINER_EXPERIMENT_REGISTRY,
+    container_environment,
+    serve_settings,
+    with_experiment,
+)
 from mlci.ops.model.registry import open_registry
 from mlci.ops.reporting.render import render
 
+# Where an mlci image keeps its one-version registry (templates/docker/Dockerfile.j2, MLCI_SERVE_REGISTRY).
+IMAGE_REGISTRY = "/app/registry"
+# Run by the init container with the challenger's image: its Python copies the image's registry into the
+# shared volume (no shell or coreutils needed in the image). Entry by entry, because the volume's own
+# directory belongs to root (mode 0777): copying its metadata too (copytree's last step) is refused.
+COPY_REGISTRY = ("import os, shutil, sys; source, target = sys.argv[1:]\n"
+                 "for name in os.listdir(source):\n"
+                 "    path = os.path.join(source, name)\n"
+                 "    (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(target, name))")
+DIGEST_HINT = "run `mlci build` and `mlci push` first; Kubernetes pulls by digest"
 
-def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: ModelVersion) -> str:
-    reference = pushed_reference(record, hint="run `mlci build` and `mlci push` first; Kubernetes pulls by digest")
-    name = f"{project.config.project}-{env_name}"[:63].lower()
+
+def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: ModelVersion,
+                         experiment: dict[str, Any] | None = None) -> str:
+    """The Deployment, Service (and HPA) of ``record`` on ``env_name``, with ``experiment``'s challenger
+    beside it when one is given."""
+    reference = pushed_reference(record, hint=DIGEST_HINT)
+    name = deployment_name(project, env_name)
+    settings = with_experiment(project, serve_settings(project, ref=str(record.version), port=env.port,
+                                                       env_name=env_name), experiment)
     context = {"name": name, "namespace": env.namespace, "project": project.config.project, "env": env_name,
                "version": record.version, "image": reference, "port": env.port,
                "replicas": env.replicas, "autoscale_max": env.autoscale_max, "cpu": env.cpu,
                "memory": env.memory, "health_timeout": int(env.health_timeout),
-               "environment": container_environment(serve_settings(project, ref=str(record.version),
-                                                                    port=env.port, env_name=env_name)),
-               "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id}
+               "environment": container_environment(settings),
+               "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id,
+               "challenger": _challenger(project, experiment)}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:
         documents.append(render("kubernetes/hpa.yaml.j2", **context))
     return "---\n".join(documents)
 
 
-def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, record: ModelVersion, kind: str,
-                      render_only: bool, on_line: LineSink) -> Report:
-    text = kubernetes_manifests(project, env_name=env_name, env=env, record=record)
+def _challenger(project: Project, experiment: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the template needs for the experiment's init container and volume (None: no experiment)."""
+    if experiment is None:
+        return None
+    record = open_registry(project).get_version(str(experiment["challenger"]))
+    return {"version": record.version, "experiment": experiment["id"], "mode": experiment["mode"],
+            "image": pushed_reference(record, hint=DIGEST_HINT + " (the challenger's image supplies its model)"),
+            "command": ["python", "-c", COPY_REGISTRY, IMAGE_REGISTRY, CONTAINER_EXPERIMENT_REGISTRY],
+            "mount": CONTAINER_EXPERIMENT_REGISTRY}
+
+
+def deployment_name(project: Project, env_name: str) -> str:
+    return f"{project.config.project}-{env_name}"[:63].lower()
+
+
+def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, record: ModelVersion,
+                      experiment: dict[str, Any] | None, kind: str, render_only: bool, on_line: LineSink) -> Report:
+    text = kubernetes_manifests(project, env_name=env_name, env=env, record=record, experiment=experiment)
     path = project.reports_dir / "kubernetes" / f"{env_name}.yaml"
     atomic_write_text(path, text)
     report = Report(kind=kind)
@@ -51,7 +99,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
                            hint=f"apply {path} yourself, or install kubectl; "
                            "--render-only writes the manifests without applying them")
     base = [kubectl] + (["--context", env.kubectl_context] if env.kubectl_context else []) + ["-n", env.namespace]
-    name = f"deployment/{project.config.project}-{env_name}"[:74].lower()
+    name = f"deployment/{deployment_name(project, env_name)}"
     _kubectl(base + ["apply", "-f", str(path)], "apply")
     on_line(f"{kind}: waiting for the rollout of {name}")
     status = run_command(base + ["rollout", "status", name, f"--timeout={int(env.health_timeout)}s"],
@@ -64,7 +112,10 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     previous = active_deployment(registry, env_name)
     entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": "kubernetes",
              "image": pushed_reference(record), "time": utc_now(), "kind": kind,
-             "handle": {"namespace": env.namespace, "deployment": name}}
+             "handle": {"namespace": env.namespace, "deployment": name},
+             # where `mlci experiment` reads the guardrails' /metrics: the Service, in-cluster by default
+             "url": env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
+             "experiment": experiment["id"] if experiment else None}
     if not ok:
         _kubectl(base + ["rollout", "undo", name], "rollout undo")
         record_attempt(registry, {**entry, "status": "failed"})

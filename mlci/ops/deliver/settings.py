@@ -3,16 +3,23 @@ container gets."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import Project
 from mlci.errors import ServiceError
+from mlci.ops.deliver.experiment_state import experiment_settings
 from mlci.ops.model.registry import local_copy, open_registry
 from mlci.serve.settings import ServeSettings
 
 CONTAINER_LOG_DIR = "/app/predictions"
+# Where a container's server reads an experiment's challenger: the image holds the champion only, and each
+# target fills this directory with a registry holding the challenger (docker: the project's registry
+# mounted read-only; kubernetes: an init container copies it out of the challenger's own image).
+CONTAINER_EXPERIMENT_REGISTRY = "/app/experiment-registry"
 
 
 def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.0.1", port: int = 8080,
@@ -39,6 +46,17 @@ def serving_registry(project: Project, registry: Registry, version: int) -> Path
     return local_copy(registry, version, project.path(".mlci/serving-registry"))
 
 
+def with_experiment(project: Project, settings: ServeSettings, experiment: dict[str, Any] | None) -> ServeSettings:
+    """``settings`` for a server that runs ``experiment`` (None: no experiment), on every target. The
+    challenger is read from ``experiment_registry``: the local registry itself, or a verified one-version
+    copy of a remote (MLflow) registry's version, as for the champion."""
+    changes: dict[str, Any] = experiment_settings(experiment)
+    if experiment is not None:
+        changes["experiment_registry"] = serving_registry(project, open_registry(project),
+                                                          int(experiment["challenger"]))
+    return replace(settings, **changes)
+
+
 def serve_foreground(settings: ServeSettings) -> int:
     from mlci.serve.runner import run_server
 
@@ -50,9 +68,12 @@ def serve_foreground(settings: ServeSettings) -> int:
 
 
 def container_environment(settings: ServeSettings) -> dict[str, str]:
-    """The server's settings for a container: the image knows its registry, model and host."""
+    """The server's settings for a container: the image knows its registry, model and host; a running
+    experiment's challenger is read from CONTAINER_EXPERIMENT_REGISTRY."""
+    challenger_registry = CONTAINER_EXPERIMENT_REGISTRY if settings.experiment_mode else ""
     return settings.environment(omit=("registry", "model", "host"),
-                                log_dir=CONTAINER_LOG_DIR if settings.log_dir else "")
+                                log_dir=CONTAINER_LOG_DIR if settings.log_dir else "",
+                                experiment_registry=challenger_registry)
 
 
 def deployment_name(project: Project, env_name: str) -> str:
