@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -35,6 +35,14 @@ def wanted_metrics(configured: list[str], task: str) -> list[str]:
     return configured or DEFAULT_METRICS.get(task, [])
 
 _BLOCK_CELLS = 4_000_000  # resamples x rows evaluated at once (bounded memory on large holdouts)
+
+
+class CvSummary(TypedDict):
+    """One metric over the folds of a cross-validation (``mlci train``)."""
+
+    mean: float
+    std: float
+    folds: list[float]
 
 
 @dataclass
