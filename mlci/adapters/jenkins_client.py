@@ -26,6 +26,7 @@ from mlci.core.redact import redact_url, scrub_text, url_problem
 from mlci.errors import ServiceError, UsageError
 
 NO_VALID_CRUMB = "No valid crumb"
+_KEPT_LOCATION = "X-Mlci-Kept-Location"  # a redirect's Location, moved where requests does not follow it
 _STATUS_IN_MESSAGE = re.compile(r"\[(\d{3})\]")
 
 
@@ -131,7 +132,7 @@ class JenkinsClient:
         ``buildWithParameters``). requests would follow the 303 with a GET, so redirects are not followed."""
         response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters,
                                  follow_redirects=False)
-        location = response.headers.get("Location") or getattr(response, "redirect_location", "")
+        location = response.headers.get("Location") or response.headers.get(_KEPT_LOCATION, "")
         match = re.search(r"/queue/item/(\d+)/?$", location)
         if response.status_code not in (201, 303) or not match:
             raise ServiceError(f"Jenkins at {self.url} queued {name} without saying where (no queue item)")
@@ -242,7 +243,7 @@ def _keep_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> re
     """A response hook that stops requests from following a redirect: python-jenkins sends through a
     session with redirects on, and the Location of a 303 is the answer, not a page to fetch."""
     if response.is_redirect:
-        response.redirect_location = response.headers.pop("Location", "")
+        response.headers[_KEPT_LOCATION] = response.headers.pop("Location", "")
     return response
 
 
