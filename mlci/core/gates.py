@@ -20,13 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from mlci.core.config import GateRule, GatesSection
 from mlci.core.reports import Check, Report
-
-if TYPE_CHECKING:
-    import numpy as np
 
 ROUNDING = 1e-12
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape", "log_loss", "brier", "latency_p50_ms", "latency_p95_ms"})
@@ -79,8 +76,14 @@ def allowed_drop(max_drop: float, *, relative: bool, champion: float) -> float:
     return max_drop * abs(champion) if relative else max_drop
 
 
-# One value, or one per bootstrap resample (``mlci.ml.metrics``).
-Score = TypeVar("Score", float, "np.ndarray")
+class _Difference(Protocol):
+    """What Δ needs of a score: a float, or a NumPy array of one per bootstrap resample (``mlci.ml.metrics``)."""
+
+    def __sub__(self, other: Self, /) -> Self: ...
+    def __rmul__(self, other: float, /) -> Self: ...
+
+
+Score = TypeVar("Score", bound=_Difference)
 
 
 def improvement(metric: str, challenger: Score, champion: Score) -> Score:
