@@ -30,5 +30,5 @@ def test_ruff_finds_nothing():
 
 
 def test_mypy_finds_nothing():
-    result = _run([_tool("mypy")])  # files, options and per-module gaps: [tool.mypy] in pyproject.toml
+    result = _run([_tool("mypy")])  # files and options: [tool.mypy] in pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr

@@ -32,6 +32,7 @@ NOT_PARAMETERIZED_HINT = ("the job declares no parameters (Jenkins answers 400 `
                           "run `mlci jenkins sync` to give it the MLCI_REQUEST_ID parameter")
 # ... and 409 "<job> is not buildable" for a disabled job (or one inside a disabled multibranch project).
 NOT_BUILDABLE_HINT = "the job is disabled (Jenkins answers 409 `… is not buildable`); enable it in Jenkins"
+_KEPT_LOCATION = "X-Mlci-Kept-Location"  # a redirect's Location, moved where requests does not follow it
 _STATUS_IN_MESSAGE = re.compile(r"\[(\d{3})\]")
 
 
@@ -139,7 +140,7 @@ class JenkinsClient:
         without a Location (``Queue.Item.doIndex``), so redirects are not followed."""
         response = self._request("POST", _job_path(name) + "buildWithParameters", data=parameters,
                                  follow_redirects=False)
-        location = response.headers.get("Location") or getattr(response, "redirect_location", "")
+        location = response.headers.get("Location") or response.headers.get(_KEPT_LOCATION, "")
         match = re.search(r"/queue/item/(\d+)/?$", location)
         if response.status_code not in (201, 303) or not match:
             raise ServiceError(f"Jenkins at {self.url} queued {name} without saying where (no queue item)")
@@ -251,7 +252,7 @@ def _keep_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> re
     """A response hook that stops requests from following a redirect: python-jenkins sends through a
     session with redirects on, and the Location of a 303 is the answer, not a page to fetch."""
     if response.is_redirect:
-        response.redirect_location = response.headers.pop("Location", "")
+        response.headers[_KEPT_LOCATION] = response.headers.pop("Location", "")
     return response
 
 

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlci.errors import ServiceError
@@ -21,10 +22,10 @@ def tag_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", str(text))
 
 
-Point = tuple[int, dict[str, float | None]]  # (step, tag -> value)
+Point = tuple[int, Mapping[str, float | None]]  # (step, tag -> value)
 
 
-def write_scalars(logdir: Path, run: str, points: list[Point], *, wall_time: float | None = None) -> int:
+def write_scalars(logdir: Path, run: str, points: Sequence[Point], *, wall_time: float | None = None) -> int:
     """Append ``points`` to a new event file of the run (None and non-finite values are left out);
     returns how many values were written. ServiceError (exit 3) when the folder is not writable."""
     finite = [(step, {tag: float(v) for tag, v in values.items() if v is not None and math.isfinite(float(v))})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from mlci.core.config import GateRule, GatesSection
 from mlci.core.reports import Check, Report
@@ -76,7 +76,17 @@ def allowed_drop(max_drop: float, *, relative: bool, champion: float) -> float:
     return max_drop * abs(champion) if relative else max_drop
 
 
-def improvement(metric: str, challenger: float, champion: float) -> float:
+class _Difference(Protocol):
+    """What Δ needs of a score: a float, or a NumPy array of one per bootstrap resample (``mlci.ml.metrics``)."""
+
+    def __sub__(self, other: Self, /) -> Self: ...
+    def __rmul__(self, other: float, /) -> Self: ...
+
+
+Score = TypeVar("Score", bound=_Difference)
+
+
+def improvement(metric: str, challenger: Score, champion: Score) -> Score:
     """Δ = s * (challenger - champion): positive when the challenger is better."""
     sign = 1.0 if higher_is_better(metric) else -1.0
     return sign * (challenger - champion)
@@ -145,6 +155,8 @@ def check_threshold(rule: GateRule, metrics: MetricSet) -> Check:
 def check_champion(rule: GateRule, challenger: MetricSet, champion: MetricSet, *,
                    differences: Sequence[float] | None = None, confidence: float = 0.95) -> Check:
     """The champion comparison; with ``differences`` (bootstrap Δ*) the lower bound decides."""
+    if rule.max_drop is None:
+        raise ValueError(f"{rule_name(rule)}: only a rule with max_drop compares with the champion")
     new, old = _value_for(rule, challenger), _value_for(rule, champion)
     check = Check(name=rule_name(rule), passed=False, severity=rule.severity, group="champion",
                   details={"challenger": new, "champion": old, "champion_version": champion.label})

@@ -61,7 +61,7 @@ def finders(rules: ColumnRules) -> list[tuple[str, Find]]:
     if rules.high is not None:
         out.append(("max", _find_above(_comparable_bound(rules, rules.high), rules.infinity_is_unbounded)))
     if rules.allowed is not None:
-        out.append(("allowed values", _find_not_allowed(_allowed_array(rules))))
+        out.append(("allowed values", _find_not_allowed(_allowed_array(rules, rules.allowed))))
     if rules.pattern is not None:
         out.append(("pattern", _find_mismatches(rules.pattern)))
     return out
@@ -124,8 +124,8 @@ def _finite(mask: pa.Array, array: pa.Array, finite_only: bool) -> pa.Array:
     return pc.and_(mask, pc.is_finite(array)) if finite_only else mask
 
 
-def _allowed_array(rules: ColumnRules) -> pa.Array:
-    values = sorted(rules.allowed, key=repr)
+def _allowed_array(rules: ColumnRules, allowed: frozenset) -> pa.Array:
+    values = sorted(allowed, key=repr)
     if not values:
         return python_to_arrow([""]).slice(0, 0) if rules.type in ("string", "category") \
             else numpy_to_arrow(np.empty(0, dtype=np.float64))

@@ -406,7 +406,7 @@ def new_categories(reference: Counter, current: Counter) -> dict[str, int]:
 
 def score(method: str, reference: Sketch, current: Sketch) -> tuple[float, dict]:
     """The value compared with the threshold (p-value or distance) and supporting details."""
-    if isinstance(reference, NumericSketch):
+    if isinstance(reference, NumericSketch) and isinstance(current, NumericSketch):
         ref, cur = reference.values, current.values
         if method == "ks":
             d, p = ks_test(ref, cur)
@@ -415,7 +415,7 @@ def score(method: str, reference: Sketch, current: Sketch) -> tuple[float, dict]
             return wasserstein_normed(ref, cur), {}
         if method == "psi":
             return numeric_psi(ref, cur), {"bins": PSI_BINS}
-    else:
+    elif isinstance(reference, CategoricalSketch) and isinstance(current, CategoricalSketch):
         ref_counts, cur_counts = reference.counts, current.counts
         if method == "chi2":
             statistic, p = chi2_test(ref_counts, cur_counts)

@@ -82,12 +82,12 @@ def _stack(columns: list[np.ndarray], X: Any, *, dtype: Any) -> np.ndarray:
     return np.column_stack(columns).astype(dtype, copy=False) if columns else np.empty((len(X), 0), dtype=dtype)
 
 
-def feature_columns(schema: DataSchema, datetime_parts: list[str] | tuple[str, ...] = ()) -> list[str]:
+def feature_columns(schema: DataSchema, datetime_parts: Sequence[str] = ()) -> list[str]:
     """The model's input columns, in schema order."""
     return [name for name, col in schema.features.items() if _column_group(col.type, datetime_parts)]
 
 
-def _column_group(column_type: str, datetime_parts: list[str] | tuple[str, ...]) -> str | None:
+def _column_group(column_type: str, datetime_parts: Sequence[str]) -> str | None:
     if column_type in NUMERIC_TYPES:
         return "numeric"
     if column_type == "category":
@@ -100,7 +100,7 @@ def _column_group(column_type: str, datetime_parts: list[str] | tuple[str, ...])
 
 
 def build_preprocessor(schema: DataSchema, *, scale_numeric: bool = True,
-                       datetime_parts: list[str] | tuple[str, ...] = ()) -> ColumnTransformer:
+                       datetime_parts: Sequence[str] = ()) -> ColumnTransformer:
     groups: dict[str, list[str]] = {}
     for name, col in schema.features.items():
         group = _column_group(col.type, datetime_parts)
@@ -247,7 +247,7 @@ def make_steps(steps: Sequence[PipelineStep], *, seed: int,
 
 
 def build_pipeline(schema: DataSchema, *, estimator: Any, steps: Sequence[tuple[str, Any]] = (),
-                   scale_numeric: bool = True, datetime_parts: list[str] | tuple[str, ...] = ()) -> Pipeline:
+                   scale_numeric: bool = True, datetime_parts: Sequence[str] = ()) -> Pipeline:
     """preprocess (from the schema) → the configured steps → model (the estimator)."""
     preprocess = build_preprocessor(schema, scale_numeric=scale_numeric, datetime_parts=datetime_parts)
     return Pipeline([("preprocess", preprocess), *steps, ("model", estimator)])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -37,6 +37,14 @@ def wanted_metrics(configured: list[str], task: str) -> list[str]:
 _BLOCK_CELLS = 4_000_000  # resamples x rows evaluated at once (bounded memory on large holdouts)
 
 
+class CvSummary(TypedDict):
+    """One metric over the folds of a cross-validation (``mlci train``)."""
+
+    mean: float
+    std: float
+    folds: list[float]
+
+
 @dataclass
 class Predictions:
     """A model's predictions on holdout rows. Classification: ``y``/``pred`` are class indices into
@@ -50,6 +58,18 @@ class Predictions:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def labels(self) -> list[Any]:
+        """The classes, which classification predictions always carry."""
+        if self.classes is None:
+            raise ValueError(f"{self.task} predictions have no classes")
+        return self.classes
+
+    def probabilities(self) -> np.ndarray:
+        """The class probabilities, for the metrics that need them (``weighted`` checks first)."""
+        if self.proba is None:
+            raise ValueError("class probabilities are needed; the estimator has no predict_proba")
+        return self.proba
 
     def subset(self, mask: np.ndarray) -> Predictions:
         return Predictions(self.task, self.y[mask], self.pred[mask],
@@ -142,7 +162,7 @@ def _mean(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _confusion(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     """Weighted confusion matrices, resamples x true class x predicted class."""
-    k = len(preds.classes)
+    k = len(preds.labels())
     cell = preds.y.astype(int) * k + preds.pred.astype(int)
     onehot = np.zeros((len(cell), k * k))
     onehot[np.arange(len(cell)), cell] = 1.0
@@ -184,21 +204,22 @@ def _accuracy(preds: Predictions, weights: np.ndarray) -> np.ndarray:
 
 
 def _log_loss(preds: Predictions, weights: np.ndarray) -> np.ndarray:
-    proba = np.clip(preds.proba, _EPS, 1.0)
+    proba = np.clip(preds.probabilities(), _EPS, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
     return _mean(weights, -np.log(proba[np.arange(len(preds)), preds.y.astype(int)]))
 
 
 def _brier(preds: Predictions, weights: np.ndarray) -> np.ndarray:
-    return _mean(weights, (preds.proba[:, 1] - (preds.y == 1)) ** 2)
+    return _mean(weights, (preds.probabilities()[:, 1] - (preds.y == 1)) ** 2)
 
 
 def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     """Weighted Mann-Whitney AUC: P(score of a positive > score of a negative), ties count one half."""
-    if preds.proba.shape[1] != 2:
+    proba = preds.probabilities()
+    if proba.shape[1] != 2:
         return _sklearn_weighted(preds, "roc_auc", weights)
-    order = np.argsort(preds.proba[:, 1], kind="mergesort")
-    scores = preds.proba[order, 1]
+    order = np.argsort(proba[:, 1], kind="mergesort")
+    scores = proba[order, 1]
     positive = (preds.y[order] == 1).astype(float)
     starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
     ordered = weights[:, order]
@@ -213,8 +234,9 @@ def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
 def _binary_average_precision(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     """Weighted average precision: the sum over score thresholds (high to low) of
     (recall gained at the threshold) x (precision at the threshold), as scikit-learn computes it."""
-    order = np.argsort(-preds.proba[:, 1], kind="mergesort")
-    scores = preds.proba[order, 1]
+    proba = preds.probabilities()
+    order = np.argsort(-proba[:, 1], kind="mergesort")
+    scores = proba[order, 1]
     positive = (preds.y[order] == 1).astype(float)
     ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
     ordered = weights[:, order]
@@ -257,19 +279,17 @@ _VECTORISED: dict[str, Callable[[Predictions, np.ndarray], np.ndarray]] = {
 
 
 def _sklearn_weighted(preds: Predictions, name: str, weights: np.ndarray) -> np.ndarray:
+    if name != "roc_auc":
+        raise ValueError(f"unknown metric '{name}'")
     from sklearn.metrics import roc_auc_score
 
+    labels = list(range(len(preds.labels())))
     out = np.full(len(weights), np.nan)
     for i, row in enumerate(weights):
         try:
-            if name == "roc_auc":
-                out[i] = roc_auc_score(preds.y, preds.proba, sample_weight=row, multi_class="ovr",
-                                       average="macro", labels=list(range(len(preds.classes))))
-            else:
-                raise ValueError(f"unknown metric '{name}'")
-        except ValueError as exc:
-            if "unknown metric" in str(exc):
-                raise
+            out[i] = roc_auc_score(preds.y, preds.proba, sample_weight=row, multi_class="ovr",
+                                   average="macro", labels=labels)
+        except ValueError:
             out[i] = np.nan  # undefined on this sample, e.g. one class only
     return out
 

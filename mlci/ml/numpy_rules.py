@@ -9,6 +9,10 @@ apart, against the reference's share.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
 import numpy as np
 
 from mlci.ml.schema_rules import INT64_RANGE, TEXT_TYPES, ColumnRules, epoch_nanoseconds, parse_datetime
@@ -34,7 +38,7 @@ def outside_numbers(rules: ColumnRules, values: np.ndarray) -> np.ndarray:
     if high is not None:
         bad |= bounded & (values > high)
     if rules.allowed is not None:
-        allowed = np.array(sorted(_allowed_numbers(rules)), dtype=np.float64)
+        allowed = np.array(sorted(_allowed_numbers(rules.type, rules.allowed)), dtype=np.float64)
         bad |= present & ~np.isin(values, allowed)
     return bad
 
@@ -43,15 +47,22 @@ def _number_bounds(rules: ColumnRules) -> tuple[float | None, float | None]:
     """Bounds in the arrays' terms: datetimes as float seconds, computed as the values are (int64
     nanoseconds to float64, divided by 1e9) so a value equal to a bound compares equal."""
     if rules.type == "datetime":
-        return tuple(None if b is None else np.float64(epoch_nanoseconds(b)) / _NANOSECONDS
-                     for b in (rules.earliest, rules.latest))
+        return _seconds_or_none(rules.earliest), _seconds_or_none(rules.latest)
     return rules.minimum, rules.maximum
 
 
-def _allowed_numbers(rules: ColumnRules) -> list[float]:
-    if rules.type == "datetime":
-        return [np.float64(epoch_nanoseconds(v)) / _NANOSECONDS for v in rules.allowed]
-    return [float(v) for v in rules.allowed]
+def _seconds_or_none(moment: datetime | None) -> float | None:
+    return None if moment is None else _seconds(moment)
+
+
+def _seconds(moment: datetime) -> float:
+    return np.float64(epoch_nanoseconds(moment)) / _NANOSECONDS
+
+
+def _allowed_numbers(col_type: str, allowed: Iterable[Any]) -> list[float]:
+    if col_type == "datetime":
+        return [_seconds(v) for v in allowed]
+    return [float(v) for v in allowed]
 
 
 def outside_text(rules: ColumnRules, text: str) -> bool:

@@ -100,7 +100,7 @@ def epsilon_of(max_drop: float, *, relative: bool, champion_value: float | None)
     return max_drop * abs(champion_value)
 
 
-def row_scores(metric: str, y: np.ndarray, predicted: np.ndarray, probabilities: np.ndarray | None = None,
+def row_scores(metric: str, y: np.ndarray, predicted: np.ndarray | None, probabilities: np.ndarray | None = None,
                classes: list | None = None, *, clip: float | None = None) -> tuple[np.ndarray, float]:
     """Per-row scores oriented so higher is better, and the width of the interval they lie in.
 

@@ -247,7 +247,7 @@ async def predict(state: ServerState, request: Request) -> Response:
         return _errors(422, "", request_id, problems)
     experiment = state.experiment
     if experiment is not None:
-        return _predict_in_experiment(state, experiment, request, request_id, records, columns)
+        return _predict_in_experiment(state, experiment, model, request, request_id, records, columns)
     try:
         predictions, probabilities = model.predict(columns)
     except Exception:  # a model bug must not leak a traceback to the client; it goes to the server log
@@ -278,12 +278,12 @@ def _answer(model: ServedModel, predictions: list[Any], probabilities: list[list
     return _json(answer, headers=headers)
 
 
-def _predict_in_experiment(state: ServerState, experiment: Experiment, request: Request, request_id: str,
-                           records: list[Any], columns: dict[str, list[Any]]) -> Response:
+def _predict_in_experiment(state: ServerState, experiment: Experiment, champion: ServedModel, request: Request,
+                           request_id: str, records: list[Any], columns: dict[str, list[Any]]) -> Response:
     """Answer with the arm the request falls in (canary) or the champion (shadow, whose challenger then
     scores the same rows off the response path). Every row is logged with its model's role."""
     ts = utc_timestamp()
-    role, model = CHAMPION, state.model
+    role, model = CHAMPION, champion
     if experiment.answers_with_challenger(request.headers, records):
         role, model = CHALLENGER, experiment.challenger
     scored = experiment.score(role, model, ts, request_id, columns)

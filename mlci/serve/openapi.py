@@ -37,11 +37,12 @@ def column_schema(rules: ColumnRules, *, accept_unknown_categories: bool) -> dic
             out["formatMinimum"] = _rfc3339(rules.earliest)
         if rules.latest is not None:
             out["formatMaximum"] = _rfc3339(rules.latest)
-    if rules.allowed is not None and rules.type != "datetime":
+    written = rules.allowed_as_written  # set exactly when ``allowed`` is
+    if written is not None and rules.type != "datetime":
         if accept_unknown_categories and rules.type in TEXT_TYPES:
-            out["examples"] = _keys_in_schema_order(rules)
+            out["examples"] = _keys_in_schema_order(written)
         else:
-            out["enum"] = _enum(rules) + ([None] if rules.nullable else [])
+            out["enum"] = _enum(rules.type, written) + ([None] if rules.nullable else [])
     if rules.pattern is not None and rules.type in TEXT_TYPES:
         out["pattern"] = f"^(?:{rules.pattern.pattern})$"  # JSON Schema searches; the server matches in full
     return out
@@ -51,17 +52,17 @@ def _rfc3339(moment: datetime) -> str:
     return moment.isoformat() + "Z"
 
 
-def _enum(rules: ColumnRules) -> list[Any]:
+def _enum(col_type: str, written: tuple[Any, ...]) -> list[Any]:
     """The allowed values as JSON: for a category, every JSON value naming it (``12`` and ``"12"``)."""
-    if rules.type == "category":
-        return [form for key in _keys_in_schema_order(rules) for form in _category_forms(key)]
-    if rules.type == "string":
-        return _keys_in_schema_order(rules)
-    return list(dict.fromkeys(rules.allowed_as_written))
+    if col_type == "category":
+        return [form for key in _keys_in_schema_order(written) for form in _category_forms(key)]
+    if col_type == "string":
+        return _keys_in_schema_order(written)
+    return list(dict.fromkeys(written))
 
 
-def _keys_in_schema_order(rules: ColumnRules) -> list[str]:
-    return list(dict.fromkeys(category_key(v) for v in rules.allowed_as_written))
+def _keys_in_schema_order(written: tuple[Any, ...]) -> list[str]:
+    return list(dict.fromkeys(category_key(v) for v in written))
 
 
 def _category_forms(key: str) -> list[Any]:

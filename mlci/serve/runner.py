@@ -44,16 +44,16 @@ def serve_forever(settings: ServeSettings) -> None:
 
     from mlci.serve.app import create_app
 
-    switching = bool(settings.check_port)
-    app = create_app(settings, load_in_background=not switching)
+    check_port = settings.check_port  # set when joining a port that serves traffic
+    app = create_app(settings, load_in_background=not check_port)
     sockets = []
-    if switching:
+    if check_port:
         # Joining a port that serves traffic: load first, and join only with a verified model, so the
         # kernel never hands a client to a server that would answer 503. A model that fails to load is
         # reported on the private check port alone, where the deployer reads the reason.
         state = app.state.server
         state.load()
-        sockets.append(open_socket(settings.host, settings.check_port))
+        sockets.append(open_socket(settings.host, check_port))
         if state.model is not None:
             sockets.append(open_socket(settings.host, settings.port))
     else:

@@ -36,6 +36,7 @@ from mlci.ml.tabular.reading import (
     file_kind,
     iter_arrow_batches,
     iter_batches,
+    parquet_rows,
     read_table,
     table_rows,
 )
@@ -55,6 +56,6 @@ __all__ = [
     "ARROW_TYPES", "CSV_SUFFIXES", "FALSE_VALUES", "INTEGER_PATTERN", "NULL_VALUES", "PARQUET_SUFFIXES",
     "TRUE_VALUES", "ArrowBatch", "FileKind", "ParseFailures", "arrow_to_pandas", "column_names",
     "convert_text", "file_kind", "float_pattern", "iter_arrow_batches", "iter_batches", "numpy_to_arrow",
-    "numpy_values", "pandas_types", "python_to_arrow", "read_table", "shorten", "table_rows",
+    "numpy_values", "pandas_types", "parquet_rows", "python_to_arrow", "read_table", "shorten", "table_rows",
     "true_positions",
 ]

@@ -179,7 +179,7 @@ class CsvReader:
             # end of a piece or block. Read again, following the quoting.
             self.newlines_in_values = True
             raise _Restart()
-        raise problem or diagnose(self.path, self.options, str(exc)) from None  # type: ignore[misc]
+        raise problem or diagnose(self.path, self.options, str(exc)) from None
 
     def _convert_text_columns(self, item: ArrowBatch) -> pa.RecordBatch:
         batch = item.batch
@@ -197,7 +197,7 @@ class CsvReader:
 
     def _check_binary(self, batch: pa.RecordBatch) -> None:
         if any(pa.types.is_binary(f.type) for f in batch.schema):
-            raise diagnose(self.path, self.options, "invalid UTF-8")  # type: ignore[misc]
+            raise diagnose(self.path, self.options, "invalid UTF-8")
 
 
 class _Restart(Exception):

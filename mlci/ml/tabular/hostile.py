@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv as pycsv
 from pathlib import Path
+from typing import overload
 
 import pyarrow as pa
 
@@ -60,6 +61,12 @@ def _decode_error(path: Path, options: CsvOptions) -> DataError:
     offset, line = find_undecodable(path, options.encoding)
     return DataError(f"{path}:{line}: bytes that are not valid {options.encoding} at byte offset {offset}",
                      hint="set data.csv.encoding in mlci.yaml (e.g. latin-1) or re-encode the file")
+
+
+@overload
+def diagnose(path: Path, options: CsvOptions, arrow_message: str) -> DataError: ...
+@overload
+def diagnose(path: Path, options: CsvOptions, arrow_message: None) -> DataError | None: ...
 
 
 def diagnose(path: Path, options: CsvOptions, arrow_message: str | None) -> DataError | None:

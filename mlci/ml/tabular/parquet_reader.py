@@ -56,7 +56,7 @@ class ParquetReader:
         for index, name in enumerate(batch.schema.names):
             target = target_type(self.schema, name)
             column = batch.column(index)
-            if target is None or column.type == target:
+            if self.schema is None or target is None or column.type == target:  # no schema: no target
                 continue
             col_type = self.schema.columns[name].type
             converted, failures = _cast_parquet_column(column, col_type, target)

@@ -53,11 +53,16 @@ def column_names(path: str | os.PathLike, *, csv: CsvOptions | None = None) -> l
     return csv_header(path, csv or CsvOptions())
 
 
+def parquet_rows(path: str | os.PathLike) -> int:
+    """The number of rows of a Parquet file, from its footer."""
+    return parquet_file(Path(path)).metadata.num_rows
+
+
 def table_rows(path: str | os.PathLike) -> int | None:
     """The number of data rows: exact for Parquet, estimated from a sample for CSV (for progress)."""
     path = Path(path)
     if file_kind(path) == "parquet":
-        return parquet_file(path).metadata.num_rows
+        return parquet_rows(path)
     size = path.stat().st_size
     with path.open("rb") as handle:
         sample = handle.read(SAMPLE_BYTES)

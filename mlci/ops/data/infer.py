@@ -22,14 +22,14 @@ import pyarrow.compute as pc
 
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import CsvOptions
-from mlci.core.dataschema import Column, DataSchema, RowBounds, dump_schema
+from mlci.core.dataschema import Column, ColumnType, DataSchema, RowBounds, dump_schema
 from mlci.core.progress import Progress
 from mlci.errors import UsageError
 from mlci.ml import tabular
 
 INTEGER_LEVELS = 5
 _DATETIME = r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?\s*$"
-_TEXT_KINDS = ("boolean", "integer", "float", "datetime")
+_TEXT_KINDS: tuple[ColumnType, ...] = ("boolean", "integer", "float", "datetime")
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ColumnProfile:
         self.decimal = decimal
         self.max_levels = max_levels  # a text column with more distinct values is a string, not a category
         self.kinds: set[str] | None = None  # candidate types of a text column, narrowed batch by batch
-        self.stored: str | None = None  # the type of a typed (Parquet) column
+        self.stored: ColumnType | None = None  # the type of a typed (Parquet) column
         self.nulls = 0
         self.count = 0
         self.levels: set | None = set()  # distinct values while they are few
@@ -96,7 +96,7 @@ class ColumnProfile:
             converted, _ = tabular.convert_text(values, kind, decimal=self.decimal)
             self._observe(converted)
 
-    def text_kind(self) -> str | None:
+    def text_kind(self) -> ColumnType | None:
         for kind in _TEXT_KINDS:
             if self.kinds and kind in self.kinds:
                 return kind
@@ -172,7 +172,7 @@ class ColumnProfile:
 _BOOL_WORDS = [w for w in tabular.TRUE_VALUES + tabular.FALSE_VALUES if not w.isdigit()]  # 0/1 stay integers
 
 
-def _stored_kind(arrow_type: pa.DataType) -> str:
+def _stored_kind(arrow_type: pa.DataType) -> ColumnType:
     if pa.types.is_boolean(arrow_type):
         return "boolean"
     if pa.types.is_integer(arrow_type):

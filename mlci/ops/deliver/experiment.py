@@ -286,14 +286,16 @@ def read_server_numbers(url: str) -> ServerNumbers | str:
     for family in text_string_to_metric_families(body.decode("utf-8", errors="replace")):
         for sample in family.samples:
             role = sample.labels.get("role")
-            if sample.name == "mlci_experiment_batches_total":
+            if sample.name == "mlci_experiment_shadow_skipped_total":
+                numbers.skipped_rows = sample.value
+            elif role is None:  # the guardrails look the per-role series up by role name
+                continue
+            elif sample.name == "mlci_experiment_batches_total":
                 numbers.batches[role] = sample.value
             elif sample.name == "mlci_experiment_errors_total":
                 numbers.errors[role] = sample.value
             elif sample.name == "mlci_experiment_scoring_seconds_bucket":
                 buckets.setdefault(role, []).append((float(sample.labels["le"]), sample.value))
-            elif sample.name == "mlci_experiment_shadow_skipped_total":
-                numbers.skipped_rows = sample.value
     numbers.p99 = {role: histogram_quantile(0.99, points) for role, points in buckets.items()}
     return numbers
 

@@ -243,11 +243,11 @@ def _commit_steps(project: Project) -> list[dict]:
     config = project.config
     delivering = _delivery_condition(project, _delivery_branches(project))
     # deploy is one stage per environment (below); build and push run on delivery branches only
-    stages = [{"title": stage.title, "command": stage.name, "condition": delivering if stage.needs_image else None}
-              for stage in STAGES if not stage.needs_environment and skip_reason(stage, config) is None]
-    steps = [{"title": s["title"], "title_key": "stage", "agent_key": s["command"], "condition": s["condition"],
-              "key": "stage", "script": f".venv/bin/mlci {s['command']}", "env_name": None,
-              "credentials": _credentials(project, s["command"])} for s in stages]
+    stages = [stage for stage in STAGES if not stage.needs_environment and skip_reason(stage, config) is None]
+    steps = [{"title": stage.title, "title_key": "stage", "agent_key": stage.name,
+              "condition": delivering if stage.needs_image else None,
+              "key": "stage", "script": f".venv/bin/mlci {stage.name}", "env_name": None,
+              "credentials": _credentials(project, stage.name)} for stage in stages]
     _insert_extra_stages(project, steps)
     for deploy in _deployments(project) if config.image is not None else []:
         steps.append({**deploy, "title_key": "environments", "agent_key": "deploy", "key": "stage",
@@ -343,7 +343,7 @@ def _finish_part(project: Project, part: dict, number: int, root: Path) -> None:
 
 def _stage_agents(project: Project, root: Path) -> dict:
     jenkins = project.config.jenkins
-    agents = {None: _agent(project, jenkins.agent, "jenkins.agent", root)}
+    agents: dict[str | None, dict] = {None: _agent(project, jenkins.agent, "jenkins.agent", root)}  # None: default
     for name, agent in jenkins.stage_agents.items():
         key = f"jenkins.stage_agents.{name}"
         if name not in STAGE_KEYS:

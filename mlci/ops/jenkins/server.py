@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from mlci.adapters.commands import git_output, run_command
 from mlci.adapters.jenkins_client import JenkinsClient, redact_url
@@ -88,6 +89,14 @@ def job_names(project: Project) -> dict[str, str]:
     return {"commit": f"{prefix}{base}", "nightly": f"{prefix}{base}-nightly"}
 
 
+class _ScmFields(TypedDict):
+    """What every job of the project shares: its project name and the repository it checks out."""
+
+    project: str
+    scm_url: str
+    scm_credentials: str | None
+
+
 def desired_jobs(project: Project) -> dict[str, str]:
     """``{full job name: config.xml}`` of the jobs this project should have: the commit pipeline as a
     multibranch project (default) or a single-branch job with an SCM trigger, the nightly one as a
@@ -99,7 +108,7 @@ def desired_jobs(project: Project) -> dict[str, str]:
     names = job_names(project)
     summaries = {"commit": f"Commit pipeline of {config.project}: validate, train, evaluate, gate, build, deploy.",
                  "nightly": f"Nightly monitoring of {config.project}: drift and performance; UNSTABLE on drift."}
-    common = {"project": config.project, "scm_url": scm_url, "scm_credentials": jenkins.scm_credentials}
+    common: _ScmFields = {"project": config.project, "scm_url": scm_url, "scm_credentials": jenkins.scm_credentials}
     if jenkins.job_type == "multibranch":
         commit = jobxml.multibranch_project_xml(summary=summaries["commit"], script_path=PIPELINE_PATHS["commit"],
                                                 **common)
@@ -130,7 +139,7 @@ def sync_jobs(project: Project, client: JenkinsClient, *, dry_run: bool = False,
         if dry_run or change.action == "unchanged":
             continue
         log(f"{change.action} {name}")
-        if change.action == "create":
+        if current is None:  # the "create" action: no job of that name yet
             client.create_job(name, desired)
         else:
             client.update_job(name, jobxml.keep_unmanaged_properties(desired, current))
@@ -247,9 +256,9 @@ def trigger_build(client: JenkinsClient, job: str, parameters: dict[str, str] | 
         return _scan(client, job, parameters, result, log)
     _check_parameters(job, info, parameters)
     deadline = Deadline(timeout)
-    result.queue_id = _trigger(client, job, parameters, result.request_id, log)
-    log(f"queued {job} (queue item {result.queue_id}, request {result.request_id})")
-    number = _wait_for_number(client, result, deadline, poll_interval, log)
+    queue_id = result.queue_id = _trigger(client, job, parameters, result.request_id, log)
+    log(f"queued {job} (queue item {queue_id}, request {result.request_id})")
+    number = _wait_for_number(client, result, queue_id, deadline, poll_interval, log)
     if number is None:
         result.result = "CANCELLED"
         log(f"{job}: the build was cancelled while queued")
@@ -343,15 +352,15 @@ def _parameter_values(data: dict) -> set[str]:
             for p in action.get("parameters", []) or []}
 
 
-def _wait_for_number(client: JenkinsClient, result: BuildResult, deadline: Deadline, poll: float,
+def _wait_for_number(client: JenkinsClient, result: BuildResult, queue_id: int, deadline: Deadline, poll: float,
                      log: Log) -> int | None:
     last_reason = None
     while True:
-        item = client.queue_item(result.queue_id)
+        item = client.queue_item(queue_id)
         if item is None:  # Jenkins forgets queue items a few minutes after they leave the queue
             build = _build_with_request(client, result.job, result.request_id)
             if build is None:
-                raise ServiceError(f"queue item {result.queue_id} of {result.job} expired before its build was seen",
+                raise ServiceError(f"queue item {queue_id} of {result.job} expired before its build was seen",
                                    hint=f"check the build history of {result.job}")
             return int(build["number"])
         if item.get("cancelled"):

@@ -24,7 +24,7 @@ from mlci.core.progress import Progress
 from mlci.core.records import ModelVersion
 from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
-from mlci.errors import DataError
+from mlci.errors import DataError, IntegrityError
 from mlci.ml import metrics
 from mlci.ops.model.registry import (
     METRICS_FILE,
@@ -52,7 +52,7 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     started = time.monotonic()
     model, record = load_version_model(project, ref)
     holdout = holdout_dataset(project, project_schema(project))
-    task, features = record.task, list(record.features)
+    task, features = recorded_task(record), list(record.features)
     absent = [c for c in features if c not in holdout.frame.columns]
     if absent:
         raise DataError(f"{holdout.lineage['path']}: feature column(s) of model version {record.version} "
@@ -83,6 +83,13 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     atomic_write_bytes(project.reports_dir / PREDICTIONS_FILE, predictions_bytes)
     report.files.update({"metrics": str(project.reports_dir / METRICS_FILE)})
     return report
+
+
+def recorded_task(record: ModelVersion) -> str:
+    """The task a version was trained for (``mlci train`` records it in every version)."""
+    if record.task is None:
+        raise IntegrityError(f"model version {record.version} records no task", hint="train it again")
+    return record.task
 
 
 def predict(model: Any, data: Dataset, features: list[str], task: str) -> metrics.Predictions:
@@ -123,7 +130,7 @@ def slice_metrics(keys_by_column: dict[str, np.ndarray], preds: metrics.Predicti
 def confusion_matrix(preds: metrics.Predictions) -> list[list[int]] | None:
     if preds.task == "regression":
         return None
-    k = len(preds.classes)
+    k = len(preds.labels())
     matrix = np.zeros((k, k), dtype=int)
     np.add.at(matrix, (preds.y.astype(int), preds.pred.astype(int)), 1)
     return matrix.tolist()
@@ -158,7 +165,7 @@ def predictions_to_bytes(preds: metrics.Predictions, slices: dict[str, np.ndarra
     """Per-row predictions and slice values as plain arrays (an .npz read without pickle)."""
     buffer = io.BytesIO()
     arrays = {**preds.to_arrays(), **{f"{SLICE_PREFIX}{column}": keys for column, keys in slices.items()}}
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)  # plain arrays: read back without pickle
     return buffer.getvalue()
 
 
@@ -303,7 +310,7 @@ def plots(preds: metrics.Predictions, details: dict[str, Any], intervals: dict[s
         out += [("Predicted vs actual", _predicted_vs_actual(preds)),
                 ("Residuals vs predicted", _residuals_vs_predicted(preds)), ("Residuals", _residuals(preds))]
     else:
-        out.append(("Confusion matrix", _confusion_plot(details["confusion"], preds.classes)))
+        out.append(("Confusion matrix", _confusion_plot(details["confusion"], preds.labels())))
         if preds.proba is not None and preds.proba.shape[1] == 2:
             out += [("ROC curve", _roc_plot(preds)), ("Precision-recall curve", _pr_plot(preds)),
                     ("Calibration", _calibration_plot(preds)),
@@ -339,9 +346,10 @@ def _confusion_plot(matrix: list[list[int]], classes: list[str]) -> str:
 def _roc_plot(preds: metrics.Predictions) -> str:
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fpr, tpr, _ = roc_curve(preds.y == 1, preds.proba[:, 1])
+    positive = preds.probabilities()[:, 1]
+    fpr, tpr, _ = roc_curve(preds.y == 1, positive)
     fig, ax = new_figure()
-    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(preds.y == 1, preds.proba[:, 1]):.3f})")
+    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(preds.y == 1, positive):.3f})")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC 0.5)")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -352,10 +360,11 @@ def _roc_plot(preds: metrics.Predictions) -> str:
 def _pr_plot(preds: metrics.Predictions) -> str:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    precision, recall, _ = precision_recall_curve(preds.y == 1, preds.proba[:, 1])
+    positive = preds.probabilities()[:, 1]
+    precision, recall, _ = precision_recall_curve(preds.y == 1, positive)
     base = float(np.mean(preds.y == 1))
     fig, ax = new_figure()
-    ax.plot(recall, precision, label=f"model (AP {average_precision_score(preds.y == 1, preds.proba[:, 1]):.3f})")
+    ax.plot(recall, precision, label=f"model (AP {average_precision_score(preds.y == 1, positive):.3f})")
     ax.axhline(base, linestyle="--", color="grey", label=f"base rate ({base:.3f})")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
@@ -366,7 +375,7 @@ def _pr_plot(preds: metrics.Predictions) -> str:
 def _calibration_plot(preds: metrics.Predictions) -> str:
     from sklearn.calibration import calibration_curve
 
-    observed, predicted = calibration_curve(preds.y == 1, preds.proba[:, 1], n_bins=10, strategy="quantile")
+    observed, predicted = calibration_curve(preds.y == 1, preds.probabilities()[:, 1], n_bins=10, strategy="quantile")
     fig, ax = new_figure()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     ax.plot(predicted, observed, marker="o", label="model (deciles of the score)")
@@ -379,10 +388,11 @@ def _calibration_plot(preds: metrics.Predictions) -> str:
 def _score_distribution(preds: metrics.Predictions) -> str:
     fig, ax = new_figure()
     bins = np.linspace(0, 1, 31)
-    for index, name in enumerate(preds.classes):
-        scores = preds.proba[preds.y == index, 1]
+    proba, classes = preds.probabilities(), preds.labels()
+    for index, name in enumerate(classes):
+        scores = proba[preds.y == index, 1]
         ax.hist(scores, bins=bins, alpha=0.55, density=True, label=f"actual {name} ({scores.size:,} rows)")
-    ax.set_xlabel(f"predicted probability of {preds.classes[1]}")
+    ax.set_xlabel(f"predicted probability of {classes[1]}")
     ax.set_ylabel("density")
     ax.legend(loc="upper center")
     return to_svg(fig)
@@ -391,9 +401,10 @@ def _score_distribution(preds: metrics.Predictions) -> str:
 def _true_class_probability(preds: metrics.Predictions) -> str:
     fig, ax = new_figure()
     bins = np.linspace(0, 1, 21)
-    for index, name in enumerate(preds.classes):
+    proba = preds.probabilities()
+    for index, name in enumerate(preds.labels()):
         rows = preds.y == index
-        ax.hist(preds.proba[rows, index], bins=bins, histtype="step", density=True,
+        ax.hist(proba[rows, index], bins=bins, histtype="step", density=True,
                 label=f"{name} ({int(rows.sum()):,} rows)")
     ax.set_xlabel("predicted probability of the actual class")
     ax.set_ylabel("density")

@@ -23,7 +23,7 @@ from mlci.core.reports import Report, write_report
 from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, NotFound, UsageError
 from mlci.ml import metrics
-from mlci.ops.model.evaluate import predict, predictions_from_bytes, slice_metrics
+from mlci.ops.model.evaluate import predict, predictions_from_bytes, recorded_task, slice_metrics
 from mlci.ops.model.registry import METRICS_FILE, PREDICTIONS_FILE, load_version_model, open_registry
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _from_registry(registry: Registry, record: ModelVersion) -> Evaluated:
 
     def load() -> tuple[metrics.Predictions, dict[str, np.ndarray]]:
         data = registry.read_artifact(version, PREDICTIONS_FILE)
-        return predictions_from_bytes(record.task, data, f"model version {version} {PREDICTIONS_FILE}")
+        return predictions_from_bytes(recorded_task(record), data, f"model version {version} {PREDICTIONS_FILE}")
 
     return Evaluated(result, f"v{version}", load if PREDICTIONS_FILE in record.artifacts else None)
 
@@ -231,7 +231,7 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
     if challenger_trained is not None:
         unseen &= ~_seen_rows(holdout, challenger_record, challenger_trained)
     model, _ = load_version_model(project, version)
-    old_all = predict(model, holdout, list(champion_record.features), champion_record.task)
+    old_all = predict(model, holdout, list(champion_record.features), recorded_task(champion_record))
     new_all, keys = _challenger_rows(challenger, old_all, len(holdout.frame))
     rows = int(unseen.sum())
     needed = minimum_comparison_rows(len(old_all.classes or ()))
@@ -242,10 +242,10 @@ def _compare_on_unseen_rows(project: Project, registry: Registry, challenger_rec
             hint="set data.holdout to a fixed holdout file that no model trains on, or re-train the champion "
                  "on the current data and split")
     keys = {column: values[unseen] for column, values in keys.items()}
+    compared_on = {"sha256": holdout.lineage.get("sha256"), "split": holdout.lineage.get("split")}
     facts = {"champion": f"v{version}", "rows": rows, "holdout_rows": len(holdout.frame),
-             "champion_trained": champion_trained, "minimum_rows": needed,
-             "holdout": {"sha256": holdout.lineage.get("sha256"), "split": holdout.lineage.get("split")}}
-    shared = {**facts["holdout"], "compared_rows": rows}
+             "champion_trained": champion_trained, "minimum_rows": needed, "holdout": compared_on}
+    shared = {**compared_on, "compared_rows": rows}
     return Comparison(_view(challenger, new_all.subset(unseen), keys, shared, project),
                       _view(champion, old_all.subset(unseen), keys, shared, project), facts)
 
@@ -256,8 +256,8 @@ def _shared_holdout_was_trained_on(project: Project, registry: Registry, records
     (its training file held them). A seeded split of one file keeps holdout and training rows apart, so
     only a fixed holdout file needs the check; a model without a training-row record cannot be checked."""
     sha256, split = challenger.holdout_id
-    recorded = [(record, _recorded_trained_rows(registry, record)) for record in records] if split == "null" else []
-    recorded = [(record, trained) for record, trained in recorded if trained is not None]
+    recorded = [(record, trained) for record in records
+                if (trained := _recorded_trained_rows(registry, record)) is not None] if split == "null" else []
     if not recorded:
         return False
     from mlci.ops.model.train import holdout_dataset, project_schema
@@ -330,7 +330,7 @@ def _view(model: Evaluated, preds: metrics.Predictions, keys: dict[str, np.ndarr
     from mlci.ops.model.train import configured_metrics
 
     overall = metrics.compute(preds)
-    overall.update({name: model.metrics.metrics.get(name) for name in metrics.LATENCY_METRICS
+    overall.update({name: model.metrics.metrics[name] for name in metrics.LATENCY_METRICS
                     if name in model.metrics.metrics})
     result = {"metrics": overall, "slices": slice_metrics(keys, preds, configured_metrics(project)),
               "holdout": holdout}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.adapters.model_files import MODEL_FILE, load_model
-from mlci.adapters.registry_api import Registry
+from mlci.adapters.registry_api import Change, Registry
 from mlci.adapters.registry_store import RECORD, ModelRegistry
 from mlci.core.atomic import atomic_write_bytes
 from mlci.core.config import Project
@@ -188,8 +188,7 @@ def copy_versions(source: Registry, target: Registry) -> dict[str, Any]:
         new = target.register(copied, artifacts)
         numbers[old] = int(new["version"])
         if numbers[old] != old and copied.get("deployments"):  # deployments name their version
-            target.update(numbers[old], lambda r, n=numbers[old]: [d.__setitem__("version", n)
-                                                                   for d in r.get("deployments") or []])
+            target.update(numbers[old], _deployments_of(numbers[old]))
         for name, data in artifacts.items():
             if target.read_artifact(numbers[old], name) != data:
                 raise IntegrityError(f"{target.describe()}: version {numbers[old]} artifact {name} differs after copy")
@@ -200,6 +199,14 @@ def copy_versions(source: Registry, target: Registry) -> dict[str, Any]:
             target.set_alias(name, version)
         aliases[name] = chain[-1] if chain else None
     return {"versions": {str(k): v for k, v in numbers.items()}, "aliases": aliases}
+
+
+def _deployments_of(version: int) -> Change:
+    """A record change pointing every deployment of a copied version at its new number."""
+    def change(record: dict[str, Any]) -> None:
+        for deployment in record.get("deployments") or []:
+            deployment["version"] = version
+    return change
 
 
 def export_versions(*, project: Project, directory: Path) -> RegistryView:

@@ -11,14 +11,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlci.adapters.pushgateway import Metric
 from mlci.adapters.tensorboard_log import tag_part, write_scalars
 from mlci.core.config import Project
 
+if TYPE_CHECKING:
+    from mlci.ml.metrics import CvSummary
 
-def log_training(project: Project, version: int, cv: dict[str, dict[str, Any]]) -> None:
+
+def log_training(project: Project, version: int, cv: dict[str, CvSummary]) -> None:
     """``cv``: per metric ``{"mean", "std", "folds": [...]}`` as cross-validation reports it."""
     logdir = _logdir(project)
     if logdir is None:

@@ -24,6 +24,7 @@ from mlci.core.yamlsrc import config_issue
 from mlci.errors import DataError, IntegrityError
 from mlci.ml import metrics, row_identity
 from mlci.ml.features import build_pipeline, feature_columns, make_estimator, make_steps, parameter_errors_located
+from mlci.ml.metrics import CvSummary
 from mlci.ml.tabular import read_table
 from mlci.ops.model import lineage
 from mlci.ops.model.registry import MODEL_FILE, open_registry, reference_artifact, write_model_card
@@ -44,7 +45,7 @@ class TrainResult:
     version: int
     record: dict[str, Any]
     seconds: float
-    cv: dict[str, dict[str, float]] = field(default_factory=dict)
+    cv: dict[str, CvSummary] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "seconds": round(self.seconds, 3), "cv": self.cv,
@@ -58,11 +59,17 @@ def project_schema(project: Project) -> DataSchema:
         raise config_issue(project.document, "data.schema", f"schema file {path.name} does not exist",
                            "write one with `mlci schema infer DATA --target COLUMN -o SCHEMA`")
     schema = load_schema(path, display_name=str(Path(project.config.data.schema)))
+    schema_target(project, schema)
+    return schema
+
+
+def schema_target(project: Project, schema: DataSchema) -> str:
+    """The column the model learns; a schema without one is a DataError."""
     if not schema.target:
         raise DataError(f"{project.config.data.schema}: no `target` column is set",
                         hint="add `target: <column>` to the schema, or regenerate it with "
                              "`mlci schema infer DATA --target COLUMN -o schema.yaml --force`")
-    return schema
+    return schema.target
 
 
 def train_and_holdout(project: Project, schema: DataSchema) -> tuple[Dataset, Dataset]:
@@ -131,6 +138,7 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
     started = time.monotonic()
     model_cfg = project.config.model
     schema = project_schema(project)
+    target = schema_target(project, schema)
     names = configured_metrics(project)
     estimator = make_estimator(model_cfg.estimator, model_cfg.params, task=model_cfg.task, seed=model_cfg.seed,
                                document=project.document)
@@ -150,9 +158,9 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
         raise IntegrityError(f"the trained model contains types outside the trusted list: {', '.join(refused[:5])}",
                              hint="use scikit-learn estimators; the registry was not changed")
     record = _record(project, schema, fitted, columns, fit_data, holdout, cv)
-    trained_rows = training_rows(fit_data, columns, schema.target)
+    trained_rows = training_rows(fit_data, columns, target)
     record["data"]["train"]["row_identity"] = {"scheme": row_identity.SCHEME,
-                                               "columns": row_identity.identity_columns(columns, schema.target),
+                                               "columns": row_identity.identity_columns(columns, target),
                                                "distinct_rows": int(trained_rows.size),
                                                "file": row_identity.TRAIN_ROWS_FILE}
     registry = open_registry(project)
@@ -184,7 +192,7 @@ def _check_task_fits_target(project: Project, data: Dataset) -> None:
 
 
 def cross_validate(pipeline: Any, data: Dataset, columns: list[str], names: list[str], *, task: str,
-                   folds: int, seed: int, quiet: bool = False) -> dict[str, dict[str, float]]:
+                   folds: int, seed: int, quiet: bool = False) -> dict[str, CvSummary]:
     """Mean and standard deviation of each metric over seeded k folds (empty when folds < 2)."""
     if folds < 2:
         return {}
@@ -204,7 +212,7 @@ def cross_validate(pipeline: Any, data: Dataset, columns: list[str], names: list
 
 
 def _record(project: Project, schema: DataSchema, fitted: Any, columns: list[str], fit_data: Dataset,
-            holdout: Dataset, cv: dict[str, dict[str, float]]) -> dict[str, Any]:
+            holdout: Dataset, cv: dict[str, CvSummary]) -> dict[str, Any]:
     model_cfg = project.config.model
     schema_dict = schema_to_dict(schema)
     estimator = fitted.named_steps["model"]

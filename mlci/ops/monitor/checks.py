@@ -63,8 +63,9 @@ def feature_drift(report: Report, ref: Profile, cur: Profile, kinds: dict[str, r
         for plan, (value, details) in zip(plans, results):
             scores[plan.column], extra[plan.column] = value, details
     for plan in plans:
-        if plan.kind == "categorical":
-            new = stats.new_categories(ref.columns[plan.column].counts, cur.columns[plan.column].counts)
+        reference, current = ref.columns[plan.column], cur.columns[plan.column]
+        if isinstance(reference, stats.CategoricalSketch) and isinstance(current, stats.CategoricalSketch):
+            new = stats.new_categories(reference.counts, current.counts)
             if new:
                 extra[plan.column]["new_categories"] = dict(sorted(new.items(), key=lambda kv: -kv[1])[:20])
     verdicts = rules.decide(plans, scores, settings.correction)
@@ -109,7 +110,7 @@ def prediction_drift(report: Report, ref: Profile, cur: Profile, settings: Monit
         report.add(Check("prediction drift", True, "skipped: no model version to predict with", group="prediction",
                          skipped=True))
         return
-    kind = "numeric" if isinstance(ref.prediction, stats.NumericSketch) else "categorical"
+    kind: rules.Kind = "numeric" if isinstance(ref.prediction, stats.NumericSketch) else "categorical"
     method = rules.choose_method(kind, _default_method(settings, kind),
                                  min(ref.prediction.count, cur.prediction.count))
     plan = rules.Plan(PREDICTION, kind, method, rules.threshold_for(method, p_value=settings.p_value,
@@ -158,7 +159,7 @@ def performance(report: Report, cur: Profile, record: ModelVersion | None, model
                 settings: MonitorSection, wanted: list[str]) -> None:
     """Metrics on labelled current rows against the version's evaluation metrics."""
     reference = _evaluation_metrics(record)
-    if model is None or not cur.labels or not cur.predicted or not reference:
+    if record is None or model is None or not cur.labels or not cur.predicted or not reference:
         report.details["performance"] = None
         return
     import pandas as pd

@@ -37,7 +37,7 @@ def _drift_metrics(report: Report) -> list[Metric]:
     threshold = Metric("mlci_drift_threshold", "Threshold the drift score is compared with")
     detected = Metric("mlci_drift_detected", "1 when the feature drifted")
     for check in report.checks:
-        if check.group == "drift":
+        if check.group == "drift" and check.column is not None:  # a drift check names its feature
             feature, method = check.column, check.details["method"]
             score.add(_number(check.value), feature=feature, method=method)
             threshold.add(_number(check.threshold), feature=feature, method=method)

@@ -50,7 +50,7 @@ def profile(source: Source, project: Project, schema: DataSchema, kinds: dict[st
         return result
     target = schema.target
     wanted = list(kinds) + ([target] if target and target not in kinds else [])
-    if model is not None:
+    if model is not None and record is not None:  # a model is only loaded for a record
         wanted += [c for c in record.features if c not in wanted]
     with Progress(f"reading {source.label}", total=expected, enabled=show_progress, estimated=True) as bar:
         for batch in batches(source, project, schema, [c for c in wanted if c in schema.columns]):
@@ -79,13 +79,13 @@ def _profile_by_column(result: Profile, source: Source, project: Project, schema
     """Parquet stores each column apart: with no model to feed whole rows, reading one column at a
     time holds one decoded column in memory instead of a row group of every column (a whole file,
     for files written in one row group)."""
-    from mlci.ml.tabular import column_names, iter_arrow_batches, table_rows
+    from mlci.ml.tabular import column_names, iter_arrow_batches, parquet_rows
 
     names = list(result.columns)
     total = expected * len(names) if expected and names else None
     with Progress(f"reading {source.label}", total=total, enabled=show_progress) as bar:
         for path in source.files:
-            rows, present = table_rows(path), set(column_names(path))
+            rows, present = parquet_rows(path), set(column_names(path))
             result.rows += rows
             for name in names:
                 if name not in present:
@@ -113,7 +113,8 @@ def _estimated_rows(source: Source) -> int | None:
     from mlci.ml.tabular import table_rows
 
     counts = [table_rows(p) for p in source.files]
-    return None if None in counts else sum(counts)
+    known = [count for count in counts if count is not None]
+    return sum(known) if len(known) == len(counts) else None
 
 
 # -- the model's side -----------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def predict_batch(result: Profile, frame: pd.DataFrame, model: Any, record: Mode
     if from_logs:
         predicted = frame["__prediction"].to_numpy()
         probabilities = _logged_probabilities(frame["__probabilities"], model)
-    elif model is not None:
+    elif model is not None and record is not None:
         X = frame[list(record.features)]
         predicted = model.predict(X)
         probabilities = model.predict_proba(X) if hasattr(model, "predict_proba") else None

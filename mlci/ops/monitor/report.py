@@ -39,7 +39,7 @@ def render_html(project: Project, report: Report, ref: Profile | None, cur: Prof
 def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> dict[str, Any]:
     """Reference vs current shares for the report's SVG plot (drawn by the template): a histogram
     over equal-width bins spanning both samples for numbers, the most frequent categories otherwise."""
-    if isinstance(reference, stats.NumericSketch):
+    if isinstance(reference, stats.NumericSketch) and isinstance(current, stats.NumericSketch):
         ref, cur = reference.values, current.values
         ends = [v for values in (ref, cur) if values.size for v in (values[0], values[-1])]
         lo, hi = (float(min(ends)), float(max(ends))) if ends else (0.0, 1.0)
@@ -50,12 +50,14 @@ def distribution(title: str, reference: stats.Sketch, current: stats.Sketch) -> 
             edges = np.linspace(lo, hi if hi > lo else lo + 1, HISTOGRAM_BINS + 1)
         shares = [_histogram(values, edges) for values in (ref, cur)]
         labels = [f"{lo:.4g}", f"{hi:.4g}"]
-    else:
+    elif isinstance(reference, stats.CategoricalSketch) and isinstance(current, stats.CategoricalSketch):
         categories, ref_counts, cur_counts = stats.aligned_counts(reference.counts, current.counts)
         top = np.argsort(-(ref_counts / max(ref_counts.sum(), 1) + cur_counts / max(cur_counts.sum(), 1)),
                          kind="stable")[:TOP_CATEGORIES]
         shares = [counts[top] / max(counts.sum(), 1) for counts in (ref_counts, cur_counts)]
         labels = [str(categories[i])[:12] for i in top]
+    else:
+        raise TypeError(f"{title}: the reference and current sketches are of different kinds")
     return {"title": title, "numeric": isinstance(reference, stats.NumericSketch), "labels": labels,
             "reference": shares[0].tolist(), "current": shares[1].tolist(),
             "top": max(max(shares[0], default=0), max(shares[1], default=0), 1e-12)}

@@ -73,7 +73,7 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
         raise UsageError("--labels joins labels to the server's prediction logs, but the current data are files",
                          hint="a current file carries its labels in the target column; drop --labels")
     report.details["current"] = {"files": [str(p) for p in current_source.files]}
-    if current_source.is_log:
+    if current_source.logs_since is not None:  # is_log
         report.details["current"]["since"] = current_source.logs_since.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     kinds = {name: column_kind(schema.columns[name]) for name in features}
@@ -81,8 +81,9 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
     cur = profile(current_source, project, schema, kinds, model, record, progress)
     if current_source.is_log:
         report.details["current"]["skipped_lines"] = current_source.skipped_lines
-        if labels or settings.labels:
-            cur.labels = [join_labels(project, labels or settings.labels, current_source, schema)]
+        labels_file = labels or settings.labels
+        if labels_file:
+            cur.labels = [join_labels(project, labels_file, current_source, schema)]
     if cur.rows == 0:
         no_rows = ServiceError(f"no current rows in {current_source.label}",
                                hint="the server logged no predictions in the window; widen --since")

@@ -139,6 +139,8 @@ def stored_reference(project: Project, record: ModelVersion) -> Source | None:
     if name is None:
         return None
     digest = record.artifact_sha256(name)
+    if digest is None:  # what the registry's read_artifact answers for an artifact without a sha256
+        raise NotFound(f"model version {record.version} has no artifact '{name}'")
     train = record.train
     file_name = Path(str(train.get("path") or name)).name  # the training file's own name, for reports
     path = project.path(".mlci/references") / f"v{record.version}-{digest[:16]}" / file_name
@@ -202,6 +204,8 @@ def batches(source: Source, project: Project, schema: DataSchema, columns: list[
 
 def log_batches(source: Source, schema: DataSchema, batch_rows: int) -> Iterator[pd.DataFrame]:
     """Prediction-log lines in the window as typed frames (features, prediction, ids)."""
+    if source.logs_since is None:
+        raise ValueError(f"{source.label}: not a prediction-log source")
     since = source.logs_since.strftime("%Y-%m-%dT%H:%M:%S")
     rows: list[dict[str, Any]] = []
     for path in source.files:
