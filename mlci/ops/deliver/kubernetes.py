@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 
 from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
-from mlci.core.records import ModelVersion
+from mlci.core.records import Deployment, ModelVersion
 from mlci.core.reports import Check, Report
 from mlci.errors import ServiceError
 from mlci.ops.deliver.history import activate, active_deployment, record_attempt, set_status, utc_now
@@ -62,12 +63,12 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     report.add(Check("rollout", ok, last_line))
     registry = open_registry(project)
     previous = active_deployment(registry, env_name)
-    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": "kubernetes",
-             "image": pushed_reference(record), "time": utc_now(), "kind": kind,
-             "handle": {"namespace": env.namespace, "deployment": name}}
+    entry = Deployment(id=uuid.uuid4().hex, env=env_name, version=record.version, target="kubernetes",
+                       image=pushed_reference(record), time=utc_now(), kind=kind, status="active",
+                       handle={"namespace": env.namespace, "deployment": name})
     if not ok:
         _kubectl(base + ["rollout", "undo", name], "rollout undo")
-        record_attempt(registry, {**entry, "status": "failed"})
+        record_attempt(registry, replace(entry, status="failed"))
         report.add(Check("switch", False, "rollout undone; the previous ReplicaSet serves"))
         return finish_report(project, report)
     activate(registry, entry)
