@@ -18,6 +18,8 @@ This module is the one place that knows its format:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +53,19 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
                              f"(record format {found}; this mlci reads up to {FORMAT})", hint="upgrade mlci")
     record["format"] = FORMAT
     return record
+
+
+@contextmanager
+def _entry_reader(kind: str, data: Any) -> Iterator[None]:
+    """A history entry that lacks a field, or holds one of the wrong type, is an integrity error (exit 1)
+    naming the entry, not a crash."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        name = data.get("id") if isinstance(data, dict) else None
+        problem = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise IntegrityError(f"a recorded {kind} entry{f' {name}' if name else ''} is incomplete ({problem})",
+                             hint="the registry file was changed outside mlci") from None
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,11 @@ class Deployment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
+        with _entry_reader("deployment", data):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Deployment:
         return cls(id=data["id"], env=data["env"], version=int(data["version"]), target=data["target"],
                    time=data["time"], status=data.get("status", "active"), kind=data.get("kind", "deploy"),
                    image=data.get("image"), url=data.get("url"), ended=data.get("ended"),
@@ -141,6 +161,11 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        with _entry_reader("experiment", data):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Experiment:
         return cls(id=data["id"], env=data["env"], mode=data["mode"], champion=int(data["champion"]),
                    challenger=int(data["challenger"]), share=data.get("share"), key=data.get("key"),
                    plan=dict(data.get("plan") or {}), started=data["started"], status=data["status"],
