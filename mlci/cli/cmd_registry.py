@@ -66,8 +66,8 @@ def _render_show(view) -> str:
         lines.append(f"build       {version.ci_url}")
     if version.image is not None:
         lines.append(f"image       {version.image.name}@{version.image.digest}")
-    for deployment in version.deployments:
-        lines.append(f"deployed    {json.dumps(deployment.to_dict(), sort_keys=True)}")
+    for deployment in version.stored_deployments:
+        lines.append(f"deployed    {json.dumps(deployment, sort_keys=True)}")
     for experiment in version.experiments:
         lines.append(f"experiment  {experiment.mode} against version {experiment.champion} on "
                      f"{experiment.env}, started {experiment.started}: {experiment.outcome}")

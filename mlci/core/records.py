@@ -302,6 +302,12 @@ class ModelVersion:
         return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
 
     @property
+    def stored_deployments(self) -> tuple[dict[str, Any], ...]:
+        """The deployment entries as stored, for display (``registry show`` prints each as JSON): an entry
+        another tool wrote in part is shown as it is, where ``deployments`` refuses it."""
+        return tuple(dict(d) for d in self.record.get("deployments") or ())
+
+    @property
     def experiments(self) -> tuple[Experiment, ...]:
         """The experiments this version was the challenger of, oldest first."""
         return tuple(Experiment.from_dict(e) for e in self.record.get("experiments") or ())
