@@ -262,7 +262,7 @@ def test_any_deployment_as_the_writers_store_it_round_trips(url, ended, image, e
     assert Deployment.from_dict(entry).to_dict() == entry
 
 
-def test_a_stored_experiment_without_its_plan_fields_is_an_integrity_error():
+def test_an_incomplete_experiment_entry_is_an_integrity_error():
     with pytest.raises(IntegrityError, match=r"^a recorded experiment entry e1 is incomplete \(no 'champion'\)$"):
         records.Experiment.from_dict({"id": "e1", "env": "qa", "mode": "shadow"})
 
