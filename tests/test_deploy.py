@@ -62,7 +62,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert code == 0, err
     assert _predict(port, records)["model_version"] == 1
     first = active_deployment(_registry(directory), "staging")
-    container = docker_engine.containers.get(first["handle"]["container"])
+    container = docker_engine.containers.get(first.handle["container"])
     assert container.attrs["Config"]["Image"] == _registry(directory).get(1)["image"]["reference"]
     log_files = list((directory / "predictions").glob("predictions-*.jsonl"))
     assert log_files, "the container's prediction log is written into the project"
@@ -91,7 +91,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert failures == []
     assert _predict(port, records)["model_version"] == 2
     with pytest.raises(docker.errors.NotFound):  # the old container was removed, not just stopped
-        docker_engine.containers.get(first["handle"]["container"])
+        docker_engine.containers.get(first.handle["container"])
 
     # a broken image: version 3 whose model file was altered after registration
     broken = f"{repository}:broken"
@@ -113,7 +113,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
         "start": "pass", "ready": "fail", "smoke test": "skip", "switch": "fail"}
     assert "sha256 does not match" in report["checks"][1]["message"]
     assert _predict(port, records)["model_version"] == 2, "the old version keeps answering"
-    statuses = [(d["version"], d["status"]) for d in deployments(_registry(directory), "staging")]
+    statuses = [(d.version, d.status) for d in deployments(_registry(directory), "staging")]
     assert statuses == [(1, "retired"), (2, "active"), (version, "failed")]
     assert _registry(directory).alias_of("staging") == 2, "the environment's alias follows what serves"
     assert not docker_engine.containers.list(all=True, filters={"label": f"org.mlci.version={version}"})
@@ -122,7 +122,7 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
     assert code == 0, err
     assert _predict(port, records)["model_version"] == 1
-    statuses = [(d["version"], d["status"], d["kind"]) for d in deployments(_registry(directory), "staging")]
+    statuses = [(d.version, d.status, d.kind) for d in deployments(_registry(directory), "staging")]
     assert statuses[1] == (2, "rolled_back", "deploy") and statuses[-1] == (1, "active", "rollback")
     assert _registry(directory).alias_of("staging") == 1
     code, out, err = run_cli("-C", directory, "rollback", "--env", "staging")
@@ -141,12 +141,12 @@ def test_local_target_runs_background_servers_and_switches_versions(delivered, r
         code, out, err = run_cli("-C", directory, "deploy", "--env", "laptop", "--model", "2")
         assert code == 0, err
         assert _predict(port, records)["model_version"] == 2
-        assert not _alive(first["handle"]["pid"])
+        assert not _alive(first.handle["pid"])
     finally:
         current = active_deployment(_registry(directory), "laptop")
         if current:
             from mlci.ops.deliver.local_target import LocalTarget
-            LocalTarget(load_project(directory), "laptop").stop(current["handle"])
+            LocalTarget(load_project(directory), "laptop").stop(current.handle)
 
 
 def _alive(pid: int) -> bool:
@@ -194,7 +194,7 @@ def test_docker_target_runs_a_shadow_experiment_with_the_challenger_read_from_th
     experiment = running_experiment(_registry(directory), "staging")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = logged_rows(project.path(project.config.serve.log_dir), experiment["id"])
+        found = logged_rows(project.path(project.config.serve.log_dir), experiment.id)
         if len(found["challenger"]) >= 50 and len(found["champion"]) >= 50:
             break
         time.sleep(0.5)

@@ -44,7 +44,7 @@ def _stop_active(project_dir: Path, env: str = "laptop") -> None:
     project = load_project(project_dir)
     current = active_deployment(open_registry(project), env)
     if current:
-        LocalTarget(project, env).stop(current["handle"])
+        LocalTarget(project, env).stop(current.handle)
 
 
 def test_a_port_held_by_another_project_is_refused_and_the_holder_keeps_serving(tmp_path, run_cli):
@@ -63,7 +63,7 @@ def test_a_port_held_by_another_project_is_refused_and_the_holder_keeps_serving(
         register_version(first, seed=1)
         code, out, err = run_cli("-C", first, "deploy", "--env", "laptop")
         assert code == 0, err
-        assert [d["status"] for d in deployments(open_registry(load_project(first)), "laptop")] == ["retired", "active"]
+        assert [d.status for d in deployments(open_registry(load_project(first)), "laptop")] == ["retired", "active"]
     finally:
         _stop_active(first)
         _stop_active(second)

@@ -55,7 +55,7 @@ def _project(directory: Path, experiment: dict | None = None) -> Path:
 
 
 def _url(project_dir: Path) -> str:
-    return active_deployment(open_registry(load_project(project_dir)), "laptop")["url"]
+    return active_deployment(open_registry(load_project(project_dir)), "laptop").url
 
 
 def _post(url: str, records: list[dict], request_id: str, headers: dict | None = None) -> tuple[int, dict, dict]:
@@ -105,7 +105,7 @@ def _wait_for_rows(project_dir: Path, role: str, rows: int, timeout: float = 30.
     experiment = running_experiment(open_registry(project), "laptop")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = logged_rows(project.path(project.config.serve.log_dir), experiment["id"])[role]
+        found = logged_rows(project.path(project.config.serve.log_dir), experiment.id)[role]
         if len(found) >= rows:
             return
         time.sleep(0.2)
@@ -116,7 +116,7 @@ def _stop(project_dir: Path) -> None:
     project = load_project(project_dir)
     current = active_deployment(open_registry(project), "laptop")
     if current:
-        LocalTarget(project, "laptop").stop(current["handle"])
+        LocalTarget(project, "laptop").stop(current.handle)
 
 
 def _metric(url: str, name: str) -> float:
@@ -153,7 +153,7 @@ def test_a_better_challenger_in_shadow_is_promoted_and_the_aliases_move(tmp_path
         assert code == 0, err
         status = json.loads(out)
         assert status["details"]["decision"] == "promote" and status["details"]["bound"]["rows"] == 300
-        assert active_deployment(registry, "laptop")["version"] == worse  # status changes nothing
+        assert active_deployment(registry, "laptop").version == worse  # status changes nothing
 
         code, out, err = run_cli("-C", project_dir, "--json", "experiment", "conclude", "--env", "laptop",
                                  "--labels", labels_file)
@@ -161,7 +161,7 @@ def test_a_better_challenger_in_shadow_is_promoted_and_the_aliases_move(tmp_path
         result = json.loads(out)["details"]
         assert result["decision"] == "promote"
         assert result["bound"]["lower"] > 0  # the challenger is better, not merely no worse
-        assert active_deployment(registry, "laptop")["version"] == better
+        assert active_deployment(registry, "laptop").version == better
         assert registry.alias_of("laptop") == better and registry.alias_of("production") == better
         record = registry.get(better)
         assert record["experiments"][-1]["status"] == "promoted"
@@ -205,9 +205,9 @@ def test_a_worse_challenger_in_canary_is_stopped_and_the_champion_serves_alone(t
         result = json.loads(out)["details"]
         assert result["decision"] == "stop" and result["bound"]["upper"] < 0
         registry = open_registry(load_project(project_dir))
-        assert active_deployment(registry, "laptop")["version"] == better
+        assert active_deployment(registry, "laptop").version == better
         assert registry.alias_of("laptop") == better
-        assert registry.get(worse)["experiments"][-1]["status"] == "stopped"
+        assert registry.get_version(worse).experiments[-1].status == "stopped"
         answers = _send(project_dir, 0, 50)
         assert {a["body"]["model_version"] for a in answers} == {better}
     finally:
@@ -227,7 +227,7 @@ def test_an_equal_challenger_continues_and_the_experiment_survives_a_killed_serv
         project = load_project(project_dir)
         registry = open_registry(project)
         before = running_experiment(registry, "laptop")
-        os.kill(active_deployment(registry, "laptop")["handle"]["pid"], signal.SIGKILL)  # a crash, not a stop
+        os.kill(active_deployment(registry, "laptop").handle["pid"], signal.SIGKILL)  # a crash, not a stop
         port = project.config.environments["laptop"].port
         deadline = time.monotonic() + 10
         while listening("127.0.0.1", port) and time.monotonic() < deadline:
@@ -237,7 +237,7 @@ def test_an_equal_challenger_continues_and_the_experiment_survives_a_killed_serv
         with urllib.request.urlopen(f"{_url(project_dir)}/version", timeout=10) as response:
             served = json.loads(response.read())
         assert served["model_version"] == champion
-        assert served["experiment"]["id"] == before["id"]
+        assert served["experiment"]["id"] == before.id
         assert served["experiment"]["challenger_version"] == challenger
         _send(project_dir, 150, 150, labels=labels)
         _wait_for_rows(project_dir, "challenger", 300)
@@ -251,8 +251,8 @@ def test_an_equal_challenger_continues_and_the_experiment_survives_a_killed_serv
         assert result["bound"]["estimate"] == 0.0
         assert result["bound"]["lower"] < 0 < result["bound"]["upper"]
         after = running_experiment(registry, "laptop")
-        assert after["id"] == before["id"] and len(after["looks"]) == 1
-        assert active_deployment(registry, "laptop")["version"] == champion
+        assert after.id == before.id and len(after.looks) == 1
+        assert active_deployment(registry, "laptop").version == champion
     finally:
         _stop(project_dir)
 
@@ -292,7 +292,7 @@ def test_a_full_shadow_queue_is_counted_and_never_fails_a_request(tmp_path, run_
         _wait_for_rows(project_dir, "champion", 1200)
         project = load_project(project_dir)
         experiment = running_experiment(open_registry(project), "laptop")
-        logged = logged_rows(project.path(project.config.serve.log_dir), experiment["id"])
+        logged = logged_rows(project.path(project.config.serve.log_dir), experiment.id)
         assert not [key for key in logged["challenger"] if key[0].startswith("r")]
     finally:
         _stop(project_dir)
@@ -322,11 +322,11 @@ def test_the_pipeline_commands_on_a_fresh_environment_and_a_second_experiment_is
         assert code == 0 and "nothing to conclude" in err
         # nothing serves yet: the configured experiment has no champion, so the commit pipeline deploys
         assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--experiment")[0] == 0
-        assert active_deployment(registry, "laptop")["version"] == newest
+        assert active_deployment(registry, "laptop").version == newest
         assert running_experiment(registry, "laptop") is None
         assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--model", str(champion))[0] == 0
         assert run_cli("-C", project_dir, "deploy", "--env", "laptop", "--experiment")[0] == 0
-        assert running_experiment(registry, "laptop")["challenger"] == newest
+        assert running_experiment(registry, "laptop").challenger == newest
         code, out, err = run_cli("-C", project_dir, "deploy", "--env", "laptop", "--canary", "2")
         assert code == 2 and "already runs on 'laptop'" in err and "Traceback" not in err
         code, out, err = run_cli("-C", project_dir, "experiment", "conclude", "--env", "laptop")
@@ -377,9 +377,12 @@ def test_histogram_quantile_interpolates_inside_the_bucket_as_prometheus_does():
     (0, 0.001, 0.003, ["challenger p99 latency"]),
 ])
 def test_guardrails_stop_on_errors_or_slowness(errors, champion_p99, challenger_p99, failed):
+    from mlci.core.records import Experiment
     from mlci.ops.deliver.experiment import ServerNumbers, guardrail_checks
 
-    experiment = {"plan": {"guardrails": {"max_error_rate": 0.01, "max_latency_ratio": 1.5}}}
+    experiment = Experiment(id="e1", env="laptop", mode="shadow", champion=1, challenger=2, share=None, key=None,
+                            plan={"guardrails": {"max_error_rate": 0.01, "max_latency_ratio": 1.5}},
+                            started="2026-12-01T00:00:00Z", status="running")
     numbers = ServerNumbers(batches={"champion": 200.0, "challenger": 200.0}, errors={"challenger": float(errors)},
                             p99={"champion": champion_p99, "challenger": challenger_p99})
     checks = guardrail_checks(experiment, numbers)

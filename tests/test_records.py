@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mlci.adapters.model_files import load_model
 from mlci.adapters.registry_store import RECORD, ModelRegistry
@@ -128,5 +130,168 @@ def test_a_deployment_written_in_part_does_not_stop_readers_of_other_fields(old_
     old_registry.update(1, lambda r: r["deployments"].append({"id": "d9", "env": "qa", "version": 1}))
     version = old_registry.get_version(1)
     assert (version.version, version.features[0], version.image.name) == (1, "age", "registry.example/test-binary")
-    with pytest.raises(KeyError):
+    with pytest.raises(IntegrityError, match=r"^a recorded deployment entry d9 is incomplete \(no 'target'\)$"):
         version.deployments  # noqa: B018 - the partial entry is refused by the reader that needs it
+
+
+# -- the deployment and experiment history, typed -----------------------------------------------------------
+#
+# tests/fixtures/registry-format2 holds the records (version.json) and aliases a local registry had after the
+# code of this release ran on the bundled example: train and evaluate twice, deploy v1 then v2 to a local
+# environment, a shadow experiment of v1, a deploy of v1 (which superseded it), then a shadow experiment of v2.
+# tests/fixtures/rendered holds what `registry show` and the model card said for both fixtures before
+# they read typed records: the typed readers must say exactly the same.
+
+FORMAT2 = Path(__file__).parent / "fixtures" / "registry-format2"
+RENDERED = Path(__file__).parent / "fixtures" / "rendered"
+
+
+@pytest.fixture
+def format2_registry(tmp_path) -> ModelRegistry:
+    root = tmp_path / "registry2"
+    shutil.copytree(FORMAT2, root)
+    return ModelRegistry(root)
+
+
+def _entries(fixture: Path, key: str) -> list[dict]:
+    return [entry for path in sorted(fixture.glob("versions/v*/version.json"))
+            for entry in json.loads(path.read_text()).get(key) or []]
+
+
+@pytest.mark.parametrize("entry", _entries(FIXTURE, "deployments") + _entries(FORMAT2, "deployments"),
+                         ids=lambda e: f"{e['env']}-v{e['version']}-{e['status']}")
+def test_every_stored_deployment_reads_typed_and_gives_its_stored_form_back(entry):
+    deployment = Deployment.from_dict(entry)
+    assert (deployment.id, deployment.env, deployment.version, deployment.status) == (
+        entry["id"], entry["env"], entry["version"], entry["status"])
+    assert deployment.to_dict() == entry
+
+
+@pytest.mark.parametrize("entry", _entries(FORMAT2, "experiments"), ids=lambda e: e["status"])
+def test_every_stored_experiment_reads_typed_and_gives_its_stored_form_back(entry):
+    experiment = records.Experiment.from_dict(entry)
+    assert (experiment.id, experiment.mode, experiment.champion, experiment.challenger) == (
+        entry["id"], entry["mode"], entry["champion"], entry["challenger"])
+    assert experiment.to_dict() == entry
+
+
+def test_the_format2_fixture_holds_the_history_it_claims():
+    assert [(e["version"], e["status"]) for e in _entries(FORMAT2, "deployments")] == [
+        (1, "retired"), (1, "retired"), (1, "active"), (2, "retired"), (2, "retired")]
+    assert [(e["challenger"], e["status"]) for e in _entries(FORMAT2, "experiments")] == [
+        (1, "superseded"), (2, "running")]
+
+
+def test_the_deployment_history_of_both_releases_is_typed(old_registry, format2_registry):
+    from mlci.ops.deliver.history import active_deployment, deployments
+
+    (old,) = deployments(old_registry, "staging")
+    assert isinstance(old, Deployment) and old == old_registry.get_version(1).active_deployment("staging")
+    history = deployments(format2_registry, "laptop")
+    assert all(isinstance(d, Deployment) for d in history)
+    assert [d.time for d in history] == sorted(d.time for d in history)
+    current = active_deployment(format2_registry, "laptop")
+    assert (current.version, current.target, current.url) == (1, "local", history[-1].url)
+    assert current.extra == {"experiment": _entries(FORMAT2, "experiments")[-1]["id"]}
+
+
+def test_a_status_change_rewrites_only_its_entry_and_keeps_every_field(format2_registry):
+    from mlci.ops.deliver.history import active_deployment, set_status
+
+    before = stored(format2_registry, 1)
+    current = active_deployment(format2_registry, "laptop")
+    set_status(format2_registry, current, "retired")
+    after = stored(format2_registry, 1)
+    changed = [i for i, d in enumerate(before["deployments"]) if d["id"] == current.id]
+    assert len(changed) == 1
+    expected = list(before["deployments"])
+    ended = after["deployments"][changed[0]]["ended"]
+    expected[changed[0]] = {**expected[changed[0]], "status": "retired", "ended": ended}
+    assert after == {**before, "deployments": expected}
+    assert active_deployment(format2_registry, "laptop") is None
+
+
+def test_the_experiment_state_of_a_format2_registry_is_typed(format2_registry):
+    from mlci.ops.deliver.experiment_state import experiment_settings, experiments_of, running_experiment
+
+    superseded, running = experiments_of(format2_registry, "laptop")
+    assert isinstance(running, records.Experiment) and running == running_experiment(format2_registry, "laptop")
+    assert (running.mode, running.champion, running.challenger, running.status) == ("shadow", 1, 2, "running")
+    assert (superseded.outcome, running.outcome) == ("superseded", "running")
+    assert experiment_settings(running) == {
+        "experiment_mode": "shadow", "experiment_challenger": "2", "experiment_share": 0.0, "experiment_key": "",
+        "experiment_id": running.id, "experiment_queue_rows": running.plan["queue_rows"]}
+
+
+def test_an_experiment_change_goes_through_its_typed_entry(format2_registry):
+    from mlci.ops.deliver.experiment_state import change_experiment, running_experiment
+
+    before = stored(format2_registry, 2)
+    running = running_experiment(format2_registry, "laptop")
+    look = {"time": "2026-12-01T03:00:00Z", "rows": 0, "decision": "continue"}
+    changed = change_experiment(format2_registry, running, looks=(*running.looks, look))
+    assert changed == running_experiment(format2_registry, "laptop") and changed.looks == (look,)
+    (entry,) = before["experiments"]
+    assert stored(format2_registry, 2) == {**before, "experiments": [{**entry, "looks": [look]}]}
+
+
+@pytest.mark.parametrize("history, entry", [
+    ("deployments", Deployment(id="d2", env="qa", version=1, target="local", time="t", status="active")),
+    ("experiments", records.Experiment(id="e2", env="qa", mode="canary", champion=1, challenger=1, share=0.1,
+                                       key=None, plan={}, started="t", status="running")),
+])
+def test_an_entry_is_written_in_its_history_through_its_typed_class(history, entry):
+    record = {"version": 1, history: [{"id": "d1", "env": "half-written"}]}
+    records.append_entry(record, entry)
+    assert record[history] == [{"id": "d1", "env": "half-written"}, entry.to_dict()]
+    records.change_entry(record, entry, status="failed")
+    assert record[history][0] == {"id": "d1", "env": "half-written"}  # another entry is left as it is
+    assert type(entry).from_dict(record[history][1]).status == "failed"
+
+
+_optional = st.one_of(st.none(), st.text(min_size=1, max_size=8))
+
+
+@given(url=_optional, ended=_optional, image=_optional, experiment=_optional, seq=st.integers(0, 9),
+       status=st.sampled_from(["active", "retired", "rolled_back", "failed"]),
+       handle=st.dictionaries(st.sampled_from(["pid", "log", "container", "name"]), st.text(max_size=5)))
+def test_any_deployment_as_the_writers_store_it_round_trips(url, ended, image, experiment, seq, status, handle):
+    entry = {"id": "d", "env": "e", "version": 3, "target": "local", "image": image, "time": "t", "kind": "deploy",
+             "handle": handle, "status": status, "experiment": experiment, "seq": seq}
+    entry.update({k: v for k, v in (("url", url), ("ended", ended)) if v is not None})
+    assert Deployment.from_dict(entry).to_dict() == entry
+
+
+def test_an_incomplete_experiment_entry_is_an_integrity_error():
+    with pytest.raises(IntegrityError, match=r"^a recorded experiment entry e1 is incomplete \(no 'champion'\)$"):
+        records.Experiment.from_dict({"id": "e1", "env": "qa", "mode": "shadow"})
+
+
+# -- registry show and the model card read the typed record ----------------------------------------------------
+
+
+def _project_with(tmp_path: Path, registry: Path) -> Path:
+    from tests.serving_support import copy_example
+
+    project = copy_example(tmp_path)
+    text = (project / "mlci.yaml").read_text().replace("path: .mlci/registry", f"path: {registry}")
+    (project / "mlci.yaml").write_text(text)
+    return project
+
+
+@pytest.mark.parametrize("fixture, label, versions", [(FIXTURE, "release-0.1.0", [1]),
+                                                      (FORMAT2, "format2", [1, 2])])
+def test_registry_show_and_the_model_card_say_what_they_said_before_they_were_typed(
+        tmp_path, run_cli, fixture, label, versions):
+    from mlci.ops.model.registry import MODEL_CARD_FILE, write_model_card
+
+    registry = ModelRegistry(tmp_path / "registry")
+    shutil.copytree(fixture, registry.root)
+    project = _project_with(tmp_path, registry.root)
+    for version in versions:
+        code, out, err = run_cli("-C", project, "registry", "show", f"v{version}")
+        assert code == 0, err
+        assert out == (RENDERED / f"{label}-v{version}-show.txt").read_text()
+        write_model_card(registry, version)
+        card = registry.root / "versions" / f"v{version}" / MODEL_CARD_FILE
+        assert card.read_text() == (RENDERED / f"{label}-v{version}-card.md").read_text()

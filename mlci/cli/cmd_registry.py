@@ -50,31 +50,27 @@ def _render_show(view) -> str:
     from mlci.core.records import ModelVersion
     from mlci.ops.model.registry import estimator_name
 
-    record = view.data["record"]  # the stored form, as --json prints it
-    version = ModelVersion.from_dict(record)
-    data = record.get("data") or {}
+    version = ModelVersion.from_dict(view.data["record"])  # the stored form, as --json prints it
     lines = [f"version     v{version.version}  ({', '.join(view.data['aliases']) or 'no aliases'})",
              f"created     {version.created}",
-             f"task        {version.task} (target {record.get('target')})",
+             f"task        {version.task} (target {version.target})",
              f"estimator   {estimator_name(version)}",
-             f"params      {json.dumps(record['estimator']['params'], sort_keys=True)}"]
-    for name, info in data.items():
-        rows = plural(info.get("rows") or 0, "row")
-        lines.append(f"{name + ' data':<11} {info.get('path')} ({rows}, sha256 {info.get('sha256')})")
-    lines.append(f"schema      sha256 {record.get('schema_sha256')}")
-    git = record.get("git") or {}
-    if git:
-        lines.append(f"git         {git.get('commit')}{' (dirty)' if git.get('dirty') else ''}")
-    if (record.get("ci") or {}).get("url"):
-        lines.append(f"build       {record['ci']['url']}")
+             f"params      {json.dumps(version.params, sort_keys=True)}"]
+    for name, info in version.data.items():
+        rows = plural(info.rows or 0, "row")
+        lines.append(f"{name + ' data':<11} {info.path} ({rows}, sha256 {info.sha256})")
+    lines.append(f"schema      sha256 {version.schema_sha256}")
+    if version.git_commit is not None:
+        lines.append(f"git         {version.git_commit}{' (dirty)' if version.git_dirty else ''}")
+    if version.ci_url:
+        lines.append(f"build       {version.ci_url}")
     if version.image is not None:
         lines.append(f"image       {version.image.name}@{version.image.digest}")
-    for deployment in record.get("deployments") or []:
+    for deployment in version.stored_deployments:
         lines.append(f"deployed    {json.dumps(deployment, sort_keys=True)}")
-    for experiment in record.get("experiments") or []:
-        outcome = (experiment.get("result") or {}).get("decision") or experiment["status"]
-        lines.append(f"experiment  {experiment['mode']} against version {experiment['champion']} on "
-                     f"{experiment['env']}, started {experiment['started']}: {outcome}")
+    for experiment in version.experiments:
+        lines.append(f"experiment  {experiment.mode} against version {experiment.champion} on "
+                     f"{experiment.env}, started {experiment.started}: {experiment.outcome}")
     metrics = version.metrics
     if metrics:
         lines.append(table(sorted(metrics.items()), ("metric", "value")))

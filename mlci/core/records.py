@@ -8,14 +8,19 @@ This module is the one place that knows its format:
 - ``upgrade`` turns a stored record into the current format when it is read: a record without a
   ``format`` key was written by release 0.1.0 (format 1), whose fields are the same; a record from a
   newer mlci is refused rather than misread;
-- ``ModelVersion``, ``ImageRef`` and ``Deployment`` are frozen views of a record for code that wants
-  typed fields; readers take them from the registry's ``get_version``, writers change the stored
-  dict through the registry's ``update``; ``to_dict()`` gives the stored form back.
+- ``ModelVersion``, ``ImageRef``, ``Deployment``, ``Experiment``, ``DataFile`` and ``CvScore`` are
+  frozen views of a record for code that wants typed fields; readers take them from the registry's
+  ``get_version``; ``to_dict()`` gives the stored form back;
+- the deployment and experiment history inside a record is written here too: ``append_entry`` and
+  ``change_entry`` are the changes the deployer and the experiment runner pass to the registry's
+  ``update``, so an entry always goes in through its typed class.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlci.errors import IntegrityError
@@ -48,6 +53,19 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
                              f"(record format {found}; this mlci reads up to {FORMAT})", hint="upgrade mlci")
     record["format"] = FORMAT
     return record
+
+
+@contextmanager
+def _entry_reader(kind: str, data: Any) -> Iterator[None]:
+    """A history entry that lacks a field, or holds one of the wrong type, is an integrity error (exit 1)
+    naming the entry, not a crash."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        name = data.get("id") if isinstance(data, dict) else None
+        problem = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise IntegrityError(f"a recorded {kind} entry{f' {name}' if name else ''} is incomplete ({problem})",
+                             hint="the registry file was changed outside mlci") from None
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,11 @@ class Deployment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Deployment:
+        with _entry_reader("deployment", data):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Deployment:
         return cls(id=data["id"], env=data["env"], version=int(data["version"]), target=data["target"],
                    time=data["time"], status=data.get("status", "active"), kind=data.get("kind", "deploy"),
                    image=data.get("image"), url=data.get("url"), ended=data.get("ended"),
@@ -110,6 +133,106 @@ class Deployment:
         data.update({k: v for k, v in (("url", self.url), ("status", self.status), ("ended", self.ended))
                      if v is not None})
         return {**data, **self.extra}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A live experiment, recorded in the challenger's record under ``experiments`` (``status``: running,
+    promoted, stopped, failed, superseded). ``plan`` is the environment's experiment section as it was
+    configured when the experiment started (metric, bound and guardrail settings), stored as plain fields."""
+
+    id: str
+    env: str
+    mode: str  # shadow or canary
+    champion: int
+    challenger: int
+    share: float | None  # canary: the challenger's share of requests
+    key: str | None
+    plan: dict[str, Any]
+    started: str
+    status: str
+    looks: tuple[dict[str, Any], ...] = ()
+    ended: str | None = None
+    result: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _KNOWN = ("id", "env", "mode", "champion", "challenger", "share", "key", "plan", "started", "status",
+              "looks", "ended", "result")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Experiment:
+        with _entry_reader("experiment", data):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Experiment:
+        return cls(id=data["id"], env=data["env"], mode=data["mode"], champion=int(data["champion"]),
+                   challenger=int(data["challenger"]), share=data.get("share"), key=data.get("key"),
+                   plan=dict(data.get("plan") or {}), started=data["started"], status=data["status"],
+                   looks=tuple(data.get("looks") or ()), ended=data.get("ended"), result=data.get("result"),
+                   extra={k: v for k, v in data.items() if k not in cls._KNOWN})
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "env": self.env, "mode": self.mode, "champion": self.champion,
+                                "challenger": self.challenger, "share": self.share, "key": self.key,
+                                "plan": dict(self.plan), "started": self.started, "status": self.status,
+                                "looks": list(self.looks)}
+        data.update({k: v for k, v in (("ended", self.ended), ("result", self.result)) if v is not None})
+        return {**data, **self.extra}
+
+    @property
+    def outcome(self) -> str:
+        """The decision that ended it, else its status."""
+        return (self.result or {}).get("decision") or self.status
+
+
+# The histories a record keeps, by the key they are stored under.
+_HISTORY: dict[str, type[Deployment] | type[Experiment]] = {"deployments": Deployment, "experiments": Experiment}
+
+
+def append_entry(record: dict[str, Any], entry: Deployment | Experiment) -> None:
+    """Add ``entry`` to its history in the stored ``record`` (a change for the registry's ``update``)."""
+    record.setdefault(_history_key(entry), []).append(entry.to_dict())
+
+
+def change_entry(record: dict[str, Any], entry: Deployment | Experiment, **changes: Any) -> None:
+    """Apply ``changes`` (field values) to the stored entry with ``entry``'s id, as it is stored now
+    (a change for the registry's ``update``, which runs it under the registry's lock)."""
+    key = _history_key(entry)
+    stored = record.get(key) or []
+    for i, item in enumerate(stored):
+        if item.get("id") == entry.id:
+            stored[i] = replace(_HISTORY[key].from_dict(item), **changes).to_dict()
+
+
+def _history_key(entry: Deployment | Experiment) -> str:
+    return next(key for key, kind in _HISTORY.items() if isinstance(entry, kind))
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A data file a version was trained or evaluated on, as its lineage recorded it."""
+
+    path: str | None
+    sha256: str | None
+    rows: int | None
+    split: dict[str, Any] | None = None  # a seeded split of the training file: part, fraction, seed
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataFile:
+        return cls(path=data.get("path"), sha256=data.get("sha256"), rows=data.get("rows"), split=data.get("split"))
+
+
+@dataclass(frozen=True)
+class CvScore:
+    """A metric's cross-validation result: mean and standard deviation over the folds."""
+
+    mean: float | None
+    std: float | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CvScore:
+        return cls(mean=data.get("mean"), std=data.get("std"))
 
 
 @dataclass(frozen=True)
@@ -131,6 +254,15 @@ class ModelVersion:
     train: dict[str, Any]  # the training data's lineage: path, sha256, rows, row_identity
     git_commit: str | None
     record: dict[str, Any] = field(repr=False, compare=False)
+    project: str | None = None
+    target: str | None = None  # the label column
+    params: dict[str, Any] = field(default_factory=dict)  # the estimator's parameters as fitted
+    schema_sha256: str | None = None
+    data: dict[str, DataFile] = field(default_factory=dict)  # train, holdout: the lineage of each data file
+    git_dirty: bool = False  # the work tree had uncommitted changes
+    ci_url: str | None = None  # the Jenkins build that trained it
+    cv: dict[str, CvScore] = field(default_factory=dict)
+    libraries: dict[str, str] = field(default_factory=dict)  # name -> version at training
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelVersion:
@@ -142,7 +274,14 @@ class ModelVersion:
                    features=tuple(record.get("features") or ()), schema=record.get("schema"),
                    estimator_configured=estimator.get("configured") if isinstance(estimator, dict) else None,
                    train=dict((record.get("data") or {}).get("train") or {}),
-                   git_commit=(record.get("git") or {}).get("commit"), record=record)
+                   git_commit=(record.get("git") or {}).get("commit"), record=record,
+                   project=record.get("project"), target=record.get("target"),
+                   params=dict(estimator.get("params") or {}) if isinstance(estimator, dict) else {},
+                   schema_sha256=record.get("schema_sha256"),
+                   data={name: DataFile.from_dict(info) for name, info in (record.get("data") or {}).items()},
+                   git_dirty=bool((record.get("git") or {}).get("dirty")), ci_url=(record.get("ci") or {}).get("url"),
+                   cv={name: CvScore.from_dict(score) for name, score in (record.get("cv") or {}).items()},
+                   libraries=dict(record.get("libraries") or {}))
 
     def to_dict(self) -> dict[str, Any]:
         """The stored form, with this view's image and deployments, in the current format."""
@@ -161,6 +300,17 @@ class ModelVersion:
     @property
     def deployments(self) -> tuple[Deployment, ...]:
         return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
+
+    @property
+    def stored_deployments(self) -> tuple[dict[str, Any], ...]:
+        """The deployment entries as stored, for display (``registry show`` prints each as JSON): an entry
+        another tool wrote in part is shown as it is, where ``deployments`` refuses it."""
+        return tuple(dict(d) for d in self.record.get("deployments") or ())
+
+    @property
+    def experiments(self) -> tuple[Experiment, ...]:
+        """The experiments this version was the challenger of, oldest first."""
+        return tuple(Experiment.from_dict(e) for e in self.record.get("experiments") or ())
 
     def artifact_sha256(self, name: str) -> str | None:
         """The sha256 recorded for artifact ``name`` at registration, None when there is no such artifact."""

@@ -5,10 +5,10 @@ docker and local targets switch on one host without downtime: the new server joi
 test with holdout rows before the old server is stopped. If it does not, it is removed and the old one
 keeps serving (exit 1). kubernetes renders Deployment, Service (and HPA) and applies them with kubectl.
 
-Every attempt is recorded in the registry, in the deployed version's record under ``deployments``:
-``{id, env, version, target, image, time, status, kind, handle, url}`` with status ``active``,
-``retired``, ``rolled_back`` or ``failed``. ``rollback`` redeploys the most recent earlier deployment
-that was not itself rolled back.
+Every attempt is recorded in the registry, in the deployed version's record under ``deployments``
+(``mlci.core.records.Deployment``: id, env, version, target, image, time, status, kind, handle, url)
+with status ``active``, ``retired``, ``rolled_back`` or ``failed``. ``rollback`` redeploys the most
+recent earlier deployment that was not itself rolled back.
 
 This module holds the rollout itself; its parts live beside it in ``mlci.ops.deliver``: ``settings``
 (the server's settings), ``history`` (environments and recorded deployments), ``local_target`` and
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from dataclasses import replace
 
 from mlci.core.config import Environment, Project
+from mlci.core.records import Deployment, Experiment
 from mlci.core.reports import Check, Report
 from mlci.errors import NotFound
 from mlci.ops.deliver.docker_target import DockerTarget
@@ -51,7 +52,7 @@ RESUME = "resume"
 
 def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = "deploy",
            replaced_status: str = "retired", render_only: bool = False, on_line: LineSink = lambda s: None,
-           experiment: dict[str, Any] | None | str = RESUME) -> Report:
+           experiment: Experiment | None | str = RESUME) -> Report:
     """``experiment``: the live experiment the new server runs (mlci.ops.deliver.experiment); by default the
     environment's running one when this version is its champion, so a redeploy or restart keeps it."""
     env = environment(project, env_name)
@@ -62,13 +63,13 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
 
         if render_only and env.target == "kubernetes":  # what applying it would serve; supersedes nothing
             running = running_experiment(registry, env_name)
-            experiment = running if running and running["champion"] == record.version else None
+            experiment = running if running and running.champion == record.version else None
         else:
             experiment = resumed_experiment(project, env_name, record.version)
-    experiment = experiment if isinstance(experiment, dict) else None
+    experiment = experiment if isinstance(experiment, Experiment) else None
     if experiment is not None:
-        on_line(f"{kind}: with {experiment['mode']} experiment {experiment['id']} "
-                f"(challenger version {experiment['challenger']})")
+        on_line(f"{kind}: with {experiment.mode} experiment {experiment.id} "
+                f"(challenger version {experiment.challenger})")
     if env.target == "kubernetes":
         return deploy_kubernetes(project, env_name=env_name, env=env, record=record, experiment=experiment,
                                  kind=kind, render_only=render_only, on_line=on_line)
@@ -80,7 +81,7 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
                                experiment)
     report = Report(kind=kind)
     report.details = {"env": env_name, "version": record.version, "target": env.target,
-                      "previous_version": previous["version"] if previous else None}
+                      "previous_version": previous.version if previous else None}
     started = time.monotonic()
     on_line(f"{kind}: starting model version {record.version} on {env_name} ({env.target}, port {env.port})")
     handle = target.start(record, settings)
@@ -91,27 +92,27 @@ def deploy(project: Project, *, env_name: str, ref: str = "latest", kind: str = 
     smoke_ok, smoke_why = False, "not run: the server is not ready"
     if ready:
         smoke_ok, smoke_why = smoke_test(check_url, smoke_rows(project, env.smoke_rows), record.version,
-                                         experiment["challenger"] if experiment else None)
+                                         experiment.challenger if experiment else None)
     report.add(Check("smoke test", smoke_ok, smoke_why, skipped=not ready))
-    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": env.target,
-             "image": record.image.reference if record.image else None, "time": utc_now(), "kind": kind,
-             "handle": handle, "url": f"http://{target.address}:{env.port}",
-             "experiment": experiment["id"] if experiment else None}
+    entry = Deployment(id=uuid.uuid4().hex, env=env_name, version=record.version, target=env.target,
+                       image=record.image.reference if record.image else None, time=utc_now(), kind=kind,
+                       status="active", handle=handle, url=f"http://{target.address}:{env.port}",
+                       extra={"experiment": experiment.id if experiment else None})
     if not (ready and smoke_ok):
         on_line(f"{kind}: version {record.version} failed ({why}; {smoke_why}); removing it")
         report.details["new_server_log"] = target.diagnostics(handle)[-2000:]
         target.stop(handle)
-        record_attempt(registry, {**entry, "status": "failed"})
-        kept = f"version {previous['version']} keeps serving" if previous else "nothing was serving before"
+        record_attempt(registry, replace(entry, status="failed"))
+        kept = f"version {previous.version} keeps serving" if previous else "nothing was serving before"
         report.add(Check("switch", False, f"rolled back: {kept}"))
         return finish_report(project, report)
     activate(registry, entry)
     if previous:
-        target.stop(previous["handle"])
+        target.stop(previous.handle)
         set_status(registry, previous, replaced_status)
-    report.add(Check("switch", True, f"version {record.version} serves {entry['url']}"
-                     + (f"; version {previous['version']} stopped" if previous else "")))
-    report.details["url"] = entry["url"]
+    report.add(Check("switch", True, f"version {record.version} serves {entry.url}"
+                     + (f"; version {previous.version} stopped" if previous else "")))
+    report.details["url"] = entry.url
     report.details["seconds"] = round(time.monotonic() - started, 2)
     return finish_report(project, report)
 
@@ -125,11 +126,11 @@ def rollback(project: Project, *, env_name: str, on_line: LineSink = lambda s: N
         raise NotFound(f"nothing is deployed to '{env_name}'", hint=f"run `mlci deploy --env {env_name}`")
     history = deployments(registry, env_name)
     earlier = [d for d in history[:history.index(current)]
-               if d["status"] == "retired" and d["version"] != current["version"]]
+               if d.status == "retired" and d.version != current.version]
     if not earlier:
         raise NotFound(f"'{env_name}' has no previous deployment to roll back to",
                        hint="see `mlci registry show` for its deployments")
     target = earlier[-1]
-    on_line(f"rollback: {env_name} from version {current['version']} to version {target['version']}")
-    return deploy(project, env_name=env_name, ref=str(target["version"]), kind="rollback",
+    on_line(f"rollback: {env_name} from version {current.version} to version {target.version}")
+    return deploy(project, env_name=env_name, ref=str(target.version), kind="rollback",
                   replaced_status="rolled_back", on_line=on_line)

@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.config import ExperimentSection, Project
+from mlci.core.records import Experiment
 from mlci.core.reports import Check, Report
-from mlci.errors import DataError, NotFound, UsageError
+from mlci.errors import DataError, IntegrityError, NotFound, UsageError
 from mlci.ops.deliver.experiment_state import (
     RUNNING,
     change_experiment,
+    record_experiment,
     running_experiment,
     utc_now,
 )
@@ -79,24 +81,24 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
                        hint=f"run `mlci deploy --env {env_name}` first")
     earlier = running_experiment(registry, env_name)
     if earlier is not None:
-        raise UsageError(f"experiment {earlier['id']} (challenger version {earlier['challenger']}) already runs "
+        raise UsageError(f"experiment {earlier.id} (challenger version {earlier.challenger}) already runs "
                          f"on '{env_name}'", hint=f"run `mlci experiment conclude --env {env_name}` first")
     challenger = registry.resolve(challenger_ref or plan.challenger)
-    if challenger == current["version"]:
+    if challenger == current.version:
         raise UsageError(f"version {challenger} already serves '{env_name}': a challenger must be another version",
                          hint="train a new version, or name one with --shadow/--canary V")
-    experiment = {"id": uuid.uuid4().hex[:16], "env": env_name, "mode": plan.mode, "champion": current["version"],
-                  "challenger": challenger, "share": plan.share if plan.mode == "canary" else None,
-                  "key": plan.key, "plan": asdict(plan), "started": utc_now(), "status": RUNNING, "looks": []}
-    registry.update(challenger, lambda r: r.setdefault("experiments", []).append(experiment))
-    on_line(f"experiment: {plan.mode} of version {challenger} against version {current['version']} on {env_name}")
+    experiment = Experiment(id=uuid.uuid4().hex[:16], env=env_name, mode=plan.mode, champion=current.version,
+                            challenger=challenger, share=plan.share if plan.mode == "canary" else None,
+                            key=plan.key, plan=asdict(plan), started=utc_now(), status=RUNNING)
+    record_experiment(registry, experiment)
+    on_line(f"experiment: {plan.mode} of version {challenger} against version {current.version} on {env_name}")
     try:
-        report = deploy(project, env_name=env_name, ref=str(current["version"]), kind="experiment",
+        report = deploy(project, env_name=env_name, ref=str(current.version), kind="experiment",
                         experiment=experiment, on_line=on_line)
     except BaseException:  # refused or interrupted before a server ran it: the record must not say running
         change_experiment(registry, experiment, status="failed", ended=utc_now())
         raise
-    report.details["experiment"] = experiment["id"]
+    report.details["experiment"] = experiment.id
     if not report.ok:
         change_experiment(registry, experiment, status="failed", ended=utc_now())
     return report
@@ -182,15 +184,15 @@ def _scores(plan: dict[str, Any], lines: list[dict[str, Any]], labels: list[Any]
     return scores.tolist(), width
 
 
-def gather_evidence(project: Project, experiment: dict[str, Any], labels_file: str, target: str) -> Evidence:
-    rows = logged_rows(project.path(project.config.serve.log_dir), experiment["id"])
+def gather_evidence(project: Project, experiment: Experiment, labels_file: str, target: str) -> Evidence:
+    rows = logged_rows(project.path(project.config.serve.log_dir), experiment.id)
     labels = read_labels(project, labels_file, target)
     evidence = Evidence(logged={role: len(found) for role, found in rows.items()})
     labelled: dict[str, list[tuple[tuple[str, int], dict[str, Any], Any]]] = {}
     for role, found in rows.items():
         labelled[role] = [(key, line, _label(labels, key)) for key, line in found.items()]
         labelled[role] = [item for item in labelled[role] if item[2] is not None]
-    plan = experiment["plan"]
+    plan = experiment.plan
     scored: dict[str, dict[tuple[str, int], tuple[str, float]]] = {}
     for role, items in labelled.items():
         if not items:
@@ -200,7 +202,7 @@ def gather_evidence(project: Project, experiment: dict[str, Any], labels_file: s
         scored[role] = {key: (line["ts"], value) for (key, line, _), value in zip(items, values)}
     evidence.champion = sorted(scored["champion"].values())
     evidence.challenger = sorted(scored["challenger"].values())
-    if experiment["mode"] == "shadow":
+    if experiment.mode == "shadow":
         both = scored["champion"].keys() & scored["challenger"].keys()
         evidence.paired = sorted((scored["champion"][k][0], scored["challenger"][k][1] - scored["champion"][k][1])
                                  for k in both)
@@ -216,27 +218,27 @@ def _label(labels: dict[tuple[str, int | None], Any], key: tuple[str, int]) -> A
 # -- the bound, the guardrails and the decision ------------------------------------------------------
 
 
-def bound_of(experiment: dict[str, Any], evidence: Evidence, upto: str | None = None):
+def bound_of(experiment: Experiment, evidence: Evidence, upto: str | None = None):
     """The always-valid bound on (challenger - champion) from the rows logged up to ``upto`` (all if None)."""
     import numpy as np
 
     from mlci.ml.sequential import paired_bound, two_sample_bound
 
-    plan = experiment["plan"]
+    plan = experiment.plan
 
     def keep(rows):
         return [v for t, v in rows if upto is None or t <= upto]
 
-    if experiment["mode"] == "shadow":
+    if experiment.mode == "shadow":
         return paired_bound(np.array(keep(evidence.paired)), score_width=evidence.width, alpha=plan["alpha"],
                             expected_rows=plan["expected_rows"])
     return two_sample_bound(np.array(keep(evidence.champion)), np.array(keep(evidence.challenger)),
                             score_width=evidence.width, alpha=plan["alpha"], expected_rows=plan["expected_rows"])
 
 
-def timeline(experiment: dict[str, Any], evidence: Evidence) -> list[dict[str, Any]]:
+def timeline(experiment: Experiment, evidence: Evidence) -> list[dict[str, Any]]:
     """The running estimate and its bound at up to TIMELINE_POINTS moments of the experiment."""
-    stamps = sorted(t for t, _ in (evidence.paired if experiment["mode"] == "shadow"
+    stamps = sorted(t for t, _ in (evidence.paired if experiment.mode == "shadow"
                                    else evidence.champion + evidence.challenger))
     if not stamps:
         return []
@@ -318,8 +320,8 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lower_bound
 
 
-def guardrail_checks(experiment: dict[str, Any], numbers: ServerNumbers | str) -> list[Check]:
-    limits = experiment["plan"]["guardrails"]
+def guardrail_checks(experiment: Experiment, numbers: ServerNumbers | str) -> list[Check]:
+    limits = experiment.plan["guardrails"]
     if isinstance(numbers, str):
         # A guardrail that cannot be read never lets a promotion through: the run continues (see decide_all).
         return [Check("guardrails", True, f"not read: {numbers}", severity="warn", skipped=True)]
@@ -343,7 +345,7 @@ def guardrail_checks(experiment: dict[str, Any], numbers: ServerNumbers | str) -
 # -- status and conclude ------------------------------------------------------------------------------
 
 
-def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: str) -> tuple[Report, dict[str, Any]]:
+def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: str) -> tuple[Report, Experiment]:
     """Where the environment's running experiment stands: the bound, the guardrails and the decision."""
     from mlci.ml.sequential import decide, epsilon_of
     from mlci.ops.deliver.deploy import active_deployment, environment
@@ -358,16 +360,19 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     if not labels_file:
         raise UsageError("concluding an experiment needs labels joined on request_id",
                          hint="pass --labels FILE or set monitor.labels in mlci.yaml")
-    champion_record = registry.get(experiment["champion"])
-    target = champion_record.get("target") or champion_record["schema"].get("target")
+    champion_record = registry.get_version(experiment.champion)
+    target = champion_record.target or (champion_record.schema or {}).get("target")
+    if not target:
+        raise IntegrityError(f"model version {experiment.champion} records no target column",
+                             hint="retrain the champion with this release")
     evidence = gather_evidence(project, experiment, labels_file, target)
-    plan = experiment["plan"]
+    plan = experiment.plan
     bound = bound_of(experiment, evidence)
     epsilon = epsilon_of(plan["max_drop"], relative=plan["relative"], champion_value=champion_value(evidence)) \
         if not plan["relative"] or evidence.champion else math.inf
     quality = decide(bound, epsilon=epsilon, min_rows=plan["min_rows"]) if math.isfinite(epsilon) else "continue"
     deployment = active_deployment(registry, env_name)
-    numbers = read_server_numbers(deployment["url"]) if deployment and deployment.get("url") else "no server url"
+    numbers = read_server_numbers(deployment.url) if deployment and deployment.url else "no server url"
     guardrails = guardrail_checks(experiment, numbers)
     broken = [c for c in guardrails if not c.passed]
     unread = any(c.name == "guardrails" for c in guardrails)
@@ -375,7 +380,7 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     report = Report(kind=kind)
     enough = bound.rows >= plan["min_rows"]
     report.add(Check("labelled rows", True, f"{bound.rows} labelled rows"
-                     f"{' in the smaller arm' if experiment['mode'] == 'canary' else ' scored by both models'}"
+                     f"{' in the smaller arm' if experiment.mode == 'canary' else ' scored by both models'}"
                      + ("" if enough else f": no decision before {plan['min_rows']}"),
                      value=bound.rows, threshold=plan["min_rows"], skipped=not enough))
     report.add(Check(f"{plan['metric']}: challenger - champion", quality != "stop",
@@ -385,9 +390,9 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     for check in guardrails:
         report.add(check)
     report.details = {
-        "env": env_name, "experiment": experiment["id"], "mode": experiment["mode"],
-        "champion": experiment["champion"], "challenger": experiment["challenger"], "share": experiment["share"],
-        "started": experiment["started"], "plan": plan, "decision": decision, "quality_decision": quality,
+        "env": env_name, "experiment": experiment.id, "mode": experiment.mode,
+        "champion": experiment.champion, "challenger": experiment.challenger, "share": experiment.share,
+        "started": experiment.started, "plan": plan, "decision": decision, "quality_decision": quality,
         "bound": {"estimate": bound.estimate, "lower": _finite(bound.lower), "upper": _finite(bound.upper),
                   "rows": bound.rows}, "epsilon": epsilon if math.isfinite(epsilon) else None,
         "logged_rows": evidence.logged, "labelled_rows": {"champion": len(evidence.champion),
@@ -422,8 +427,8 @@ def conclude_experiment(project: Project, *, env_name: str, labels_file: str | N
     decision = report.details["decision"]
     registry = open_registry(project)
     look = {"time": utc_now(), **report.details["bound"], "decision": decision}
-    change_experiment(registry, experiment, looks=[*experiment.get("looks", []), look])
-    on_line(f"experiment {experiment['id']}: {decision}")
+    experiment = change_experiment(registry, experiment, looks=(*experiment.looks, look))
+    on_line(f"experiment {experiment.id}: {decision}")
     if decision == "continue":
         return _finish(project, report)
     if decision == "promote":
@@ -433,29 +438,29 @@ def conclude_experiment(project: Project, *, env_name: str, labels_file: str | N
     return _finish(project, report)
 
 
-def _redeploy(project: Project, experiment: dict[str, Any], version: int, kind: str, on_line: LineSink) -> Report:
+def _redeploy(project: Project, experiment: Experiment, version: int, kind: str, on_line: LineSink) -> Report:
     from mlci.ops.deliver.deploy import deploy
 
-    return deploy(project, env_name=experiment["env"], ref=str(version), kind=kind, experiment=None, on_line=on_line)
+    return deploy(project, env_name=experiment.env, ref=str(version), kind=kind, experiment=None, on_line=on_line)
 
 
-def _promote(project: Project, registry, experiment: dict[str, Any], report: Report, on_line: LineSink) -> None:
-    rollout = _redeploy(project, experiment, experiment["challenger"], "experiment-promote", on_line)
+def _promote(project: Project, registry, experiment: Experiment, report: Report, on_line: LineSink) -> None:
+    rollout = _redeploy(project, experiment, experiment.challenger, "experiment-promote", on_line)
     report.add(Check("promote: redeploy", rollout.ok, "; ".join(c.message for c in rollout.checks if c.message)))
     report.details["redeploy"] = rollout.to_dict()
     if not rollout.ok:
         return  # the champion keeps serving with the experiment; the next look decides again
-    moved = [experiment["env"]]
+    moved = [experiment.env]
     champion_alias = project.config.gates.champion
-    if champion_alias != experiment["env"] and registry.alias_of(champion_alias) == experiment["champion"]:
-        registry.set_alias(champion_alias, experiment["challenger"])
+    if champion_alias != experiment.env and registry.alias_of(champion_alias) == experiment.champion:
+        registry.set_alias(champion_alias, experiment.challenger)
         moved.append(champion_alias)
     change_experiment(registry, experiment, status="promoted", ended=utc_now(), result=_result(report, moved))
     report.details["aliases_moved"] = moved
 
 
-def _stop(project: Project, registry, experiment: dict[str, Any], report: Report, on_line: LineSink) -> None:
-    rollout = _redeploy(project, experiment, experiment["champion"], "experiment-stop", on_line)
+def _stop(project: Project, registry, experiment: Experiment, report: Report, on_line: LineSink) -> None:
+    rollout = _redeploy(project, experiment, experiment.champion, "experiment-stop", on_line)
     report.add(Check("stop: redeploy the champion", rollout.ok,
                      "; ".join(c.message for c in rollout.checks if c.message)))
     report.details["redeploy"] = rollout.to_dict()

@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlci.adapters.serving_probe import http_get, http_post_json, listening, local_listener, mlci_server_identity
 from mlci.core.config import Project
+from mlci.core.records import Deployment
 from mlci.errors import UsageError
 from mlci.ops.deliver.settings import deployment_name
 
@@ -23,7 +24,7 @@ def free_port() -> int:
 
 
 def ensure_port_is_ours(project: Project, env_name: str, address: str, port: int,
-                        previous: dict[str, Any] | None) -> None:
+                        previous: Deployment | None) -> None:
     """Refuse (exit 2) a port that serves anything but this environment's own deployment: SO_REUSEPORT
     would let two deployments share it and split the traffic, and a program without it makes the new
     server fail to bind."""

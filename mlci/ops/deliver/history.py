@@ -1,12 +1,14 @@
-"""Environments and their deployment history, recorded in the registry under each version's ``deployments``."""
+"""Environments and their deployment history, recorded in the registry under each version's ``deployments``
+as typed entries (``mlci.core.records.Deployment``)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import replace
 
 from mlci.adapters.registry_api import Registry
 from mlci.core.config import Environment, Project
+from mlci.core.records import Deployment, ModelVersion, append_entry, change_entry
 from mlci.core.spec import did_you_mean
 from mlci.errors import NotFound
 
@@ -23,32 +25,27 @@ def environment(project: Project, name: str) -> Environment:
     return environments[name]
 
 
-def deployments(registry: Registry, env: str) -> list[dict[str, Any]]:
+def deployments(registry: Registry, env: str) -> list[Deployment]:
     """Every recorded deployment attempt of ``env``, oldest first."""
-    entries = [d for record in registry.versions() for d in record.get("deployments", []) if d["env"] == env]
-    return sorted(entries, key=lambda d: (d["time"], d.get("seq", 0)))
+    entries = [d for record in registry.versions() for d in ModelVersion.from_dict(record).deployments if d.env == env]
+    return sorted(entries, key=lambda d: (d.time, d.extra.get("seq", 0)))
 
 
-def active_deployment(registry: Registry, env: str) -> dict[str, Any] | None:
-    active = [d for d in deployments(registry, env) if d["status"] == "active"]
+def active_deployment(registry: Registry, env: str) -> Deployment | None:
+    active = [d for d in deployments(registry, env) if d.status == "active"]
     return active[-1] if active else None
 
 
-def set_status(registry: Registry, entry: dict[str, Any], status: str) -> None:
-    def change(record: dict[str, Any]) -> None:
-        for item in record.get("deployments", []):
-            if item["id"] == entry["id"]:
-                item["status"] = status
-                item["ended"] = utc_now()
-    registry.update(entry["version"], change)
+def set_status(registry: Registry, entry: Deployment, status: str) -> None:
+    registry.update(entry.version, lambda r: change_entry(r, entry, status=status, ended=utc_now()))
 
 
-def record_attempt(registry: Registry, entry: dict[str, Any]) -> None:
-    registry.update(entry["version"], lambda r: r.setdefault("deployments", []).append(entry))
+def record_attempt(registry: Registry, entry: Deployment) -> None:
+    registry.update(entry.version, lambda r: append_entry(r, entry))
 
 
-def activate(registry: Registry, entry: dict[str, Any]) -> None:
+def activate(registry: Registry, entry: Deployment) -> None:
     """Record a deployment as serving, and point the alias named after its environment at its version:
     the `production` alias (the gate's default champion) is always the model production runs."""
-    record_attempt(registry, {**entry, "status": "active"})
-    registry.set_alias(entry["env"], entry["version"])
+    record_attempt(registry, replace(entry, status="active"))
+    registry.set_alias(entry.env, entry.version)

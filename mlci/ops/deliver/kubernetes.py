@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
-from mlci.core.records import ModelVersion
+from mlci.core.records import Deployment, Experiment, ModelVersion
 from mlci.core.reports import Check, Report
 from mlci.errors import ServiceError
 from mlci.ops.deliver.history import activate, active_deployment, record_attempt, set_status, utc_now
@@ -48,7 +49,7 @@ DIGEST_HINT = "run `mlci build` and `mlci push` first; Kubernetes pulls by diges
 
 
 def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, record: ModelVersion,
-                         experiment: dict[str, Any] | None = None) -> str:
+                         experiment: Experiment | None = None) -> str:
     """The Deployment, Service (and HPA) of ``record`` on ``env_name``, with ``experiment``'s challenger
     beside it when one is given."""
     reference = pushed_reference(record, hint=DIGEST_HINT)
@@ -68,12 +69,12 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
     return "---\n".join(documents)
 
 
-def _challenger(project: Project, experiment: dict[str, Any] | None) -> dict[str, Any] | None:
+def _challenger(project: Project, experiment: Experiment | None) -> dict[str, Any] | None:
     """What the template needs for the experiment's init container and volume (None: no experiment)."""
     if experiment is None:
         return None
-    record = open_registry(project).get_version(str(experiment["challenger"]))
-    return {"version": record.version, "experiment": experiment["id"], "mode": experiment["mode"],
+    record = open_registry(project).get_version(str(experiment.challenger))
+    return {"version": record.version, "experiment": experiment.id, "mode": experiment.mode,
             "image": pushed_reference(record, hint=DIGEST_HINT + " (the challenger's image supplies its model)"),
             "command": ["python", "-c", COPY_REGISTRY, IMAGE_REGISTRY, CONTAINER_EXPERIMENT_REGISTRY],
             "mount": CONTAINER_EXPERIMENT_REGISTRY}
@@ -84,7 +85,7 @@ def deployment_name(project: Project, env_name: str) -> str:
 
 
 def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, record: ModelVersion,
-                      experiment: dict[str, Any] | None, kind: str, render_only: bool, on_line: LineSink) -> Report:
+                      experiment: Experiment | None, kind: str, render_only: bool, on_line: LineSink) -> Report:
     text = kubernetes_manifests(project, env_name=env_name, env=env, record=record, experiment=experiment)
     path = project.reports_dir / "kubernetes" / f"{env_name}.yaml"
     atomic_write_text(path, text)
@@ -110,15 +111,15 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     report.add(Check("rollout", ok, last_line))
     registry = open_registry(project)
     previous = active_deployment(registry, env_name)
-    entry = {"id": uuid.uuid4().hex, "env": env_name, "version": record.version, "target": "kubernetes",
-             "image": pushed_reference(record), "time": utc_now(), "kind": kind,
-             "handle": {"namespace": env.namespace, "deployment": name},
-             # where `mlci experiment` reads the guardrails' /metrics: the Service, in-cluster by default
-             "url": env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
-             "experiment": experiment["id"] if experiment else None}
+    entry = Deployment(id=uuid.uuid4().hex, env=env_name, version=record.version, target="kubernetes",
+                       image=pushed_reference(record), time=utc_now(), kind=kind, status="active",
+                       handle={"namespace": env.namespace, "deployment": name},
+                       # where `mlci experiment` reads the guardrails' /metrics: the Service, in-cluster by default
+                       url=env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
+                       extra={"experiment": experiment.id if experiment else None})
     if not ok:
         _kubectl(base + ["rollout", "undo", name], "rollout undo")
-        record_attempt(registry, {**entry, "status": "failed"})
+        record_attempt(registry, replace(entry, status="failed"))
         report.add(Check("switch", False, "rollout undone; the previous ReplicaSet serves"))
         return finish_report(project, report)
     activate(registry, entry)

@@ -10,6 +10,7 @@ from typing import Any
 from mlci.adapters.registry_api import Registry
 from mlci.adapters.registry_store import ModelRegistry
 from mlci.core.config import Project
+from mlci.core.records import Experiment
 from mlci.errors import ServiceError
 from mlci.ops.deliver.experiment_state import experiment_settings
 from mlci.ops.model.registry import local_copy, open_registry
@@ -46,14 +47,14 @@ def serving_registry(project: Project, registry: Registry, version: int) -> Path
     return local_copy(registry, version, project.path(".mlci/serving-registry"))
 
 
-def with_experiment(project: Project, settings: ServeSettings, experiment: dict[str, Any] | None) -> ServeSettings:
+def with_experiment(project: Project, settings: ServeSettings, experiment: Experiment | None) -> ServeSettings:
     """``settings`` for a server that runs ``experiment`` (None: no experiment), on every target. The
     challenger is read from ``experiment_registry``: the local registry itself, or a verified one-version
     copy of a remote (MLflow) registry's version, as for the champion."""
     changes: dict[str, Any] = experiment_settings(experiment)
     if experiment is not None:
         changes["experiment_registry"] = serving_registry(project, open_registry(project),
-                                                          int(experiment["challenger"]))
+                                                          int(experiment.challenger))
     return replace(settings, **changes)
 
 

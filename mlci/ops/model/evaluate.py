@@ -210,7 +210,7 @@ def render_html(project: Project, report: Report, preds: metrics.Predictions, re
     details = report.details
     intervals = slice_intervals(preds, keys or {}, details["slice_metrics"][:1], seed=project.config.model.seed)
     return render("reports/evaluate.html.j2", title=f"Evaluation: {project.config.project} v{record.version}",
-                  details=_finite(details), record=record.record, estimator=estimator_name(record),
+                  details=_finite(details), record=record, estimator=estimator_name(record),
                   plots=plots(preds, details, intervals, importance), thresholds=threshold_table(preds),
                   intervals=intervals, confidence=SLICE_CONFIDENCE)
 

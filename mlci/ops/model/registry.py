@@ -74,8 +74,7 @@ def write_model_card(registry: Registry, version: int) -> dict[str, Any]:
     """(Re)write the version's Markdown model card from its record; returns the updated record."""
     from mlci.ops.reporting.render import render
 
-    record = registry.get(version)
-    card = render("model_card.md.j2", record=record, aliases=_aliases_of(registry, version))
+    card = render("model_card.md.j2", record=registry.get_version(version), aliases=_aliases_of(registry, version))
     return registry.update(version, lambda r: None, artifacts={MODEL_CARD_FILE: card.encode("utf-8")})
 
 
