@@ -62,7 +62,7 @@ def test_with_mlflow_a_better_challenger_is_promoted_and_a_worse_one_stopped(tmp
         registry.set_alias("production", worse)  # the gate's champion was this environment's model
         code, out, err = run_cli("-C", project_dir, "deploy", "--env", "laptop", "--shadow", str(better))
         assert code == 0, err
-        assert running_experiment(registry, "laptop")["challenger"] == better  # the state is in MLflow
+        assert running_experiment(registry, "laptop").challenger == better  # the state is in MLflow
         labels: list = []
         answers = _send(project_dir, 0, 300, labels=labels)
         assert {a["headers"]["x-model-version"] for a in answers} == {str(worse)}
@@ -84,7 +84,7 @@ def test_with_mlflow_a_better_challenger_is_promoted_and_a_worse_one_stopped(tmp
         lineage = fresh.get(better)["experiments"][-1]
         assert lineage["status"] == "promoted" and lineage["champion"] == worse
         assert lineage["result"]["aliases_moved"] == ["laptop", "production"] and len(lineage["looks"]) == 1
-        assert active_deployment(fresh, "laptop")["version"] == better
+        assert active_deployment(fresh, "laptop").version == better
         status, body, _ = _post(_url(project_dir), _records(_holdout(project_dir).iloc[:3]), "after-promote")
         assert body["model_version"] == better and "model_role" not in body
 
@@ -106,7 +106,7 @@ def test_with_mlflow_a_better_challenger_is_promoted_and_a_worse_one_stopped(tmp
         assert running_experiment(fresh, "laptop") is None
         assert _mlflow_alias(mlflow_server, model_name, "laptop") == better
         assert _mlflow_alias(mlflow_server, model_name, "production") == better
-        assert active_deployment(fresh, "laptop")["version"] == better
+        assert active_deployment(fresh, "laptop").version == better
         answers = _send(project_dir, 0, 50)
         assert {a["body"]["model_version"] for a in answers} == {better}
     finally:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mlci.core.config import load_project
+from mlci.core.records import Experiment
 from mlci.ops.deliver.experiment import logged_rows, plan_for
 from mlci.ops.deliver.health import free_port
 from mlci.ops.deliver.history import environment
@@ -49,11 +50,11 @@ def pushed(tmp_path_factory, docker_engine, image_registry, base_image):
         docker_engine.images.remove(image.id, force=True)
 
 
-def _experiment(project, champion: int, challenger: int, mode: str) -> dict:
+def _experiment(project, champion: int, challenger: int, mode: str) -> Experiment:
     plan = plan_for(project, "production", mode=mode, share=0.5 if mode == "canary" else None)
-    return {"id": uuid.uuid4().hex[:16], "env": "production", "mode": mode, "champion": champion,
-            "challenger": challenger, "share": plan.share if mode == "canary" else None, "key": None,
-            "plan": asdict(plan), "started": "2026-01-01T00:00:00Z", "status": "running", "looks": []}
+    return Experiment(id=uuid.uuid4().hex[:16], env="production", mode=mode, champion=champion,
+                      challenger=challenger, share=plan.share if mode == "canary" else None, key=None,
+                      plan=asdict(plan), started="2026-01-01T00:00:00Z", status="running")
 
 
 def test_the_rendered_experiment_pod_runs_both_versions_like_the_kubelet_would(pushed, docker_engine):
@@ -89,7 +90,7 @@ def test_the_rendered_experiment_pod_runs_both_versions_like_the_kubelet_would(p
             assert answer.headers["x-model-version"] == "1" and answer.headers["x-model-role"] == "champion"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            rows = logged_rows(pod.volume("predictions"), experiment["id"])
+            rows = logged_rows(pod.volume("predictions"), experiment.id)
             if len(rows["challenger"]) >= 20 and len(rows["champion"]) >= 20:
                 break
             time.sleep(0.5)
@@ -207,7 +208,7 @@ def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_on
         assert httpx.get(f"{base}/version", timeout=10).json()["experiment"]["challenger_version"] == better
         labels: list = []
         assert set(_send(base, records, truth, 0, 300, labels)) == {"champion"}
-        _wait_logged(log_dir, experiment["id"], "challenger", 300)
+        _wait_logged(log_dir, experiment.id, "challenger", 300)
         code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
                                  "--labels", _labels_file(pushed, labels))
         assert code == 0, out + err
@@ -216,8 +217,8 @@ def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_on
         guardrail = next(c for c in result["checks"] if c["name"] == "challenger error rate")
         assert guardrail["status"] == "pass"  # read from the pod's /metrics through environments.E.url
         assert registry.alias_of("production") == better
-        assert active_deployment(registry, "production")["version"] == better
-        assert experiments_of(registry, "production")[-1]["status"] == "promoted"
+        assert active_deployment(registry, "production").version == better
+        assert experiments_of(registry, "production")[-1].status == "promoted"
         served = httpx.get(f"{base}/version", timeout=10).json()
         assert served["model_version"] == better and not served.get("experiment")
         cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
@@ -230,12 +231,12 @@ def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_on
         labels = []
         roles = _send(base, records, truth, 300, min(1000, len(records) - 300), labels)
         assert 0 < roles.count("challenger") < len(roles)
-        _wait_logged(log_dir, experiment["id"], "challenger", 10 * roles.count("challenger") - 10)
+        _wait_logged(log_dir, experiment.id, "challenger", 10 * roles.count("challenger") - 10)
         code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
                                  "--labels", _labels_file(pushed, labels))
         assert code == 1, err
         assert json.loads(out)["details"]["decision"] == "stop"
-        assert experiments_of(registry, "production")[-1]["status"] == "stopped"
+        assert experiments_of(registry, "production")[-1].status == "stopped"
         assert registry.alias_of("production") == better
         cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
         pod = cluster["pod"]["template"]["spec"]

@@ -112,15 +112,16 @@ def two_versions(tmp_path_factory):
     return directory
 
 
-def _experiment(project, mode: str) -> dict:
+def _experiment(project, mode: str):
     from dataclasses import asdict
 
+    from mlci.core.records import Experiment
     from mlci.ops.deliver.experiment import plan_for
 
     plan = plan_for(project, "production", mode=mode, share=0.25 if mode == "canary" else None)
-    return {"id": f"exp-{mode}", "env": "production", "mode": mode, "champion": 1, "challenger": 2,
-            "share": plan.share if mode == "canary" else None, "key": "X-Customer" if mode == "canary" else None,
-            "plan": asdict(plan), "started": "2026-01-01T00:00:00Z", "status": "running", "looks": []}
+    return Experiment(id=f"exp-{mode}", env="production", mode=mode, champion=1, challenger=2,
+                      share=plan.share if mode == "canary" else None, key="X-Customer" if mode == "canary" else None,
+                      plan=asdict(plan), started="2026-01-01T00:00:00Z", status="running")
 
 
 def _deployment(project, record, experiment=None) -> dict:
@@ -150,13 +151,13 @@ def test_an_experiment_adds_an_init_container_with_the_challengers_image_and_a_s
                                                                                  "/app/experiment-registry"]
     env = {item["name"]: item["value"] for item in server["env"]}
     assert env["MLCI_SERVE_EXPERIMENT_MODE"] == mode and env["MLCI_SERVE_EXPERIMENT_CHALLENGER"] == "2"
-    assert env["MLCI_SERVE_EXPERIMENT_ID"] == experiment["id"]
+    assert env["MLCI_SERVE_EXPERIMENT_ID"] == experiment.id
     assert env["MLCI_SERVE_EXPERIMENT_REGISTRY"] == "/app/experiment-registry"
     assert float(env["MLCI_SERVE_EXPERIMENT_SHARE"]) == (0.25 if mode == "canary" else 0.0)
-    assert env["MLCI_SERVE_EXPERIMENT_KEY"] == (experiment["key"] or "")
+    assert env["MLCI_SERVE_EXPERIMENT_KEY"] == (experiment.key or "")
     assert "MLCI_SERVE_REGISTRY" not in env and "MLCI_SERVE_MODEL" not in env  # the image knows its own
     annotations = deployment["metadata"]["annotations"]
-    assert annotations["mlci/experiment"] == experiment["id"] and annotations["mlci/challenger-version"] == "2"
+    assert annotations["mlci/experiment"] == experiment.id and annotations["mlci/challenger-version"] == "2"
 
 
 def test_the_docker_and_kubernetes_targets_give_the_server_the_same_experiment_settings(two_versions):
@@ -192,11 +193,12 @@ def test_promote_and_stop_render_one_version_without_the_init_container(two_vers
 
 def _serving(project_dir, version: int) -> None:
     """Record ``version`` as serving production (what a kubectl rollout would have recorded)."""
+    from mlci.core.records import Deployment
     from mlci.ops.deliver.history import activate
 
     registry = open_registry(load_project(project_dir))
-    activate(registry, {"id": uuid.uuid4().hex, "env": "production", "version": version, "target": "kubernetes",
-                        "image": None, "time": "2026-01-01T00:00:00Z", "kind": "deploy", "handle": {}})
+    activate(registry, Deployment(id=uuid.uuid4().hex, env="production", version=version, target="kubernetes",
+                                  time="2026-01-01T00:00:00Z", status="active"))
 
 
 def test_starting_an_experiment_renders_it_and_without_kubectl_leaves_nothing_running(tmp_path, run_cli):
@@ -220,14 +222,14 @@ def test_starting_an_experiment_renders_it_and_without_kubectl_leaves_nothing_ru
     pod = next(d for d in written if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]
     assert pod["initContainers"][0]["image"].endswith(f"@{CHALLENGER_DIGEST}")
     assert running_experiment(registry, "production") is None
-    assert [e["status"] for e in experiments_of(registry, "production")] == ["failed"]
+    assert [e.status for e in experiments_of(registry, "production")] == ["failed"]
     # --render-only of the champion while an experiment runs renders it, and changes no record
     registry.update(2, lambda r: r["experiments"][-1].update(status="running"))
     code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--model", "1", "--render-only")
     assert code == 0, err
     written = yaml.safe_load_all((directory / "reports" / "kubernetes" / "production.yaml").read_text())
     assert "initContainers" in next(d for d in written if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]
-    assert running_experiment(registry, "production")["challenger"] == 2
+    assert running_experiment(registry, "production").challenger == 2
 
 
 def test_a_challenger_without_a_pushed_image_is_refused_in_one_line(tmp_path, run_cli):
