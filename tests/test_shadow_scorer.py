@@ -226,3 +226,31 @@ def test_rows_beyond_the_bound_are_skipped_and_counted_while_the_scorer_is_stall
     assert scorer.process.exitcode == 0
     logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
     assert len(logged) == in_flight + 1
+
+
+def test_a_scorer_that_dies_turns_its_rows_into_counted_skips_and_the_server_carries_on(tmp_path):
+    project = copy_example(tmp_path)
+    record = register_version(project, seed=1)
+    registry = project / ".mlci" / "registry"
+    plan = ScorerPlan(registry=registry, version=record["version"], experiment_id="exp1", role="challenger",
+                      log_dir=None, log_max_bytes=10_000_000, log_queue_rows=100_000)
+    skipped: list[int] = []
+    scorer = ShadowScorer(plan, load_served_model(registry, record["version"]).features, capacity=1000,
+                          on_skip=skipped.append, on_report=lambda report: None)
+    scorer.start()
+    columns = {name: [value] * 5 for name, value in holdout_records(project, 1)[0].items()}
+    os.kill(scorer.process.pid, signal.SIGSTOP)
+    assert all(scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", columns, 5) for n in range(3))
+    os.kill(scorer.process.pid, signal.SIGKILL)  # e.g. the kernel's OOM killer
+    deadline, submitted = time.monotonic() + 30, 15
+    while True:
+        submitted += 5
+        if not scorer.submit("2026-01-01T00:00:00.000Z", "later", columns, 5):
+            break
+        assert time.monotonic() < deadline, "rows are still accepted for a dead scorer"
+        time.sleep(0.05)
+    # nothing was scored: every row, queued before the kill or offered after it, is counted as skipped
+    assert sum(skipped) == submitted
+    started = time.monotonic()
+    scorer.close()
+    assert time.monotonic() - started < 5

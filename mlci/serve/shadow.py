@@ -43,6 +43,7 @@ COALESCE_ROWS = 1000  # rows scored in one challenger call at most
 # How often the sender thread wakes to pass queued requests on: one pickle and one write per interval
 # rather than per request, so the server's process spends next to nothing on shadow traffic.
 SEND_SECONDS = 0.01
+PROCESS_NAME = "mlci-shadow"  # what ps and top show for the scorer
 _STOP = object()
 
 
@@ -154,8 +155,8 @@ class ShadowScorer:
                     self._requests.send(batch)
                 if stop:
                     self._requests.send(None)
-            except OSError:  # the scorer is gone: these rows will not be scored
-                self._forget(sum(item[3] for item in batch))
+            except OSError:
+                pass  # the scorer is gone: the reporter thread counts every row in flight as skipped
             if stop:
                 return
 
@@ -168,7 +169,7 @@ class ShadowScorer:
             self.on_report(report)
             with self._lock:
                 self._in_flight -= sum(report.rows)
-        with self._lock:
+        with self._lock:  # rows accepted from now on could not be scored: none are
             self._gone = True
             lost, self._in_flight = self._in_flight, 0
         if lost:
@@ -177,17 +178,8 @@ class ShadowScorer:
             print("mlci.serve: the shadow scorer has exited; shadow rows are skipped and counted from now on",
                   file=sys.stderr, flush=True)
 
-    def _forget(self, rows: int) -> None:
-        with self._lock:
-            self._gone = True
-            self._in_flight -= rows
-        self.on_skip(rows)
-
 
 # -- the scorer process ---------------------------------------------------------------------------
-
-
-PROCESS_NAME = "mlci-shadow"  # what ps and top show for the scorer
 
 
 def run_scorer(plan: ScorerPlan, requests: Any, reports: Any) -> None:
