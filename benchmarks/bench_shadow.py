@@ -12,14 +12,17 @@ sends the same request to each for ``--seconds``:
 - at each load of ``--loads``: 1.0 is saturation (no rate limit: ``--concurrency`` clients send as fast as
   the server answers); a fraction f < 1 sends f times the plain server's saturated rate, measured once
   after the warm-up;
-- round by round three turns alternate, in an order that rotates every round, so a busy neighbour on the
-  machine or a drift in its load slows all alike: ``plain`` (the server without shadow), ``plain+idle``
-  (the same server while one busy loop per CPU runs at idle priority, ``SCHED_IDLE``) and ``shadow``.
-  ``plain+idle`` is there because a runnable idle-priority process keeps the CPUs from going idle, and on a
-  virtual machine a vCPU that went idle wakes slowly: here that alone made the plain server two to three
-  times faster at saturation. The shadow scorer has that effect too, whenever it has rows to score, so a
-  comparison with ``plain`` alone flatters the shadow; ``plain+idle`` has the effect all the time, so
-  comparing with it is the conservative side;
+- round by round three servers take turns, in an order that rotates every round, so a busy neighbour on
+  the machine or a drift in its load slows all alike: ``plain`` (no shadow), ``shadow``, and
+  ``plain+idle``: a plain server with one busy loop per CPU at idle priority (``SCHED_IDLE``) in its
+  session, spinning during its turns only. Each server runs in a session of its own, as the local target
+  starts it (a container's cgroup is the same kind of group). The third server is there because Linux
+  shares the CPU between groups (sessions' autogroups, cgroups) first and between their processes second:
+  a group that always has something runnable keeps its place, while a server that sleeps between requests
+  waits behind the other groups when it wakes. On this busy shared host that alone made a plain server two
+  to three times faster at saturation. The shadow scorer has that effect whenever it has rows to score,
+  so the comparison with ``plain`` flatters the shadow; ``plain+idle`` has it all the time, so the
+  comparison with it is the conservative one;
 - after each shadow turn the benchmark waits until every row of that turn is either scored or skipped
   before the next turn starts: a backlog scored later would take CPU from the next turn's server.
 
@@ -50,6 +53,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from bench_serve import Server  # noqa: E402
+
 LIMIT = 1.10  # the champion's p99 with shadow scoring may be at most 10% above it without
 MIN_SCORED = 0.5  # ... while the challenger scores at least half of the rows
 DRAIN_SECONDS = 120  # how long to wait, after a shadow turn, for its rows to be scored or skipped
@@ -75,20 +80,36 @@ def hey(url: str, body: Path, *, seconds: float, concurrency: int, rate: float) 
     return {"requests": sum(statuses.values()), "rps": rps, "p50_ms": quantile(50), "p99_ms": quantile(99)}
 
 
-IDLE_LOOP = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True:\n    pass\n"
+# A plain server with one busy loop per CPU at idle priority in its session, spinning while a flag file
+# exists: ``python -c IDLE_LOOPS_THEN_SERVE <flag> <arguments of python -m mlci.serve>``.
+IDLE_LOOPS_THEN_SERVE = """
+import os, runpy, sys, time
+flag, server = sys.argv.pop(1), os.getpid()
+for _ in range(os.cpu_count() or 1):
+    if os.fork() == 0:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        while os.getppid() == server:
+            if os.path.exists(flag):
+                until = time.monotonic() + 0.05
+                while time.monotonic() < until:
+                    pass
+            else:
+                time.sleep(0.05)
+        os._exit(0)
+sys.argv[0] = "python -m mlci.serve"
+runpy.run_module("mlci.serve", run_name="__main__")
+"""
 
 
-class IdleLoops:
-    """One busy loop per CPU at idle priority, for the length of a ``with`` block."""
-
-    def __enter__(self) -> IdleLoops:
-        self.loops = [subprocess.Popen([sys.executable, "-c", IDLE_LOOP]) for _ in range(os.cpu_count() or 1)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for loop in self.loops:
-            loop.kill()
-            loop.wait()
+@contextlib.contextmanager
+def idle_loops(flag: Path, *, on: bool):
+    """The plain+idle server's loops spin while the block runs (when ``on``)."""
+    if on:
+        flag.touch()
+    try:
+        yield
+    finally:
+        flag.unlink(missing_ok=True)
 
 
 def shadow_counts(url: str) -> dict[str, float]:
@@ -133,8 +154,6 @@ def main() -> int:
         print("bench_shadow: needs the load generator hey (apt-get install hey)", file=sys.stderr)
         return 2
 
-    from bench_serve import Server
-
     from tests.serving_support import copy_example, holdout_records, register_version
 
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-shadow-"))
@@ -149,7 +168,10 @@ def main() -> int:
                "--host", "127.0.0.1", "--port", "{port}", "--workers", "1"]
     shadow_env = {**env, "MLCI_SERVE_EXPERIMENT_MODE": "shadow", "MLCI_SERVE_EXPERIMENT_CHALLENGER": str(challenger),
                   "MLCI_SERVE_EXPERIMENT_ID": "bench"}
+    flag = work / "idle-loops-on"
+    with_idle_loops = [sys.executable, "-c", IDLE_LOOPS_THEN_SERVE, str(flag), *command[3:]]
     servers = {"plain": Server("plain", command + ["--log-dir", str(work / "plain")], env, work),
+               "plain+idle": Server("plain+idle", with_idle_loops + ["--log-dir", str(work / "idle")], env, work),
                "shadow": Server("shadow", command + ["--log-dir", str(work / "shadow")], shadow_env, work)}
     results = []
     try:
@@ -159,7 +181,9 @@ def main() -> int:
         warm = {}
         for name, server in servers.items():
             before = shadow_counts(shadow_url)
-            warm[name] = hey(server.predict_url, body, seconds=args.seconds, concurrency=args.concurrency, rate=0)
+            with idle_loops(flag, on=name == "plain+idle"):
+                warm[name] = hey(server.predict_url, body, seconds=args.seconds, concurrency=args.concurrency,
+                                 rate=0)
             if name == "shadow":
                 drained(shadow_url, before, requests=warm[name]["requests"], rows=args.rows)
         saturated = warm["plain"]["rps"]
@@ -171,10 +195,9 @@ def main() -> int:
                 order = TURNS[repeat % 3:] + TURNS[:repeat % 3]
                 for name in order:
                     before = shadow_counts(shadow_url)
-                    server = servers["shadow" if name == "shadow" else "plain"]
-                    with IdleLoops() if name == "plain+idle" else contextlib.nullcontext():
-                        result = hey(server.predict_url, body, seconds=args.seconds, concurrency=args.concurrency,
-                                     rate=rate)
+                    with idle_loops(flag, on=name == "plain+idle"):
+                        result = hey(servers[name].predict_url, body, seconds=args.seconds,
+                                     concurrency=args.concurrency, rate=rate)
                     if name == "shadow":
                         result |= drained(shadow_url, before, requests=result["requests"], rows=args.rows)
                     results.append({"server": name, "load": load, "round": repeat, **result})
