@@ -26,7 +26,8 @@ sends the same request to each for ``--seconds``:
 - after each shadow turn the benchmark waits until every row of that turn is either scored or skipped
   before the next turn starts: a backlog scored later would take CPU from the next turn's server.
 
-Reported for each load: each turn's p50/p99, the same-round ratios p99(shadow) / p99(plain) and
+Reported for each load: each turn's p50/p99 and the CPU time the server process itself spent per request
+(its children's not included: where the challenger's work happens), the same-round ratios p99(shadow) / p99(plain) and
 p99(shadow) / p99(plain+idle) and their medians over rounds, and the share of the shadow turns' rows the
 challenger scored (the rest were skipped because its queue was full). A shadow that skips everything costs
 nothing, so the verdict needs both: PASS when, at every load, both median ratios are at most LIMIT and the
@@ -112,6 +113,12 @@ def idle_loops(flag: Path, *, on: bool):
         flag.unlink(missing_ok=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) the process itself has used, its children's not included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def shadow_counts(url: str) -> dict[str, float]:
     """The shadow server's counters: requests the challenger scored (or failed on), rows it skipped."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as answer:
@@ -195,16 +202,20 @@ def main() -> int:
                 order = TURNS[repeat % 3:] + TURNS[:repeat % 3]
                 for name in order:
                     before = shadow_counts(shadow_url)
+                    cpu = cpu_seconds(servers[name].process.pid)
                     with idle_loops(flag, on=name == "plain+idle"):
                         result = hey(servers[name].predict_url, body, seconds=args.seconds,
                                      concurrency=args.concurrency, rate=rate)
+                    # the server process's own CPU per answer: the challenger's work, where it runs in there
+                    result["server_cpu_us"] = (cpu_seconds(servers[name].process.pid) - cpu) / result["requests"] * 1e6
                     if name == "shadow":
                         result |= drained(shadow_url, before, requests=result["requests"], rows=args.rows)
                     results.append({"server": name, "load": load, "round": repeat, **result})
                     scored = (f"  scored {result['scored_rows'] / (result['requests'] * args.rows):6.1%}"
                               if name == "shadow" else "")
                     print(f"load {load:.2f} round {repeat} {name:10} {result['rps']:7.1f} req/s  "
-                          f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms{scored}", file=sys.stderr)
+                          f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
+                          f"server CPU {result['server_cpu_us']:5.0f} us/req{scored}", file=sys.stderr)
     finally:
         for server in servers.values():
             server.stop()
@@ -235,6 +246,8 @@ def summarise(results: list[dict], loads: list[float], rounds: int, rows: int,
         verdict = verdict and ok
         p99 = {name: statistics.median(by_turn[name, load, k]["p99_ms"] for k in range(rounds)) for name in TURNS}
         rps = {name: statistics.median(by_turn[name, load, k]["rps"] for k in range(rounds)) for name in TURNS}
+        cpu = {name: statistics.median(by_turn[name, load, k]["server_cpu_us"] for k in range(rounds))
+               for name in TURNS}
         what = "saturation" if load >= 1 else f"{load:.0%} of saturation ({load * saturated:.0f} req/s)"
         print(f"load {what}:")
         for base, values in ratios.items():
@@ -242,10 +255,13 @@ def summarise(results: list[dict], loads: list[float], rounds: int, rows: int,
                   f"median {medians[base]:.3f}")
         print("  median p99 " + ", ".join(f"{name} {p99[name]:.2f} ms" for name in TURNS)
               + "; median req/s " + ", ".join(f"{name} {rps[name]:.0f}" for name in TURNS))
+        print("  median CPU of the server process per request " + ", ".join(f"{name} {cpu[name]:.0f} us"
+                                                                              for name in TURNS))
         print(f"  shadow rows {sent:,}: scored {scored:,.0f} ({share:.1%}), skipped {skipped:,.0f} "
               f"-> {'PASS' if ok else 'FAIL'}")
         summary.append({"load": load, "ratios": ratios, "median_ratios": medians, "median_p99_ms": p99,
-                        "median_rps": rps, "shadow_rows": sent, "scored_rows": scored, "skipped_rows": skipped,
+                        "median_rps": rps, "median_server_cpu_us": cpu, "shadow_rows": sent, "scored_rows": scored,
+                        "skipped_rows": skipped,
                         "scored_share": share, "pass": ok})
     print(f"verdict: {'PASS' if verdict else 'FAIL'}")
     return summary, verdict
