@@ -119,6 +119,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def scorer_pid(server_pid: int) -> int | None:
+    """The shadow scorer process among the server's children (``mlci-shadow`` in ps)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and (entry / "comm").read_text().strip() == "mlci-shadow"
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == server_pid):
+                return int(entry.name)
+        except (OSError, IndexError):
+            continue
+    return None
+
+
 def shadow_counts(url: str) -> dict[str, float]:
     """The shadow server's counters: requests the challenger scored (or failed on), rows it skipped."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=30) as answer:
@@ -203,6 +215,8 @@ def main() -> int:
                 for name in order:
                     before = shadow_counts(shadow_url)
                     cpu = cpu_seconds(servers[name].process.pid)
+                    scorer = scorer_pid(servers[name].process.pid) if name == "shadow" else None
+                    scorer_cpu = cpu_seconds(scorer) if scorer else 0.0
                     with idle_loops(flag, on=name == "plain+idle"):
                         result = hey(servers[name].predict_url, body, seconds=args.seconds,
                                      concurrency=args.concurrency, rate=rate)
@@ -210,6 +224,8 @@ def main() -> int:
                     result["server_cpu_us"] = (cpu_seconds(servers[name].process.pid) - cpu) / result["requests"] * 1e6
                     if name == "shadow":
                         result |= drained(shadow_url, before, requests=result["requests"], rows=args.rows)
+                        if scorer:  # the challenger's work, wherever it runs
+                            result["scorer_cpu_us"] = (cpu_seconds(scorer) - scorer_cpu) / result["requests"] * 1e6
                     results.append({"server": name, "load": load, "round": repeat, **result})
                     scored = (f"  scored {result['scored_rows'] / (result['requests'] * args.rows):6.1%}"
                               if name == "shadow" else "")
@@ -257,6 +273,9 @@ def summarise(results: list[dict], loads: list[float], rounds: int, rows: int,
               + "; median req/s " + ", ".join(f"{name} {rps[name]:.0f}" for name in TURNS))
         print("  median CPU of the server process per request " + ", ".join(f"{name} {cpu[name]:.0f} us"
                                                                               for name in TURNS))
+        scorer_cpu = [t["scorer_cpu_us"] for t in shadow_turns if "scorer_cpu_us" in t]
+        if scorer_cpu:
+            print(f"  median CPU of the shadow scorer process per request {statistics.median(scorer_cpu):.0f} us")
         print(f"  shadow rows {sent:,}: scored {scored:,.0f} ({share:.1%}), skipped {skipped:,.0f} "
               f"-> {'PASS' if ok else 'FAIL'}")
         summary.append({"load": load, "ratios": ratios, "median_ratios": medians, "median_p99_ms": p99,
