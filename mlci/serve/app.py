@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mlci.serve.experiment import CHALLENGER, CHAMPION, Experiment, IncompatibleChallenger, check_compatible
+from mlci.serve.experiment import CHALLENGER, CHAMPION, Experiment, IncompatibleChallenger, LogPlan, check_compatible
 from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel, load_served_model
@@ -87,13 +87,14 @@ class ServerState:
             return None
         if not settings.experiment_challenger or not settings.experiment_id:
             raise IncompatibleChallenger("an experiment needs MLCI_SERVE_EXPERIMENT_CHALLENGER and _ID")
-        challenger = load_served_model(settings.experiment_registry or settings.registry,
-                                       settings.experiment_challenger)
+        registry = settings.experiment_registry or settings.registry
+        challenger = load_served_model(registry, settings.experiment_challenger)
         check_compatible(champion, challenger)
         return Experiment(mode=settings.experiment_mode, experiment_id=settings.experiment_id,
                           challenger=challenger, share=settings.experiment_share, key=settings.experiment_key,
                           queue_rows=settings.experiment_queue_rows, metrics=self.metrics,
-                          log=self._log_batch)
+                          log=self._log_batch, challenger_registry=registry,
+                          log_plan=LogPlan(settings.log_dir, settings.log_max_bytes, settings.log_queue_rows))
 
     def _log_batch(self, batch: LoggedBatch) -> None:
         if self.log is not None:  # opened by the lifespan, which may start after the models load

@@ -1,8 +1,9 @@
 """A live experiment inside the server: a second model (the challenger) beside the served one (the champion).
 
-- ``shadow``: the champion answers every request; the challenger scores the same rows on a worker thread
-  fed by a bounded queue. When the queue is full the rows are skipped and counted
-  (``mlci_experiment_shadow_skipped_total``): shadow scoring never waits and never slows an answer.
+- ``shadow``: the champion answers every request; the challenger scores the same rows in a process of its
+  own at the lowest CPU priority (``mlci.serve.shadow``), fed through a bounded queue. When the queue is
+  full the rows are skipped and counted (``mlci_experiment_shadow_skipped_total``): shadow scoring never
+  waits, and it takes neither the server's interpreter lock nor CPU time the server wants.
 - ``canary``: a stable share of requests is answered by the challenger. With a key (a request header, or
   else a field of the first record, named by ``MLCI_SERVE_EXPERIMENT_KEY``) the choice is a hash of the
   key's value, so one customer always meets the same model; without one it is random per request.
@@ -15,25 +16,30 @@ registry; the deployer passes it to every server it starts, so a restarted serve
 from __future__ import annotations
 
 import hashlib
-import queue
 import random
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel
 from mlci.serve.predlog import LoggedBatch
+from mlci.serve.shadow import Report, ScorerPlan, ShadowScorer
 
 MODES = ("shadow", "canary")
 CHAMPION, CHALLENGER = "champion", "challenger"
-_STOP = object()
-COALESCE_ROWS = 1000  # shadow rows scored in one challenger call at most
-# How long the shadow worker collects requests before one challenger call: below saturation requests
-# rarely wait in the queue, and one call per request would cost the champion's process as much again.
-COALESCE_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class LogPlan:
+    """The server's prediction log settings, which the shadow scorer process writes its rows with."""
+
+    directory: Path | None
+    max_bytes: int = 50_000_000
+    queue_rows: int = 100_000
 
 
 class IncompatibleChallenger(Exception):
@@ -64,7 +70,8 @@ def bucket(experiment_id: str, key: str) -> float:
 
 class Experiment:
     def __init__(self, *, mode: str, experiment_id: str, challenger: ServedModel, share: float, key: str,
-                 queue_rows: int, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None) -> None:
+                 queue_rows: int, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None,
+                 challenger_registry: Path | None = None, log_plan: LogPlan | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"experiment mode '{mode}' is not one of {', '.join(MODES)}")
         self.mode = mode
@@ -74,11 +81,16 @@ class Experiment:
         self.key = key
         self.metrics = metrics
         self.log = log
-        self._capacity = queue_rows
-        self._queued_rows = 0
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self.scorer: ShadowScorer | None = None
+        if mode == "shadow":
+            if challenger_registry is None:
+                raise ValueError("a shadow experiment needs the registry its challenger is read from")
+            logs = log_plan or LogPlan(None)
+            plan = ScorerPlan(registry=challenger_registry, version=challenger.version, experiment_id=experiment_id,
+                              role=CHALLENGER, log_dir=logs.directory, log_max_bytes=logs.max_bytes,
+                              log_queue_rows=logs.queue_rows)
+            self.scorer = ShadowScorer(plan, challenger.features, capacity=queue_rows, on_skip=self._skipped,
+                                       on_report=self._scored)
 
     # -- canary ---------------------------------------------------------------------------------
 
@@ -103,85 +115,36 @@ class Experiment:
     # -- shadow ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.mode == "shadow":
-            self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
-            self._thread.start()
+        if self.scorer is not None:
+            self.scorer.start()
 
     def shadow(self, ts: str, request_id: str, columns: dict[str, list[Any]], rows: int) -> bool:
-        """Queue the rows for the challenger; False (and counted) when the queue is full."""
-        with self._lock:
-            full = self._queued_rows + rows > self._capacity
-            if not full:
-                self._queued_rows += rows
-        if full:
-            self.metrics.shadow_skipped.inc(rows)
+        """Hand the rows to the challenger's scorer process; False (and counted) when its queue is full."""
+        if self.scorer is None:
             return False
-        self._queue.put((ts, request_id, columns, rows))
-        return True
+        return self.scorer.submit(ts, request_id, columns, rows)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Score what is queued, then stop the worker (on shutdown, before the log closes)."""
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout)
+    def close(self) -> None:
+        """Let the scorer score what is queued, then stop it (on shutdown)."""
+        if self.scorer is not None:
+            self.scorer.close()
 
-    def _run(self) -> None:
-        while True:
-            items, stop = self._take()
-            if items:
-                try:
-                    self._score_together(items)
-                finally:
-                    with self._lock:
-                        self._queued_rows -= sum(item[3] for item in items)
-            if stop:
-                return
+    def _skipped(self, rows: int) -> None:
+        self.metrics.shadow_skipped.inc(rows)
 
-    def _take(self) -> tuple[list[tuple], bool]:
-        """The next request's rows and every other one arriving within COALESCE_SECONDS (up to
-        COALESCE_ROWS): one model call for many small requests costs little more than for one, so the
-        challenger's share of the CPU shrinks instead of growing with the request rate."""
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        items, rows = [first], first[3]
-        deadline = time.monotonic() + COALESCE_SECONDS
-        while rows < COALESCE_ROWS:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return items, True
-            items.append(item)
-            rows += item[3]
-        return items, False
-
-    def _score_together(self, items: list[tuple]) -> None:
-        columns = {name: [v for item in items for v in item[2][name]] for name in self.challenger.features}
-        started = time.perf_counter()
-        try:
-            predictions, probabilities = self.challenger.predict(columns)
-        except Exception as exc:  # never reaches a client; counted for the error-rate guardrail
-            self.metrics.experiment_errors.labels(CHALLENGER).inc(len(items))
-            print(f"mlci.serve: challenger version {self.challenger.version} failed to score "
-                  f"{len(items)} shadow requests: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-            return
-        elapsed = time.perf_counter() - started
-        total = sum(item[3] for item in items)
-        classes = [str(c) for c in self.challenger.classes] if self.challenger.classes is not None else None
-        offset = 0
-        for ts, request_id, _, rows in items:
-            # each request's share of the call's time: what it cost to score its rows in the batch
-            self.metrics.experiment_seconds.labels(CHALLENGER).observe(elapsed * rows / total)
-            self.metrics.experiment_batches.labels(CHALLENGER).inc()
-            if self.log is not None:
-                part = slice(offset, offset + rows)
-                # no features: the champion's line of the same request and row holds them
-                self.log(LoggedBatch(ts, request_id, self.challenger.version, {}, predictions[part],
-                                     probabilities[part] if probabilities is not None else None, classes,
-                                     role=CHALLENGER, experiment=self.id))
-            offset += rows
+    def _scored(self, report: Report) -> None:
+        if report.failed:
+            self.metrics.experiment_errors.labels(CHALLENGER).inc(len(report.rows))
+        elif report.rows:
+            total = sum(report.rows)
+            for rows in report.rows:
+                # each request's share of the call's time: what it cost to score its rows in the batch
+                self.metrics.experiment_seconds.labels(CHALLENGER).observe(report.cpu_seconds * rows / total)
+            self.metrics.experiment_batches.labels(CHALLENGER).inc(len(report.rows))
+        if report.log_dropped:
+            self.metrics.log_dropped.inc(report.log_dropped)
+        if report.log_errors:
+            self.metrics.log_errors.inc(report.log_errors)
 
     # -- both -----------------------------------------------------------------------------------
 
