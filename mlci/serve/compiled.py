@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -190,7 +191,17 @@ def _imputer(imputer: SimpleImputer, is_matrix: bool) -> Step:
     fills = list(statistics)
     if any(_is_missing(fill) for fill in fills):
         raise Unsupported("SimpleImputer with empty features")
-    return lambda values: [[fill if _is_missing(v) else v for v in column] for column, fill in zip(values, fills)]
+    return lambda values: [_filled(column, fill) for column, fill in zip(values, fills)]
+
+
+_NEVER_NAN = frozenset({str, int, bool, type(None)})  # exact types whose only missing value is None
+
+
+def _filled(column: list[Any], fill: Any) -> list[Any]:
+    """The column with each missing value replaced by ``fill`` (the column itself when none is missing)."""
+    if _NEVER_NAN.issuperset(map(type, column)):
+        return [fill if v is None else v for v in column] if None in column else column
+    return [fill if _is_missing(v) else v for v in column]
 
 
 def _scaler(scaler: StandardScaler) -> Step:
@@ -216,17 +227,17 @@ def _one_hot(encoder: OneHotEncoder, is_matrix: bool) -> Step:
         if any(_is_missing(c) for c in categories.tolist()):
             raise Unsupported("OneHotEncoder with a missing-value category")
         tables.append({category: index for index, category in enumerate(categories.tolist())})
-    offsets = np.cumsum([0] + [len(t) for t in tables])
+    offsets = np.cumsum([0] + [len(t) for t in tables]).tolist()
 
     def encode(data: Any) -> np.ndarray:
         values = [column.tolist() for column in data.T] if is_matrix else data
         rows = len(values[0])
-        out = np.zeros((rows, int(offsets[-1])))
+        out = np.zeros((rows, offsets[-1]))
         for column, table, offset in zip(values, tables, offsets):
-            for row, value in enumerate(column):
-                index = table.get(value)  # unknown (or unhashable) values stay all-zero, like handle_unknown="ignore"
-                if index is not None:
-                    out[row, offset + index] = 1.0
+            # each value's category index, -1 for an unknown one (all zeros, like handle_unknown="ignore")
+            codes = np.fromiter(map(table.get, column, repeat(-1)), dtype=np.intp, count=rows)
+            known = np.flatnonzero(codes >= 0)
+            out[known, codes[known] + offset] = 1.0
         return out
     return encode
 
