@@ -13,6 +13,7 @@ Names follow Prometheus' rules: one ``mlci_`` prefix, base units (seconds), ``_t
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
 
 from prometheus_client import (
     CollectorRegistry,
@@ -82,10 +83,7 @@ class ServerMetrics:
 
     def record_predictions(self, predictions: list) -> None:
         if self.classifier:
-            counts: dict[str, int] = {}
-            for value in predictions:
-                counts[str(value)] = counts.get(str(value), 0) + 1
-            for label, count in counts.items():
+            for label, count in Tally(map(str, predictions)).items():
                 self.predictions.labels(label).inc(count)
         else:
             for value in predictions:
