@@ -126,7 +126,7 @@ class PredictionLog:
         text = batch_lines(batch)
         handle = self._current_file()
         handle.write(text)
-        self._written += len(text.encode("utf-8"))
+        self._written += len(text) if text.isascii() else len(text.encode("utf-8"))  # ASCII: json escapes
         if self._written >= self.max_bytes:
             self._flush()
             handle.close()
