@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -222,23 +222,25 @@ def _one_hot(encoder: OneHotEncoder, is_matrix: bool) -> Step:
         raise Unsupported("OneHotEncoder with drop or infrequent categories")
     if encoder.handle_unknown != "ignore":
         raise Unsupported(f"OneHotEncoder with handle_unknown='{encoder.handle_unknown}'")
-    tables = []
+    # each category's output column; an unknown value's is one past the end, dropped after the encoding
+    # (all zeros, like handle_unknown="ignore")
+    tables: list[dict[Any, int]] = []
+    width = 0
     for categories in encoder.categories_:
         if any(_is_missing(c) for c in categories.tolist()):
             raise Unsupported("OneHotEncoder with a missing-value category")
-        tables.append({category: index for index, category in enumerate(categories.tolist())})
-    offsets = np.cumsum([0] + [len(t) for t in tables]).tolist()
+        tables.append({category: width + index for index, category in enumerate(categories.tolist())})
+        width += len(categories)
 
     def encode(data: Any) -> np.ndarray:
         values = [column.tolist() for column in data.T] if is_matrix else data
         rows = len(values[0])
-        out = np.zeros((rows, offsets[-1]))
-        for column, table, offset in zip(values, tables, offsets):
-            # each value's category index, -1 for an unknown one (all zeros, like handle_unknown="ignore")
-            codes = np.fromiter(map(table.get, column, repeat(-1)), dtype=np.intp, count=rows)
-            known = np.flatnonzero(codes >= 0)
-            out[known, codes[known] + offset] = 1.0
-        return out
+        codes = np.fromiter(chain.from_iterable(map(table.get, column, repeat(width))
+                                                for column, table in zip(values, tables)),
+                            dtype=np.intp, count=rows * len(tables)).reshape(len(tables), rows)
+        out = np.zeros((rows, width + 1))
+        out[np.arange(rows), codes] = 1.0
+        return out[:, :width]
     return encode
 
 
