@@ -166,8 +166,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
-            self.metrics.requests.labels(endpoint, str(status[0])).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            self.metrics.request_done(endpoint, status[0], time.perf_counter() - start)
 
 
 # -- endpoints ----------------------------------------------------------------------------------
