@@ -125,8 +125,9 @@ def column_check(rules: ColumnRules, *, accept_unknown_categories: bool = False)
             if float in kinds and not all(map(float.is_integer, values if kinds == {float} else
                                               [v for v in values if type(v) is float])):
                 return False
+            # whole numbers within 64 bits: finite, so only the bounds and the allowed values are left
             return INT64_RANGE[0] <= min(values) and max(values) <= INT64_RANGE[1] \
-                and _numbers_pass(rules, values, allowed)
+                and _within(rules, values) and (allowed is None or allowed.issuperset(values))
         if rules.type == "datetime" and kinds == {str}:
             moments = _moments(values)
             return None not in moments and _within(rules, moments) \
@@ -166,7 +167,7 @@ def _numbers_pass(rules: ColumnRules, numbers: list[Any], allowed: frozenset | N
             return False
         in_range = numbers
     else:
-        in_range = [v for v in numbers if not math.isinf(v)]
+        in_range = [v for v in numbers if not math.isinf(v)] if any(map(math.isinf, numbers)) else numbers
     if in_range and not _within(rules, in_range):
         return False
     return allowed is None or allowed.issuperset(numbers)
