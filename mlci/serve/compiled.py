@@ -72,7 +72,7 @@ class CompiledPipeline:
 
     def features(self, columns: Columns) -> np.ndarray:
         parts = [block.transform(columns) for block in self.blocks]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def __call__(self, columns: Columns) -> np.ndarray:
         return self.score(self.features(columns))
@@ -275,7 +275,10 @@ def _logistic(model: LogisticRegression) -> Callable[[np.ndarray], np.ndarray]:
     if len(model.classes_) == 2:
         def binary(matrix: np.ndarray) -> np.ndarray:
             positive = expit((matrix @ coef_t + intercept).reshape(-1))
-            return np.stack([1 - positive, positive], axis=1)
+            out = np.empty((len(positive), 2))
+            out[:, 0] = 1 - positive
+            out[:, 1] = positive
+            return out
         return binary
     return lambda matrix: softmax(matrix @ coef_t + intercept, copy=False)
 
