@@ -146,7 +146,7 @@ def _moments(texts: list[str]) -> list[datetime | None]:
         return list(map(parse_datetime, texts))
     if moments and set(map(_TZINFO, moments)) == {None} \
             and DATETIME_RANGE[0] <= min(moments) and max(moments) < DATETIME_RANGE[1]:
-        return moments
+        return list[datetime | None](moments)
     return list(map(parse_datetime, texts))
 
 
