@@ -31,3 +31,24 @@ def test_a_datetime_column_passes_exactly_when_each_of_its_texts_does(texts):
     for rules in DATETIME_RULES:
         check = value_check(rules)
         assert column_check(rules)(texts) == all(check(text) is None for text in texts), (rules, texts)
+
+
+def test_metrics_keep_counting_through_their_cached_children():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from mlci.serve.metrics import ServerMetrics
+
+    metrics = ServerMetrics()
+    metrics.model_loaded(classifier=True, info={})
+    for status in (200, 200, 422, 200):
+        metrics.request_done("/predict", status, 0.002)
+    metrics.record_predictions([1, 0, 1])
+    metrics.record_predictions(["1", 1])
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(metrics.exposition().decode())
+               for s in family.samples}
+    assert samples[("mlci_http_requests_total", (("endpoint", "/predict"), ("status", "200")))] == 3
+    assert samples[("mlci_http_requests_total", (("endpoint", "/predict"), ("status", "422")))] == 1
+    assert samples[("mlci_http_request_duration_seconds_count", (("endpoint", "/predict"),))] == 4
+    assert samples[("mlci_predictions_total", (("class", "1"),))] == 4
+    assert samples[("mlci_predictions_total", (("class", "0"),))] == 1
