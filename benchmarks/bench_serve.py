@@ -2,7 +2,7 @@
 two bare Starlette apps, on the same fitted pipelines, for 1-row and 100-row requests.
 
     python3 benchmarks/bench_serve.py [--requests-per-cell 3000] [--concurrency 1 8 32] [--repeat 3]
-                                      [--json out.json]
+                                      [--servers mlci starlette-numpy] [--json out.json]
 
 Servers (each one uvicorn process on 127.0.0.1, 1 worker):
 - mlci: ``python -m mlci.serve`` as deployed, with schema validation, metrics and the prediction log on;
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -47,6 +48,7 @@ MLFLOW_VERSION = "3.17.2"
 MLFLOW_VENV = REPO / "benchmarks" / ".venv-mlflow"
 SERVERS = ("mlci", "mlflow", "starlette-frame", "starlette-numpy")
 TARGETS = {"logistic": 10.0, "forest": 3.0}  # mlci / MLflow, single rows, 8 clients (issue 5)
+BATCH_TARGET = 0.8  # mlci / Starlette+NumPy, 100-row batches, logistic regression (issue 15)
 
 PEER_APP = textwrap.dedent('''
     import json, sys
@@ -166,23 +168,30 @@ class Server:
                 self.process.wait()
 
 
-def start_servers(model: str, model_file: Path, mlflow_dir: Path, mlflow_bin: Path, *, registry: Path,
-                  version: int, log_dir: Path, work: Path) -> dict[str, Server]:
+def start_servers(model: str, model_file: Path, mlflow_dir: Path | None, mlflow_bin: Path | None, *,
+                  registry: Path, version: int, log_dir: Path, work: Path,
+                  names: tuple[str, ...] = SERVERS) -> dict[str, Server]:
     from tests.serving_support import FEATURES
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    mlflow_env = {**env, "PATH": f"{mlflow_bin}{os.pathsep}{env['PATH']}", "MLFLOW_TRACKING_URI": str(work / "mlruns")}
     peer = [sys.executable, "-c", PEER_APP, str(model_file), json.dumps(FEATURES), "{port}"]
-    servers = {
-        "mlci": Server("mlci", [sys.executable, "-m", "mlci.serve", "--registry", str(registry), "--model",
-                                str(version), "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
-                                "--log-dir", str(log_dir)], env, work),
-        "mlflow": Server("mlflow", [str(mlflow_bin / "mlflow"), "models", "serve", "--env-manager", "local",
-                                    "-m", str(mlflow_dir), "-h", "127.0.0.1", "-p", "{port}", "-w", "1"],
-                         mlflow_env, work, ready_path="/ping", predict_path="/invocations"),
-        "starlette-frame": Server("starlette-frame", peer + ["frame"], env, work),
-        "starlette-numpy": Server("starlette-numpy", peer + ["numpy"], env, work),
+
+    def mlflow() -> Server:
+        mlflow_env = {**env, "PATH": f"{mlflow_bin}{os.pathsep}{env['PATH']}",
+                      "MLFLOW_TRACKING_URI": str(work / "mlruns")}
+        return Server("mlflow", [str(mlflow_bin / "mlflow"), "models", "serve", "--env-manager", "local",
+                                 "-m", str(mlflow_dir), "-h", "127.0.0.1", "-p", "{port}", "-w", "1"],
+                      mlflow_env, work, ready_path="/ping", predict_path="/invocations")
+
+    starts = {
+        "mlci": lambda: Server("mlci", [sys.executable, "-m", "mlci.serve", "--registry", str(registry), "--model",
+                                        str(version), "--host", "127.0.0.1", "--port", "{port}", "--workers", "1",
+                                        "--log-dir", str(log_dir)], env, work),
+        "mlflow": mlflow,
+        "starlette-frame": lambda: Server("starlette-frame", peer + ["frame"], env, work),
+        "starlette-numpy": lambda: Server("starlette-numpy", peer + ["numpy"], env, work),
     }
+    servers = {name: starts[name]() for name in SERVERS if name in names}
     try:
         for server in servers.values():
             server.wait_ready()
@@ -282,11 +291,17 @@ def requests_for(server: Server, body: Path, seconds: float, cap: int) -> int:
 
 
 def median_of(results: list[dict], key: str, **where) -> float:
-    return statistics.median(r[key] for r in results if all(r[k] == v for k, v in where.items()))
+    """The median over the matching results; NaN when a server was not in the run (``--servers``)."""
+    values = [r[key] for r in results if all(r[k] == v for k, v in where.items())]
+    return statistics.median(values) if values else math.nan
 
 
 def ratio(results: list[dict], key: str, top: str, bottom: str, **where) -> float:
-    """The median over repeats of ``top / bottom``, each ratio taken within one repeat."""
+    """The median over repeats of ``top / bottom``, each ratio taken within one repeat (NaN when either
+    server was not in the run)."""
+    present = {r["server"] for r in results}
+    if top not in present or bottom not in present:
+        return math.nan
     runs = sorted({r["repeat"] for r in results})
     pick = lambda server, run: next(r[key] for r in results  # noqa: E731
                                     if r["server"] == server and r["repeat"] == run
@@ -314,9 +329,10 @@ def table(results: list[dict]) -> str:
 
 def verdicts(results: list[dict]) -> list[str]:
     lines = []
+    present = {r["server"] for r in results}
     for model, target in TARGETS.items():
         where = {"model": model, "rows": 1, "concurrency": 8}
-        if not any(all(r[k] == v for k, v in where.items()) for r in results):
+        if not any(all(r[k] == v for k, v in where.items()) for r in results) or "mlflow" not in present:
             continue
         speed = ratio(results, "rps", "mlci", "mlflow", **where)
         p99 = ratio(results, "p99_ms", "mlci", "mlflow", **where)
@@ -329,6 +345,12 @@ def verdicts(results: list[dict]) -> list[str]:
             p50 = median_of(results, "p50_ms", **where)
             lines.append(f"{model}, 1 row, one keep-alive client: mlci p50 {p50:.2f} ms (target ≤ 2 ms): "
                          f"{'met' if p50 <= 2 else 'NOT met'}")
+    for clients in sorted({r["concurrency"] for r in results if r["model"] == "logistic" and r["rows"] == 100},
+                          key=lambda c: str(c).zfill(4)):
+        speed = ratio(results, "rps", "mlci", "starlette-numpy", model="logistic", rows=100, concurrency=clients)
+        if not math.isnan(speed):
+            lines.append(f"logistic, 100 rows, {clients} clients: mlci {speed:.2f}× the bare Starlette+NumPy "
+                         f"throughput (target ≥ {BATCH_TARGET:g}×): {'met' if speed >= BATCH_TARGET else 'NOT met'}")
     return lines
 
 
@@ -343,6 +365,8 @@ def main() -> int:
     parser.add_argument("--keepalive-requests", type=int, default=300,
                         help="sequential requests of the one pooled keep-alive client per cell")
     parser.add_argument("--mlflow-version", default=MLFLOW_VERSION)
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS,
+                        help="which servers to run (mlci and starlette-numpy give the batch ratio alone)")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args()
     if shutil.which("hey") is None:
@@ -351,7 +375,9 @@ def main() -> int:
 
     from tests.serving_support import copy_example, register_version
 
-    mlflow_bin = mlflow_venv(args.mlflow_version)
+    if "mlci" not in args.servers:
+        parser.error("--servers must include mlci")
+    mlflow_bin = mlflow_venv(args.mlflow_version) if "mlflow" in args.servers else None
     work = Path(tempfile.mkdtemp(prefix="mlci-bench-serve-"))
     project = copy_example(work)
     registry, log_dir = project / ".mlci" / "registry", work / "predictions"
@@ -360,10 +386,10 @@ def main() -> int:
         for model in args.models:
             version = register_version(project, model)["version"]
             model_file = registry / "versions" / f"v{version}" / "model.skops"
-            mlflow_dir = save_for_mlflow(mlflow_bin, model_file, work / f"mlflow-{model}")
+            mlflow_dir = save_for_mlflow(mlflow_bin, model_file, work / f"mlflow-{model}") if mlflow_bin else None
             files = {rows: bodies(project, model_file, rows, work) for rows in args.rows}
             servers = start_servers(model, model_file, mlflow_dir, mlflow_bin, registry=registry, version=version,
-                                    log_dir=log_dir, work=work)
+                                    log_dir=log_dir, work=work, names=tuple(args.servers))
             try:
                 results += measure(model, servers, files, args)
             finally:

@@ -59,6 +59,8 @@ def value_columns(data: Any, *, as_objects: bool = True) -> list[np.ndarray]:
 
 
 def category_text(values: Iterable[Any]) -> list[str]:
+    if type(values) is list and set(map(type, values)) == {str}:  # a batch of texts: each is its own text
+        return values.copy()
     return [MISSING_CATEGORY if is_missing(value) else str(value) for value in values]
 
 

@@ -8,7 +8,6 @@ are ``{"errors": [{"row", "field", "message"}]}`` and never contain the request 
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import threading
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mlci.serve import jsonio
 from mlci.serve.experiment import CHALLENGER, CHAMPION, Experiment, IncompatibleChallenger, LogPlan, check_compatible
 from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
@@ -167,8 +167,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, capture)
         finally:
             endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
-            self.metrics.requests.labels(endpoint, str(status[0])).inc()
-            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            self.metrics.request_done(endpoint, status[0], time.perf_counter() - start)
 
 
 # -- endpoints ----------------------------------------------------------------------------------
@@ -185,8 +184,7 @@ def _errors(status: int, message: str, request_id: str | None = None,
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, separators=(",", ":"), allow_nan=False)
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+    return Response(jsonio.dumps(data), status_code=status, media_type="application/json", headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -232,7 +230,7 @@ async def predict(state: ServerState, request: Request) -> Response:
     if model is None or validator is None:
         return _errors(503, "the model is not loaded yet", request_id)
     try:
-        payload = json.loads(body)
+        payload = jsonio.loads(body)
     except (ValueError, RecursionError):
         return _errors(400, "the body is not valid JSON", request_id)
     records = _records(payload)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -71,7 +72,7 @@ class CompiledPipeline:
 
     def features(self, columns: Columns) -> np.ndarray:
         parts = [block.transform(columns) for block in self.blocks]
-        return parts[0] if len(parts) == 1 else np.hstack(parts)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
     def __call__(self, columns: Columns) -> np.ndarray:
         return self.score(self.features(columns))
@@ -190,7 +191,17 @@ def _imputer(imputer: SimpleImputer, is_matrix: bool) -> Step:
     fills = list(statistics)
     if any(_is_missing(fill) for fill in fills):
         raise Unsupported("SimpleImputer with empty features")
-    return lambda values: [[fill if _is_missing(v) else v for v in column] for column, fill in zip(values, fills)]
+    return lambda values: [_filled(column, fill) for column, fill in zip(values, fills)]
+
+
+_NEVER_NAN = frozenset({str, int, bool, type(None)})  # exact types whose only missing value is None
+
+
+def _filled(column: list[Any], fill: Any) -> list[Any]:
+    """The column with each missing value replaced by ``fill`` (the column itself when none is missing)."""
+    if _NEVER_NAN.issuperset(map(type, column)):
+        return [fill if v is None else v for v in column] if None in column else column
+    return [fill if _is_missing(v) else v for v in column]
 
 
 def _scaler(scaler: StandardScaler) -> Step:
@@ -211,23 +222,25 @@ def _one_hot(encoder: OneHotEncoder, is_matrix: bool) -> Step:
         raise Unsupported("OneHotEncoder with drop or infrequent categories")
     if encoder.handle_unknown != "ignore":
         raise Unsupported(f"OneHotEncoder with handle_unknown='{encoder.handle_unknown}'")
-    tables = []
+    # each category's output column; an unknown value's is one past the end, dropped after the encoding
+    # (all zeros, like handle_unknown="ignore")
+    tables: list[dict[Any, int]] = []
+    width = 0
     for categories in encoder.categories_:
         if any(_is_missing(c) for c in categories.tolist()):
             raise Unsupported("OneHotEncoder with a missing-value category")
-        tables.append({category: index for index, category in enumerate(categories.tolist())})
-    offsets = np.cumsum([0] + [len(t) for t in tables])
+        tables.append({category: width + index for index, category in enumerate(categories.tolist())})
+        width += len(categories)
 
     def encode(data: Any) -> np.ndarray:
         values = [column.tolist() for column in data.T] if is_matrix else data
         rows = len(values[0])
-        out = np.zeros((rows, int(offsets[-1])))
-        for column, table, offset in zip(values, tables, offsets):
-            for row, value in enumerate(column):
-                index = table.get(value)  # unknown (or unhashable) values stay all-zero, like handle_unknown="ignore"
-                if index is not None:
-                    out[row, offset + index] = 1.0
-        return out
+        codes = np.fromiter(chain.from_iterable(map(table.get, column, repeat(width))
+                                                for column, table in zip(values, tables)),
+                            dtype=np.intp, count=rows * len(tables)).reshape(len(tables), rows)
+        out = np.zeros((rows, width + 1))
+        out[np.arange(rows), codes] = 1.0
+        return out[:, :width]
     return encode
 
 
@@ -262,7 +275,10 @@ def _logistic(model: LogisticRegression) -> Callable[[np.ndarray], np.ndarray]:
     if len(model.classes_) == 2:
         def binary(matrix: np.ndarray) -> np.ndarray:
             positive = expit((matrix @ coef_t + intercept).reshape(-1))
-            return np.stack([1 - positive, positive], axis=1)
+            out = np.empty((len(positive), 2))
+            out[:, 0] = 1 - positive
+            out[:, 1] = positive
+            return out
         return binary
     return lambda matrix: softmax(matrix @ coef_t + intercept, copy=False)
 

@@ -13,6 +13,8 @@ Names follow Prometheus' rules: one ``mlci_`` prefix, base units (seconds), ``_t
 from __future__ import annotations
 
 import os
+from collections import Counter as Tally
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -75,6 +77,18 @@ class ServerMetrics:
         self.shadow_skipped = Counter("mlci_experiment_shadow_skipped", "Rows the challenger did not score in "
                                       "shadow mode because its queue was full.", registry=own)
         self.classifier: bool | None = None  # known once the model is loaded
+        # Labelled children, looked up once rather than per request (labels() takes a lock and
+        # validates the labels each time); bounded by the endpoints, status codes and classes.
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._class_children: dict[str, Any] = {}
+
+    def request_done(self, endpoint: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((endpoint, status))
+        if children is None:
+            children = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
+            self._request_children[endpoint, status] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def model_loaded(self, *, classifier: bool, info: dict[str, str]) -> None:
         self.classifier = classifier
@@ -82,11 +96,11 @@ class ServerMetrics:
 
     def record_predictions(self, predictions: list) -> None:
         if self.classifier:
-            counts: dict[str, int] = {}
-            for value in predictions:
-                counts[str(value)] = counts.get(str(value), 0) + 1
-            for label, count in counts.items():
-                self.predictions.labels(label).inc(count)
+            for label, count in Tally(map(str, predictions)).items():
+                child = self._class_children.get(label)
+                if child is None:
+                    child = self._class_children[label] = self.predictions.labels(label)
+                child.inc(count)
         else:
             for value in predictions:
                 self.prediction_values.observe(float(value))

@@ -32,7 +32,8 @@ from mlci.ops.reporting.render import render, template_text
 
 # What the server imports (and nothing else: no pandas, no matplotlib; scipy comes with scikit-learn), and
 # its optional speed-ups for uvicorn (used when installed here).
-RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "numpy", "scipy", "scikit-learn", "skops", "PyYAML")
+RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus_client", "orjson", "numpy", "scipy", "scikit-learn", "skops",
+                    "PyYAML")
 OPTIONAL_PACKAGES = ("httptools", "uvloop")
 SERVER_PORT = 8080
 LineSink = Callable[[str], None]
