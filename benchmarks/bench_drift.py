@@ -202,10 +202,13 @@ def summary(runs: list[dict]) -> dict:
             "verdicts_stable": all(r["verdicts"] == runs[0]["verdicts"] for r in runs)}
 
 
-def run_mlci(workdir: Path) -> dict:
+def run_mlci(workdir: Path, source: Path | None = None) -> dict:
+    """``mlci monitor`` on the benchmark's files; ``source``: a checkout of another mlci version to run
+    instead (its folder goes first on PYTHONPATH)."""
     mlci = [sys.executable, "-m", "mlci", "-C", str(workdir), "--json", "monitor", "--reference",
             "reference.parquet", "--current", "current.parquet"]
-    wall, rss, out, code = timed(mlci, workdir)
+    env = {**os.environ, "PYTHONPATH": str(source.resolve())} if source else None
+    wall, rss, out, code = timed(mlci, workdir, env)
     if code not in (0, 1):
         raise SystemExit(f"mlci monitor failed with exit code {code}")
     report = json.loads(out)
@@ -239,14 +242,20 @@ def verdict_table(mlci: dict, evidently: dict) -> tuple[list[str], list[str]]:
     return lines, differ
 
 
-def interleaved_rounds(workdir: Path, python: str | None, modes: list[str], repeat: int) -> dict[str, list[dict]]:
+def interleaved_rounds(workdir: Path, python: str | None, modes: list[str], repeat: int,
+                       baseline: Path | None = None) -> dict[str, list[dict]]:
     """Every tool once per round, the order alternating between rounds, so that a change of load on a
     shared machine falls on both sides."""
-    tools = ["mlci"] + [f"evidently_{m}" for m in modes] if python else ["mlci"]
+    tools = ["mlci"] + (["baseline"] if baseline else []) + ([f"evidently_{m}" for m in modes] if python else [])
     runs: dict[str, list[dict]] = {t: [] for t in tools}
     for round_index in range(repeat):
         for tool in (tools if round_index % 2 == 0 else tools[::-1]):
-            result = run_mlci(workdir) if tool == "mlci" else run_evidently(python, workdir, tool.split("_", 1)[1])
+            if tool == "mlci":
+                result = run_mlci(workdir)
+            elif tool == "baseline":
+                result = run_mlci(workdir, baseline)
+            else:
+                result = run_evidently(python, workdir, tool.split("_", 1)[1])
             runs[tool].append(result)
             print(f"  round {round_index + 1}: {tool} {result['wall_s']:.1f} s, {result['peak_rss_mib']:.0f} MiB",
                   file=sys.stderr)
@@ -262,6 +271,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds; medians are reported")
     parser.add_argument("--default-preset", action="store_true",
                         help="also time Evidently's default preset (other tests: verdicts shown, not required)")
+    parser.add_argument("--baseline", type=Path, metavar="SRC",
+                        help="also run mlci from this source tree (e.g. `git archive` of an older commit) in the "
+                             "same rounds, to measure a change against the same Evidently runs")
     parser.add_argument("--workdir", type=Path, help="where data and reports go (default: a temp dir)")
     parser.add_argument("--output", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -271,12 +283,19 @@ def main() -> int:
 
     python = args.evidently_python or (evidently_python() if args.evidently else None)
     modes = ["same"] + (["default"] if args.default_preset else [])
-    runs = interleaved_rounds(workdir, python, modes, args.repeat)
+    runs = interleaved_rounds(workdir, python, modes, args.repeat, args.baseline)
     results = {"rows": args.rows, "rounds": args.repeat, **{tool: summary(r) for tool, r in runs.items()}}
     mlci = results["mlci"]
     print(f"mlci monitor: median {mlci['wall_s']:.2f} s (rounds: {', '.join(f'{t:.2f}' for t in mlci['runs_wall_s'])}),"
           f" peak RSS {mlci['peak_rss_mib']:.0f} MiB, exit {mlci['exit_code']}")
     failed = not mlci["verdicts_stable"]
+    if args.baseline:
+        base = results["baseline"]
+        _, changed = verdict_table(mlci["verdicts"], base["verdicts"])
+        print(f"baseline mlci ({args.baseline}): median {base['wall_s']:.2f} s (rounds: "
+              f"{', '.join(f'{t:.2f}' for t in base['runs_wall_s'])}), peak RSS {base['peak_rss_mib']:.0f} MiB; "
+              + (f"verdicts DIFFER on {', '.join(changed)}" if changed else "the same verdicts"))
+        failed |= bool(changed)
     for mode in (modes if python else []):
         ev = results[f"evidently_{mode}"]
         lines, differ = verdict_table(mlci["verdicts"], ev["verdicts"])
@@ -288,6 +307,11 @@ def main() -> int:
               f"{', '.join(f'{t:.1f}' for t in ev['runs_wall_s'])}), peak RSS {ev['peak_rss_mib']:.0f} MiB")
         print(f"mlci is {ev['speedup']:.1f}x faster (median over median; per round: "
               f"{', '.join(f'{r:.1f}x' for r in round_ratios)}) at {ev['rss_ratio']:.2f}x the peak RSS")
+        if args.baseline:
+            base = results["baseline"]
+            ev["baseline_speedup"] = ev["wall_s"] / base["wall_s"]
+            print(f"the baseline is {ev['baseline_speedup']:.1f}x faster (per round: " + ", ".join(
+                f"{e / b:.1f}x" for e, b in zip(ev["runs_wall_s"], base["runs_wall_s"])) + ")")
         print("\n".join(lines))
         print(f"verdicts agree on {len(lines) - 1 - len(differ)}/{len(lines) - 1} columns"
               + (f"; differ: {', '.join(differ)}" if differ else ""))
