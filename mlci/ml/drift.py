@@ -51,9 +51,10 @@ class NumericSketch:
     """Non-missing values of one numeric column in one array, plus the count of missing ones.
 
     The array is allocated once for ``expected`` rows (grown by doubling past that, up to
-    ``capacity``) and sorted in place at the end, so a column costs its 8 bytes per value and no
-    copies. Past ``capacity`` values the array becomes a seeded uniform reservoir sample, so memory
-    stays bounded for any input size; ``seen`` counts every value, ``count`` the ones kept.
+    ``capacity``), or is the first batch itself when that holds the whole column, and is sorted in
+    place only when a statistic needs it, so a column costs its 8 bytes per value and no copies.
+    Past ``capacity`` values the array becomes a seeded uniform reservoir sample, so memory stays
+    bounded for any input size; ``seen`` counts every value, ``count`` the ones kept.
     """
 
     expected: int = 0
@@ -63,6 +64,7 @@ class NumericSketch:
     _data: np.ndarray = field(default_factory=lambda: np.empty(0))
     _size: int = 0
     _sorted: bool = True
+    _owned: bool = True
     _rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
 
     def add(self, values: np.ndarray) -> None:
@@ -71,6 +73,12 @@ class NumericSketch:
         if missing.any():
             values = values[~missing]
             self.missing += int(missing.sum())
+        if self._size == 0 and values.size <= self.capacity and values.size >= self.expected:
+            self._data, self._size = values, values.size  # a whole column in one batch: kept as it is
+            self._owned = False  # the caller's array (or Arrow's buffer): copied before any write
+            self.seen += values.size
+            self._sorted = self._size == 0
+            return
         room = self.capacity - self._size
         self._append(values[:room])
         if values.size > room:
@@ -80,11 +88,11 @@ class NumericSketch:
 
     def _append(self, values: np.ndarray) -> None:
         end = self._size + values.size
-        if end > self._data.size:
+        if end > self._data.size or not self._owned:
             wanted = max(end, min(self.expected, self.capacity), min(2 * self._data.size, self.capacity))
             grown = np.empty(wanted)
             grown[:self._size] = self._data[:self._size]
-            self._data = grown
+            self._data, self._owned = grown, True
         self._data[self._size:end] = values
         self._size = end
 
@@ -105,7 +113,9 @@ class NumericSketch:
         """The kept values, sorted (once, in place; spare room beyond a quarter is given back)."""
         if not self._sorted:
             data = self._data[:self._size]
-            self._data = data.copy() if self._size < 0.75 * self._data.size else data
+            spare = self._size < 0.75 * self._data.size
+            self._data = data.copy() if spare or not self._owned else data
+            self._owned = True
             self._data.sort(kind="quicksort")
             self._sorted = True
         return self._data[:self._size]
@@ -406,27 +416,24 @@ def pelz_good_cdf(n: int, d: float) -> float:
 def smirnov_sf(n: int, d: float) -> float:
     """P(D+ > d) for a sample of n (Birnbaum and Tingey, 1951):
     d · Σ_{v=0}^{⌊n(1-d)⌋} C(n, v) (d + v/n)^(v-1) (1 - d - v/n)^(n-v), summed in log space."""
-    v = np.arange(math.floor(n * (1 - d)) + 1, dtype=np.float64)
+    count = math.floor(n * (1 - d)) + 1
+    v = np.arange(count, dtype=np.float64)
     rest = np.clip(1 - d - v / n, 0, None)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_terms = (math.lgamma(n + 1) - log_gamma(v + 1) - log_gamma(n - v + 1)
-                     + (v - 1) * np.log(d + v / n) + (n - v) * np.log(rest))
+        log_terms = log_binomials(n, count) + (v - 1) * np.log(d + v / n) + (n - v) * np.log(rest)
     return float(d * np.sum(np.exp(log_terms[np.isfinite(log_terms)])))
 
 
-def log_gamma(x: np.ndarray) -> np.ndarray:
-    """ln Γ(x) for x ≥ 1, elementwise: Stirling's series (to x⁻⁷, error below 1e-15 from x = 16) and
-    ``math.lgamma`` for the few smaller arguments. ``scipy.special.gammaln`` without importing SciPy."""
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty_like(x)
-    small = x < 16
-    out[small] = [math.lgamma(v) for v in x[small]]
-    z = x[~small]
-    inverse = 1.0 / z
-    inverse2 = inverse * inverse
-    series = inverse * (1 / 12 - inverse2 * (1 / 360 - inverse2 * (1 / 1260 - inverse2 / 1680)))
-    out[~small] = (z - 0.5) * np.log(z) - z + 0.5 * math.log(2 * math.pi) + series
-    return out
+def log_binomials(n: int, count: int, block: int = 1024) -> np.ndarray:
+    """ln C(n, v) for v = 0 .. count - 1: ``math.lgamma`` at the start of every block of ``block`` values
+    and a running sum of ln((n - v + 1) / v) inside it, so rounding adds up over one block at most
+    (``scipy.special.gammaln`` on every v costs three times as much, and SciPy's import)."""
+    blocks = -(-count // block)
+    v = np.arange(blocks * block, dtype=np.float64)
+    steps = np.log((n + 1 - v) / np.maximum(v, 1.0), out=np.zeros_like(v), where=v <= n)
+    starts = range(0, count, block)
+    steps[::block] = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in starts]
+    return np.cumsum(steps.reshape(blocks, block), axis=1).reshape(-1)[:count]
 
 
 def chi2_sf(statistic: float, dof: int) -> float:

@@ -87,12 +87,14 @@ def _profile_by_column(result: Profile, source: Source, project: Project, schema
         for path in source.files:
             rows, present = table_rows(path), set(column_names(path))
             result.rows += rows
+            # one column of one file in one batch, up to the sketch's capacity: a numeric sketch keeps
+            # that array as it is instead of copying batches into its own
+            column_batch = max(project.config.data.batch_rows, min(rows or 0, project.config.monitor.sample_values))
             for name in names:
                 if name not in present:
                     result.columns[name].missing += rows
                     continue
-                for item in iter_arrow_batches(path, schema=schema, batch_rows=project.config.data.batch_rows,
-                                               columns=[name]):
+                for item in iter_arrow_batches(path, schema=schema, batch_rows=column_batch, columns=[name]):
                     stats.add_batch({name: result.columns[name]}, item.batch)
                     bar.advance(item.batch.num_rows)
 
