@@ -144,3 +144,23 @@ print("scipy.stats" in sys.modules)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=300), chunks=st.integers(1, 4))
+def test_text_read_as_dictionary_codes_counts_as_the_texts(tmp_path_factory, texts, chunks):
+    """Parquet text columns are counted by their dictionary codes; the counts and missing values must
+    be those of the decoded texts, whatever the batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlci.ops.monitor.profile import _dictionary_batches
+
+    path = tmp_path_factory.mktemp("dictionary") / "texts.parquet"
+    pq.write_table(pa.table({"t": pa.array(texts, pa.string())}), path)
+    plain, coded = drift.new_sketch("categorical"), drift.new_sketch("categorical")
+    plain.add(pa.array(texts, pa.string()))
+    for array in _dictionary_batches(path, "t", max(len(texts) // chunks, 1)):
+        assert pa.types.is_dictionary(array.type)
+        coded.add(array)
+    assert (coded.counts, coded.missing) == (plain.counts, plain.missing)

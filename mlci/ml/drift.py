@@ -139,6 +139,9 @@ class CategoricalSketch:
 
     def add(self, values: pa.Array | pa.ChunkedArray | pd.Series) -> None:
         """Count one batch's values (an Arrow array or a pandas Series) by their text."""
+        if isinstance(values, (pa.Array, pa.ChunkedArray)) and _text_dictionary(_one_chunk(values)):
+            self._add_dictionary(_one_chunk(values))
+            return
         array = _arrow_categories(values)
         present = pc.drop_null(array)
         if pa.types.is_floating(present.type):
@@ -147,6 +150,16 @@ class CategoricalSketch:
         counted = pc.value_counts(present)
         for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
             self.counts[category_text(value)] += count
+
+    def _add_dictionary(self, array: pa.DictionaryArray) -> None:
+        """Text stored as a dictionary (as Parquet stores it): the codes are counted, not the texts."""
+        codes = array.indices
+        self.missing += codes.null_count
+        counted = np.bincount(numpy_values(codes.drop_null() if codes.null_count else codes),
+                              minlength=len(array.dictionary))
+        for value, count in zip(array.dictionary.to_pylist(), counted.tolist()):
+            if count:
+                self.counts[value] += count
 
     @property
     def count(self) -> int:
@@ -218,6 +231,14 @@ def _arrow_categories(values: pa.Array | pa.ChunkedArray | pd.Series) -> pa.Arra
         return pa.Array.from_pandas(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python types (e.g. JSON numbers and text)
         return pa.Array.from_pandas(values.map(category_text, na_action="ignore"))
+
+
+def _text_dictionary(array: pa.Array) -> bool:
+    """A dictionary of texts without missing entries: its codes can be counted in place of the texts."""
+    kind = array.type
+    return (pa.types.is_dictionary(kind) and (pa.types.is_string(kind.value_type)
+                                              or pa.types.is_large_string(kind.value_type))
+            and not array.dictionary.null_count)
 
 
 def _one_chunk(column: pa.Array | pa.ChunkedArray) -> pa.Array:
