@@ -164,3 +164,16 @@ def test_text_read_as_dictionary_codes_counts_as_the_texts(tmp_path_factory, tex
         assert pa.types.is_dictionary(array.type)
         coded.add(array)
     assert (coded.counts, coded.missing) == (plain.counts, plain.missing)
+
+
+def test_a_column_kept_as_it_was_read_is_never_written():
+    """A whole column in one batch is kept without a copy; sorting it (Wasserstein, PSI) or adding
+    more batches must copy first, never reorder or overwrite the caller's array."""
+    values = np.random.default_rng(3).normal(size=50_000)
+    original = values.copy()
+    sketch = drift.NumericSketch(expected=50_000)
+    sketch.add(values)
+    assert np.shares_memory(sketch.raw, values)  # kept as it was, no copy
+    assert np.array_equal(sketch.values, np.sort(original))
+    sketch.add(np.arange(10.0))
+    assert np.array_equal(values, original) and sketch.count == 50_010
