@@ -130,7 +130,7 @@ def out_of_schema(sketch: stats.Sketch, rules: ColumnRules | Column) -> int:
         rules = compile_column("column", rules)
     if isinstance(sketch, stats.CategoricalSketch):
         return outside_counts(rules, sketch.counts)
-    values = sketch.values
+    values = sketch.raw
     bad = int(np.count_nonzero(outside_numbers(rules, values)))
     return round(bad * sketch.seen / values.size) if values.size else 0
 

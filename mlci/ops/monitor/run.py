@@ -27,7 +27,6 @@ import time
 from mlci.core.config import Project
 from mlci.core.reports import Check, write_report
 from mlci.errors import ServiceError, UsageError
-from mlci.ml import drift as stats
 from mlci.ops.model.scalars import log_monitoring
 from mlci.ops.monitor.checks import data_quality, dataset_drift, feature_drift, performance, prediction_drift
 from mlci.ops.monitor.metrics import monitor_metrics, push_metrics
@@ -52,7 +51,6 @@ def run_monitor(project: Project, *, reference: str | None = None, current: str 
                 model_version: str | None = None, progress: bool = True, plots: bool = True) -> MonitorReport:
     """Measure drift and performance; write monitor.json/.junit.xml/.html; push metrics if configured."""
     started = time.monotonic()
-    stats.preload_scipy()
     settings = project.config.monitor
     record = deployed_version(project, model_version)
     schema = version_schema(project, record)
