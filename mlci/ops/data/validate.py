@@ -11,6 +11,7 @@ Every check reports the number of failing rows and up to ``MAX_EXAMPLES`` exampl
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -261,34 +262,57 @@ class _ColumnProfile:
         self.levels: dict[Any, int] | None = {} if column_type in ("category", "boolean") else None
         self.many_levels = False
 
-    def add(self, array: pa.Array) -> None:
+    def add(self, column: ColumnBatch) -> None:
+        """One batch of the column, read through the statistics its rules computed already."""
+        array = column.array
         self.rows += len(array)
-        self.missing += array.null_count
-        if pa.types.is_floating(array.type):
-            self.missing += pc.sum(pc.is_nan(array)).as_py() or 0
-        if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_temporal(array.type):
-            self._add_range(array)
+        self.missing += array.null_count + column.nan_count
+        if pa.types.is_boolean(array.type):
+            self._add_booleans(column)
+        elif pa.types.is_temporal(array.type):
+            self._add_moments(array)
+        elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+            self._add_numbers(column)
         elif self.levels is not None:
-            self._add_levels(array)
+            self._add_levels(column.distinct.to_pylist())
 
-    def _add_levels(self, array: pa.Array) -> None:
+    def _add_levels(self, counted: list[dict[str, Any]]) -> None:
         assert self.levels is not None
-        for entry in pc.value_counts(array.drop_null()).to_pylist():
+        for entry in counted:
             self.levels[entry["values"]] = self.levels.get(entry["values"], 0) + entry["counts"]
         if len(self.levels) > PROFILE_MAX_DISTINCT:
             self.levels, self.many_levels = None, True
 
-    def _add_range(self, array: pa.Array) -> None:
+    def _add_booleans(self, column: ColumnBatch) -> None:
+        if self.levels is None:
+            return
+        trues = int(column.total or 0)
+        falses = len(column.array) - column.array.null_count - trues
+        self._add_levels([{"values": value, "counts": count}
+                          for value, count in ((True, trues), (False, falses)) if count])
+
+    def _add_numbers(self, column: ColumnBatch) -> None:
+        extremes = column.extremes
+        if column.nan_count or (pa.types.is_floating(column.array.type) and extremes["min"] is not None
+                                and not (math.isfinite(extremes["min"]) and math.isfinite(extremes["max"]))):
+            finite = pc.filter(column.array, pc.is_finite(column.array))  # NaN or an infinity: leave them out
+            extremes, total = pc.min_max(finite).as_py(), pc.sum(finite).as_py()
+            present = len(finite) - finite.null_count
+        else:
+            total, present = column.total, len(column.array) - column.array.null_count
+        self._add_range(extremes)
+        self.total += total or 0.0
+        self.counted += present
+
+    def _add_moments(self, array: pa.Array) -> None:
         if pa.types.is_timestamp(array.type):  # pyarrow turns nanosecond scalars into pandas objects
             array = pc.cast(array, pa.timestamp("us", array.type.tz), safe=False)
-        finite = array if not pa.types.is_floating(array.type) else pc.filter(array, pc.is_finite(array))
-        extremes = pc.min_max(finite).as_py()
+        self._add_range(pc.min_max(array).as_py())
+
+    def _add_range(self, extremes: dict[str, Any]) -> None:
         if extremes["min"] is not None:
             self.low = extremes["min"] if self.low is None else min(self.low, extremes["min"])
             self.high = extremes["max"] if self.high is None else max(self.high, extremes["max"])
-        if not pa.types.is_temporal(array.type):
-            self.total += pc.sum(finite).as_py() or 0.0
-            self.counted += len(finite) - finite.null_count
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "rows": self.rows, "missing": self.missing,
@@ -364,7 +388,7 @@ class _FileTally:
             if name in self.unique:
                 self.unique[name].add(array)
             if name in self.profiles:
-                self.profiles[name].add(array)
+                self.profiles[name].add(column)
         if self.row_hashes is not None:
             self.row_hashes.add(batch)
         self.rows += batch.num_rows
