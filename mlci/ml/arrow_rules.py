@@ -35,11 +35,14 @@ class ColumnBatch:
     each computed once, when first asked for: one pass per statistic instead of one per rule.
 
     ``comparable`` is what range rules compare: the array itself, or for timestamps their int64
-    nanoseconds (turning a nanosecond timestamp into Python would import pandas).
+    nanoseconds (turning a nanosecond timestamp into Python would import pandas). A category column may
+    come dictionary-encoded (``array``); ``plain`` is then its decoded text, for the rare paths that
+    name failing rows.
     """
 
     def __init__(self, array: pa.Array) -> None:
         self.array = array
+        self._plain: pa.Array | None = None
         self.comparable = array.view(pa.int64()) if pa.types.is_timestamp(array.type) else array
         self._extremes: dict[str, Any] | None = None
         self._total: Any = _UNKNOWN
@@ -77,15 +80,35 @@ class ColumnBatch:
         return self._nan_count
 
     @property
+    def plain(self) -> pa.Array:
+        if self._plain is None:
+            dictionary = pa.types.is_dictionary(self.array.type)
+            self._plain = self.array.dictionary_decode() if dictionary else self.array
+        return self._plain
+
+    @property
     def distinct(self) -> pa.StructArray:
-        """``pc.value_counts`` of the present values: ``values`` and ``counts``, in order of first
-        appearance. Cheap for a category column, which holds few distinct values."""
+        """The present values once each (``values``) with their ``counts``, as ``pc.value_counts`` gives
+        them; from a dictionary-encoded array, by counting its indices."""
         if self._distinct is None:
-            counts = pc.value_counts(self.array)
-            if self.array.null_count:
-                counts = counts.filter(pc.is_valid(counts.field("values")))
-            self._distinct = counts
+            if pa.types.is_dictionary(self.array.type):
+                self._distinct = _counted_dictionary(self.array)
+            else:
+                counts = pc.value_counts(self.array)
+                if self.array.null_count:
+                    counts = counts.filter(pc.is_valid(counts.field("values")))
+                self._distinct = counts
         return self._distinct
+
+
+def _counted_dictionary(array: pa.DictionaryArray) -> pa.StructArray:
+    indices = numpy_values(array.indices)  # the slots of nulls hold anything: leave them out
+    if array.null_count:
+        indices = indices[numpy_values(pc.is_valid(array))]
+    counts = np.bincount(indices, minlength=len(array.dictionary))
+    used = np.flatnonzero(counts)
+    return pa.StructArray.from_arrays([array.dictionary.take(numpy_to_arrow(used)), numpy_to_arrow(counts[used])],
+                                      names=["values", "counts"])
 
 
 _UNKNOWN = object()
@@ -175,7 +198,7 @@ def _allowed_array(rules: ColumnRules) -> pa.Array:
 
 def _find_not_allowed(allowed: pa.Array, few_distinct: bool) -> Find:
     def find(column: ColumnBatch) -> np.ndarray:
-        array = column.array
+        array = column.plain
         value_set = allowed.cast(array.type)
         if few_distinct and bool(pc.all(pc.is_in(column.distinct.field("values"), value_set=value_set)).as_py()):
             return EMPTY
@@ -205,7 +228,7 @@ def _find_mismatches(pattern: re.Pattern, few_distinct: bool) -> Find:
     def find(column: ColumnBatch) -> np.ndarray:
         if few_distinct and not len(mismatches(column.distinct.field("values"))):
             return EMPTY
-        return mismatches(column.array)
+        return mismatches(column.plain)
 
     return find
 

@@ -26,6 +26,7 @@ from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, Arrow
 
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
+_CATEGORY = pa.dictionary(pa.int32(), pa.string())
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
 
@@ -33,7 +34,8 @@ class CsvReader:
     """Streams a CSV with pyarrow, piece by piece; on a parse error, a slow exact scan finds the line."""
 
     def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
-                 columns: list[str] | None, lenient: bool, text: bool = False) -> None:
+                 columns: list[str] | None, lenient: bool, text: bool = False,
+                 dictionary_categories: bool = False) -> None:
         self.path = path
         self.options = options
         self.text = text
@@ -41,6 +43,7 @@ class CsvReader:
         self.batch_rows = batch_rows
         self.columns = columns
         self.lenient = lenient
+        self.dictionary_categories = dictionary_categories
         self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
         self.rows_yielded = 0  # a restart skips these rows
         self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
@@ -140,6 +143,8 @@ class CsvReader:
             types = {}
             for name in header:
                 target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
+                if self.dictionary_categories and target == pa.string() and self._is_category(name):
+                    target = _CATEGORY  # encoded while the blocks are parsed, in parallel
                 if target is not None:
                     types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
@@ -147,6 +152,10 @@ class CsvReader:
             column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
             false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
             timestamp_parsers=None)
+
+    def _is_category(self, name: str) -> bool:
+        return self.schema is not None and name in self.schema.columns \
+            and self.schema.columns[name].type == "category" and name not in self.as_text
 
     def _parse_options(self) -> pa_csv.ParseOptions:
         return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)

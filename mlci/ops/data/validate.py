@@ -215,8 +215,8 @@ _NULL_CODE = np.uint64(0x5BD1E9955BD1E995)
 
 def _value_codes(array: pa.Array) -> np.ndarray:
     """64 bits per value, equal for equal values; a null has its own code."""
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        encoded = array.dictionary_encode()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or pa.types.is_dictionary(array.type):
+        encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
         words = np.array([hash(word) for word in encoded.dictionary.to_pylist()], dtype=np.int64)
         codes = words.view(np.uint64)[tabular.numpy_values(encoded.indices)] if len(words) \
             else np.zeros(len(array), dtype=np.uint64)
@@ -356,7 +356,7 @@ def check_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None,
     with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress,
                   estimated=tabular.file_kind(path) != "parquet") as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
-                                               columns=present, lenient=True):
+                                               columns=present, lenient=True, dictionary_categories=True):
             tally.add(item)
             bar.advance(item.batch.num_rows)
     return FileValidation(_column_set_checks(header, schema, group) + tally.checks(group), tally.rows,
@@ -386,7 +386,7 @@ class _FileTally:
             for rule in self.rules.get(name, ()):
                 rule.tally.add(item.first_row, rule.find(column), array)
             if name in self.unique:
-                self.unique[name].add(array)
+                self.unique[name].add(column.plain)
             if name in self.profiles:
                 self.profiles[name].add(column)
         if self.row_hashes is not None:
