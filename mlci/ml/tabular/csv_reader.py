@@ -10,8 +10,10 @@ crosses a piece's end makes the reader start again, block by block, following th
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +28,7 @@ from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, Arrow
 
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
+_PIECES_AHEAD = 2  # pieces being parsed while the caller works on the current one
 _CATEGORY = pa.dictionary(pa.int32(), pa.string())
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
@@ -78,27 +81,34 @@ class CsvReader:
 
         pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
         parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
-        gets the parallel parse in bounded memory, and the next piece is parsed (without the GIL) while
-        the caller works on this one's batches. Later pieces keep the first piece's column types, as the
-        streaming reader keeps its first block's: a value that does not fit is a conversion error.
+        gets the parallel parse in bounded memory, and the next pieces are parsed (without the GIL) while
+        the caller works on this one's batches: two at a time, so that the cores stay busy while one
+        piece's last block finishes and while the caller reads the next piece. Later pieces keep the first
+        piece's column types, as the streaming reader keeps its first block's: a value that does not fit is
+        a conversion error.
         """
         if self.newlines_in_values:
             yield from self._streamed_batches(header)
             return
         block_size = self._block_size()
         pieces = pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
-        with ThreadPoolExecutor(max_workers=1) as parser:
+        with ThreadPoolExecutor(max_workers=_PIECES_AHEAD) as parser:
             first = next(pieces, None)
             if first is None:
                 return
             table = self._table(parser.submit(self._parse, first, header, block_size, None), header)
             types = dict(zip(table.schema.names, table.schema.types))
+            ahead = deque(parser.submit(self._parse, piece, header, block_size, types)
+                          for piece in islice(pieces, _PIECES_AHEAD - 1))
             batches = table.to_batches()
-            for piece in pieces:
-                parsing = parser.submit(self._parse, piece, header, block_size, types)
+            while True:
+                piece = next(pieces, None)
+                if piece is not None:
+                    ahead.append(parser.submit(self._parse, piece, header, block_size, types))
                 yield from batches
-                batches = self._table(parsing, header).to_batches()
-            yield from batches
+                if not ahead:
+                    return
+                batches = self._table(ahead.popleft(), header).to_batches()
 
     def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
                types: dict[str, pa.DataType] | None) -> pa.Table:
