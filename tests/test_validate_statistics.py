@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from mlci.core.dataschema import Column, load_schema
 from mlci.ml.arrow_rules import ColumnBatch, failing_rows
 from mlci.ml.schema_rules import compile_column
-from mlci.ops.data.validate import _ColumnProfile, check_file
+from mlci.ops.data.validate import _ColumnProfile, _UniqueValues, check_file
 
 NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
                     st.sampled_from([0.0, -0.0, 1.5, -1.5, math.nan, math.inf, -math.inf]))
@@ -144,3 +144,47 @@ def test_category_rules_and_counts_are_the_same_from_text_and_from_a_dictionary(
         assert found == expected, array.type
         counted = {entry["values"]: entry["counts"] for entry in ColumnBatch(array).distinct.to_pylist()}
         assert counted == {v: values.count(v) for v in set(values) - {None}}
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.integers(-5, 40), st.integers(-(2 ** 63), 2 ** 63 - 1)), max_size=40),
+       cuts=st.lists(st.integers(0, 40), max_size=3), as_float=st.booleans())
+def test_uniqueness_counts_every_repeat_across_batches(values, cuts, as_float):
+    """Dense integers are marked batch by batch, others sorted: either way every later occurrence of a
+    value counts once, nulls never."""
+    if as_float:
+        values = [None if v is None else float(v) for v in values]
+    unique = _UniqueValues("v")
+    bounds = [0, *sorted(cuts), len(values)]
+    for start, end in zip(bounds, bounds[1:]):
+        unique.add(pa.array(values[start:end], type=pa.float64() if as_float else pa.int64()))
+    seen: set = set()
+    repeats = 0
+    for value in values:
+        if value is not None:
+            repeats += value in seen
+            seen.add(value)
+    assert unique.check("g", len(values)).value == repeats
+
+
+def test_uniqueness_of_dense_ids_does_not_copy_the_column():
+    """The ids stay in the batches they came in; checking them needs one byte per possible value, not a
+    second 8-byte copy of the column (NumPy's allocations are what tracemalloc sees)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from mlci.ml.arrow import numpy_to_arrow
+
+    rows = 2_000_000
+    unique = _UniqueValues("id")
+    ids = np.random.default_rng(1).permutation(rows).astype(np.int64) + 1
+    for chunk in np.array_split(ids, 20):
+        unique.add(numpy_to_arrow(chunk))
+    tracemalloc.start()
+    try:
+        assert unique.check("g", rows).value == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * rows, f"{peak / 2**20:.1f} MiB while checking {rows * 8 / 2**20:.0f} MiB of ids"

@@ -144,21 +144,26 @@ class _UniqueValues:
     @staticmethod
     def _has_repeats(values: pa.ChunkedArray) -> bool:
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            return _has_repeated_numbers(tabular.numpy_values(values.drop_null()),
-                                         integers=pa.types.is_integer(values.type))
+            chunks = [tabular.numpy_values(chunk.drop_null() if chunk.null_count else chunk)
+                      for chunk in values.chunks]  # views of the kept batches: no copy of the column
+            return _has_repeated_numbers(chunks, integers=pa.types.is_integer(values.type))
         return pc.count_distinct(values).as_py() < len(values) - values.null_count
 
 
-def _has_repeated_numbers(numbers: np.ndarray, *, integers: bool) -> bool:
-    """Dense integers (such as ids) mark one byte per possible value, about 30 times faster than a sort;
-    other numbers are sorted, which is faster than hashing them."""
-    if integers and len(numbers):
-        low, high = int(numbers.min()), int(numbers.max())
-        if high - low < 8 * len(numbers):
+def _has_repeated_numbers(chunks: list[np.ndarray], *, integers: bool) -> bool:
+    """Dense integers (such as ids) mark one byte per possible value, chunk by chunk, about 30 times
+    faster than a sort and without a copy of the column; other numbers are sorted, which is faster than
+    hashing them."""
+    count = sum(len(chunk) for chunk in chunks)
+    present = [chunk for chunk in chunks if len(chunk)]
+    if integers and present:
+        low, high = min(int(chunk.min()) for chunk in present), max(int(chunk.max()) for chunk in present)
+        if high - low < 8 * count:
             marks = np.zeros(high - low + 1, dtype=bool)
-            marks[numbers - low] = True
-            return int(np.count_nonzero(marks)) < len(numbers)
-    ordered = np.sort(numbers)
+            for chunk in present:
+                marks[chunk - low] = True
+            return int(np.count_nonzero(marks)) < count
+    ordered = np.sort(np.concatenate(present)) if present else np.empty(0)
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
