@@ -10,7 +10,8 @@ the per-batch bookkeeping, and the report (HTML rendering, then writing the file
 in wall seconds and in the main thread's CPU seconds, each with its share of the run (on a loaded
 machine the wall shares mostly measure waiting for a core; the CPU shares do not). The table shows the
 median over the runs. Statistics that several rules share are computed by the first rule that asks, so
-they count as rules.
+they count as rules. To profile another checkout, run this from outside both checkouts with
+``PYTHONPATH`` set to it (the current directory comes first on a child's path).
 """
 
 from __future__ import annotations
