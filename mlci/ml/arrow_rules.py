@@ -198,11 +198,12 @@ def _allowed_array(rules: ColumnRules) -> pa.Array:
 
 def _find_not_allowed(allowed: pa.Array, few_distinct: bool) -> Find:
     def find(column: ColumnBatch) -> np.ndarray:
-        array = column.plain
-        value_set = allowed.cast(array.type)
-        if few_distinct and bool(pc.all(pc.is_in(column.distinct.field("values"), value_set=value_set)).as_py()):
-            return EMPTY
-        found = pc.index_in(array, value_set=value_set)  # null: missing or not allowed
+        if few_distinct:
+            distinct = column.distinct.field("values")
+            if bool(pc.all(pc.is_in(distinct, value_set=allowed.cast(distinct.type))).as_py()):
+                return EMPTY
+        array = column.plain  # decoded only here, where rows fail
+        found = pc.index_in(array, value_set=allowed.cast(array.type))  # null: missing or not allowed
         if found.null_count == array.null_count:
             return EMPTY
         return true_positions(pc.and_(pc.is_null(found), pc.is_valid(array)))
