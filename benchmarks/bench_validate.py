@@ -1,9 +1,11 @@
 """Validation speed: `mlci validate` against a bare `pandas.read_csv` and pandera, on 1M rows x 20 columns.
 
-    python3 benchmarks/bench_validate.py [--rows 1000000] [--rounds 3] [--duplicate-rows]
+    python3 benchmarks/bench_validate.py [--rows 1000000 [10000000 ...]] [--rounds 3] [--duplicate-rows]
 
-The dataset is generated once (seed 42) and cached under benchmarks/.data/. Each tool runs in a fresh
-subprocess; rounds are interleaved (A B C A B C ...) and the table shows medians. Wall time is measured
+The dataset is generated once per size (seed 42) and cached under benchmarks/.data/. Each tool runs in a
+fresh subprocess; rounds are interleaved (A B C A B C ...) and the table shows medians. With several
+sizes, each size gets its table and a last line gives mlci's ratio to the bare read at every size (the
+ratio must not grow with size). Wall time is measured
 from spawn to exit (imports included); peak RSS is the command's own (see ``peak_rss.py``: not the
 benchmark process's pages, which a plain fork-and-wait4 would count).
 pandera comes from the `bench` extra: ``pip install -e '.[bench]'``. ``--duplicate-rows`` adds a run of
@@ -126,23 +128,36 @@ def run_once(argv: list[str]) -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duplicate-rows", action="store_true", help="also run mlci forbidding duplicate rows")
     args = parser.parse_args()
+    ratios = {}
+    for rows in args.rows:
+        results = measure(rows, args.rounds, args.duplicate_rows)
+        if results is None:
+            return 2
+        print_table(results, rows)
+        print()
+        ratios[rows] = _median_wall(results["mlci validate"]) / _median_wall(results["pandas.read_csv (floor)"])
+    print("mlci validate / bare pandas.read_csv: "
+          + ", ".join(f"{rows:,} rows {ratio:.2f}x" for rows, ratio in ratios.items()))
+    return 0
 
-    print(f"generating {args.rows:,} rows (cached under {DATA_DIR.relative_to(HERE.parent)}/) ...",
-          file=sys.stderr)
-    data = generate(args.rows)
-    schema = data.with_name(f"bench_{args.rows}.schema.yaml")
+
+def measure(rows: int, rounds: int, duplicate_rows: bool) -> dict[str, list[tuple[float, float]]] | None:
+    """Wall seconds and peak RSS of every tool, ``rounds`` interleaved rounds after one warm-up round."""
+    print(f"generating {rows:,} rows (cached under {DATA_DIR.relative_to(HERE.parent)}/) ...", file=sys.stderr)
+    data = generate(rows)
+    schema = data.with_name(f"bench_{rows}.schema.yaml")
     reports = DATA_DIR / "reports"
     tools = {
         "pandas.read_csv (floor)": [sys.executable, "-c", PANDAS_READ, str(data)],
         "mlci validate": [sys.executable, "-m", "mlci", "validate", str(data), "--schema", str(schema),
                           "--reports", str(reports)],
     }
-    if args.duplicate_rows:
-        strict = schema.with_name(f"bench_{args.rows}.no-duplicates.schema.yaml")
+    if duplicate_rows:
+        strict = schema.with_name(f"bench_{rows}.no-duplicates.schema.yaml")
         strict.write_text(schema.read_text() + "allow_duplicate_rows: false\n")
         tools["mlci, no duplicate rows"] = [sys.executable, "-m", "mlci", "validate", str(data), "--schema",
                                             str(strict), "--reports", str(reports)]
@@ -153,16 +168,19 @@ def main() -> int:
         print("pandera is not installed (pip install -e '.[bench]'): skipping it", file=sys.stderr)
 
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
-    for round_number in range(args.rounds + 1):
+    for round_number in range(rounds + 1):
         for name, argv in tools.items():
             wall, rss, code = run_once(argv)
             if code not in (0, 1):
                 print(f"{name} exited {code}", file=sys.stderr)
-                return 2
+                return None
             if round_number:  # the first round warms the page cache
                 results[name].append((wall, rss))
-    print_table(results, args.rows)
-    return 0
+    return results
+
+
+def _median_wall(samples: list[tuple[float, float]]) -> float:
+    return statistics.median(wall for wall, _ in samples)
 
 
 def print_table(results: dict[str, list[tuple[float, float]]], rows: int) -> None:

@@ -124,7 +124,11 @@ def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
     assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole
 
 
-def test_a_file_read_in_many_pieces_keeps_every_row_in_order(tmp_path):
+@pytest.mark.parametrize("ahead", [1, 2, 3])
+def test_a_file_read_in_many_pieces_keeps_every_row_in_order(tmp_path, monkeypatch, ahead):
+    from mlci.ml.tabular import csv_reader
+
+    monkeypatch.setattr(csv_reader, "_PIECES_AHEAD", ahead)  # pieces parsed while the caller works
     data = tmp_path / "d.csv"
     data.write_text("n,t\n" + "".join(f"{i},row {i}\n" for i in range(1, 100_001)))
     schema = DataSchema(columns={"n": Column(type="integer", nullable=False), "t": Column(type="string")})

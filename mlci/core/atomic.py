@@ -15,7 +15,7 @@ import random
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _replace_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _durable_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with _ignore_missing():
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _durable_temp(path: Path, data: bytes) -> str:
+    """``data`` in a new temporary file beside ``path``, fsynced; its name."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, _FILE_MODE)
@@ -52,12 +64,48 @@ def _replace_atomically(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         with _ignore_missing():
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    return tmp
+
+
+def atomic_write_files(files: Mapping[Path, bytes]) -> None:
+    """Replace several files, each atomically as ``atomic_write_bytes`` does, waiting for the disk
+    about once: each file is written and fsynced on a thread of its own (the file system commits them
+    together), then all are renamed into place and each directory is fsynced once. One after the other,
+    a report's files wait for two fsyncs each (about 10 ms apiece on a virtual disk)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = [(Path(path), data) for path, data in files.items()]
+    temps: dict[Path, str] = {}
+    try:
+        for path, _ in items:
+            _refused(path, path.parent.mkdir, parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=max(len(items), 1)) as pool:
+            futures = {path: pool.submit(_durable_temp, path, data) for path, data in items}
+        temps.update((path, future.result()) for path, future in futures.items() if future.exception() is None)
+        for path, future in futures.items():
+            _refused(path, future.result)
+        for path, tmp in list(temps.items()):
+            _refused(path, os.replace, tmp, path)
+            del temps[path]
+    finally:
+        for tmp in temps.values():  # written but not renamed: a failure elsewhere
+            with _ignore_missing():
+                os.unlink(tmp)
+    for directory in {path.parent for path, _ in items}:
+        _fsync_dir(directory)
+
+
+def _refused(path: Path, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, its OSError as mlci's ServiceError (exit 3) naming ``path``."""
+    try:
+        return call(*args, **kwargs)
+    except OSError as exc:
+        raise ServiceError(f"cannot write {path}: {exc.strerror or exc}",
+                           hint="check that the directory is writable and the disk has space") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from mlci.core.atomic import atomic_write_bytes, atomic_write_json
+from mlci.core.atomic import atomic_write_bytes, atomic_write_files
 from mlci.core.jsonvalue import dumps, to_json_value
 from mlci.core.summary import STAGES, write_summary
 
@@ -151,11 +151,12 @@ def write_report(report: Report, directory: Path, name: str | None = None, *, ht
     if html is not None:
         paths["html"] = directory / f"{name}.html"
     report.files.update({k: str(p) for k, p in paths.items()})
-    atomic_write_json(paths["json"], report.to_dict())
-    atomic_write_bytes(paths["junit"], junit_xml(report, duration=duration))
+    files = {paths["json"]: (dumps(report.to_dict()) + "\n").encode("utf-8"),
+             paths["junit"]: junit_xml(report, duration=duration)}
     if html is not None:
-        write_stylesheet(directory)
-        atomic_write_bytes(paths["html"], html.encode("utf-8"))
+        files.update(_stylesheet_if_changed(directory))
+        files[paths["html"]] = html.encode("utf-8")
+    atomic_write_files(files)
     if name in STAGES:
         paths["summary"] = write_summary(directory)
         report.files["summary"] = str(paths["summary"])
@@ -164,8 +165,12 @@ def write_report(report: Report, directory: Path, name: str | None = None, *, ht
 
 def write_stylesheet(directory: Path) -> Path:
     """Write the reports' stylesheet (``templates/reports/mlci.css``) into ``directory``."""
+    for path, data in _stylesheet_if_changed(directory).items():
+        atomic_write_bytes(path, data)
+    return Path(directory) / STYLESHEET
+
+
+def _stylesheet_if_changed(directory: Path) -> dict[Path, bytes]:
     path = Path(directory) / STYLESHEET
     data = (resources.files("mlci.templates") / "reports" / STYLESHEET).read_bytes()
-    if not (path.is_file() and path.read_bytes() == data):
-        atomic_write_bytes(path, data)
-    return path
+    return {} if path.is_file() and path.read_bytes() == data else {path: data}

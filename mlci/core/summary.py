@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlci.core.atomic import atomic_write_bytes
+from mlci.core.atomic import atomic_write_files
 
 SUMMARY_FILE = "summary.md"
 DESCRIPTION_FILE = "description.txt"  # one plain line, e.g. for Jenkins' currentBuild.description
@@ -35,8 +35,8 @@ def write_summary(directory: Path) -> Path:
             continue
     pages = {stage for stage in reports if (directory / f"{stage}.html").is_file()}
     path = directory / SUMMARY_FILE
-    atomic_write_bytes(path, summary_markdown(reports, html=pages).encode("utf-8"))
-    atomic_write_bytes(directory / DESCRIPTION_FILE, (headline(reports).replace("**", "") + "\n").encode("utf-8"))
+    atomic_write_files({path: summary_markdown(reports, html=pages).encode("utf-8"),
+                        directory / DESCRIPTION_FILE: (headline(reports).replace("**", "") + "\n").encode("utf-8")})
     return path
 
 

@@ -10,8 +10,10 @@ crosses a piece's end makes the reader start again, block by block, following th
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +28,8 @@ from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, Arrow
 
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
+_PIECES_AHEAD = 2  # pieces being parsed while the caller works on the current one
+_CATEGORY = pa.dictionary(pa.int32(), pa.string())
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
 
@@ -33,7 +37,8 @@ class CsvReader:
     """Streams a CSV with pyarrow, piece by piece; on a parse error, a slow exact scan finds the line."""
 
     def __init__(self, path: Path, options: CsvOptions, schema: DataSchema | None, batch_rows: int,
-                 columns: list[str] | None, lenient: bool, text: bool = False) -> None:
+                 columns: list[str] | None, lenient: bool, text: bool = False,
+                 dictionary_categories: bool = False) -> None:
         self.path = path
         self.options = options
         self.text = text
@@ -41,6 +46,7 @@ class CsvReader:
         self.batch_rows = batch_rows
         self.columns = columns
         self.lenient = lenient
+        self.dictionary_categories = dictionary_categories
         self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
         self.rows_yielded = 0  # a restart skips these rows
         self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
@@ -75,27 +81,34 @@ class CsvReader:
 
         pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
         parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
-        gets the parallel parse in bounded memory, and the next piece is parsed (without the GIL) while
-        the caller works on this one's batches. Later pieces keep the first piece's column types, as the
-        streaming reader keeps its first block's: a value that does not fit is a conversion error.
+        gets the parallel parse in bounded memory, and the next pieces are parsed (without the GIL) while
+        the caller works on this one's batches: two at a time, so that the cores stay busy while one
+        piece's last block finishes and while the caller reads the next piece. Later pieces keep the first
+        piece's column types, as the streaming reader keeps its first block's: a value that does not fit is
+        a conversion error.
         """
         if self.newlines_in_values:
             yield from self._streamed_batches(header)
             return
         block_size = self._block_size()
         pieces = pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
-        with ThreadPoolExecutor(max_workers=1) as parser:
+        with ThreadPoolExecutor(max_workers=_PIECES_AHEAD) as parser:
             first = next(pieces, None)
             if first is None:
                 return
             table = self._table(parser.submit(self._parse, first, header, block_size, None), header)
             types = dict(zip(table.schema.names, table.schema.types))
+            ahead = deque(parser.submit(self._parse, piece, header, block_size, types)
+                          for piece in islice(pieces, _PIECES_AHEAD - 1))
             batches = table.to_batches()
-            for piece in pieces:
-                parsing = parser.submit(self._parse, piece, header, block_size, types)
+            while True:
+                piece = next(pieces, None)
+                if piece is not None:
+                    ahead.append(parser.submit(self._parse, piece, header, block_size, types))
                 yield from batches
-                batches = self._table(parsing, header).to_batches()
-            yield from batches
+                if not ahead:
+                    return
+                batches = self._table(ahead.popleft(), header).to_batches()
 
     def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
                types: dict[str, pa.DataType] | None) -> pa.Table:
@@ -140,6 +153,8 @@ class CsvReader:
             types = {}
             for name in header:
                 target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
+                if self.dictionary_categories and target == pa.string() and self._is_category(name):
+                    target = _CATEGORY  # encoded while the blocks are parsed, in parallel
                 if target is not None:
                     types[name] = target
         include = [n for n in header if n in self.columns] if self.columns is not None else None
@@ -147,6 +162,10 @@ class CsvReader:
             column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
             false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
             timestamp_parsers=None)
+
+    def _is_category(self, name: str) -> bool:
+        return self.schema is not None and name in self.schema.columns \
+            and self.schema.columns[name].type == "category" and name not in self.as_text
 
     def _parse_options(self) -> pa_csv.ParseOptions:
         return pa_csv.ParseOptions(delimiter=self.options.delimiter, newlines_in_values=self.newlines_in_values)

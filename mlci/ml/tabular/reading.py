@@ -92,18 +92,20 @@ def iter_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None, sche
 
 def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None,
                        schema: DataSchema | None = None, batch_rows: int = 200_000,
-                       columns: list[str] | None = None, lenient: bool = False, text: bool = False
-                       ) -> Iterator[ArrowBatch]:
+                       columns: list[str] | None = None, lenient: bool = False, text: bool = False,
+                       dictionary_categories: bool = False) -> Iterator[ArrowBatch]:
     """Batches as pyarrow RecordBatches, columns typed from ``schema``.
 
     ``text`` reads every CSV column as text (for type inference); Parquet columns keep their types.
     Values that do not parse as their column's type raise DataError, or with ``lenient`` become nulls
     reported in ``ArrowBatch.failures`` (so validation can count them and name their rows).
     A file with a header and no rows raises DataError unless the schema allows zero rows.
+    ``dictionary_categories`` reads a CSV's category columns dictionary-encoded (each batch its own
+    dictionary of the values it holds), which the parse does in parallel at little cost.
     """
     path = Path(path)
     kind = file_kind(path)
-    reader = CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text) \
+    reader = CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text, dictionary_categories) \
         if kind == "csv" else ParquetReader(path, schema, batch_rows, columns, lenient)
     rows = 0
     for item in reader:

@@ -11,6 +11,7 @@ Every check reports the number of failing rows and up to ``MAX_EXAMPLES`` exampl
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -143,21 +144,26 @@ class _UniqueValues:
     @staticmethod
     def _has_repeats(values: pa.ChunkedArray) -> bool:
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-            return _has_repeated_numbers(tabular.numpy_values(values.drop_null()),
-                                         integers=pa.types.is_integer(values.type))
+            chunks = [tabular.numpy_values(chunk.drop_null() if chunk.null_count else chunk)
+                      for chunk in values.chunks]  # views of the kept batches: no copy of the column
+            return _has_repeated_numbers(chunks, integers=pa.types.is_integer(values.type))
         return pc.count_distinct(values).as_py() < len(values) - values.null_count
 
 
-def _has_repeated_numbers(numbers: np.ndarray, *, integers: bool) -> bool:
-    """Dense integers (such as ids) mark one byte per possible value, about 30 times faster than a sort;
-    other numbers are sorted, which is faster than hashing them."""
-    if integers and len(numbers):
-        low, high = int(numbers.min()), int(numbers.max())
-        if high - low < 8 * len(numbers):
+def _has_repeated_numbers(chunks: list[np.ndarray], *, integers: bool) -> bool:
+    """Dense integers (such as ids) mark one byte per possible value, chunk by chunk, about 30 times
+    faster than a sort and without a copy of the column; other numbers are sorted, which is faster than
+    hashing them."""
+    count = sum(len(chunk) for chunk in chunks)
+    present = [chunk for chunk in chunks if len(chunk)]
+    if integers and present:
+        low, high = min(int(chunk.min()) for chunk in present), max(int(chunk.max()) for chunk in present)
+        if high - low < 8 * count:
             marks = np.zeros(high - low + 1, dtype=bool)
-            marks[numbers - low] = True
-            return int(np.count_nonzero(marks)) < len(numbers)
-    ordered = np.sort(numbers)
+            for chunk in present:
+                marks[chunk - low] = True
+            return int(np.count_nonzero(marks)) < count
+    ordered = np.sort(np.concatenate(present)) if present else np.empty(0)
     return bool(np.any(ordered[1:] == ordered[:-1]))
 
 
@@ -214,8 +220,8 @@ _NULL_CODE = np.uint64(0x5BD1E9955BD1E995)
 
 def _value_codes(array: pa.Array) -> np.ndarray:
     """64 bits per value, equal for equal values; a null has its own code."""
-    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        encoded = array.dictionary_encode()
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type) or pa.types.is_dictionary(array.type):
+        encoded = array if pa.types.is_dictionary(array.type) else array.dictionary_encode()
         words = np.array([hash(word) for word in encoded.dictionary.to_pylist()], dtype=np.int64)
         codes = words.view(np.uint64)[tabular.numpy_values(encoded.indices)] if len(words) \
             else np.zeros(len(array), dtype=np.uint64)
@@ -261,34 +267,57 @@ class _ColumnProfile:
         self.levels: dict[Any, int] | None = {} if column_type in ("category", "boolean") else None
         self.many_levels = False
 
-    def add(self, array: pa.Array) -> None:
+    def add(self, column: ColumnBatch) -> None:
+        """One batch of the column, read through the statistics its rules computed already."""
+        array = column.array
         self.rows += len(array)
-        self.missing += array.null_count
-        if pa.types.is_floating(array.type):
-            self.missing += pc.sum(pc.is_nan(array)).as_py() or 0
-        if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_temporal(array.type):
-            self._add_range(array)
+        self.missing += array.null_count + column.nan_count
+        if pa.types.is_boolean(array.type):
+            self._add_booleans(column)
+        elif pa.types.is_temporal(array.type):
+            self._add_moments(array)
+        elif pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
+            self._add_numbers(column)
         elif self.levels is not None:
-            self._add_levels(array)
+            self._add_levels(column.distinct.to_pylist())
 
-    def _add_levels(self, array: pa.Array) -> None:
+    def _add_levels(self, counted: list[dict[str, Any]]) -> None:
         assert self.levels is not None
-        for entry in pc.value_counts(array.drop_null()).to_pylist():
+        for entry in counted:
             self.levels[entry["values"]] = self.levels.get(entry["values"], 0) + entry["counts"]
         if len(self.levels) > PROFILE_MAX_DISTINCT:
             self.levels, self.many_levels = None, True
 
-    def _add_range(self, array: pa.Array) -> None:
+    def _add_booleans(self, column: ColumnBatch) -> None:
+        if self.levels is None:
+            return
+        trues = int(column.total or 0)
+        falses = len(column.array) - column.array.null_count - trues
+        self._add_levels([{"values": value, "counts": count}
+                          for value, count in ((True, trues), (False, falses)) if count])
+
+    def _add_numbers(self, column: ColumnBatch) -> None:
+        extremes = column.extremes
+        if column.nan_count or (pa.types.is_floating(column.array.type) and extremes["min"] is not None
+                                and not (math.isfinite(extremes["min"]) and math.isfinite(extremes["max"]))):
+            finite = pc.filter(column.array, pc.is_finite(column.array))  # NaN or an infinity: leave them out
+            extremes, total = pc.min_max(finite).as_py(), pc.sum(finite).as_py()
+            present = len(finite) - finite.null_count
+        else:
+            total, present = column.total, len(column.array) - column.array.null_count
+        self._add_range(extremes)
+        self.total += total or 0.0
+        self.counted += present
+
+    def _add_moments(self, array: pa.Array) -> None:
         if pa.types.is_timestamp(array.type):  # pyarrow turns nanosecond scalars into pandas objects
             array = pc.cast(array, pa.timestamp("us", array.type.tz), safe=False)
-        finite = array if not pa.types.is_floating(array.type) else pc.filter(array, pc.is_finite(array))
-        extremes = pc.min_max(finite).as_py()
+        self._add_range(pc.min_max(array).as_py())
+
+    def _add_range(self, extremes: dict[str, Any]) -> None:
         if extremes["min"] is not None:
             self.low = extremes["min"] if self.low is None else min(self.low, extremes["min"])
             self.high = extremes["max"] if self.high is None else max(self.high, extremes["max"])
-        if not pa.types.is_temporal(array.type):
-            self.total += pc.sum(finite).as_py() or 0.0
-            self.counted += len(finite) - finite.null_count
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "rows": self.rows, "missing": self.missing,
@@ -332,7 +361,7 @@ def check_file(path: Path, schema: DataSchema, *, csv: CsvOptions | None = None,
     with Progress(f"validating {group}", total=tabular.table_rows(path), enabled=progress,
                   estimated=tabular.file_kind(path) != "parquet") as bar:
         for item in tabular.iter_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows,
-                                               columns=present, lenient=True):
+                                               columns=present, lenient=True, dictionary_categories=True):
             tally.add(item)
             bar.advance(item.batch.num_rows)
     return FileValidation(_column_set_checks(header, schema, group) + tally.checks(group), tally.rows,
@@ -362,9 +391,9 @@ class _FileTally:
             for rule in self.rules.get(name, ()):
                 rule.tally.add(item.first_row, rule.find(column), array)
             if name in self.unique:
-                self.unique[name].add(array)
+                self.unique[name].add(column.plain)
             if name in self.profiles:
-                self.profiles[name].add(array)
+                self.profiles[name].add(column)
         if self.row_hashes is not None:
             self.row_hashes.add(batch)
         self.rows += batch.num_rows
