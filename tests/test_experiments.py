@@ -408,3 +408,17 @@ def test_bad_experiment_requests_are_refused_in_one_line(tmp_path, run_cli, args
     assert code == 2 and message in err and "Traceback" not in err
     code, out, err = run_cli("-C", project_dir, "experiment", "status", "--env", "laptop", "--labels", "x.csv")
     assert code == 2 and "no experiment runs on 'laptop'" in err
+
+
+@pytest.mark.parametrize("mode, counts_waiting", [("shadow", False), ("canary", True)])
+def test_both_roles_are_timed_with_the_clock_of_the_mode(mode, counts_waiting):
+    """Shadow's latency guardrail compares CPU time with CPU time (the scorer process measures its calls'
+    CPU time), canary's compares what users wait: a model that waits 50 ms without computing costs
+    nothing in shadow mode and 50 ms in canary mode."""
+    from mlci.serve.experiment import scoring_clock
+
+    clock = scoring_clock(mode)
+    started = clock()
+    time.sleep(0.05)
+    elapsed = clock() - started
+    assert (elapsed >= 0.05) is counts_waiting and (elapsed < 0.01) is not counts_waiting

@@ -68,6 +68,13 @@ def bucket(experiment_id: str, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0 ** 64
 
 
+def scoring_clock(mode: str) -> Callable[[], float]:
+    """What ``mlci_experiment_scoring_seconds`` measures for both roles: in shadow mode the CPU time of the
+    scoring thread, as the idle-priority scorer process measures its own (its wall-clock time would measure
+    the server's load); in canary mode the wall-clock time a user of each role waits."""
+    return time.thread_time if mode == "shadow" else time.perf_counter
+
+
 class Experiment:
     def __init__(self, *, mode: str, experiment_id: str, challenger: ServedModel, share: float, key: str,
                  queue_rows: int, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None,
@@ -151,7 +158,8 @@ class Experiment:
     def score(self, role: str, model: ServedModel, ts: str, request_id: str,
               columns: dict[str, list[Any]]) -> tuple[list[Any], list[list[float]] | None] | None:
         """Score with ``model`` as ``role``: timed, counted and logged. None when the model failed."""
-        started = time.perf_counter()
+        clock = scoring_clock(self.mode)
+        started = clock()
         try:
             predictions, probabilities = model.predict(columns)
         except Exception as exc:  # a shadow failure must not reach the client; canary's caller answers 500
@@ -159,7 +167,7 @@ class Experiment:
             print(f"mlci.serve: {role} version {model.version} failed to score request {request_id}: "
                   f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             return None
-        self.metrics.experiment_seconds.labels(role).observe(time.perf_counter() - started)
+        self.metrics.experiment_seconds.labels(role).observe(clock() - started)
         self.metrics.experiment_batches.labels(role).inc()
         if self.log is not None:
             classes = [str(c) for c in model.classes] if model.classes is not None else None
