@@ -68,6 +68,7 @@ def test_loads_gives_the_json_modules_verdict_on_any_bytes(body):
 @given(VALUES)
 @example({"probabilities": [[0.99999, 1.2e-05], [0.5, 0.5]], "predictions": [1, 0], "classes": [0, 1]})
 @example({"x": "é\u2028\x7f\x00\x1f\"\\/"})
+@example("\x7f")  # ASCII, yet escaped by the json module only
 @example([2 ** 64, -(2 ** 63) - 1])
 def test_dumps_writes_the_json_modules_bytes(value):
     assert dumps(value) == json.dumps(value, separators=(",", ":"), allow_nan=False).encode()

@@ -11,8 +11,8 @@ verdict and the same values, and the log and the answer the same bytes, as with 
   its answer, or its error, stands. orjson reads an integer beyond 64 bits as a float where the json
   module keeps it exact, so a body with a run of 19 digits or more is parsed by the json module;
 - writing: orjson writes ``0.00001`` and ``1.5e-7`` where ``repr`` writes ``1e-05`` and ``1.5e-07`` (only
-  for 0 < |x| < 1e-4), writes
-  non-ASCII text unescaped, ``null`` for NaN and infinities (the json module refuses them with
+  for 0 < |x| < 1e-4), writes non-ASCII text and DEL (``\x7f``, which the json module escapes as
+  ``\u007f``) unescaped, ``null`` for NaN and infinities (the json module refuses them with
   ``allow_nan=False``) and refuses integers beyond 64 bits: those texts are written by the json module.
 """
 
@@ -48,7 +48,8 @@ def dumps(data: Any) -> bytes:
         text = orjson.dumps(data)
     except orjson.JSONEncodeError:
         text = None
-    if text is None or not text.isascii() or b"null" in text or any(m in text for m in _SMALL_FLOAT_BYTES):
+    if text is None or not text.isascii() or b"\x7f" in text or b"null" in text \
+            or any(m in text for m in _SMALL_FLOAT_BYTES):
         return _STDLIB_ENCODE(data).encode("ascii")
     return text
 
