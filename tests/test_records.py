@@ -167,6 +167,18 @@ def test_every_stored_deployment_reads_typed_and_gives_its_stored_form_back(entr
     assert deployment.to_dict() == entry
 
 
+def _data_files(fixture: Path) -> list[tuple[str, dict]]:
+    return [(f"{path.parent.name}-{name}", data) for path in sorted(fixture.glob("versions/v*/version.json"))
+            for name, data in json.loads(path.read_text())["data"].items()]
+
+
+@pytest.mark.parametrize("name, data", _data_files(FIXTURE) + _data_files(FORMAT2), ids=lambda v: str(v)[:16])
+def test_every_stored_data_file_reads_typed_and_gives_its_stored_form_back(name, data):
+    data_file = records.DataFile.from_dict(data)
+    assert data_file.to_dict() == data and list(data_file.to_dict()) == list(data)  # same keys, same order
+    assert (data_file.row_identity is not None) == name.endswith("-train")
+
+
 @pytest.mark.parametrize("entry", _entries(FORMAT2, "experiments"), ids=lambda e: e["status"])
 def test_every_stored_experiment_reads_typed_and_gives_its_stored_form_back(entry):
     experiment = records.Experiment.from_dict(entry)

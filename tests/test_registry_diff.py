@@ -36,7 +36,7 @@ def _changed(record: dict[str, Any]) -> dict[str, Any]:
     record["cv"]["roc_auc"]["mean"] = 0.7512
     del record["cv"]["f1"]
     split = {"fraction": 0.25, "seed": 7}
-    train, holdout = record["data"]["train"], record["data"]["holdout"]
+    train = record["data"]["train"]
     record["data"]["train"] = {"path": train["path"], "sha256": train["sha256"], "rows": 4500,
                                "split": {**split, "part": "train"},
                                "row_identity": {**train["row_identity"], "distinct_rows": 4498}}

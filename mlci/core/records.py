@@ -216,11 +216,19 @@ class DataFile:
     path: str | None
     sha256: str | None
     rows: int | None
-    split: dict[str, Any] | None = None  # a seeded split of the training file: part, fraction, seed
+    split: dict[str, Any] | None = None  # a seeded split of the training file: fraction, seed, part
+    row_identity: dict[str, Any] | None = None  # training rows: how they were fingerprinted (scheme, columns, file)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataFile:
-        return cls(path=data.get("path"), sha256=data.get("sha256"), rows=data.get("rows"), split=data.get("split"))
+        return cls(path=data.get("path"), sha256=data.get("sha256"), rows=data.get("rows"), split=data.get("split"),
+                   row_identity=data.get("row_identity"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: the fields that are set, in the order training writes them."""
+        fields = (("path", self.path), ("sha256", self.sha256), ("rows", self.rows), ("split", self.split),
+                  ("row_identity", self.row_identity))
+        return {k: v for k, v in fields if v is not None}
 
 
 @dataclass(frozen=True)
@@ -260,6 +268,7 @@ class ModelVersion:
     schema_sha256: str | None = None
     data: dict[str, DataFile] = field(default_factory=dict)  # train, holdout: the lineage of each data file
     git_dirty: bool = False  # the work tree had uncommitted changes
+    git_branch: str | None = None
     ci_url: str | None = None  # the Jenkins build that trained it
     cv: dict[str, CvScore] = field(default_factory=dict)
     libraries: dict[str, str] = field(default_factory=dict)  # name -> version at training
@@ -279,7 +288,8 @@ class ModelVersion:
                    params=dict(estimator.get("params") or {}) if isinstance(estimator, dict) else {},
                    schema_sha256=record.get("schema_sha256"),
                    data={name: DataFile.from_dict(info) for name, info in (record.get("data") or {}).items()},
-                   git_dirty=bool((record.get("git") or {}).get("dirty")), ci_url=(record.get("ci") or {}).get("url"),
+                   git_dirty=bool((record.get("git") or {}).get("dirty")),
+                   git_branch=(record.get("git") or {}).get("branch"), ci_url=(record.get("ci") or {}).get("url"),
                    cv={name: CvScore.from_dict(score) for name, score in (record.get("cv") or {}).items()},
                    libraries=dict(record.get("libraries") or {}))
 
