@@ -333,6 +333,18 @@ class ModelVersion:
         return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
 
     @property
+    def readable_deployments(self) -> tuple[Deployment, ...]:
+        """The deployments that read typed, skipping an entry another tool wrote in part: for readers that
+        must not stop on one (the nightly monitor), where ``deployments`` refuses it."""
+        readable = []
+        for entry in self.record.get("deployments") or ():
+            try:
+                readable.append(Deployment.from_dict(entry))
+            except IntegrityError:
+                continue
+        return tuple(readable)
+
+    @property
     def stored_deployments(self) -> tuple[dict[str, Any], ...]:
         """The deployment entries as stored, for display (``registry show`` prints each as JSON): an entry
         another tool wrote in part is shown as it is, where ``deployments`` refuses it."""
