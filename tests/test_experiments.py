@@ -377,11 +377,13 @@ def test_histogram_quantile_interpolates_inside_the_bucket_as_prometheus_does():
     (0, 0.001, 0.003, ["challenger p99 latency"]),
 ])
 def test_guardrails_stop_on_errors_or_slowness(errors, champion_p99, challenger_p99, failed):
+    from mlci.core.config import ExperimentGuardrails, ExperimentSection
     from mlci.core.records import Experiment
     from mlci.ops.deliver.experiment import ServerNumbers, guardrail_checks
 
     experiment = Experiment(id="e1", env="laptop", mode="shadow", champion=1, challenger=2, share=None, key=None,
-                            plan={"guardrails": {"max_error_rate": 0.01, "max_latency_ratio": 1.5}},
+                            plan=ExperimentSection(guardrails=ExperimentGuardrails(max_error_rate=0.01,
+                                                                                   max_latency_ratio=1.5)),
                             started="2026-12-01T00:00:00Z", status="running")
     numbers = ServerNumbers(batches={"champion": 200.0, "challenger": 200.0}, errors={"challenger": float(errors)},
                             p99={"champion": champion_p99, "challenger": challenger_p99})

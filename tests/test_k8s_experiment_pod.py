@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict
 
 import httpx
 import pytest
@@ -54,7 +53,7 @@ def _experiment(project, champion: int, challenger: int, mode: str) -> Experimen
     plan = plan_for(project, "production", mode=mode, share=0.5 if mode == "canary" else None)
     return Experiment(id=uuid.uuid4().hex[:16], env="production", mode=mode, champion=champion,
                       challenger=challenger, share=plan.share if mode == "canary" else None, key=None,
-                      plan=asdict(plan), started="2026-01-01T00:00:00Z", status="running")
+                      plan=plan, started="2026-01-01T00:00:00Z", status="running")
 
 
 def test_the_rendered_experiment_pod_runs_both_versions_like_the_kubelet_would(pushed, docker_engine):

@@ -113,7 +113,6 @@ def two_versions(tmp_path_factory):
 
 
 def _experiment(project, mode: str):
-    from dataclasses import asdict
 
     from mlci.core.records import Experiment
     from mlci.ops.deliver.experiment import plan_for
@@ -121,7 +120,7 @@ def _experiment(project, mode: str):
     plan = plan_for(project, "production", mode=mode, share=0.25 if mode == "canary" else None)
     return Experiment(id=f"exp-{mode}", env="production", mode=mode, champion=1, challenger=2,
                       share=plan.share if mode == "canary" else None, key="X-Customer" if mode == "canary" else None,
-                      plan=asdict(plan), started="2026-01-01T00:00:00Z", status="running")
+                      plan=plan, started="2026-01-01T00:00:00Z", status="running")
 
 
 def _deployment(project, record, experiment=None) -> dict:

@@ -311,3 +311,21 @@ def test_labels_with_current_files_is_a_usage_error(versioned, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "--labels joins labels to the server's prediction logs" in err and "Traceback" not in err
+
+
+def test_the_newest_readable_deployment_picks_the_version_and_a_half_written_entry_is_skipped(project):
+    """Without a production alias the nightly monitor watches the version deployed last. An entry another
+    tool wrote in part (not an object, or without the fields of a deployment) is skipped, even when it
+    carries a later time: it neither stops the monitor nor picks the version."""
+    from mlci.adapters.registry_store import ModelRegistry
+    from mlci.core.config import load_project
+    from mlci.ops.monitor.sources import deployed_version
+
+    fixture = Path(__file__).parent / "fixtures" / "registry-format2"  # newest deployment: v1 on laptop
+    registry = ModelRegistry(project / ".mlci" / "registry")
+    shutil.copytree(fixture, registry.root)
+    assert deployed_version(load_project(project), None).version == 1
+    half_written = ["not an entry", {"id": "other-tool", "time": "2027-01-01T00:00:00Z"}]
+    registry.update(2, lambda record: record["deployments"].extend(half_written))
+    picked = deployed_version(load_project(project), None)
+    assert picked.version == 1 and picked.active_deployment("laptop").time == "2026-12-01T03:23:49Z"

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from mlci.adapters.model_files import load_model
 from mlci.adapters.registry_store import RECORD, ModelRegistry
 from mlci.core import records
+from mlci.core.config import ExperimentGuardrails, ExperimentSection
 from mlci.core.records import FORMAT, Deployment, ImageRef, ModelVersion
 from mlci.errors import IntegrityError
 
@@ -167,6 +168,18 @@ def test_every_stored_deployment_reads_typed_and_gives_its_stored_form_back(entr
     assert deployment.to_dict() == entry
 
 
+def _data_files(fixture: Path) -> list[tuple[str, dict]]:
+    return [(f"{path.parent.name}-{name}", data) for path in sorted(fixture.glob("versions/v*/version.json"))
+            for name, data in json.loads(path.read_text())["data"].items()]
+
+
+@pytest.mark.parametrize("name, data", _data_files(FIXTURE) + _data_files(FORMAT2), ids=lambda v: str(v)[:16])
+def test_every_stored_data_file_reads_typed_and_gives_its_stored_form_back(name, data):
+    data_file = records.DataFile.from_dict(data)
+    assert data_file.to_dict() == data and list(data_file.to_dict()) == list(data)  # same keys, same order
+    assert (data_file.row_identity is not None) == name.endswith("-train")
+
+
 @pytest.mark.parametrize("entry", _entries(FORMAT2, "experiments"), ids=lambda e: e["status"])
 def test_every_stored_experiment_reads_typed_and_gives_its_stored_form_back(entry):
     experiment = records.Experiment.from_dict(entry)
@@ -220,7 +233,29 @@ def test_the_experiment_state_of_a_format2_registry_is_typed(format2_registry):
     assert (superseded.outcome, running.outcome) == ("superseded", "running")
     assert experiment_settings(running) == {
         "experiment_mode": "shadow", "experiment_challenger": "2", "experiment_share": 0.0, "experiment_key": "",
-        "experiment_id": running.id, "experiment_queue_rows": running.plan["queue_rows"]}
+        "experiment_id": running.id, "experiment_queue_rows": running.plan.queue_rows}
+
+
+def test_a_stored_plan_reads_as_the_config_section_it_was_made_from():
+    (_, entry) = _entries(FORMAT2, "experiments")
+    plan = records.Experiment.from_dict(entry).plan
+    assert isinstance(plan, ExperimentSection) and isinstance(plan.guardrails, ExperimentGuardrails)
+    assert (plan.metric, plan.alpha, plan.min_rows, plan.guardrails.max_latency_ratio) == (
+        entry["plan"]["metric"], entry["plan"]["alpha"], entry["plan"]["min_rows"],
+        entry["plan"]["guardrails"]["max_latency_ratio"])
+
+
+def test_an_older_plan_takes_the_config_defaults_and_a_newer_one_keeps_its_keys():
+    from mlci.ops.deliver.experiment_state import experiment_settings
+
+    (_, entry) = _entries(FORMAT2, "experiments")
+    older = {k: v for k, v in entry["plan"].items() if k not in ("queue_rows", "min_rows")}
+    older["guardrails"] = {"max_error_rate": 0.02}
+    experiment = records.Experiment.from_dict({**entry, "plan": older})
+    assert experiment_settings(experiment)["experiment_queue_rows"] == 10_000  # the config's default
+    assert (experiment.plan.min_rows, experiment.plan.guardrails) == (100, ExperimentGuardrails(max_error_rate=0.02))
+    newer = {**entry, "plan": {**entry["plan"], "sequential_test": "msprt"}}
+    assert records.Experiment.from_dict(newer).to_dict() == newer
 
 
 def test_an_experiment_change_goes_through_its_typed_entry(format2_registry):
@@ -238,7 +273,7 @@ def test_an_experiment_change_goes_through_its_typed_entry(format2_registry):
 @pytest.mark.parametrize("history, entry", [
     ("deployments", Deployment(id="d2", env="qa", version=1, target="local", time="t", status="active")),
     ("experiments", records.Experiment(id="e2", env="qa", mode="canary", champion=1, challenger=1, share=0.1,
-                                       key=None, plan={}, started="t", status="running")),
+                                       key=None, plan=ExperimentSection(), started="t", status="running")),
 ])
 def test_an_entry_is_written_in_its_history_through_its_typed_class(history, entry):
     record = {"version": 1, history: [{"id": "d1", "env": "half-written"}]}

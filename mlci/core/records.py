@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from mlci.core.config import ExperimentGuardrails, ExperimentSection
 from mlci.errors import IntegrityError
 
 FORMAT = 2  # the record format this release writes
@@ -139,7 +140,9 @@ class Deployment:
 class Experiment:
     """A live experiment, recorded in the challenger's record under ``experiments`` (``status``: running,
     promoted, stopped, failed, superseded). ``plan`` is the environment's experiment section as it was
-    configured when the experiment started (metric, bound and guardrail settings), stored as plain fields."""
+    configured when the experiment started (metric, bound and guardrail settings), stored as plain fields;
+    a setting an older release did not store reads as the config's default, and plan keys this release does
+    not know are kept in ``plan_extra`` to be stored back."""
 
     id: str
     env: str
@@ -148,13 +151,14 @@ class Experiment:
     challenger: int
     share: float | None  # canary: the challenger's share of requests
     key: str | None
-    plan: dict[str, Any]
+    plan: ExperimentSection
     started: str
     status: str
     looks: tuple[dict[str, Any], ...] = ()
     ended: str | None = None
     result: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    plan_extra: dict[str, Any] = field(default_factory=dict)
 
     _KNOWN = ("id", "env", "mode", "champion", "challenger", "share", "key", "plan", "started", "status",
               "looks", "ended", "result")
@@ -168,22 +172,39 @@ class Experiment:
     def _from_dict(cls, data: dict[str, Any]) -> Experiment:
         return cls(id=data["id"], env=data["env"], mode=data["mode"], champion=int(data["champion"]),
                    challenger=int(data["challenger"]), share=data.get("share"), key=data.get("key"),
-                   plan=dict(data.get("plan") or {}), started=data["started"], status=data["status"],
+                   plan=_plan(data.get("plan") or {}), started=data["started"], status=data["status"],
                    looks=tuple(data.get("looks") or ()), ended=data.get("ended"), result=data.get("result"),
-                   extra={k: v for k, v in data.items() if k not in cls._KNOWN})
+                   extra={k: v for k, v in data.items() if k not in cls._KNOWN},
+                   plan_extra={k: v for k, v in (data.get("plan") or {}).items() if k not in _PLAN_KEYS})
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "env": self.env, "mode": self.mode, "champion": self.champion,
                                 "challenger": self.challenger, "share": self.share, "key": self.key,
-                                "plan": dict(self.plan), "started": self.started, "status": self.status,
+                                "plan": self.stored_plan, "started": self.started, "status": self.status,
                                 "looks": list(self.looks)}
         data.update({k: v for k, v in (("ended", self.ended), ("result", self.result)) if v is not None})
         return {**data, **self.extra}
 
     @property
+    def stored_plan(self) -> dict[str, Any]:
+        """The plan as it is stored (and reported): every setting, then the keys of newer writers."""
+        return {**asdict(self.plan), **self.plan_extra}
+
+    @property
     def outcome(self) -> str:
         """The decision that ended it, else its status."""
         return (self.result or {}).get("decision") or self.status
+
+
+_PLAN_KEYS = frozenset(f.name for f in fields(ExperimentSection))
+_GUARDRAIL_KEYS = frozenset(f.name for f in fields(ExperimentGuardrails))
+
+
+def _plan(stored: dict[str, Any]) -> ExperimentSection:
+    """A stored plan as the config section it was made from; a setting it lacks takes the config's default."""
+    settings = {k: v for k, v in stored.items() if k in _PLAN_KEYS and k != "guardrails"}
+    limits = {k: v for k, v in (stored.get("guardrails") or {}).items() if k in _GUARDRAIL_KEYS}
+    return ExperimentSection(**settings, guardrails=ExperimentGuardrails(**limits))
 
 
 # The histories a record keeps, by the key they are stored under.
@@ -216,11 +237,19 @@ class DataFile:
     path: str | None
     sha256: str | None
     rows: int | None
-    split: dict[str, Any] | None = None  # a seeded split of the training file: part, fraction, seed
+    split: dict[str, Any] | None = None  # a seeded split of the training file: fraction, seed, part
+    row_identity: dict[str, Any] | None = None  # training rows: how they were fingerprinted (scheme, columns, file)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataFile:
-        return cls(path=data.get("path"), sha256=data.get("sha256"), rows=data.get("rows"), split=data.get("split"))
+        return cls(path=data.get("path"), sha256=data.get("sha256"), rows=data.get("rows"), split=data.get("split"),
+                   row_identity=data.get("row_identity"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: the fields that are set, in the order training writes them."""
+        fields = (("path", self.path), ("sha256", self.sha256), ("rows", self.rows), ("split", self.split),
+                  ("row_identity", self.row_identity))
+        return {k: v for k, v in fields if v is not None}
 
 
 @dataclass(frozen=True)
@@ -260,6 +289,7 @@ class ModelVersion:
     schema_sha256: str | None = None
     data: dict[str, DataFile] = field(default_factory=dict)  # train, holdout: the lineage of each data file
     git_dirty: bool = False  # the work tree had uncommitted changes
+    git_branch: str | None = None
     ci_url: str | None = None  # the Jenkins build that trained it
     cv: dict[str, CvScore] = field(default_factory=dict)
     libraries: dict[str, str] = field(default_factory=dict)  # name -> version at training
@@ -279,7 +309,8 @@ class ModelVersion:
                    params=dict(estimator.get("params") or {}) if isinstance(estimator, dict) else {},
                    schema_sha256=record.get("schema_sha256"),
                    data={name: DataFile.from_dict(info) for name, info in (record.get("data") or {}).items()},
-                   git_dirty=bool((record.get("git") or {}).get("dirty")), ci_url=(record.get("ci") or {}).get("url"),
+                   git_dirty=bool((record.get("git") or {}).get("dirty")),
+                   git_branch=(record.get("git") or {}).get("branch"), ci_url=(record.get("ci") or {}).get("url"),
                    cv={name: CvScore.from_dict(score) for name, score in (record.get("cv") or {}).items()},
                    libraries=dict(record.get("libraries") or {}))
 
@@ -300,6 +331,18 @@ class ModelVersion:
     @property
     def deployments(self) -> tuple[Deployment, ...]:
         return tuple(Deployment.from_dict(d) for d in self.record.get("deployments") or ())
+
+    @property
+    def readable_deployments(self) -> tuple[Deployment, ...]:
+        """The deployments that read typed, skipping an entry another tool wrote in part: for readers that
+        must not stop on one (the nightly monitor), where ``deployments`` refuses it."""
+        readable = []
+        for entry in self.record.get("deployments") or ():
+            try:
+                readable.append(Deployment.from_dict(entry))
+            except IntegrityError:
+                continue
+        return tuple(readable)
 
     @property
     def stored_deployments(self) -> tuple[dict[str, Any], ...]:

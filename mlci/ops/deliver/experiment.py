@@ -21,7 +21,7 @@ import json
 import math
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,7 @@ def start_experiment(project: Project, *, env_name: str, challenger_ref: str | N
                          hint="train a new version, or name one with --shadow/--canary V")
     experiment = Experiment(id=uuid.uuid4().hex[:16], env=env_name, mode=plan.mode, champion=current.version,
                             challenger=challenger, share=plan.share if plan.mode == "canary" else None,
-                            key=plan.key, plan=asdict(plan), started=utc_now(), status=RUNNING)
+                            key=plan.key, plan=plan, started=utc_now(), status=RUNNING)
     record_experiment(registry, experiment)
     on_line(f"experiment: {plan.mode} of version {challenger} against version {current.version} on {env_name}")
     try:
@@ -159,15 +159,15 @@ def _label_text(value: Any) -> str:
     return str(value)
 
 
-def _scores(plan: dict[str, Any], lines: list[dict[str, Any]], labels: list[Any]) -> tuple[list[float], float]:
+def _scores(plan: ExperimentSection, lines: list[dict[str, Any]], labels: list[Any]) -> tuple[list[float], float]:
     import numpy as np
 
     from mlci.ml.sequential import row_scores
 
-    metric = plan["metric"]
+    metric = plan.metric
     if metric == "mae":
         scores, width = row_scores("mae", np.array(labels, dtype=float),
-                                   np.array([line["prediction"] for line in lines], dtype=float), clip=plan["clip"])
+                                   np.array([line["prediction"] for line in lines], dtype=float), clip=plan.clip)
         return scores.tolist(), width
     truth = np.array([_label_text(v) for v in labels], dtype=object)
     if metric == "accuracy":
@@ -230,10 +230,10 @@ def bound_of(experiment: Experiment, evidence: Evidence, upto: str | None = None
         return [v for t, v in rows if upto is None or t <= upto]
 
     if experiment.mode == "shadow":
-        return paired_bound(np.array(keep(evidence.paired)), score_width=evidence.width, alpha=plan["alpha"],
-                            expected_rows=plan["expected_rows"])
+        return paired_bound(np.array(keep(evidence.paired)), score_width=evidence.width, alpha=plan.alpha,
+                            expected_rows=plan.expected_rows)
     return two_sample_bound(np.array(keep(evidence.champion)), np.array(keep(evidence.challenger)),
-                            score_width=evidence.width, alpha=plan["alpha"], expected_rows=plan["expected_rows"])
+                            score_width=evidence.width, alpha=plan.alpha, expected_rows=plan.expected_rows)
 
 
 def timeline(experiment: Experiment, evidence: Evidence) -> list[dict[str, Any]]:
@@ -321,24 +321,24 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
 
 
 def guardrail_checks(experiment: Experiment, numbers: ServerNumbers | str) -> list[Check]:
-    limits = experiment.plan["guardrails"]
+    limits = experiment.plan.guardrails
     if isinstance(numbers, str):
         # A guardrail that cannot be read never lets a promotion through: the run continues (see decide_all).
         return [Check("guardrails", True, f"not read: {numbers}", severity="warn", skipped=True)]
     batches = numbers.batches.get("challenger", 0.0)
     errors = numbers.errors.get("challenger", 0.0)
     rate = errors / (batches + errors) if batches + errors else 0.0
-    checks = [Check("challenger error rate", rate <= limits["max_error_rate"],
+    checks = [Check("challenger error rate", rate <= limits.max_error_rate,
                     f"{int(errors)} of {int(batches + errors)} batches failed", value=round(rate, 6),
-                    threshold=limits["max_error_rate"])]
+                    threshold=limits.max_error_rate)]
     ours, theirs = numbers.p99.get("challenger"), numbers.p99.get("champion")
     if ours is None or not theirs:
         checks.append(Check("challenger p99 latency", True, "not enough scored batches yet", skipped=True))
     else:
         ratio = ours / theirs
-        checks.append(Check("challenger p99 latency", ratio <= limits["max_latency_ratio"],
+        checks.append(Check("challenger p99 latency", ratio <= limits.max_latency_ratio,
                             f"p99 {ours * 1000:.2f} ms against the champion's {theirs * 1000:.2f} ms",
-                            value=round(ratio, 3), threshold=limits["max_latency_ratio"]))
+                            value=round(ratio, 3), threshold=limits.max_latency_ratio))
     return checks
 
 
@@ -368,9 +368,9 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     evidence = gather_evidence(project, experiment, labels_file, target)
     plan = experiment.plan
     bound = bound_of(experiment, evidence)
-    epsilon = epsilon_of(plan["max_drop"], relative=plan["relative"], champion_value=champion_value(evidence)) \
-        if not plan["relative"] or evidence.champion else math.inf
-    quality = decide(bound, epsilon=epsilon, min_rows=plan["min_rows"]) if math.isfinite(epsilon) else "continue"
+    epsilon = epsilon_of(plan.max_drop, relative=plan.relative, champion_value=champion_value(evidence)) \
+        if not plan.relative or evidence.champion else math.inf
+    quality = decide(bound, epsilon=epsilon, min_rows=plan.min_rows) if math.isfinite(epsilon) else "continue"
     deployment = active_deployment(registry, env_name)
     numbers = read_server_numbers(deployment.url) if deployment and deployment.url else "no server url"
     guardrails = guardrail_checks(experiment, numbers)
@@ -378,13 +378,13 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     unread = any(c.name == "guardrails" for c in guardrails)
     decision = "stop" if broken else ("continue" if quality == "promote" and unread else quality)
     report = Report(kind=kind)
-    enough = bound.rows >= plan["min_rows"]
+    enough = bound.rows >= plan.min_rows
     report.add(Check("labelled rows", True, f"{bound.rows} labelled rows"
                      f"{' in the smaller arm' if experiment.mode == 'canary' else ' scored by both models'}"
-                     + ("" if enough else f": no decision before {plan['min_rows']}"),
-                     value=bound.rows, threshold=plan["min_rows"], skipped=not enough))
-    report.add(Check(f"{plan['metric']}: challenger - champion", quality != "stop",
-                     f"estimate {bound.estimate:+.4f}, always-valid {1 - plan['alpha']:.0%} bound "
+                     + ("" if enough else f": no decision before {plan.min_rows}"),
+                     value=bound.rows, threshold=plan.min_rows, skipped=not enough))
+    report.add(Check(f"{plan.metric}: challenger - champion", quality != "stop",
+                     f"estimate {bound.estimate:+.4f}, always-valid {1 - plan.alpha:.0%} bound "
                      f"[{_text(bound.lower)}, {_text(bound.upper)}], ε = {epsilon:g}: {quality}",
                      value=_finite(bound.lower), threshold=0.0 - epsilon if math.isfinite(epsilon) else None))
     for check in guardrails:
@@ -392,7 +392,8 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
     report.details = {
         "env": env_name, "experiment": experiment.id, "mode": experiment.mode,
         "champion": experiment.champion, "challenger": experiment.challenger, "share": experiment.share,
-        "started": experiment.started, "plan": plan, "decision": decision, "quality_decision": quality,
+        "started": experiment.started, "plan": experiment.stored_plan, "decision": decision,
+        "quality_decision": quality,
         "bound": {"estimate": bound.estimate, "lower": _finite(bound.lower), "upper": _finite(bound.upper),
                   "rows": bound.rows}, "epsilon": epsilon if math.isfinite(epsilon) else None,
         "logged_rows": evidence.logged, "labelled_rows": {"champion": len(evidence.champion),

@@ -53,7 +53,7 @@ def experiment_settings(experiment: Experiment | None) -> dict[str, Any]:
     return {"experiment_mode": experiment.mode, "experiment_challenger": str(experiment.challenger),
             "experiment_share": float(experiment.share or 0.0) if experiment.mode == "canary" else 0.0,
             "experiment_key": experiment.key or "", "experiment_id": experiment.id,
-            "experiment_queue_rows": int(experiment.plan["queue_rows"])}
+            "experiment_queue_rows": int(experiment.plan.queue_rows)}
 
 
 def resumed_experiment(project: Project, env_name: str, version: int) -> Experiment | None:

@@ -133,21 +133,26 @@ def rollback(*, project: Project, alias: str) -> RegistryView:
 def diff_versions(*, project: Project, left: str, right: str) -> RegistryView:
     """Parameters, metrics, data and libraries that differ between two versions."""
     registry = open_registry(project)
-    a, b = registry.get(left), registry.get(right)
-    sections = {
-        "estimator": _changes({"class": a["estimator"]["class"]} | a["estimator"]["params"],
-                              {"class": b["estimator"]["class"]} | b["estimator"]["params"]),
-        "metrics": _changes(a.get("metrics") or {}, b.get("metrics") or {}),
-        "cv": _changes({k: v.get("mean") for k, v in (a.get("cv") or {}).items()},
-                       {k: v.get("mean") for k, v in (b.get("cv") or {}).items()}),
-        "data": _changes(_flat(a.get("data") or {}), _flat(b.get("data") or {})),
-        "features": _changes({"features": a.get("features")}, {"features": b.get("features")}),
-        "schema": _changes({"schema_sha256": a.get("schema_sha256")}, {"schema_sha256": b.get("schema_sha256")}),
-        "libraries": _changes(a.get("libraries") or {}, b.get("libraries") or {}),
-        "git": _changes(a.get("git") or {}, b.get("git") or {}),
-    }
-    return RegistryView("diff", {"left": a["version"], "right": b["version"],
+    a, b = registry.get_version(left), registry.get_version(right)
+    compared_a, compared_b = _compared(a), _compared(b)
+    sections = {name: _changes(compared_a[name], compared_b[name]) for name in compared_a}
+    return RegistryView("diff", {"left": a.version, "right": b.version,
                                  "changes": {k: v for k, v in sections.items() if v}})
+
+
+def _compared(version: ModelVersion) -> dict[str, dict[str, Any]]:
+    """What ``diff`` compares of a version, by section: key -> value, keys in the order they are stored."""
+    return {
+        "estimator": {"class": version.estimator} | version.params,
+        "metrics": version.metrics,
+        "cv": {name: score.mean for name, score in version.cv.items()},
+        "data": _flat({name: data_file.to_dict() for name, data_file in version.data.items()}),
+        "features": {"features": list(version.features) or None},  # None: the record names none
+        "schema": {"schema_sha256": version.schema_sha256},
+        "libraries": version.libraries,
+        "git": {} if version.git_commit is None else  # outside git, lineage records no git state
+        {"commit": version.git_commit, "dirty": version.git_dirty, "branch": version.git_branch},
+    }
 
 
 def _changes(left: dict[str, Any], right: dict[str, Any]) -> list[dict[str, Any]]:

@@ -65,15 +65,13 @@ def deployed_version(project: Project, ref: str | None) -> ModelVersion | None:
     production = registry.alias_of("production")
     if production is not None:
         return registry.get_version(production)
-    deployed = [v for v in versions if v.get("deployments")]
-    return ModelVersion.from_dict(max(deployed, key=_last_deployed) if deployed else versions[-1])
+    deployed = [v for v in map(ModelVersion.from_dict, versions) if v.readable_deployments]
+    return max(deployed, key=_last_deployed) if deployed else ModelVersion.from_dict(versions[-1])
 
 
-def _last_deployed(record: dict[str, Any]) -> str:
+def _last_deployed(version: ModelVersion) -> str:
     """The newest deployment time of a version (ISO text sorts in time order)."""
-    times = [str(d.get("time") or d.get("at") or d.get("deployed_at") or "")
-             for d in record.get("deployments") or [] if isinstance(d, dict)]
-    return max(times, default="")
+    return max(str(d.time) for d in version.readable_deployments)
 
 
 def version_schema(project: Project, record: ModelVersion | None) -> DataSchema:
