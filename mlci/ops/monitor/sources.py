@@ -113,18 +113,18 @@ def reference_source_for(project: Project, record: ModelVersion | None, explicit
     stored = stored_reference(project, record)
     if stored is not None:
         return stored
-    train = record.train
-    if not train.get("path"):
+    train = record.data.get("train")
+    if train is None or not train.path:
         raise NotFound(f"model version {record.version} records no training data path",
                        hint="give --reference FILE (or monitor.reference)")
-    path = project.path(train["path"])
+    path = project.path(train.path)
     if not path.is_file():
         raise DataError(f"{path}: the training data of model version {record.version} is missing",
                         hint="restore it, or give --reference FILE")
-    if train.get("sha256") and sha256_file(path) != train["sha256"]:
+    if train.sha256 and sha256_file(path) != train.sha256:
         raise IntegrityError(f"{path}: sha256 differs from the one recorded by model version {record.version}",
                              hint="the training data changed since training; restore it or give --reference FILE")
-    return Source(str(train["path"]), [path])
+    return Source(str(train.path), [path])
 
 
 def stored_reference(project: Project, record: ModelVersion) -> Source | None:
@@ -139,13 +139,14 @@ def stored_reference(project: Project, record: ModelVersion) -> Source | None:
     digest = record.artifact_sha256(name)
     if digest is None:  # what the registry's read_artifact answers for an artifact without a sha256
         raise NotFound(f"model version {record.version} has no artifact '{name}'")
-    train = record.train
-    file_name = Path(str(train.get("path") or name)).name  # the training file's own name, for reports
+    train = record.data.get("train")
+    train_path = train.path if train else None
+    file_name = Path(train_path or name).name  # the training file's own name, for reports
     path = project.path(".mlci/references") / f"v{record.version}-{digest[:16]}" / file_name
     if not (path.is_file() and sha256_file(path) == digest):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, open_registry(project).read_artifact(record.version, name))
-    return Source(f"{train.get('path') or 'training data'} of model version {record.version} "
+    return Source(f"{train_path or 'training data'} of model version {record.version} "
                   f"(from the registry)", [path])
 
 
