@@ -329,3 +329,33 @@ def test_the_newest_readable_deployment_picks_the_version_and_a_half_written_ent
     registry.update(2, lambda record: record["deployments"].extend(half_written))
     picked = deployed_version(load_project(project), None)
     assert picked.version == 1 and picked.active_deployment("laptop").time == "2026-12-01T03:23:49Z"
+
+
+def test_a_version_without_a_stored_reference_is_compared_with_its_verified_training_file(tmp_path):
+    """Versions registered before references were stored (release 0.1.0) take the training file their
+    lineage names: missing is a data error, changed since training an integrity error, unchanged the
+    reference, each naming the file."""
+    import hashlib
+
+    from mlci.core.config import load_project
+    from mlci.core.records import ModelVersion
+    from mlci.errors import DataError, IntegrityError
+    from mlci.ops.monitor.sources import reference_source_for
+    from tests.serving_support import copy_example
+
+    project = load_project(copy_example(tmp_path))
+    fixture = Path(__file__).parent / "fixtures" / "registry-0.1.0" / "versions" / "v1" / "version.json"
+    stored = json.loads(fixture.read_text())
+    stored["data"]["train"]["path"] = "data/moved.csv"
+    training_file = project.path("data/moved.csv")
+
+    with pytest.raises(DataError, match=r"moved\.csv: the training data of model version 1 is missing"):
+        reference_source_for(project, ModelVersion.from_dict(stored), None)
+
+    training_file.write_text("a,b\n1,2\n")
+    with pytest.raises(IntegrityError, match=r"moved\.csv: sha256 differs from the one recorded by model version 1"):
+        reference_source_for(project, ModelVersion.from_dict(stored), None)
+
+    stored["data"]["train"]["sha256"] = hashlib.sha256(training_file.read_bytes()).hexdigest()
+    source = reference_source_for(project, ModelVersion.from_dict(stored), None)
+    assert source.files == [training_file] and source.label == "data/moved.csv"
