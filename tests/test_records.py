@@ -111,7 +111,7 @@ def test_the_fields_readers_need_are_typed_for_a_release_0_1_0_record(old_regist
     assert version.features == tuple(record["features"]) and version.features[0] == "age"
     assert version.schema["columns"]["customer_id"] == {"type": "string", "nullable": False, "feature": False}
     assert version.estimator_configured == "sklearn.linear_model.LogisticRegression"
-    assert version.train["sha256"] == "bff4dea816ec5a82093ce96556f3ff52ef36d001cb1f059f8320f4ba62940e95"
+    assert version.train.sha256 == "bff4dea816ec5a82093ce96556f3ff52ef36d001cb1f059f8320f4ba62940e95"
     assert version.train_row_identity["file"] == "train_rows.npz"
     assert version.git_commit is None  # written outside a git checkout: an empty git section
     assert version.artifact_sha256("model.skops") == record["artifacts"]["model.skops"]["sha256"]
@@ -123,7 +123,8 @@ def test_a_minimal_current_record_has_empty_typed_fields(tmp_path):
     registry.register({"task": "binary"}, {"model.skops": b"x"})
     version = registry.get_version(1)
     assert (version.features, version.schema, version.estimator_configured, version.train,
-            version.train_row_identity, version.git_commit) == ((), None, None, {}, None, None)
+            version.train_row_identity, version.git_commit) == ((), None, None, records.DataFile(None, None, None),
+                                                                None, None)
     assert version.artifact_sha256("model.skops") == hashlib.sha256(b"x").hexdigest()
 
 

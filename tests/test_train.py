@@ -76,7 +76,7 @@ def test_training_is_seeded_and_recorded(tmp_path, run_cli):
     model_a, record = load_version_model(project, 1)
     model_b, _ = load_version_model(project, 2)
     assert record.record["estimator"]["params"]["random_state"] == 42  # the project seed
-    assert record.train["rows"] == 600 and len(record.train["sha256"]) == 64
+    assert record.train.rows == 600 and len(record.train.sha256) == 64
     assert record.features[0] == "age" and "customer_id" not in record.features
     assert record.schema["target"] == "default" and record.record["libraries"]["skops"]
     rows = pd.read_csv(root / "data/holdout.csv")

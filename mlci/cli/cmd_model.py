@@ -28,7 +28,7 @@ def _render_train(result) -> str:
 
     record = ModelVersion.from_dict(result.record)
     lines = [f"registered model version {result.version} ({estimator_name(record)}, "
-             f"{plural(record.train['rows'], 'row')}, {result.seconds:.1f}s)"]
+             f"{plural(record.train.rows or 0, 'row')}, {result.seconds:.1f}s)"]
     if result.cv:
         rows = [(name, f"{v['mean']:.4f} ± {v['std']:.4f}") for name, v in result.cv.items()]
         lines.append(table(rows, ("cv metric", "mean ± std")))

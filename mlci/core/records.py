@@ -280,7 +280,6 @@ class ModelVersion:
     features: tuple[str, ...]  # the model's input columns, in training order (empty: the schema's)
     schema: dict[str, Any] | None  # the data schema it was trained with, as stored
     estimator_configured: str | None  # the class as mlci.yaml named it
-    train: dict[str, Any]  # the training data's lineage: path, sha256, rows, row_identity
     git_commit: str | None
     record: dict[str, Any] = field(repr=False, compare=False)
     project: str | None = None
@@ -303,7 +302,6 @@ class ModelVersion:
                    metrics=dict(record.get("metrics") or {}), artifacts=dict(record.get("artifacts") or {}),
                    features=tuple(record.get("features") or ()), schema=record.get("schema"),
                    estimator_configured=estimator.get("configured") if isinstance(estimator, dict) else None,
-                   train=dict((record.get("data") or {}).get("train") or {}),
                    git_commit=(record.get("git") or {}).get("commit"), record=record,
                    project=record.get("project"), target=record.get("target"),
                    params=dict(estimator.get("params") or {}) if isinstance(estimator, dict) else {},
@@ -360,9 +358,14 @@ class ModelVersion:
         return (self.artifacts.get(name) or {}).get("sha256")
 
     @property
+    def train(self) -> DataFile:
+        """The training data's lineage (every field None when the record names none)."""
+        return self.data.get("train") or DataFile(path=None, sha256=None, rows=None)
+
+    @property
     def train_row_identity(self) -> dict[str, Any] | None:
         """How the training rows were fingerprinted (scheme, columns, file), None for older records."""
-        return self.train.get("row_identity")
+        return self.train.row_identity
 
     def active_deployment(self, env: str) -> Deployment | None:
         active = [d for d in self.deployments if d.env == env and d.status == "active"]

@@ -44,7 +44,7 @@ class ServedModel:
     def info(self) -> dict[str, Any]:
         """What ``GET /version`` answers: which model, trained on which data, from which commit."""
         return {"model_version": self.version, "task": self.record.task,
-                "data_sha256": self.record.train.get("sha256"), "git_commit": self.record.git_commit,
+                "data_sha256": self.record.train.sha256, "git_commit": self.record.git_commit,
                 "model_sha256": self.record.artifact_sha256(MODEL_FILE),
                 "created": self.record.created, "features": self.features,
                 "scoring": "compiled" if self.compiled is not None else "pipeline"}

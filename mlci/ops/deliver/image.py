@@ -141,7 +141,7 @@ def prepare_context(project: Project, record: ModelVersion, *, on_line: LineSink
         "docker/Dockerfile.j2", project=project.config.project, version=version, base=image.base,
         user_id=image.user_id, port=SERVER_PORT, git_commit=record.git_commit or "",
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        model_sha256=record.artifacts[MODEL_FILE]["sha256"], data_sha256=record.train.get("sha256") or ""))
+        model_sha256=record.artifacts[MODEL_FILE]["sha256"], data_sha256=record.train.sha256 or ""))
     return context
 
 

@@ -113,8 +113,8 @@ def reference_source_for(project: Project, record: ModelVersion | None, explicit
     stored = stored_reference(project, record)
     if stored is not None:
         return stored
-    train = record.data.get("train")
-    if train is None or not train.path:
+    train = record.train
+    if not train.path:
         raise NotFound(f"model version {record.version} records no training data path",
                        hint="give --reference FILE (or monitor.reference)")
     path = project.path(train.path)
@@ -139,8 +139,7 @@ def stored_reference(project: Project, record: ModelVersion) -> Source | None:
     digest = record.artifact_sha256(name)
     if digest is None:  # what the registry's read_artifact answers for an artifact without a sha256
         raise NotFound(f"model version {record.version} has no artifact '{name}'")
-    train = record.data.get("train")
-    train_path = train.path if train else None
+    train_path = record.train.path
     file_name = Path(train_path or name).name  # the training file's own name, for reports
     path = project.path(".mlci/references") / f"v{record.version}-{digest[:16]}" / file_name
     if not (path.is_file() and sha256_file(path) == digest):
