@@ -42,6 +42,7 @@ from typing import Any
 from mlci.adapters.registry_api import ARTIFACT_NAME, LATEST, unknown_reference, version_number
 from mlci.core.records import ModelVersion, stamp, upgrade
 from mlci.core.redact import redact_url as redact
+from mlci.core.redact import scrub_text
 from mlci.errors import ConfigError, IntegrityError, MlciError, NotFound, ServiceError
 
 MODEL_DIR = "model"          # the MLflow model (MLmodel + model.skops) inside the run's artifacts
@@ -63,14 +64,12 @@ def sha256_bytes(data: bytes) -> str:
 
 def redact_text(text: str, uri: str) -> str:
     """``text`` without secrets: the tracking URI's user info and query, MLflow's credential variables,
-    and any ``scheme://user:secret@`` user info."""
-    text = text.replace(uri, redact(uri)) if uri else text
+    and everything ``core.redact.scrub_text`` masks in any message."""
     parts = urllib.parse.urlsplit(uri or "")
-    secrets = [parts.password, parts.query, parts.username, os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-               os.environ.get("MLFLOW_TRACKING_TOKEN")]
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return re.sub(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]*@", r"\1", text)
+    secrets = {parts.password, parts.query, parts.username, os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+               os.environ.get("MLFLOW_TRACKING_TOKEN")}
+    text = text.replace(uri, redact(uri)) if uri else text
+    return scrub_text(text, {s for s in secrets if s and len(s) >= 3})
 
 
 def reason(text: str) -> str:
