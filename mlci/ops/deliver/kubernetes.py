@@ -114,7 +114,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     entry = Deployment(id=uuid.uuid4().hex, env=env_name, version=record.version, target="kubernetes",
                        image=pushed_reference(record), time=utc_now(), kind=kind, status="active",
                        handle={"namespace": env.namespace, "deployment": name},
-                       # the Service (in-cluster by default); the guardrails read every pod instead (experiment_pod_metrics)
+                       # the Service (in-cluster by default); the guardrails read every pod (experiment_pod_metrics)
                        url=env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
                        extra={"experiment": experiment.id if experiment else None})
     if not ok:
