@@ -66,7 +66,7 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": container_environment(settings),
                "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id,
-               "challenger": _challenger(project, experiment)}
+               "challenger": _challenger(project, experiment), "experiment_label": EXPERIMENT_LABEL}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:
         documents.append(render("kubernetes/hpa.yaml.j2", **context))
