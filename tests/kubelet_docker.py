@@ -36,8 +36,9 @@ class Pod:
     """One pod of a Deployment's template, on Docker; ``stop()`` removes its containers and volumes."""
 
     def __init__(self, engine, template: dict[str, Any], *, labels: dict[str, str],
-                 claims: dict[str, str] | None = None) -> None:
+                 claims: dict[str, str] | None = None, hostname: str | None = None) -> None:
         self.engine = engine
+        self.hostname = hostname  # the kubelet sets a pod's hostname to its name (metadata.name)
         self.template = template
         self.spec = template["spec"]
         self.labels = labels
@@ -59,8 +60,28 @@ class Pod:
         pod.engine, pod.template, pod.spec = engine, state["template"], state["template"]["spec"]
         pod.labels, pod.claims, pod.root, pod.init_logs = state["labels"], {}, Path(state["root"]), {}
         pod.volumes = {k: Path(v) for k, v in state["volumes"].items()}
-        pod.containers = [engine.containers.get(i) for i in state["containers"]]
+        pod.containers = []
+        for container_id in state["containers"]:
+            try:
+                pod.containers.append(engine.containers.get(container_id))
+            except Exception as exc:  # the container is gone: so is this pod (see ``alive``)
+                if "No such container" not in str(exc) and "404" not in str(exc):
+                    raise
+        pod.expected = len(state["containers"])
         return pod
+
+    def alive(self) -> bool:
+        """Every app container exists and runs."""
+        if len(self.containers) < getattr(self, "expected", len(self.containers)) or not self.containers:
+            return False
+        for container in self.containers:
+            try:
+                container.reload()
+            except Exception:
+                return False
+            if container.status != "running":
+                return False
+        return True
 
     def volume(self, name: str) -> Path:
         """The host directory behind a volume (to read what the pod wrote)."""
@@ -101,7 +122,8 @@ class Pod:
         options: dict[str, Any] = {
             "image": container["image"], "name": f"{self.root.name}-{container['name']}", "labels": self.labels,
             "environment": {item["name"]: item["value"] for item in container.get("env", [])},
-            "network_mode": "host", "user": str(user) if user is not None else None,
+            "network_mode": "host", "hostname": getattr(self, "hostname", None),
+            "user": str(user) if user is not None else None,
             "read_only": bool(security.get("readOnlyRootFilesystem")),
             "cap_drop": security.get("capabilities", {}).get("drop"),
             "security_opt": ["no-new-privileges"] if security.get("allowPrivilegeEscalation") is False else None,
@@ -136,9 +158,32 @@ class Pod:
             time.sleep(0.5)
         raise AssertionError(f"pod not ready: {self.containers[0].logs(tail=20).decode(errors='replace')}")
 
+    def ready(self, port: int) -> bool:
+        """One readiness probe (the first container's ``readinessProbe.httpGet`` path) on ``port``."""
+        path = self.spec["containers"][0]["readinessProbe"]["httpGet"]["path"]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as answer:
+                return 200 <= answer.status < 400
+        except OSError:
+            return False
+
+    def terminate(self) -> None:
+        """The kubelet's stop: SIGTERM, then SIGKILL after ``terminationGracePeriodSeconds`` (default 30)."""
+        grace = int(self.spec.get("terminationGracePeriodSeconds", 30))
+        for container in self.containers:
+            try:
+                container.stop(timeout=grace)
+            except Exception:  # already gone
+                pass
+        self.stop()
+
     def stop(self) -> None:
         for container in self.containers:
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except Exception as exc:  # removed already (a test may take a pod away)
+                if "No such container" not in str(exc) and "404" not in str(exc):
+                    raise
         import shutil
 
         shutil.rmtree(self.root, ignore_errors=True)

@@ -161,31 +161,47 @@ def _wait_logged(log_dir, experiment_id: str, role: str, rows: int) -> None:
     raise AssertionError(f"fewer than {rows} {role} rows logged")
 
 
-def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_one_stopped(
-        pushed, docker_engine, run_cli, tmp_path, monkeypatch):
-    """The whole loop through `mlci` on the kubernetes target, with kubectl driving the Docker engine as
-    the kubelet would (tests/kubectl_docker.py): deploy, shadow, conclude (promote), canary, conclude (stop)."""
+@pytest.fixture
+def cluster(pushed, docker_engine, tmp_path, monkeypatch):
+    """tests/kubectl_docker.py as ``kubectl`` on PATH (its state directory is yielded); the predictions
+    claim is the project's ``predictions`` directory. Every pod it started is removed afterwards."""
     import os
     import sys
 
-    import pandas as pd
-
-    from mlci.ops.deliver.experiment_state import experiments_of, running_experiment
-    from mlci.ops.deliver.history import active_deployment
+    from tests.kubectl_docker import delete_everything
     from tests.serving_support import REPO
 
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "kubectl").write_text(f'#!/bin/sh\nexec {sys.executable} -m tests.kubectl_docker "$@"\n')
     (bindir / "kubectl").chmod(0o755)
-    (tmp_path / "cluster").mkdir()
+    state_dir = tmp_path / "cluster"
+    state_dir.mkdir()
     log_dir = pushed / "predictions"
     log_dir.mkdir(exist_ok=True)
     log_dir.chmod(0o777)  # the pods write as the image's user, as to a ReadWriteMany volume
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     monkeypatch.setenv("PYTHONPATH", str(REPO))
-    monkeypatch.setenv("KUBECTL_DOCKER_STATE", str(tmp_path / "cluster"))
+    monkeypatch.setenv("KUBECTL_DOCKER_STATE", str(state_dir))
     monkeypatch.setenv("KUBECTL_DOCKER_CLAIMS", json.dumps({"mlci-predictions": str(log_dir)}))
+    yield state_dir
+    delete_everything(state_dir, docker_engine)
+
+
+def _cluster_pods(state_dir) -> list[dict]:
+    return json.loads((state_dir / "state.json").read_text())["pods"]
+
+
+def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_one_stopped(
+        pushed, cluster, run_cli):
+    """The whole loop through `mlci` on the kubernetes target, with kubectl driving the Docker engine as
+    the kubelet would (tests/kubectl_docker.py): deploy, shadow, conclude (promote), canary, conclude (stop)."""
+    import pandas as pd
+
+    from mlci.ops.deliver.experiment_state import experiments_of, running_experiment
+    from mlci.ops.deliver.history import active_deployment
+
+    log_dir = pushed / "predictions"
     path = pushed / "mlci.yaml"
     config = yaml.safe_load(path.read_text())
     production = config["environments"]["production"]
@@ -198,51 +214,141 @@ def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_on
     project = load_project(pushed)
     registry = open_registry(project)
     better, worse = 1, 2  # version 2 was trained on inverted labels
-    try:
-        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--model", str(worse))
-        assert code == 0, err
-        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", str(better))
-        assert code == 0, err
-        experiment = running_experiment(registry, "production")
-        assert httpx.get(f"{base}/version", timeout=10).json()["experiment"]["challenger_version"] == better
-        labels: list = []
-        assert set(_send(base, records, truth, 0, 300, labels)) == {"champion"}
-        _wait_logged(log_dir, experiment.id, "challenger", 300)
-        code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
-                                 "--labels", _labels_file(pushed, labels))
-        assert code == 0, out + err
-        result = json.loads(out)
-        assert result["details"]["decision"] == "promote", result
-        guardrail = next(c for c in result["checks"] if c["name"] == "challenger error rate")
-        assert guardrail["status"] == "pass"  # read from the pod's /metrics through environments.E.url
-        assert registry.alias_of("production") == better
-        assert active_deployment(registry, "production").version == better
-        assert experiments_of(registry, "production")[-1].status == "promoted"
-        served = httpx.get(f"{base}/version", timeout=10).json()
-        assert served["model_version"] == better and not served.get("experiment")
-        cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
-        assert "initContainers" not in cluster["pod"]["template"]["spec"]  # promote dropped the init container
+    code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--model", str(worse))
+    assert code == 0, err
+    code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", str(better))
+    assert code == 0, err
+    experiment = running_experiment(registry, "production")
+    assert httpx.get(f"{base}/version", timeout=10).json()["experiment"]["challenger_version"] == better
+    labels: list = []
+    assert set(_send(base, records, truth, 0, 300, labels)) == {"champion"}
+    _wait_logged(log_dir, experiment.id, "challenger", 300)
+    code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
+                             "--labels", _labels_file(pushed, labels))
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert result["details"]["decision"] == "promote", result
+    guardrail = next(c for c in result["checks"] if c["name"] == "challenger error rate")
+    assert guardrail["status"] == "pass"  # read from every pod through the API server's pod proxy
+    assert len(result["details"]["metrics_read_from"]) == 2
+    assert registry.alias_of("production") == better
+    assert active_deployment(registry, "production").version == better
+    assert experiments_of(registry, "production")[-1].status == "promoted"
+    served = httpx.get(f"{base}/version", timeout=10).json()
+    assert served["model_version"] == better and not served.get("experiment")
+    # promote dropped the init container from every replica
+    assert [p["pod"]["template"]["spec"].get("initContainers") for p in _cluster_pods(cluster)] == [None, None]
 
-        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--canary", str(worse),
-                                 "--share", "0.5")
-        assert code == 0, err
-        experiment = running_experiment(registry, "production")
-        labels = []
-        roles = _send(base, records, truth, 300, min(1000, len(records) - 300), labels)
-        assert 0 < roles.count("challenger") < len(roles)
-        _wait_logged(log_dir, experiment.id, "challenger", 10 * roles.count("challenger") - 10)
-        code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
-                                 "--labels", _labels_file(pushed, labels))
-        assert code == 1, err
-        assert json.loads(out)["details"]["decision"] == "stop"
-        assert experiments_of(registry, "production")[-1].status == "stopped"
-        assert registry.alias_of("production") == better
-        cluster = json.loads((tmp_path / "cluster" / "state.json").read_text())
-        pod = cluster["pod"]["template"]["spec"]
+    code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--canary", str(worse),
+                             "--share", "0.5")
+    assert code == 0, err
+    experiment = running_experiment(registry, "production")
+    labels = []
+    roles = _send(base, records, truth, 300, min(1000, len(records) - 300), labels)
+    assert 0 < roles.count("challenger") < len(roles)
+    _wait_logged(log_dir, experiment.id, "challenger", 10 * roles.count("challenger") - 10)
+    code, out, err = run_cli("-C", pushed, "--json", "experiment", "conclude", "--env", "production",
+                             "--labels", _labels_file(pushed, labels))
+    assert code == 1, err
+    assert json.loads(out)["details"]["decision"] == "stop"
+    assert experiments_of(registry, "production")[-1].status == "stopped"
+    assert registry.alias_of("production") == better
+    for pod in (p["pod"]["template"]["spec"] for p in _cluster_pods(cluster)):
         assert "initContainers" not in pod and {v["name"] for v in pod["volumes"]} == {"predictions", "tmp"}
-        answer = httpx.post(f"{base}/predict", json=records[:5], timeout=10)
-        assert answer.headers["x-model-version"] == str(better) and "x-model-role" not in answer.headers
+    answer = httpx.post(f"{base}/predict", json=records[:5], timeout=10)
+    assert answer.headers["x-model-version"] == str(better) and "x-model-role" not in answer.headers
+
+
+def _metrics(port: int) -> str:
+    return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+
+def test_guardrails_read_every_replica_and_a_rollout_never_leaves_the_service_without_a_ready_pod(
+        pushed, cluster, run_cli, monkeypatch):
+    """Two replicas. Starting the experiment rolls both pods over one at a time (maxSurge 1, maxUnavailable
+    0): while it does, every request to the Service's port is answered, first by the old pods, then by the
+    new ones. Then one replica gets most of the traffic: `experiment status` reads both pods through the
+    API server's pod proxy and merges them (the counts are the sum; the p99 comes from the summed buckets),
+    where a look through the Service would have read one. A pod that goes away between the listing and its
+    read is left out and named."""
+    import threading
+
+    import pandas as pd
+
+    from mlci.ops.deliver.experiment import histogram_quantile, merged_server_numbers
+
+    path = pushed / "mlci.yaml"
+    config = yaml.safe_load(path.read_text())
+    production = config["environments"]["production"]
+    base = f"http://127.0.0.1:{production['port']}"
+    production.update(url=base, predictions_claim="mlci-predictions", health_timeout=90, replicas=2,
+                      experiment={**PLAN, "mode": "shadow"})
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--model", "2")
+    assert code == 0, err
+    before = {p["name"] for p in _cluster_pods(cluster)}
+    assert len(before) == 2
+
+    answers: list = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                answer = httpx.get(f"{base}/version", timeout=5, headers={"Connection": "close"})
+                answers.append((answer.status_code, bool(answer.json().get("experiment"))))
+            except (httpx.HTTPError, ValueError) as exc:
+                answers.append((type(exc).__name__, None))
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", "1")
     finally:
-        state = tmp_path / "cluster" / "state.json"
-        if state.exists() and json.loads(state.read_text())["pod"]:
-            Pod.attach(docker_engine, json.loads(state.read_text())["pod"]).stop()
+        stop.set()
+        poller.join()
+    assert code == 0, err
+    assert [a for a in answers if a[0] != 200] == []  # no gap: a ready pod answered every request
+    assert answers[0] == (200, False) and answers[-1] == (200, True)
+    pods = _cluster_pods(cluster)
+    assert len(pods) == 2 and not before & {p["name"] for p in pods}  # both replicas were replaced
+
+    # most of the traffic to one replica, a little to the other, each at its own address (its pod IP)
+    holdout = pd.read_csv(pushed / "data" / "holdout.csv")
+    records, truth = holdout_records(pushed, len(holdout)), [int(v) for v in holdout["default"]]
+    busy, quiet = pods
+    labels: list = []
+    _send(f"http://127.0.0.1:{busy['port']}", records, truth, 0, 150, labels)
+    _send(f"http://127.0.0.1:{quiet['port']}", records, truth, 150, 30, labels)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        each = {p["name"]: merged_server_numbers({p["name"]: _metrics(p["port"])}) for p in (busy, quiet)}
+        if [n.batches.get("challenger") for n in each.values()] == [15.0, 3.0]:
+            break
+        time.sleep(0.5)
+    assert [n.batches.get("challenger") for n in each.values()] == [15.0, 3.0]
+    labels_file = _labels_file(pushed, labels)
+    code, out, err = run_cli("-C", pushed, "--json", "experiment", "status", "--env", "production",
+                             "--labels", labels_file)
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert result["details"]["metrics_read_from"] == sorted(each)
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["challenger error rate"]["message"] == "0 of 18 batches failed"  # 15 + 3, not one pod's
+    summed = {role: {} for role in ("champion", "challenger")}
+    for numbers in each.values():
+        for role, points in numbers.buckets.items():
+            for bound, count in points.items():
+                summed[role][bound] = summed[role].get(bound, 0.0) + count
+    p99 = {role: histogram_quantile(0.99, list(points.items())) for role, points in summed.items()}
+    assert checks["challenger p99 latency"]["value"] == round(p99["challenger"] / p99["champion"], 3)
+
+    monkeypatch.setenv("KUBECTL_DOCKER_TAKE_AWAY_AFTER_LISTING", quiet["name"])
+    code, out, err = run_cli("-C", pushed, "--json", "experiment", "status", "--env", "production",
+                             "--labels", labels_file)
+    assert code == 0, out + err
+    result = json.loads(out)
+    assert result["details"]["metrics_read_from"] == [busy["name"]]
+    assert result["details"]["metrics_left_out"] == [f"pod {quiet['name']} went away before it was read"]
+    assert {c["name"]: c for c in result["checks"]}["challenger error rate"]["message"] == "0 of 15 batches failed"

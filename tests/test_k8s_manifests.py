@@ -11,7 +11,7 @@ import yaml
 
 from mlci.core.config import load_project
 from mlci.ops.deliver.history import environment
-from mlci.ops.deliver.kubernetes import kubernetes_manifests
+from mlci.ops.deliver.kubernetes import EXPERIMENT_LABEL, kubernetes_manifests
 from mlci.ops.model.registry import open_registry
 from tests.serving_support import copy_example, register_version
 
@@ -157,6 +157,9 @@ def test_an_experiment_adds_an_init_container_with_the_challengers_image_and_a_s
     assert "MLCI_SERVE_REGISTRY" not in env and "MLCI_SERVE_MODEL" not in env  # the image knows its own
     annotations = deployment["metadata"]["annotations"]
     assert annotations["mlci/experiment"] == experiment.id and annotations["mlci/challenger-version"] == "2"
+    # the pods carry the experiment, so its guardrails list them by label (and no pod of another template)
+    assert deployment["spec"]["template"]["metadata"]["labels"][EXPERIMENT_LABEL] == experiment.id
+    assert EXPERIMENT_LABEL not in deployment["spec"]["selector"]["matchLabels"]  # the selector is immutable
 
 
 def test_the_docker_and_kubernetes_targets_give_the_server_the_same_experiment_settings(two_versions):

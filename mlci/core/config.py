@@ -227,8 +227,8 @@ class Environment:
     kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
     predictions_claim: str | None = opt(None, pattern=IDENTIFIER, help="kubernetes PersistentVolumeClaim for the "
                                         "prediction logs, so the nightly monitor can read them (default: pod-local)")
-    url: str | None = opt(None, url=True, help="kubernetes: where mlci reaches the Service to read the server's "
-                          "/metrics (e.g. an Ingress; default: its cluster address, from in-cluster agents)")
+    url: str | None = opt(None, url=True, help="kubernetes: the Service's address recorded for the deployment "
+                          "(e.g. an Ingress; default: its cluster address); the guardrails read every pod instead")
     experiment: ExperimentSection | None = opt(None, help="the commit pipeline starts this live experiment "
                                                "instead of a straight deploy; the nightly one concludes it")
 

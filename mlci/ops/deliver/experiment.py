@@ -263,18 +263,21 @@ def champion_value(evidence: Evidence) -> float | None:
 
 @dataclass
 class ServerNumbers:
-    """What the guardrails read from the server's /metrics: per role, batches, errors and p99 seconds."""
+    """What the guardrails read from the server's /metrics: per role, batches, errors and p99 seconds.
+    ``buckets`` (role -> le -> cumulative count) is what several replicas' numbers merge by; ``sources``
+    names where they were read (a URL, or the pods)."""
 
     batches: dict[str, float] = field(default_factory=dict)
     errors: dict[str, float] = field(default_factory=dict)
     p99: dict[str, float | None] = field(default_factory=dict)
     skipped_rows: float = 0.0
+    buckets: dict[str, dict[float, float]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # servers that went away before they were read
 
 
 def read_server_numbers(url: str) -> ServerNumbers | str:
-    """The experiment's metrics from a server, or why they could not be read."""
-    from prometheus_client.parser import text_string_to_metric_families
-
+    """The experiment's metrics from one server (local and docker targets), or why they could not be read."""
     from mlci.adapters.serving_probe import http_get
 
     try:
@@ -283,23 +286,52 @@ def read_server_numbers(url: str) -> ServerNumbers | str:
         return f"{url}/metrics did not answer ({type(exc).__name__})"
     if status != 200:
         return f"{url}/metrics answered HTTP {status}"
-    numbers = ServerNumbers()
-    buckets: dict[str, list[tuple[float, float]]] = {}
-    for family in text_string_to_metric_families(body.decode("utf-8", errors="replace")):
-        for sample in family.samples:
-            role = sample.labels.get("role")
-            if sample.name == "mlci_experiment_shadow_skipped_total":
-                numbers.skipped_rows = sample.value
-            elif role is None:  # the guardrails look the per-role series up by role name
-                continue
-            elif sample.name == "mlci_experiment_batches_total":
-                numbers.batches[role] = sample.value
-            elif sample.name == "mlci_experiment_errors_total":
-                numbers.errors[role] = sample.value
-            elif sample.name == "mlci_experiment_scoring_seconds_bucket":
-                buckets.setdefault(role, []).append((float(sample.labels["le"]), sample.value))
-    numbers.p99 = {role: histogram_quantile(0.99, points) for role, points in buckets.items()}
+    return merged_server_numbers({url: body.decode("utf-8", errors="replace")})
+
+
+def merged_server_numbers(expositions: dict[str, str]) -> ServerNumbers:
+    """The experiment's numbers over several servers' /metrics texts (source -> text), e.g. every replica
+    of a Deployment: counters are summed, histogram buckets are summed per ``le``, and the p99 is taken
+    from the summed buckets (as Prometheus' ``histogram_quantile(0.99, sum by (le) (rate(...)))`` does; a
+    mean of the replicas' p99s would be no quantile of anything)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    numbers = ServerNumbers(sources=sorted(expositions))
+    for text in expositions.values():
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                _add_sample(numbers, sample.name, sample.labels, sample.value)
+    numbers.p99 = {role: histogram_quantile(0.99, list(points.items())) for role, points in numbers.buckets.items()}
     return numbers
+
+
+def _add_sample(numbers: ServerNumbers, name: str, labels: dict[str, str], value: float) -> None:
+    role = labels.get("role")
+    if name == "mlci_experiment_shadow_skipped_total":
+        numbers.skipped_rows += value
+    elif role is None:  # the guardrails look the per-role series up by role name
+        return
+    elif name == "mlci_experiment_batches_total":
+        numbers.batches[role] = numbers.batches.get(role, 0.0) + value
+    elif name == "mlci_experiment_errors_total":
+        numbers.errors[role] = numbers.errors.get(role, 0.0) + value
+    elif name == "mlci_experiment_scoring_seconds_bucket":
+        points = numbers.buckets.setdefault(role, {})
+        bound = float(labels["le"])
+        points[bound] = points.get(bound, 0.0) + value
+
+
+def guardrail_numbers(project: Project, env_name: str, deployment, experiment: Experiment) -> ServerNumbers | str:
+    """The guardrails' numbers from every server of the environment: on kubernetes every ready pod of the
+    experiment (a Service would show one replica per look), elsewhere the one server at the record's url."""
+    if deployment is not None and deployment.target == "kubernetes":
+        from mlci.ops.deliver.kubernetes import experiment_pod_metrics
+
+        expositions, left_out = experiment_pod_metrics(project, env_name=env_name, experiment_id=experiment.id)
+        if not expositions:
+            return "no ready pod runs the experiment" + (f" ({'; '.join(left_out)})" if left_out else "")
+        return replace(merged_server_numbers(expositions), left_out=left_out)
+    return read_server_numbers(deployment.url) if deployment and deployment.url else "no server url"
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -372,7 +404,7 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
         if not plan.relative or evidence.champion else math.inf
     quality = decide(bound, epsilon=epsilon, min_rows=plan.min_rows) if math.isfinite(epsilon) else "continue"
     deployment = active_deployment(registry, env_name)
-    numbers = read_server_numbers(deployment.url) if deployment and deployment.url else "no server url"
+    numbers = guardrail_numbers(project, env_name, deployment, experiment)
     guardrails = guardrail_checks(experiment, numbers)
     broken = [c for c in guardrails if not c.passed]
     unread = any(c.name == "guardrails" for c in guardrails)
@@ -399,6 +431,8 @@ def analyse(project: Project, *, env_name: str, labels_file: str | None, kind: s
         "logged_rows": evidence.logged, "labelled_rows": {"champion": len(evidence.champion),
                                                           "challenger": len(evidence.challenger)},
         "shadow_skipped_rows": numbers.skipped_rows if isinstance(numbers, ServerNumbers) else None,
+        "metrics_read_from": numbers.sources if isinstance(numbers, ServerNumbers) else [],
+        "metrics_left_out": numbers.left_out if isinstance(numbers, ServerNumbers) else [],
         "score_width": evidence.width, "timeline": timeline(experiment, evidence)}
     return report, experiment
 

@@ -13,12 +13,13 @@ volume go, and the server runs the version that stays.
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from dataclasses import replace
 from typing import Any
 
-from mlci.adapters.commands import KUBECTL_TIMEOUT, run_command
+from mlci.adapters.commands import KUBECTL_TIMEOUT, last_lines, run_command
 from mlci.core.atomic import atomic_write_text
 from mlci.core.config import Environment, Project
 from mlci.core.records import Deployment, Experiment, ModelVersion
@@ -45,6 +46,9 @@ COPY_REGISTRY = ("import os, shutil, sys; source, target = sys.argv[1:]\n"
                  "for name in os.listdir(source):\n"
                  "    path = os.path.join(source, name)\n"
                  "    (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(target, name))")
+# A pod-template label naming the running experiment, so its guardrails read only pods that run it (not a
+# pod of the previous ReplicaSet still terminating).
+EXPERIMENT_LABEL = "mlci/experiment"
 DIGEST_HINT = "run `mlci build` and `mlci push` first; Kubernetes pulls by digest"
 
 
@@ -62,7 +66,7 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": container_environment(settings),
                "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id,
-               "challenger": _challenger(project, experiment)}
+               "challenger": _challenger(project, experiment), "experiment_label": EXPERIMENT_LABEL}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:
         documents.append(render("kubernetes/hpa.yaml.j2", **context))
@@ -94,12 +98,8 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     report.add(Check("render", True, str(path)))
     if render_only:
         return finish_report(project, report)
-    kubectl = shutil.which("kubectl")
-    if not kubectl:
-        raise ServiceError("kubectl is not installed on this machine",
-                           hint=f"apply {path} yourself, or install kubectl; "
-                           "--render-only writes the manifests without applying them")
-    base = [kubectl] + (["--context", env.kubectl_context] if env.kubectl_context else []) + ["-n", env.namespace]
+    base = _kubectl_base(env, hint=f"apply {path} yourself, or install kubectl; "
+                         "--render-only writes the manifests without applying them")
     name = f"deployment/{deployment_name(project, env_name)}"
     _kubectl(base + ["apply", "-f", str(path)], "apply")
     on_line(f"{kind}: waiting for the rollout of {name}")
@@ -114,7 +114,7 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
     entry = Deployment(id=uuid.uuid4().hex, env=env_name, version=record.version, target="kubernetes",
                        image=pushed_reference(record), time=utc_now(), kind=kind, status="active",
                        handle={"namespace": env.namespace, "deployment": name},
-                       # where `mlci experiment` reads the guardrails' /metrics: the Service, in-cluster by default
+                       # the Service (in-cluster by default); the guardrails read every pod (experiment_pod_metrics)
                        url=env.url or f"http://{deployment_name(project, env_name)}.{env.namespace}.svc:{env.port}",
                        extra={"experiment": experiment.id if experiment else None})
     if not ok:
@@ -130,6 +130,72 @@ def deploy_kubernetes(project: Project, *, env_name: str, env: Environment, reco
 
 
 _KUBECTL_HINT = "check the cluster connection (kubectl config current-context)"
+
+
+def _kubectl_base(env: Environment, *, hint: str) -> list[str]:
+    kubectl = shutil.which("kubectl")
+    if not kubectl:
+        raise ServiceError("kubectl is not installed on this machine", hint=hint)
+    return [kubectl] + (["--context", env.kubectl_context] if env.kubectl_context else []) + ["-n", env.namespace]
+
+
+# -- the experiment's /metrics, read from every ready pod ---------------------------------------------
+#
+# Through the Service each look would reach one replica (kube-proxy picks an endpoint per connection), so
+# the guardrails read every pod: list the Deployment's pods that run this experiment, keep the Ready ones
+# that are not terminating (the same pods a Service sends traffic to: the Ready condition,
+# kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-conditions; a deleted pod keeps running
+# through its grace period with ``metadata.deletionTimestamp`` set, .../pod-lifecycle/#pod-termination),
+# and read each one's /metrics through the API server's pod proxy,
+# ``/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy/{path}`` (the "connect GET requests to proxy of
+# Pod" operation of the core/v1 API; the ``name:port`` form is parsed by ``ResourceLocation`` in kubernetes
+# pkg/registry/core/pod/strategy.go). That works wherever kubectl works, inside the cluster or not.
+
+
+def experiment_pod_metrics(project: Project, *, env_name: str, experiment_id: str) -> tuple[dict[str, str], list[str]]:
+    """Each ready pod's /metrics text (pod name -> text), and what was left out and why. A pod that goes
+    away between the listing and its read (a rollout or a scale-down terminated it) is left out and named;
+    its counters went with it, as a restarted server's do. Any other kubectl failure is a ServiceError."""
+    from mlci.ops.deliver.history import environment
+
+    env = environment(project, env_name)
+    base = _kubectl_base(env, hint="install kubectl to read the experiment's metrics from every pod")
+    selector = f"app.kubernetes.io/name={deployment_name(project, env_name)},{EXPERIMENT_LABEL}={experiment_id}"
+    listed = ready_pods(base, selector)
+    texts: dict[str, str] = {}
+    left_out: list[str] = []
+    for pod in listed:
+        answer = run_command(base + ["get", "--raw", f"/api/v1/namespaces/{env.namespace}/pods/{pod}:{env.port}"
+                                     "/proxy/metrics"], what="kubectl get --raw (pod proxy)",
+                             timeout=KUBECTL_TIMEOUT, hint=_KUBECTL_HINT)
+        if answer.returncode == 0:
+            texts[pod] = answer.stdout
+        elif pod not in ready_pods(base, selector):
+            left_out.append(f"pod {pod} went away before it was read")
+        else:
+            raise ServiceError(f"kubectl could not read pod {pod}'s /metrics: {last_lines(answer.stderr)}",
+                               hint=_KUBECTL_HINT)
+    return texts, left_out
+
+
+def ready_pods(base: list[str], selector: str) -> list[str]:
+    """Names of the pods matching ``selector`` that are Ready and not terminating (``kubectl get pods -o
+    json`` answers a v1 List of Pods)."""
+    answer = run_command(base + ["get", "pods", "-l", selector, "-o", "json"], what="kubectl get pods",
+                         timeout=KUBECTL_TIMEOUT, check=True, hint=_KUBECTL_HINT)
+    try:
+        items = json.loads(answer.stdout)["items"]
+        return [pod["metadata"]["name"] for pod in items if _serves(pod)]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ServiceError(f"kubectl get pods answered something other than a list of pods ({exc})",
+                           hint=_KUBECTL_HINT) from None
+
+
+def _serves(pod: dict[str, Any]) -> bool:
+    if pod["metadata"].get("deletionTimestamp"):
+        return False
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _kubectl(command: list[str], what: str) -> None:
