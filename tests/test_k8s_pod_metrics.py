@@ -112,3 +112,22 @@ def test_without_kubectl_the_guardrails_cannot_be_read_and_say_why(project, monk
     with pytest.raises(ServiceError, match="kubectl is not installed") as raised:
         experiment_pod_metrics(project, env_name="production", experiment_id="e1")
     assert raised.value.exit_code == 3
+
+
+@pytest.mark.parametrize("pods, raw", [
+    ([], {}),                                              # the cluster refuses the listing (below)
+    ([_pod("a", "True")], {"a": None}),                    # a ready pod cannot be read
+])
+def test_unreadable_pods_leave_the_guardrails_unread_as_an_unreachable_url_does(project, kubectl, pods, raw):
+    from mlci.core.records import Deployment, Experiment
+    from mlci.ops.deliver.experiment import guardrail_checks, guardrail_numbers
+
+    kubectl(pods, raw, list_exit=0 if pods else 1)
+    deployment = Deployment(id="d1", env="production", version=2, target="kubernetes", time="t", status="active",
+                            kind="shadow", url="http://svc:8080")
+    experiment = Experiment.from_dict({"id": "e1", "env": "production", "mode": "shadow", "champion": 1,
+                                       "challenger": 2, "started": "t", "status": "running"})
+    numbers = guardrail_numbers(project, "production", deployment, experiment)
+    assert isinstance(numbers, str) and "kubectl" in numbers
+    [check] = guardrail_checks(experiment, numbers)
+    assert check.skipped and check.message.startswith("not read: kubectl")

@@ -28,7 +28,7 @@ from typing import Any
 from mlci.core.config import ExperimentSection, Project
 from mlci.core.records import Experiment
 from mlci.core.reports import Check, Report
-from mlci.errors import DataError, IntegrityError, NotFound, UsageError
+from mlci.errors import DataError, IntegrityError, NotFound, ServiceError, UsageError
 from mlci.ops.deliver.experiment_state import (
     RUNNING,
     change_experiment,
@@ -327,7 +327,10 @@ def guardrail_numbers(project: Project, env_name: str, deployment, experiment: E
     if deployment is not None and deployment.target == "kubernetes":
         from mlci.ops.deliver.kubernetes import experiment_pod_metrics
 
-        expositions, left_out = experiment_pod_metrics(project, env_name=env_name, experiment_id=experiment.id)
+        try:
+            expositions, left_out = experiment_pod_metrics(project, env_name=env_name, experiment_id=experiment.id)
+        except ServiceError as exc:  # as an unreachable url elsewhere: not read, so never a promotion
+            return exc.message
         if not expositions:
             return "no ready pod runs the experiment" + (f" ({'; '.join(left_out)})" if left_out else "")
         return replace(merged_server_numbers(expositions), left_out=left_out)
