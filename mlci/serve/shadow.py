@@ -153,9 +153,9 @@ class FrameReader:
         kind = frame[:1]
         if kind == START:
             _, rows, size, stamp, name = _HEAD.unpack_from(frame)
-            text = frame[_HEAD.size:_HEAD.size + stamp + name].decode()
+            ts, request_id = frame[_HEAD.size:_HEAD.size + stamp], frame[_HEAD.size + stamp:_HEAD.size + stamp + name]
             piece = frame[_HEAD.size + stamp + name:]
-            self._current = (Body(text[:stamp], text[stamp:], rows, b""), [piece], size - len(piece))
+            self._current = (Body(ts.decode(), request_id.decode(), rows, b""), [piece], size - len(piece))
         elif kind == MORE and self._current is not None:
             head, pieces, missing = self._current
             pieces.append(frame[1:])
