@@ -412,3 +412,37 @@ def test_a_body_cut_short_by_a_full_pipe_is_dropped_and_never_glued_to_the_next(
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_a_body_the_scorer_cannot_read_fails_alone_and_the_others_are_scored(tmp_path):
+    """Bodies reach the scorer only after the champion accepted them, so none should fail to parse or
+    validate there; if one does, it counts as a failed challenger request (the error-rate guardrail sees it)
+    and leaves the bound, and the bodies scored with it in the same call are scored as usual."""
+    project = copy_example(tmp_path)
+    record = register_version(project, seed=1)
+    registry = project / ".mlci" / "registry"
+    reports = []
+    scorer = ShadowScorer(_plan(registry, record["version"], tmp_path / "logs"), capacity=100,
+                          on_skip=lambda rows: None, on_report=reports.append)
+    scorer.start()
+    records = holdout_records(project, 2)
+    bodies = {"good-1": (json.dumps(records).encode(), 2), "not-json": (b"[{", 3),
+              "wrong-count": (json.dumps(records).encode(), 5), "invalid": (json.dumps([{"age": "x"}]).encode(), 1),
+              "good-2": (json.dumps({"records": records[:1]}).encode(), 1)}
+    try:
+        os.kill(scorer.process.pid, signal.SIGSTOP)  # all five arrive before the scorer reads: one call
+        for request_id, (body, rows) in bodies.items():
+            assert scorer.submit("2026-01-01T00:00:00.000Z", request_id, body, rows)
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while sum(sum(r.rows) for r in reports) < 12:
+            assert time.monotonic() < deadline, "not every body was reported"
+            time.sleep(0.1)
+        assert scorer.submit("2026-01-01T00:00:00.000Z", "after", json.dumps(records).encode(), 2)  # bound free
+    finally:
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        scorer.close()
+    assert sorted(rows for r in reports if r.failed for rows in r.rows) == [1, 3, 5]
+    assert sorted(rows for r in reports if not r.failed for rows in r.rows) == [1, 2, 2]
+    logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
+    assert set(logged) == {("good-1", 0), ("good-1", 1), ("good-2", 0), ("after", 0), ("after", 1)}

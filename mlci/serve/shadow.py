@@ -396,12 +396,9 @@ class _Scorer:
         self.counts, self.reports = counts, reports
 
     def score(self, items: list[Body]) -> None:
-        columns, bad = self._columns(items)
-        if bad:
-            _report(self.reports, Report(tuple(item.rows for item in bad), 0.0, failed=True))
-            items = [item for item in items if item not in bad]
-            if not items:
-                return
+        items, columns = self._read(items)
+        if not items:
+            return
         model = self.model
         rows = tuple(item.rows for item in items)
         started = time.thread_time()
@@ -419,16 +416,22 @@ class _Scorer:
         self.counts["dropped"] = self.counts["errors"] = 0
         _report(self.reports, Report(rows, cpu_seconds, log_dropped=dropped, log_errors=errors))
 
-    def _columns(self, items: list[Body]) -> tuple[dict[str, list[Any]], list[Body]]:
-        """The challenger's columns of the bodies, validated as the champion validated them, and the bodies
-        that did not parse or validate (none should: the champion accepted each one before it was sent)."""
+    def _read(self, items: list[Body]) -> tuple[list[Body], dict[str, list[Any]]]:
+        """The bodies that parse and validate as the champion's schema says, and the challenger's columns of
+        them. The others (there should be none: the champion accepted each body before it was sent) are
+        reported as failed, so they count toward the challenger's error rate and leave the bound."""
         good = [(item, records) for item in items if (records := _records(item)) is not None]
         columns, problems = self.validator.validate([r for _, records in good for r in records])
         if problems:  # find the bodies refused, score the others
             good = [(item, records) for item, records in good if not self.validator.validate(records)[1]]
             columns, _ = self.validator.validate([r for _, records in good for r in records])
-        kept = {id(item) for item, _ in good}
-        return columns, [item for item in items if id(item) not in kept]
+        if len(good) < len(items):
+            kept = {id(item) for item, _ in good}
+            bad = tuple(item.rows for item in items if id(item) not in kept)
+            print(f"mlci.serve: the shadow scorer could not read {len(bad)} request bodies the champion accepted",
+                  file=sys.stderr, flush=True)
+            _report(self.reports, Report(bad, 0.0, failed=True))
+        return [item for item, _ in good], columns
 
     def _log(self, items: list[Body], predictions: list[Any], probabilities: list[list[float]] | None) -> None:
         from mlci.serve.predlog import LoggedBatch
