@@ -178,7 +178,7 @@ def write_frames(fd: int, frames: list[bytes]) -> bool:
     try:
         for frame in frames:
             os.write(fd, frame)
-    except (BlockingIOError, BrokenPipeError):
+    except OSError:  # full (EAGAIN), the scorer is gone (EPIPE), or the pipe is closed: never the client's error
         return False
     return True
 
