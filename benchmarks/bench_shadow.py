@@ -23,6 +23,8 @@ sends the same request to each for ``--seconds``:
   to three times faster at saturation. The shadow scorer has that effect whenever it has rows to score,
   so the comparison with ``plain`` flatters the shadow; ``plain+idle`` has it all the time, so the
   comparison with it is the conservative one;
+- with ``--other-shadow CHECKOUT`` a fourth server, ``shadow@other``, runs the same shadow experiment from
+  another checkout of mlci (e.g. main before a change), in the same rounds: before and after side by side;
 - after each shadow turn the benchmark waits until every row of that turn is either scored or skipped
   before the next turn starts: a backlog scored later would take CPU from the next turn's server.
 
@@ -60,6 +62,8 @@ LIMIT = 1.10  # the champion's p99 with shadow scoring may be at most 10% above 
 MIN_SCORED = 0.5  # ... while the challenger scores at least half of the rows
 DRAIN_SECONDS = 120  # how long to wait, after a shadow turn, for its rows to be scored or skipped
 TURNS = ("plain", "plain+idle", "shadow")
+OTHER = "shadow@other"  # --other-shadow: the same shadow server from another checkout
+SHADOWS = ("shadow", OTHER)
 
 
 def hey(url: str, body: Path, *, seconds: float, concurrency: int, rate: float) -> dict:
@@ -168,6 +172,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1, help="rows per request")
     parser.add_argument("--challenger", default="logistic", choices=("logistic", "forest"))
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--other-shadow", type=Path, metavar="CHECKOUT",
+                        help="also run a shadow server from another checkout of mlci (e.g. the last release), "
+                             "as a fourth turn `shadow@other`: before and after a change in the same rounds")
     args = parser.parse_args()
     if shutil.which("hey") is None:
         print("bench_shadow: needs the load generator hey (apt-get install hey)", file=sys.stderr)
@@ -192,43 +199,47 @@ def main() -> int:
     servers = {"plain": Server("plain", command + ["--log-dir", str(work / "plain")], env, work),
                "plain+idle": Server("plain+idle", with_idle_loops + ["--log-dir", str(work / "idle")], env, work),
                "shadow": Server("shadow", command + ["--log-dir", str(work / "shadow")], shadow_env, work)}
+    if args.other_shadow:
+        other_env = {**shadow_env, "PYTHONPATH": str(args.other_shadow.resolve())}
+        servers[OTHER] = Server(OTHER, command + ["--log-dir", str(work / "other")], other_env, work)
+    turns = tuple(servers)
     results = []
     try:
         for server in servers.values():
             server.wait_ready()
-        shadow_url = servers["shadow"].url
         warm = {}
         for name, server in servers.items():
-            before = shadow_counts(shadow_url)
+            before = shadow_counts(server.url) if name in SHADOWS else {}
             with idle_loops(flag, on=name == "plain+idle"):
                 warm[name] = hey(server.predict_url, body, seconds=args.seconds, concurrency=args.concurrency,
                                  rate=0)
-            if name == "shadow":
-                drained(shadow_url, before, requests=warm[name]["requests"], rows=args.rows)
+            if name in SHADOWS:
+                drained(server.url, before, requests=warm[name]["requests"], rows=args.rows)
         saturated = warm["plain"]["rps"]
         print(f"warm-up: plain {saturated:.0f} req/s, shadow {warm['shadow']['rps']:.0f} req/s at saturation",
               file=sys.stderr)
         for repeat in range(args.rounds):
             for load in args.loads:
                 rate = 0.0 if load >= 1 else load * saturated
-                order = TURNS[repeat % 3:] + TURNS[:repeat % 3]
+                order = turns[repeat % len(turns):] + turns[:repeat % len(turns)]
                 for name in order:
-                    before = shadow_counts(shadow_url)
+                    shadow_url = servers[name].url
+                    before = shadow_counts(shadow_url) if name in SHADOWS else {}
                     cpu = cpu_seconds(servers[name].process.pid)
-                    scorer = scorer_pid(servers[name].process.pid) if name == "shadow" else None
+                    scorer = scorer_pid(servers[name].process.pid) if name in SHADOWS else None
                     scorer_cpu = cpu_seconds(scorer) if scorer else 0.0
                     with idle_loops(flag, on=name == "plain+idle"):
                         result = hey(servers[name].predict_url, body, seconds=args.seconds,
                                      concurrency=args.concurrency, rate=rate)
                     # the server process's own CPU per answer: the challenger's work, where it runs in there
                     result["server_cpu_us"] = (cpu_seconds(servers[name].process.pid) - cpu) / result["requests"] * 1e6
-                    if name == "shadow":
+                    if name in SHADOWS:
                         result |= drained(shadow_url, before, requests=result["requests"], rows=args.rows)
                         if scorer:  # the challenger's work, wherever it runs
                             result["scorer_cpu_us"] = (cpu_seconds(scorer) - scorer_cpu) / result["requests"] * 1e6
                     results.append({"server": name, "load": load, "round": repeat, **result})
                     scored = (f"  scored {result['scored_rows'] / (result['requests'] * args.rows):6.1%}"
-                              if name == "shadow" else "")
+                              if name in SHADOWS else "")
                     print(f"load {load:.2f} round {repeat} {name:10} {result['rps']:7.1f} req/s  "
                           f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
                           f"server CPU {result['server_cpu_us']:5.0f} us/req{scored}", file=sys.stderr)
@@ -236,7 +247,7 @@ def main() -> int:
         for server in servers.values():
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    summary, verdict = summarise(results, args.loads, args.rounds, args.rows, saturated)
+    summary, verdict = summarise(results, args.loads, args.rounds, args.rows, saturated, turns)
     if args.json:
         args.json.write_text(json.dumps({"saturated_rps": saturated, "results": results, "loads": summary,
                                          "limit": LIMIT, "min_scored": MIN_SCORED, "pass": verdict}, indent=2))
@@ -244,7 +255,7 @@ def main() -> int:
 
 
 def summarise(results: list[dict], loads: list[float], rounds: int, rows: int,
-              saturated: float) -> tuple[list[dict], bool]:
+              saturated: float, turns: tuple[str, ...] = TURNS) -> tuple[list[dict], bool]:
     by_turn = {(r["server"], r["load"], r["round"]): r for r in results}
     summary, verdict = [], True
     print(f"limit: median p99(shadow) / p99(plain) and / p99(plain+idle) <= {LIMIT:.2f}, with at least "
@@ -260,22 +271,29 @@ def summarise(results: list[dict], loads: list[float], rounds: int, rows: int,
         share = scored / sent
         ok = max(medians.values()) <= LIMIT and share >= MIN_SCORED
         verdict = verdict and ok
-        p99 = {name: statistics.median(by_turn[name, load, k]["p99_ms"] for k in range(rounds)) for name in TURNS}
-        rps = {name: statistics.median(by_turn[name, load, k]["rps"] for k in range(rounds)) for name in TURNS}
+        p99 = {name: statistics.median(by_turn[name, load, k]["p99_ms"] for k in range(rounds)) for name in turns}
+        rps = {name: statistics.median(by_turn[name, load, k]["rps"] for k in range(rounds)) for name in turns}
         cpu = {name: statistics.median(by_turn[name, load, k]["server_cpu_us"] for k in range(rounds))
-               for name in TURNS}
+               for name in turns}
         what = "saturation" if load >= 1 else f"{load:.0%} of saturation ({load * saturated:.0f} req/s)"
         print(f"load {what}:")
         for base, values in ratios.items():
             print(f"  p99(shadow) / p99({base}) by round: {', '.join(f'{r:.3f}' for r in values)}; "
                   f"median {medians[base]:.3f}")
-        print("  median p99 " + ", ".join(f"{name} {p99[name]:.2f} ms" for name in TURNS)
-              + "; median req/s " + ", ".join(f"{name} {rps[name]:.0f}" for name in TURNS))
+        print("  median p99 " + ", ".join(f"{name} {p99[name]:.2f} ms" for name in turns)
+              + "; median req/s " + ", ".join(f"{name} {rps[name]:.0f}" for name in turns))
         print("  median CPU of the server process per request " + ", ".join(f"{name} {cpu[name]:.0f} us"
-                                                                              for name in TURNS))
+                                                                              for name in turns))
         scorer_cpu = [t["scorer_cpu_us"] for t in shadow_turns if "scorer_cpu_us" in t]
         if scorer_cpu:
             print(f"  median CPU of the shadow scorer process per request {statistics.median(scorer_cpu):.0f} us")
+        if OTHER in turns:  # for comparison only: the verdict is this checkout's
+            other = [by_turn[OTHER, load, k]["p99_ms"] / by_turn["plain", load, k]["p99_ms"] for k in range(rounds)]
+            other_turns = [by_turn[OTHER, load, k] for k in range(rounds)]
+            other_share = (sum(t["scored_rows"] for t in other_turns)
+                           / sum(t["requests"] * rows for t in other_turns))
+            print(f"  p99({OTHER}) / p99(plain) by round: {', '.join(f'{r:.3f}' for r in other)}; "
+                  f"median {statistics.median(other):.3f}; scored {other_share:.1%}")
         print(f"  shadow rows {sent:,}: scored {scored:,.0f} ({share:.1%}), skipped {skipped:,.0f} "
               f"-> {'PASS' if ok else 'FAIL'}")
         summary.append({"load": load, "ratios": ratios, "median_ratios": medians, "median_p99_ms": p99,

@@ -3,7 +3,10 @@
 - it runs at idle CPU priority (every thread), and it, not the server, writes the challenger's rows;
 - it dies with a server killed by SIGKILL, and nothing the server started outlives it;
 - with several workers each has its own scorer, and a stopped server leaves none behind;
-- while it cannot keep up, rows beyond its bound are skipped and counted, exactly, and never wait.
+- while it cannot keep up, rows beyond its bound, or beyond what its pipe holds, are skipped and counted,
+  exactly, and never wait; a body only partly written into a full pipe is never scored;
+- it receives each accepted request's body as the server received it, in frames of at most PIPE_BUF bytes,
+  and scores exactly the bodies the champion accepted.
 """
 
 from __future__ import annotations
@@ -12,18 +15,22 @@ import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlci.ops.deliver.deploy import free_port
 from mlci.ops.deliver.experiment import logged_rows
 from mlci.serve.model import load_served_model
-from mlci.serve.shadow import PROCESS_NAME, ScorerPlan, ShadowScorer
+from mlci.serve.shadow import FRAME_BYTES, PROCESS_NAME, FrameReader, ScorerPlan, ShadowScorer, encode, write_frames
 from tests.serving_support import copy_example, holdout_records, register_version
 
 pytestmark = pytest.mark.slow
@@ -38,7 +45,7 @@ class Served:
         self.project = copy_example(directory)
         registry = self.project / ".mlci" / "registry"
         champion = register_version(self.project, seed=0)["version"]
-        challenger = register_version(self.project, seed=1)["version"]
+        challenger = self.challenger = register_version(self.project, seed=1)["version"]
         self.log_dir = directory / "logs"
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "MLCI_SERVE_EXPERIMENT_MODE": "shadow",
@@ -63,11 +70,24 @@ class Served:
         records, ids = holdout_records(self.project, rows), []
         for number in range(requests):
             ids.append(f"req-{number}")
-            request = urllib.request.Request(f"{self.url}/predict", data=json.dumps(records).encode(),
-                                             headers={"Content-Type": "application/json", "X-Request-ID": ids[-1]})
-            with urllib.request.urlopen(request, timeout=30) as answer:
-                assert json.loads(answer.read())["model_role"] == "champion"
+            assert self.post(json.dumps(records).encode(), ids[-1])[0] == 200
         return ids
+
+    def post(self, body: bytes, request_id: str) -> tuple[int, dict]:
+        request = urllib.request.Request(f"{self.url}/predict", data=body,
+                                         headers={"Content-Type": "application/json", "X-Request-ID": request_id})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, json.loads(refused.read())
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
 
     def wait_for_challenger_rows(self, rows: int, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -192,11 +212,9 @@ def test_rows_beyond_the_bound_are_skipped_and_counted_while_the_scorer_is_stall
     project = copy_example(tmp_path)
     record = register_version(project, seed=1)
     registry = project / ".mlci" / "registry"
-    plan = ScorerPlan(registry=registry, version=record["version"], experiment_id="exp1", role="challenger",
-                      log_dir=tmp_path / "logs", log_max_bytes=10_000_000, log_queue_rows=100_000)
-    features = load_served_model(registry, record["version"]).features
     skipped, reports = [], []
-    scorer = ShadowScorer(plan, features, capacity=200, on_skip=skipped.append, on_report=reports.append)
+    scorer = ShadowScorer(_plan(registry, record["version"], tmp_path / "logs"), capacity=200,
+                          on_skip=skipped.append, on_report=reports.append)
     scorer.start()
     try:
         os.kill(scorer.process.pid, signal.SIGSTOP)  # a scorer that gets no CPU at all
@@ -205,10 +223,10 @@ def test_rows_beyond_the_bound_are_skipped_and_counted_while_the_scorer_is_stall
         for size in sizes:  # what a bound of 200 rows in flight must accept, in order
             expected.append(in_flight + size <= 200)
             in_flight += size if expected[-1] else 0
-        columns = {name: [value] for name, value in holdout_records(project, 1)[0].items()}
+        [record] = holdout_records(project, 1)
         started = time.perf_counter()
-        accepted = [scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", {k: v * size for k, v in columns.items()},
-                                  size) for n, size in enumerate(sizes)]
+        accepted = [scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", json.dumps([record] * size).encode(), size)
+                    for n, size in enumerate(sizes)]
         assert time.perf_counter() - started < 1.0  # never waits for the stalled scorer
         assert accepted == expected and not all(accepted)
         assert sum(skipped) == sum(size for size, ok in zip(sizes, accepted) if not ok)
@@ -219,7 +237,7 @@ def test_rows_beyond_the_bound_are_skipped_and_counted_while_the_scorer_is_stall
             time.sleep(0.1)
         assert not any(r.failed for r in reports)
         assert sorted(rows for r in reports for rows in r.rows) == sorted(s for s, ok in zip(sizes, accepted) if ok)
-        assert scorer.submit("2026-01-01T00:00:00.000Z", "after", columns, 1)  # the bound is free again
+        assert scorer.submit("2026-01-01T00:00:00.000Z", "after", json.dumps([record]).encode(), 1)  # free again
     finally:
         os.kill(scorer.process.pid, signal.SIGCONT)
         scorer.close()
@@ -232,20 +250,18 @@ def test_a_scorer_that_dies_turns_its_rows_into_counted_skips_and_the_server_car
     project = copy_example(tmp_path)
     record = register_version(project, seed=1)
     registry = project / ".mlci" / "registry"
-    plan = ScorerPlan(registry=registry, version=record["version"], experiment_id="exp1", role="challenger",
-                      log_dir=None, log_max_bytes=10_000_000, log_queue_rows=100_000)
     skipped: list[int] = []
-    scorer = ShadowScorer(plan, load_served_model(registry, record["version"]).features, capacity=1000,
-                          on_skip=skipped.append, on_report=lambda report: None)
+    scorer = ShadowScorer(_plan(registry, record["version"], None), capacity=1000, on_skip=skipped.append,
+                          on_report=lambda report: None)
     scorer.start()
-    columns = {name: [value] * 5 for name, value in holdout_records(project, 1)[0].items()}
+    body = json.dumps({"records": holdout_records(project, 1) * 5}).encode()  # 5 rows
     os.kill(scorer.process.pid, signal.SIGSTOP)
-    assert all(scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", columns, 5) for n in range(3))
+    assert all(scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", body, 5) for n in range(3))
     os.kill(scorer.process.pid, signal.SIGKILL)  # e.g. the kernel's OOM killer
     deadline, submitted = time.monotonic() + 30, 15
     while True:
         submitted += 5
-        if not scorer.submit("2026-01-01T00:00:00.000Z", "later", columns, 5):
+        if not scorer.submit("2026-01-01T00:00:00.000Z", "later", body, 5):
             break
         assert time.monotonic() < deadline, "rows are still accepted for a dead scorer"
         time.sleep(0.05)
@@ -254,3 +270,179 @@ def test_a_scorer_that_dies_turns_its_rows_into_counted_skips_and_the_server_car
     started = time.monotonic()
     scorer.close()
     assert time.monotonic() - started < 5
+
+
+def _plan(registry: Path, version: int, log_dir: Path | None) -> ScorerPlan:
+    """The scorer's plan for a challenger that is also the champion whose schema validates the bodies."""
+    return ScorerPlan(registry=registry, version=version, experiment_id="exp1", role="challenger", log_dir=log_dir,
+                      log_max_bytes=10_000_000, log_queue_rows=100_000,
+                      schema=load_served_model(registry, version).schema)
+
+
+def test_the_scorer_scores_exactly_the_bodies_the_champion_accepted_as_received(tmp_path):
+    """The scorer parses and validates the bodies itself: a body the champion refused never reaches it, both
+    body shapes and a body of many frames are read whole, and its predictions are the challenger's own."""
+    server = Served(tmp_path)
+    try:
+        records = holdout_records(server.project, 600)
+        wrong_type = [{**records[0], "age": "old"}]
+        sent = {  # request id -> (body, rows the champion accepted or None)
+            "list": (json.dumps(records[:2]).encode(), 2),
+            "object": (json.dumps({"records": records[2:5]}, indent=2).encode(), 3),
+            "unicode": (json.dumps(records[5:6], ensure_ascii=False).encode(), 1),
+            "large": (json.dumps({"records": records}).encode(), 600),
+            "invalid-row": (json.dumps(records[:3] + wrong_type).encode(), None),
+            "not-json": (b'{"records": [', None),
+            "empty": (b"[]", None),
+        }
+        assert len(sent["large"][0]) > 20 * FRAME_BYTES
+        for request_id, (body, rows) in sent.items():
+            status, _ = server.post(body, request_id)
+            assert (status == 200) is (rows is not None)
+        expected = {(request_id, row) for request_id, (_, rows) in sent.items() for row in range(rows or 0)}
+        logged = server.wait_for_challenger_rows(len(expected))
+        assert set(logged["challenger"]) == set(logged["champion"]) == expected
+        challenger = load_served_model(server.project / ".mlci" / "registry", server.challenger)
+        predictions, _ = challenger.predict({name: [r[name] for r in records] for name in challenger.features})
+        assert [logged["challenger"][("large", row)]["prediction"] for row in range(600)] == predictions
+        assert server.metric("mlci_experiment_shadow_skipped_total") == 0
+        assert server.metric('mlci_experiment_errors_total{role="challenger"}') == 0
+    finally:
+        server.stop()
+
+
+def test_a_full_pipe_skips_and_counts_exactly_and_never_scores_a_body_cut_short(tmp_path):
+    """With the scorer stalled and no row bound in the way, the pipe fills: from then on requests are
+    skipped and counted, never waited for. Bodies of several frames meet the full pipe part-way; none of
+    those is scored, and every body that went in whole is."""
+    project = copy_example(tmp_path)
+    record = register_version(project, seed=1)
+    registry = project / ".mlci" / "registry"
+    skipped, reports = [], []
+    scorer = ShadowScorer(_plan(registry, record["version"], tmp_path / "logs"), capacity=10**9,
+                          on_skip=skipped.append, on_report=reports.append)
+    scorer.start()
+    try:
+        os.kill(scorer.process.pid, signal.SIGSTOP)
+        rows = [random.Random(seed).choice([1, 7, 30]) for seed in range(3000)]  # 1, 2 or 3+ frames
+        bodies = [json.dumps(holdout_records(project, size)).encode() for size in (1, 7, 30)]
+        by_size = dict(zip((1, 7, 30), bodies))
+        started = time.perf_counter()
+        accepted = [scorer.submit("2026-01-01T00:00:00.000Z", f"r{n}", by_size[size], size)
+                    for n, size in enumerate(rows)]
+        assert time.perf_counter() - started < 5.0  # never waits for the stalled scorer
+        assert any(accepted) and not all(accepted)
+        assert sum(skipped) == sum(size for size, ok in zip(rows, accepted) if not ok)
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        wanted = sum(size for size, ok in zip(rows, accepted) if ok)
+        deadline = time.monotonic() + 180
+        while sum(sum(r.rows) for r in reports) < wanted:
+            assert time.monotonic() < deadline, "the accepted rows were not scored"
+            time.sleep(0.1)
+    finally:
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        scorer.close()
+    assert not any(r.failed for r in reports)
+    logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
+    assert {request_id for request_id, _ in logged} == {f"r{n}" for n, ok in enumerate(accepted) if ok}
+    assert len(logged) == wanted
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 3 * FRAME_BYTES), min_size=1, max_size=40),
+       reads=st.lists(st.integers(1, 3 * FRAME_BYTES), min_size=1, max_size=20),
+       drain_every=st.integers(1, 12))
+def test_frames_through_a_real_pipe_give_back_exactly_the_bodies_written_whole(sizes, reads, drain_every):
+    """Bodies of any size, written non-blocking into a small real pipe that fills up and read back in pieces
+    of any size: the reader gives back exactly the bodies whose every frame went in, in order, byte for
+    byte; a body cut short by a full pipe is dropped, never glued to the next one."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4 * 4096)
+        os.set_blocking(write_end, False)
+        os.set_blocking(read_end, False)
+        reader, received, written, reads_left = FrameReader(), [], [], list(reads)
+
+        def drain() -> None:
+            while True:
+                try:
+                    chunk = os.read(read_end, reads_left.pop(0) if reads_left else FRAME_BYTES)
+                except BlockingIOError:
+                    return
+                received.extend(reader.feed(chunk))
+
+        for number, size in enumerate(sizes):
+            body = bytes(random.Random(number).randrange(256) for _ in range(size))
+            request_id = f"req-{number}"
+            if write_frames(write_end, encode("2026-01-01T00:00:00.000Z", request_id, number + 1, body)):
+                written.append((request_id, number + 1, body))
+            if number % drain_every == drain_every - 1:
+                drain()
+        drain()
+        assert [(b.request_id, b.rows, b.body) for b in received] == written
+        assert all(b.ts == "2026-01-01T00:00:00.000Z" for b in received)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_body_cut_short_by_a_full_pipe_is_dropped_and_never_glued_to_the_next(tmp_path):
+    import fcntl
+    import termios
+
+    def waiting(fd: int) -> int:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4 * 4096)
+        os.set_blocking(write_end, False)
+        three_frames = b"x" * (2 * FRAME_BYTES + 100)
+        assert write_frames(write_end, encode("2026-01-01T00:00:00.000Z", "first", 1, three_frames))
+        before = waiting(write_end)
+        assert not write_frames(write_end, encode("2026-01-01T00:00:00.000Z", "cut", 1, three_frames))
+        assert waiting(write_end) > before  # its first frame went in, the rest did not fit
+        reader = FrameReader()
+        received = reader.feed(os.read(read_end, 1 << 20))
+        assert write_frames(write_end, encode("2026-01-01T00:00:00.000Z", "next", 2, b"[1]"))
+        received += reader.feed(os.read(read_end, 1 << 20))
+        assert [(b.request_id, b.rows, b.body) for b in received] == [("first", 1, three_frames), ("next", 2, b"[1]")]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_body_the_scorer_cannot_read_fails_alone_and_the_others_are_scored(tmp_path):
+    """Bodies reach the scorer only after the champion accepted them, so none should fail to parse or
+    validate there; if one does, it counts as a failed challenger request (the error-rate guardrail sees it)
+    and leaves the bound, and the bodies scored with it in the same call are scored as usual."""
+    project = copy_example(tmp_path)
+    record = register_version(project, seed=1)
+    registry = project / ".mlci" / "registry"
+    reports = []
+    scorer = ShadowScorer(_plan(registry, record["version"], tmp_path / "logs"), capacity=100,
+                          on_skip=lambda rows: None, on_report=reports.append)
+    scorer.start()
+    records = holdout_records(project, 2)
+    bodies = {"good-1": (json.dumps(records).encode(), 2), "not-json": (b"[{", 3),
+              "wrong-count": (json.dumps(records).encode(), 5), "invalid": (json.dumps([{"age": "x"}]).encode(), 1),
+              "good-2": (json.dumps({"records": records[:1]}).encode(), 1)}
+    try:
+        os.kill(scorer.process.pid, signal.SIGSTOP)  # all five arrive before the scorer reads: one call
+        for request_id, (body, rows) in bodies.items():
+            assert scorer.submit("2026-01-01T00:00:00.000Z", request_id, body, rows)
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 60
+        while sum(sum(r.rows) for r in reports) < 12:
+            assert time.monotonic() < deadline, "not every body was reported"
+            time.sleep(0.1)
+        assert scorer.submit("2026-01-01T00:00:00.000Z", "after", json.dumps(records).encode(), 2)  # bound free
+    finally:
+        os.kill(scorer.process.pid, signal.SIGCONT)
+        scorer.close()
+    assert sorted(rows for r in reports if r.failed for rows in r.rows) == [1, 3, 5]
+    assert sorted(rows for r in reports if not r.failed for rows in r.rows) == [1, 2, 2]
+    logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
+    assert set(logged) == {("good-1", 0), ("good-1", 1), ("good-2", 0), ("after", 0), ("after", 1)}

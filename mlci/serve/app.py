@@ -28,6 +28,7 @@ from mlci.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel, load_served_model
 from mlci.serve.openapi import openapi_document
+from mlci.serve.payload import records_of
 from mlci.serve.predlog import LoggedBatch, PredictionLog, utc_timestamp
 from mlci.serve.settings import ServeSettings
 from mlci.serve.validation import FieldError, RecordValidator
@@ -93,7 +94,8 @@ class ServerState:
         return Experiment(mode=settings.experiment_mode, experiment_id=settings.experiment_id,
                           challenger=challenger, share=settings.experiment_share, key=settings.experiment_key,
                           queue_rows=settings.experiment_queue_rows, metrics=self.metrics,
-                          log=self._log_batch, challenger_registry=registry,
+                          log=self._log_batch, challenger_registry=registry, champion_schema=champion.schema,
+                          accept_unknown_categories=settings.unknown_categories == "accept",
                           log_plan=LogPlan(settings.log_dir, settings.log_max_bytes, settings.log_queue_rows))
 
     def _log_batch(self, batch: LoggedBatch) -> None:
@@ -208,14 +210,6 @@ def _is_json(content_type: str) -> bool:
     return params in ("", "charset=utf-8")
 
 
-def _records(payload: Any) -> list[Any] | None:
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict) and isinstance(payload.get("records"), list) and len(payload) == 1:
-        return payload["records"]
-    return None
-
-
 async def predict(state: ServerState, request: Request) -> Response:
     header_id = request.headers.get("x-request-id", "")
     request_id = header_id if _REQUEST_ID.match(header_id) else uuid.uuid4().hex
@@ -233,7 +227,7 @@ async def predict(state: ServerState, request: Request) -> Response:
         payload = jsonio.loads(body)
     except (ValueError, RecursionError):
         return _errors(400, "the body is not valid JSON", request_id)
-    records = _records(payload)
+    records = records_of(payload)
     if records is None:
         return _errors(422, 'expected {"records": [...]} or a JSON list of records', request_id)
     if not records:
@@ -246,7 +240,7 @@ async def predict(state: ServerState, request: Request) -> Response:
         return _errors(422, "", request_id, problems)
     experiment = state.experiment
     if experiment is not None:
-        return _predict_in_experiment(state, experiment, model, request, request_id, records, columns)
+        return _predict_in_experiment(state, experiment, model, request, request_id, records, columns, body)
     try:
         predictions, probabilities = model.predict(columns)
     except Exception:  # a model bug must not leak a traceback to the client; it goes to the server log
@@ -278,9 +272,11 @@ def _answer(model: ServedModel, predictions: list[Any], probabilities: list[list
 
 
 def _predict_in_experiment(state: ServerState, experiment: Experiment, champion: ServedModel, request: Request,
-                           request_id: str, records: list[Any], columns: dict[str, list[Any]]) -> Response:
+                           request_id: str, records: list[Any], columns: dict[str, list[Any]],
+                           body: bytes) -> Response:
     """Answer with the arm the request falls in (canary) or the champion (shadow, whose challenger then
-    scores the same rows off the response path). Every row is logged with its model's role."""
+    scores the same rows off the response path: it is handed the body as received, which the champion
+    accepted). Every row is logged with its model's role."""
     ts = utc_timestamp()
     role, model = CHAMPION, champion
     if experiment.answers_with_challenger(request.headers, records):
@@ -292,7 +288,7 @@ def _predict_in_experiment(state: ServerState, experiment: Experiment, champion:
     state.metrics.rows.observe(len(records))
     state.metrics.record_predictions(predictions)
     if experiment.mode == "shadow":
-        experiment.shadow(ts, request_id, columns, len(records))
+        experiment.shadow(ts, request_id, body, len(records))
     return _answer(model, predictions, probabilities, request_id, role)
 
 

@@ -1,9 +1,10 @@
 """A live experiment inside the server: a second model (the challenger) beside the served one (the champion).
 
 - ``shadow``: the champion answers every request; the challenger scores the same rows in a process of its
-  own at the lowest CPU priority (``mlci.serve.shadow``), fed through a bounded queue. When the queue is
-  full the rows are skipped and counted (``mlci_experiment_shadow_skipped_total``): shadow scoring never
-  waits, and it takes neither the server's interpreter lock nor CPU time the server wants.
+  own at the lowest CPU priority (``mlci.serve.shadow``), which is handed each accepted request's body
+  through a bounded pipe. When the pipe or its row bound is full the rows are skipped and counted
+  (``mlci_experiment_shadow_skipped_total``): shadow scoring never waits, and it takes neither the
+  server's interpreter lock nor CPU time the server wants.
 - ``canary``: a stable share of requests is answered by the challenger. With a key (a request header, or
   else a field of the first record, named by ``MLCI_SERVE_EXPERIMENT_KEY``) the choice is a hash of the
   key's value, so one customer always meets the same model; without one it is random per request.
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlci.core.dataschema import DataSchema
 from mlci.serve.metrics import ServerMetrics
 from mlci.serve.model import ServedModel
 from mlci.serve.predlog import LoggedBatch
@@ -78,7 +80,8 @@ def scoring_clock(mode: str) -> Callable[[], float]:
 class Experiment:
     def __init__(self, *, mode: str, experiment_id: str, challenger: ServedModel, share: float, key: str,
                  queue_rows: int, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None,
-                 challenger_registry: Path | None = None, log_plan: LogPlan | None = None) -> None:
+                 challenger_registry: Path | None = None, log_plan: LogPlan | None = None,
+                 champion_schema: DataSchema | None = None, accept_unknown_categories: bool = True) -> None:
         if mode not in MODES:
             raise ValueError(f"experiment mode '{mode}' is not one of {', '.join(MODES)}")
         self.mode = mode
@@ -89,15 +92,19 @@ class Experiment:
         self.metrics = metrics
         self.log = log
         self.scorer: ShadowScorer | None = None
+        # each role's series, looked up once rather than on every request
+        self._seconds = {role: metrics.experiment_seconds.labels(role) for role in (CHAMPION, CHALLENGER)}
+        self._batches = {role: metrics.experiment_batches.labels(role) for role in (CHAMPION, CHALLENGER)}
         if mode == "shadow":
-            if challenger_registry is None:
-                raise ValueError("a shadow experiment needs the registry its challenger is read from")
+            if challenger_registry is None or champion_schema is None:
+                raise ValueError("a shadow experiment needs the registry its challenger is read from and the "
+                                 "champion's schema its requests are validated with")
             logs = log_plan or LogPlan(None)
             plan = ScorerPlan(registry=challenger_registry, version=challenger.version, experiment_id=experiment_id,
                               role=CHALLENGER, log_dir=logs.directory, log_max_bytes=logs.max_bytes,
-                              log_queue_rows=logs.queue_rows)
-            self.scorer = ShadowScorer(plan, challenger.features, capacity=queue_rows, on_skip=self._skipped,
-                                       on_report=self._scored)
+                              log_queue_rows=logs.queue_rows, schema=champion_schema,
+                              accept_unknown_categories=accept_unknown_categories)
+            self.scorer = ShadowScorer(plan, capacity=queue_rows, on_skip=self._skipped, on_report=self._scored)
 
     # -- canary ---------------------------------------------------------------------------------
 
@@ -125,11 +132,12 @@ class Experiment:
         if self.scorer is not None:
             self.scorer.start()
 
-    def shadow(self, ts: str, request_id: str, columns: dict[str, list[Any]], rows: int) -> bool:
-        """Hand the rows to the challenger's scorer process; False (and counted) when its queue is full."""
+    def shadow(self, ts: str, request_id: str, body: bytes, rows: int) -> bool:
+        """Hand the request's body (as received; the champion accepted it) to the challenger's scorer
+        process; False (and counted) when its queue is full."""
         if self.scorer is None:
             return False
-        return self.scorer.submit(ts, request_id, columns, rows)
+        return self.scorer.submit(ts, request_id, body, rows)
 
     def close(self) -> None:
         """Let the scorer score what is queued, then stop it (on shutdown)."""
@@ -143,11 +151,11 @@ class Experiment:
         if report.failed:
             self.metrics.experiment_errors.labels(CHALLENGER).inc(len(report.rows))
         elif report.rows:
-            total = sum(report.rows)
+            total, seconds = sum(report.rows), self._seconds[CHALLENGER]
             for rows in report.rows:
                 # each request's share of the call's time: what it cost to score its rows in the batch
-                self.metrics.experiment_seconds.labels(CHALLENGER).observe(report.cpu_seconds * rows / total)
-            self.metrics.experiment_batches.labels(CHALLENGER).inc(len(report.rows))
+                seconds.observe(report.cpu_seconds * rows / total)
+            self._batches[CHALLENGER].inc(len(report.rows))
         if report.log_dropped:
             self.metrics.log_dropped.inc(report.log_dropped)
         if report.log_errors:
@@ -167,8 +175,8 @@ class Experiment:
             print(f"mlci.serve: {role} version {model.version} failed to score request {request_id}: "
                   f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             return None
-        self.metrics.experiment_seconds.labels(role).observe(clock() - started)
-        self.metrics.experiment_batches.labels(role).inc()
+        self._seconds[role].observe(clock() - started)
+        self._batches[role].inc()
         if self.log is not None:
             classes = [str(c) for c in model.classes] if model.classes is not None else None
             self.log(LoggedBatch(ts, request_id, model.version, columns, predictions, probabilities, classes,
