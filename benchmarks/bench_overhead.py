@@ -2,6 +2,7 @@
 """Where the time goes in `mlci run --to gate`, and each stage's overhead over the bare library call.
 
     python3 benchmarks/bench_overhead.py [--rows N] [--estimator logistic|example] [--rounds 3]
+                                         [--no-warm-up] [--no-profile]
 
 On a copy of the bundled credit-risk example (``--rows`` resamples its training file to N rows, with
 unique ids), each round runs, in this process and interleaved:
@@ -195,7 +196,7 @@ def parts(stages: Stages, stage: str) -> tuple[float, list[tuple[str, float]]]:
             if function == "final fit":  # scikit-learn's fit wrapper, as called by train() itself
                 if path.endswith("sklearn/base.py") and name == "wrapper":
                     cumulative += sum(c[3] for (c_path, _, c_name), c in callers.items()
-                                      if c_name == "train" and c_path.endswith("mlci/ops/model/train.py"))
+                                      if c_name == "_train" and c_path.endswith("mlci/ops/model/train.py"))
             elif name == function and path.endswith(file):
                 cumulative = max(cumulative, ct)
         found.append((label, cumulative))
@@ -207,11 +208,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="resample the training file to this many rows")
     parser.add_argument("--estimator", choices=("logistic", "example"), default="logistic")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the first, unmeasured pass (at 1M rows its imports are a small share)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="skip the profiled runs of train and evaluate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         project = prepare(Path(folder), args.rows, args.estimator)
         stages = Stages(project)
-        for stage in STAGES:  # warm up: imports, caches, a first registered version for evaluate/gate
+        for stage in STAGES if args.warm_up else ():  # imports, caches, a first registered version
             stages.mlci(stage)
             stages.bare(stage)
         times = measure(stages, args.rounds)
@@ -225,7 +230,7 @@ def main() -> None:
             ratio = f"{mlci_s / bare_s:6.2f}x" if bare_s > 1e-3 else "     —"
             print(f"{stage:10} {mlci_s:8.2f} {mlci_s / total:6.0%} {bare_s:8.2f} {ratio}")
         print(f"{'total':10} {total:8.2f}")
-        for stage in PARTS:
+        for stage in PARTS if args.profile else ():
             seconds, found = parts(stages, stage)
             print(f"\nmlci {stage}, one profiled run: {seconds:.2f} s (profiling inflates Python-heavy parts)")
             for label, value in found:
