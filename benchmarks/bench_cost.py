@@ -15,13 +15,35 @@ flat time per million rows) and memory should stay flat, apart from what a rule 
 Data: the validation data set of ``bench_validate.py`` (20 columns) and the drift data set of
 ``bench_drift.py`` (reference and current, 20 columns, five shifted), generated once per size and
 cached under benchmarks/.data/.
+
+The server's cost curve:
+
+    python3 benchmarks/bench_cost.py --serve [--workers 1 2 3 4] [--rows 1 100] [--concurrency 16]
+                                     [--rounds 3] [--seconds 2]
+
+starts ``python -m mlci.serve --workers N`` for each N on the example's logistic regression (one server
+per N, all started first, with the prediction log on) and sends each a fixed number of 1-row and
+100-row requests from ``hey`` at a fixed client concurrency, servers interleaved round by round. Each
+request opens its own connection (``hey -disable-keepalive``), so the kernel spreads them evenly over
+the workers' SO_REUSEPORT sockets (a few kept-alive connections would be spread unevenly). It prints
+req/s and the ratio to 1 worker (medians over rounds of same-round ratios), and after every cell
+scrapes ``/metrics`` and checks, exiting 1 otherwise, that the request counter summed over the workers
+(``mlci.serve.metrics``' multiprocess collector), the latency histogram's count and the rows
+histogram's count equal exactly the requests sent, and the rows histogram's sum the rows sent.
+Throughput can grow with N only up to the cores the servers and the client share (``nproc``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import shutil
 import statistics
 import sys
+import tempfile
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -90,11 +112,154 @@ def print_table(results: list[dict]) -> None:
                   f"{last['peak_mib'] / first['peak_mib']:.2f}x the peak RSS")
 
 
+# -- the server's throughput from 1 to N workers --------------------------------------------------
+
+
+class CounterMismatch(Exception):
+    """The server's /metrics disagree with the requests the client sent."""
+
+
+def scraped(url: str) -> dict[str, float]:
+    """The /predict series of one /metrics scrape (on a new connection, so any worker may answer)."""
+    request = urllib.request.Request(f"{url}/metrics", headers={"Connection": "close"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        text = answer.read().decode()
+    series = {
+        "requests": r'^mlci_http_requests_total\{endpoint="/predict",status="200"\} (\S+)$',
+        "latency_count": r'^mlci_http_request_duration_seconds_count\{endpoint="/predict"\} (\S+)$',
+        "rows_count": r"^mlci_predict_rows_count (\S+)$",
+        "rows_sum": r"^mlci_predict_rows_sum (\S+)$",
+    }
+    found = {name: re.search(pattern, text, re.M) for name, pattern in series.items()}
+    return {name: float(match.group(1)) if match else 0.0 for name, match in found.items()}
+
+
+def check_counters(name: str, url: str, sent: int, rows_sent: int) -> dict[str, float]:
+    """The scrape, after checking each series against what was sent (CounterMismatch otherwise)."""
+    values = scraped(url)
+    expected = {"requests": sent, "latency_count": sent, "rows_count": sent, "rows_sum": rows_sent}
+    wrong = {key: (values[key], want) for key, want in expected.items() if values[key] != want}
+    if wrong:
+        raise CounterMismatch(f"{name}: /metrics disagree with the client: "
+                              + ", ".join(f"{key} {got:g} (sent {want})" for key, (got, want) in wrong.items()))
+    return values
+
+
+def serve_curve(workers: list[int], row_sizes: list[int], *, concurrency: int, rounds: int,
+                seconds: float) -> list[dict]:
+    from bench_serve import REPO, Server
+
+    from tests.serving_support import copy_example, holdout_records, register_version
+
+    work = Path(tempfile.mkdtemp(prefix="mlci-bench-cost-serve-"))
+    try:
+        project = copy_example(work)
+        version = register_version(project, "logistic")["version"]
+        bodies = {}
+        for rows in row_sizes:
+            bodies[rows] = work / f"body-{rows}.json"
+            bodies[rows].write_text(json.dumps({"records": holdout_records(project, rows)}))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        servers = {n: Server(f"{n} worker(s)", [sys.executable, "-m", "mlci.serve", "--registry",
+                                                str(project / ".mlci" / "registry"), "--model", str(version),
+                                                "--host", "127.0.0.1", "--port", "{port}", "--workers", str(n),
+                                                "--log-dir", str(work / f"predictions-{n}")], env, work)
+                   for n in workers}
+        try:
+            return _measure_servers(servers, bodies, concurrency=concurrency, rounds=rounds, seconds=seconds)
+        finally:
+            for server in servers.values():
+                server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def hey(url: str, body: Path, *, requests: int, concurrency: int) -> dict:
+    """``hey`` with a new connection per request; the requests it sent, req/s, p50 and p99 in ms."""
+    import subprocess
+
+    requests = -(-requests // concurrency) * concurrency  # hey sends requests // concurrency per client
+    command = ["hey", "-n", str(requests), "-c", str(concurrency), "-disable-keepalive", "-m", "POST",
+               "-T", "application/json", "-D", str(body), url]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
+    statuses = {int(code): int(count) for code, count in re.findall(r"\[(\d+)\]\s+(\d+) responses", output)}
+    if set(statuses) != {200} or sum(statuses.values()) != requests or "Error distribution" in output:
+        raise CounterMismatch(f"{url}: not every one of {requests} requests answered 200: {statuses}")
+    quantile = lambda percent: float(re.search(rf"{percent}%+ in ([\d.]+) secs", output).group(1)) * 1000  # noqa: E731
+    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+            "p50_ms": quantile(50), "p99_ms": quantile(99)}
+
+
+def _measure_servers(servers: dict, bodies: dict[int, Path], *, concurrency: int, rounds: int,
+                     seconds: float) -> list[dict]:
+    for server in servers.values():
+        server.wait_ready()
+    sent = {n: 0 for n in servers}
+    rows_sent = {n: 0 for n in servers}
+
+    def send(n: int, rows: int, requests: int) -> dict:
+        result = hey(servers[n].predict_url, bodies[rows], requests=requests, concurrency=concurrency)
+        sent[n] += result["requests"]
+        rows_sent[n] += result["requests"] * rows
+        check_counters(servers[n].name, servers[n].url, sent[n], rows_sent[n])
+        return result
+
+    sizes = {}
+    for n in servers:  # warm up every worker, and size each cell to about `seconds` of its throughput
+        for rows in bodies:
+            warm = send(n, rows, max(200, 50 * n))
+            sizes[n, rows] = int(max(200, warm["rps"] * seconds))
+    results = []
+    for round_number in range(rounds):
+        for rows in bodies:
+            for n in servers:
+                result = send(n, rows, sizes[n, rows])
+                results.append({"workers": n, "rows": rows, "round": round_number, **result})
+                print(f"round {round_number} rows={rows:<3} workers={n}: {result['rps']:8.1f} req/s, counters "
+                      f"match ({sent[n]:,} requests so far), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return results
+
+
+def print_serve_table(results: list[dict], concurrency: int) -> None:
+    cores = os.cpu_count()
+    print(f"mlci serve, logistic regression, {concurrency} clients (hey, a connection per request); "
+          f"nproc {cores}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'rows':>5}{'workers':>9}{'req/s':>10}{'x 1 worker':>12}{'p50 ms':>9}{'p99 ms':>9}")
+    for rows in dict.fromkeys(r["rows"] for r in results):
+        cells = [r for r in results if r["rows"] == rows]
+        single = {r["round"]: r["rps"] for r in cells if r["workers"] == min(c["workers"] for c in cells)}
+        for n in dict.fromkeys(r["workers"] for r in cells):
+            mine = [r for r in cells if r["workers"] == n]
+            speedup = statistics.median(r["rps"] / single[r["round"]] for r in mine)
+            print(f"{rows:>5}{n:>9}{statistics.median(r['rps'] for r in mine):>10.0f}{speedup:>11.2f}x"
+                  f"{statistics.median(r['p50_ms'] for r in mine):>9.1f}"
+                  f"{statistics.median(r['p99_ms'] for r in mine):>9.1f}")
+    print("every cell: /metrics request counter, latency and rows histograms equal the requests sent")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve", action="store_true", help="the server's throughput from 1 to N workers")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1, 100], help="rows per request (--serve)")
+    parser.add_argument("--concurrency", type=int, default=16, help="hey's clients (--serve)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="about this long per cell (--serve)")
     args = parser.parse_args()
+    if args.serve:
+        if shutil.which("hey") is None:
+            print("bench_cost --serve: needs the load generator hey (apt-get install hey)", file=sys.stderr)
+            return 2
+        try:
+            results = serve_curve(args.workers, args.rows, concurrency=args.concurrency, rounds=args.rounds,
+                                  seconds=args.seconds)
+        except CounterMismatch as exc:
+            print(f"bench_cost --serve: FAILED: {exc}", file=sys.stderr)
+            return 1
+        print_serve_table(results, args.concurrency)
+        return 0
     print_table(measure(args.sizes, args.rounds))
     return 0
 

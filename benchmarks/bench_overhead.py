@@ -2,6 +2,7 @@
 """Where the time goes in `mlci run --to gate`, and each stage's overhead over the bare library call.
 
     python3 benchmarks/bench_overhead.py [--rows N] [--estimator logistic|example] [--rounds 3]
+                                         [--no-warm-up] [--no-profile]
 
 On a copy of the bundled credit-risk example (``--rows`` resamples its training file to N rows, with
 unique ids), each round runs, in this process and interleaved:
@@ -15,7 +16,9 @@ unique ids), each round runs, in this process and interleaved:
   evaluate ~ ``pandas.read_csv`` of the holdout + ``skops.io.load`` + ``predict_proba`` + the same
   metrics overall and per slice, with scikit-learn's metric functions.
 
-It prints medians and ratios (target: train <= 1.1x), then mlci train's and evaluate's own parts, timed
+It prints medians and ratios (target: train <= 1.1x): of the median times, the median of same-round
+ratios, and the median ratio of CPU seconds (all threads; steadier on a busy machine, but blind to work
+that overlaps), then mlci train's and evaluate's own parts, timed
 with cProfile in one extra run: reading, cross-validation, the final fit, the model file and its type
 check, the training-row fingerprints (``mlci.ml.row_identity``), the registry, the model card; and
 evaluate's latency timing, plots and report. ``--estimator example`` keeps the example's gradient
@@ -148,14 +151,15 @@ class Stages:
         pass  # the gate's arithmetic is mlci's own: no library call to compare with
 
 
-def timed(function: Callable[[], None]) -> float:
-    start = time.perf_counter()
+def timed(function: Callable[[], None]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (this process's, all threads)."""
+    start, cpu = time.perf_counter(), time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def measure(stages: Stages, rounds: int) -> dict[str, dict[str, list[float]]]:
-    times = {stage: {"mlci": [], "bare": []} for stage in STAGES}
+def measure(stages: Stages, rounds: int) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    times: dict[str, dict[str, list[tuple[float, float]]]] = {stage: {"mlci": [], "bare": []} for stage in STAGES}
     for _ in range(rounds):
         for stage in STAGES:
             times[stage]["mlci"].append(timed(lambda stage=stage: stages.mlci(stage)))
@@ -169,7 +173,8 @@ PARTS = {
               ("final fit", "", "final fit"),
               ("model file (skops dump)", "mlci/adapters/model_files.py", "dump_model"),
               ("model file type check", "mlci/adapters/model_files.py", "untrusted_types"),
-              ("training-row fingerprints", "mlci/ops/model/train.py", "training_rows"),
+              # on a worker thread, overlapping the fits: cProfile (this thread only) does not see it
+              ("training-row fingerprints (main thread)", "mlci/ops/model/train.py", "training_rows"),
               ("registry write", "mlci/adapters/registry_store.py", "register"),
               ("model card", "mlci/ops/model/registry.py", "write_model_card"),
               ("TensorBoard scalars", "mlci/ops/model/scalars.py", "log_training")],
@@ -195,7 +200,7 @@ def parts(stages: Stages, stage: str) -> tuple[float, list[tuple[str, float]]]:
             if function == "final fit":  # scikit-learn's fit wrapper, as called by train() itself
                 if path.endswith("sklearn/base.py") and name == "wrapper":
                     cumulative += sum(c[3] for (c_path, _, c_name), c in callers.items()
-                                      if c_name == "train" and c_path.endswith("mlci/ops/model/train.py"))
+                                      if c_name == "_train" and c_path.endswith("mlci/ops/model/train.py"))
             elif name == function and path.endswith(file):
                 cumulative = max(cumulative, ct)
         found.append((label, cumulative))
@@ -207,25 +212,37 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=None, help="resample the training file to this many rows")
     parser.add_argument("--estimator", choices=("logistic", "example"), default="logistic")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the first, unmeasured pass (at 1M rows its imports are a small share)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false",
+                        help="skip the profiled runs of train and evaluate")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         project = prepare(Path(folder), args.rows, args.estimator)
         stages = Stages(project)
-        for stage in STAGES:  # warm up: imports, caches, a first registered version for evaluate/gate
+        for stage in STAGES if args.warm_up else ():  # imports, caches, a first registered version
             stages.mlci(stage)
             stages.bare(stage)
         times = measure(stages, args.rounds)
         rows = len(pd.read_csv(project / "data" / "train.csv", usecols=["default"]))
         print(f"credit-risk example, {rows:,} training rows, estimator {args.estimator}, "
               f"{args.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        total = sum(statistics.median(times[s]["mlci"]) for s in STAGES)
-        print(f"\n{'stage':10} {'mlci s':>8} {'share':>7} {'bare s':>8} {'ratio':>7}")
+        wall = {s: {side: [w for w, _ in times[s][side]] for side in times[s]} for s in STAGES}
+        total = sum(statistics.median(wall[s]["mlci"]) for s in STAGES)
+        print(f"\n{'stage':10} {'mlci s':>8} {'share':>7} {'bare s':>8} {'ratio':>7} {'round ratios':>13} "
+              f"{'CPU ratio':>10}")
         for stage in STAGES:
-            mlci_s, bare_s = statistics.median(times[stage]["mlci"]), statistics.median(times[stage]["bare"])
-            ratio = f"{mlci_s / bare_s:6.2f}x" if bare_s > 1e-3 else "     —"
-            print(f"{stage:10} {mlci_s:8.2f} {mlci_s / total:6.0%} {bare_s:8.2f} {ratio}")
+            mlci_s, bare_s = statistics.median(wall[stage]["mlci"]), statistics.median(wall[stage]["bare"])
+            if bare_s > 1e-3:
+                # the median of same-round ratios, and of CPU seconds (steadier than wall time on a busy host)
+                rounds_ratio = statistics.median(m / b for m, b in zip(wall[stage]["mlci"], wall[stage]["bare"]))
+                cpu = statistics.median(m[1] / b[1] for m, b in zip(times[stage]["mlci"], times[stage]["bare"]))
+                ratios = f"{mlci_s / bare_s:6.2f}x {rounds_ratio:12.2f}x {cpu:9.2f}x"
+            else:
+                ratios = "     —"
+            print(f"{stage:10} {mlci_s:8.2f} {mlci_s / total:6.0%} {bare_s:8.2f} {ratios}")
         print(f"{'total':10} {total:8.2f}")
-        for stage in PARTS:
+        for stage in PARTS if args.profile else ():
             seconds, found = parts(stages, stage)
             print(f"\nmlci {stage}, one profiled run: {seconds:.2f} s (profiling inflates Python-heavy parts)")
             for label, value in found:

@@ -351,8 +351,13 @@ def _generated_frame(draw, st) -> pd.DataFrame:
                         for v in listed(moments)], dtype="datetime64[ns]"),
         "us": np.array([np.datetime64(v // 1000, "us") for v in listed(moments)], dtype="datetime64[us]"),
         "tz": pd.to_datetime(np.array([v * 1000 for v in listed(moments)], dtype="datetime64[ns]")).tz_localize("UTC"),
+        "s": pd.Series(listed(st.none() | st.text(max_size=3) | floats | st.booleans()), dtype=object),
+        "ob": pd.Series(listed(st.none() | st.booleans()), dtype=object),
     }
-    return pd.DataFrame(columns)
+    frame = pd.DataFrame(columns)
+    # repeated rows, so columns are written once per distinct value as well as value by value
+    picks = draw(st.lists(st.integers(0, max(rows - 1, 0)), max_size=3 * rows)) if rows else []
+    return frame.take(list(range(rows)) + picks).reset_index(drop=True)
 
 
 def test_whole_column_fingerprints_equal_the_value_by_value_definition():
@@ -367,3 +372,23 @@ def test_whole_column_fingerprints_equal_the_value_by_value_definition():
         assert row_identity.row_fingerprints(frame, columns).tolist() == \
             _reference_fingerprints(frame, columns).tolist()
     check()
+
+
+def test_long_columns_of_distinct_and_repeated_values_have_the_value_by_value_fingerprints():
+    """Past the sample that decides how a numeric column is written: mostly distinct columns value by
+    value, repeating ones by their distinct values; both give the defined fingerprints."""
+    rng = np.random.default_rng(7)
+    rows = 3 * row_identity._SAMPLE
+    frame = pd.DataFrame({
+        "distinct": rng.normal(size=rows) * 1e4,
+        "repeated": rng.choice([0.5, 1.0, -0.0, np.nan, 2.0 ** 63, 1e300], size=rows),
+        "ints": rng.integers(-3, 3, size=rows),
+        "wide_ints": rng.integers(-2 ** 62, 2 ** 62, size=rows),
+        "moments": rng.integers(0, 4, size=rows).astype("datetime64[D]").astype("datetime64[ns]")
+        + rng.choice([np.timedelta64(0, "ns"), np.timedelta64(1500, "ms")], size=rows),
+        "text": pd.Series(rng.choice(np.array(["a", "b", None, np.nan, "é", "\ud800"], dtype=object), size=rows),
+                          dtype=object),  # object dtype, as the product's reader gives category columns
+    })
+    columns = list(frame.columns)
+    assert row_identity.row_fingerprints(frame, columns).tolist() == \
+        _reference_fingerprints(frame, columns).tolist()

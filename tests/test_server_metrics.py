@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -99,3 +100,53 @@ def test_one_worker_exports_process_metrics_and_promtool_accepts_the_exposition(
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), \
         checked.stdout + checked.stderr
+
+
+SERIES = {
+    "requests": PREDICT_OK,
+    "latency_count": re.compile(r'^mlci_http_request_duration_seconds_count\{endpoint="/predict"\} (\S+)$', re.M),
+    "rows_count": re.compile(r"^mlci_predict_rows_count (\S+)$", re.M),
+    "rows_sum": re.compile(r"^mlci_predict_rows_sum (\S+)$", re.M),
+}
+
+
+def worker_request_counts(process) -> list[float]:
+    """Each worker's own /predict count, read from its file in the run's multiprocess directory."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    environ = Path(f"/proc/{children[0]}/environ").read_bytes().split(b"\0")
+    directory = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"PROMETHEUS_MULTIPROC_DIR="))
+    counts = []
+    for worker in children:  # (multiprocessing may add a helper process, which keeps no metrics)
+        file = Path(directory) / f"counter_{worker}.db"
+        if file.exists():
+            counts.append(sum(value for key, value, *_ in MmapedDict.read_all_values_from_file(str(file))
+                              if '"mlci_http_requests_total"' in key and '"/predict"' in key))
+    return counts
+
+
+def test_three_workers_under_concurrent_clients_count_exactly_the_requests_and_rows_sent(project):
+    """Summed over the workers' files by the multiprocess collector: the request counter, the latency
+    histogram's count and the rows histogram equal what eight concurrent clients sent."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    process, url = start_server(project, workers=3)
+    batches = [holdout_records(project, rows) for rows in (1, 7, 20)]
+    plan = [batches[i % 3] for i in range(240)]
+    try:
+        def send(records) -> int:
+            # a connection per request, so the kernel hands requests to all three workers
+            answer = httpx.post(f"{url}/predict", json=records, timeout=30, headers={"Connection": "close"})
+            return answer.status_code
+        with ThreadPoolExecutor(8) as clients:
+            statuses = list(clients.map(send, plan))
+        text = httpx.get(f"{url}/metrics", timeout=5, headers={"Connection": "close"}).text
+        per_worker = worker_request_counts(process)
+    finally:
+        stop(process)
+    assert statuses == [200] * len(plan)
+    assert len(per_worker) == 3 and sum(c > 0 for c in per_worker) >= 2, per_worker  # the sum spans workers
+    found = {name: float(m.group(1)) if (m := pattern.search(text)) else None for name, pattern in SERIES.items()}
+    assert found == {"requests": len(plan), "latency_count": len(plan), "rows_count": len(plan),
+                     "rows_sum": sum(map(len, plan))}

@@ -304,9 +304,22 @@ def predictions_of(model: Any, frame: Any, y: Any, task: str) -> Predictions:
     if (truth == -1).any():
         unseen = sorted({label_text(v) for v in y if label_text(v) not in index})[:5]
         raise LookupError(f"target values the model never saw in training: {', '.join(unseen)}")
-    pred = label_indices(model.predict(frame), index)
-    proba = np.asarray(model.predict_proba(frame), dtype=float) if hasattr(model, "predict_proba") else None
+    final, rows = _final_step_and_input(model, frame)
+    pred = label_indices(final.predict(rows), index)
+    proba = np.asarray(final.predict_proba(rows), dtype=float) if hasattr(final, "predict_proba") else None
     return Predictions(task, truth, pred, proba, [label_text(c) for c in classes])
+
+
+def _final_step_and_input(model: Any, frame: Any) -> tuple[Any, Any]:
+    """A fitted pipeline's last step and ``frame`` through the steps before it, so the labels and the
+    probabilities share one pass of the preprocessing. ``Pipeline.predict`` and ``predict_proba`` each
+    run exactly these transforms and then the last step (sklearn/pipeline.py), so the outputs are the
+    same; scikit-learn's ``cross_validate`` runs them once per scorer's method instead."""
+    from sklearn.pipeline import Pipeline  # only with a model, which has imported scikit-learn already
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        return model.steps[-1][1], model[:-1].transform(frame)
+    return model, frame
 
 
 def label_indices(values: Any, index: dict[str, int]) -> np.ndarray:

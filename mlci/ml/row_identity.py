@@ -39,7 +39,7 @@ def identity_columns(features: list[str], target: str) -> list[str]:
 
 def row_fingerprints(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     """One uint64 per row of ``frame`` (in row order), from the canonical text of ``columns``."""
-    texts = [_column_texts(frame[column]) for column in columns]
+    texts = [_cell_texts(frame[column]) for column in columns]
     blake2b, separator = hashlib.blake2b, _CELL_SEPARATOR
     digests = b"".join([blake2b(separator.join(cells).encode("utf-8", "surrogatepass"), digest_size=8).digest()
                         for cells in zip(*texts)])
@@ -78,6 +78,44 @@ def from_bytes(data: bytes, source: str) -> np.ndarray:
     if trained.size > 1 and not bool(np.all(trained[1:] > trained[:-1])):
         trained = np.unique(trained)
     return trained
+
+
+def _cell_texts(series: pd.Series) -> list[str]:
+    """Each cell's canonical text (``_column_texts``), written once per distinct value where a column
+    repeats its values (a column of 100k rows often holds a few hundred)."""
+    distinct = _distinct_values(series)
+    if distinct is None:
+        return _column_texts(series)
+    values, codes = distinct
+    texts = _column_texts(values)
+    texts.append(_MISSING)  # code -1: a missing value in an object column
+    return np.array(texts, dtype=object)[codes].tolist()
+
+
+# Object columns whose distinct values can be found by equality: their equal values have one text
+# (3.0 and -0.0 equal 3.0 and 0.0 and have their texts) and a missing value is None or NaN. In other
+# object columns equal values can have different texts (1, 1.0 and True).
+_FACTORISED_TYPES = (frozenset({str, float, type(None)}), frozenset({bool, type(None)}))
+_SAMPLE = 2048  # a numeric column whose first rows are mostly distinct is written value by value
+
+
+def _distinct_values(series: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
+    """The distinct values of ``series`` (a Series of its dtype) and each row's position among them
+    (-1 for a missing value in an object column), or None to write the column value by value."""
+    if not isinstance(series.dtype, np.dtype):
+        return None
+    values = series.to_numpy()
+    if series.dtype.kind in "iufbM":
+        if len(values) > _SAMPLE and len(np.unique(values[:_SAMPLE])) > _SAMPLE // 2:
+            return None  # sorting would cost more than it saves
+        distinct, codes = np.unique(values, return_inverse=True)  # NaN and NaT have the missing text
+        return pd.Series(distinct, dtype=series.dtype), codes.reshape(-1)
+    if series.dtype.kind == "O":
+        types = frozenset(map(type, values.tolist()))
+        if any(types <= allowed for allowed in _FACTORISED_TYPES):
+            codes, distinct = pd.factorize(values)  # None and NaN get code -1
+            return pd.Series(distinct, dtype=object), codes
+    return None
 
 
 def _column_texts(series: pd.Series) -> list[str]:

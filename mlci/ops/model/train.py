@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,17 +149,21 @@ def _train(*, project: Project, quiet: bool) -> TrainResult:
     fit_data, holdout = train_and_holdout(project, schema)
     _check_task_fits_target(project, fit_data)
     columns = feature_columns(schema, model_cfg.datetime_parts)
-    cv = cross_validate(pipeline, fit_data, columns, names, task=model_cfg.task, folds=model_cfg.cv_folds,
-                        seed=model_cfg.seed, quiet=quiet)
-    with Heartbeat(f"final fit on {len(fit_data.frame):,} rows", enabled=not quiet):
-        fitted = clone(pipeline).fit(fit_data.frame[columns], fit_data.y)
+    with ThreadPoolExecutor(1, thread_name_prefix="mlci-train-rows") as background:
+        # The fingerprints need only the rows: they are written while scikit-learn fits, whose numeric
+        # work releases the GIL (on a machine with a spare core they cost almost nothing).
+        fingerprints = background.submit(training_rows, fit_data, columns, target)
+        cv = cross_validate(pipeline, fit_data, columns, names, task=model_cfg.task, folds=model_cfg.cv_folds,
+                            seed=model_cfg.seed, quiet=quiet)
+        with Heartbeat(f"final fit on {len(fit_data.frame):,} rows", enabled=not quiet):
+            fitted = clone(pipeline).fit(fit_data.frame[columns], fit_data.y)
     model_bytes = dump_model(fitted)
     refused = untrusted_types(model_bytes)
     if refused:
         raise IntegrityError(f"the trained model contains types outside the trusted list: {', '.join(refused[:5])}",
                              hint="use scikit-learn estimators; the registry was not changed")
     record = _record(project, schema, fitted, columns, fit_data, holdout, cv)
-    trained_rows = training_rows(fit_data, columns, target)
+    trained_rows = fingerprints.result()
     record["data"]["train"]["row_identity"] = {"scheme": row_identity.SCHEME,
                                                "columns": row_identity.identity_columns(columns, target),
                                                "distinct_rows": int(trained_rows.size),
