@@ -32,3 +32,9 @@ def test_ruff_finds_nothing():
 def test_mypy_finds_nothing():
     result = _run([_tool("mypy")])  # files and options: [tool.mypy] in pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_merge_or_editor_leftovers_are_committed():
+    tracked = _run(["git", "ls-files"]).stdout.splitlines()
+    leftovers = [p for p in tracked if p.endswith((".orig", ".rej", ".bak", "~")) or "/.#" in f"/{p}"]
+    assert leftovers == []
