@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.ml.tabular.hostile import check_header, csv_header, diagnose, diagnose_conversion, is_utf8
 from mlci.ml.tabular.lines import SAMPLE_BYTES, pieces_of_lines, refuse_nul_bytes

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ml.tabular.csv_reader import CsvReader

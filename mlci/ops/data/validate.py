@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlci.core.config import CsvOptions, Project
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import Column, DataSchema, load_schema
 from mlci.core.progress import Progress
 from mlci.core.reports import Check, Report, write_report
@@ -33,6 +33,9 @@ from mlci.ml import tabular
 from mlci.ml.arrow_rules import EMPTY, ColumnBatch, finders
 from mlci.ml.schema_rules import ColumnRules, compile_column, compile_schema
 from mlci.ops.reporting.render import render
+
+if TYPE_CHECKING:
+    from mlci.core.config import Project
 
 MAX_EXAMPLES = 5
 MAX_VALUE_CHARS = 60
