@@ -43,3 +43,73 @@ def test_validating_bare_files_imports_no_pandas_scikit_learn_or_project_config(
     heavy = sorted(m for m in loaded if m.split(".")[0] in ("pandas", "sklearn", "scipy", "matplotlib"))
     assert heavy == [], f"`mlci validate` imports {heavy[:5]}"
     assert "mlci.core.config" not in loaded  # the project's config model: no mlci.yaml here
+
+
+def _numbered_file(tmp_path, rows: int = 60_000, bad_row: int | None = None):
+    data = tmp_path / "d.csv"
+    lines = [f"{i},{'x' if i == bad_row else i * 0.25},row {i}\n" for i in range(1, rows + 1)]
+    data.write_text("n,f,t\n" + "".join(lines))
+    return data
+
+
+def test_a_started_read_parses_before_anyone_asks_for_a_batch(tmp_path, monkeypatch):
+    import threading
+
+    from mlci.core.dataschema import Column, DataSchema
+    from mlci.ml.tabular import csv_reader, open_arrow_batches
+
+    parsing = threading.Event()
+    parse = csv_reader.CsvReader._parse
+
+    def watched(self, *args, **kwargs):
+        parsing.set()
+        return parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(csv_reader.CsvReader, "_parse", watched)
+    data = _numbered_file(tmp_path)
+    schema = DataSchema(columns={"n": Column(type="integer"), "f": Column(type="float"), "t": Column(type="string")})
+    batches = open_arrow_batches(data, schema=schema, batch_rows=1000)
+    assert parsing.wait(30), "nothing was parsed before the first batch was asked for"
+    numbers = [n for item in batches for n in item.batch.column("n").to_pylist()]
+    assert numbers == list(range(1, 60_001))
+
+
+@pytest.mark.parametrize("typed", ["all", "some"])  # "some": the first piece's parse types the rest
+@pytest.mark.parametrize("at_start, ahead", [(1, 1), (1, 2), (2, 2), (4, 2), (6, 3), (3, 1)])
+def test_pieces_started_early_keep_every_row_in_order(tmp_path, monkeypatch, typed, at_start, ahead):
+    from mlci.core.dataschema import Column, DataSchema
+    from mlci.ml.tabular import csv_reader, open_arrow_batches
+
+    monkeypatch.setattr(csv_reader, "_PIECES_AT_START", at_start)
+    monkeypatch.setattr(csv_reader, "_PIECES_AHEAD", ahead)
+    data = _numbered_file(tmp_path)
+    columns = {"n": Column(type="integer", nullable=False), "f": Column(type="float")}
+    read = ["n", "f"] if typed == "some" else None  # "some": t is read with no schema type
+    if typed == "all":
+        columns["t"] = Column(type="string")
+    items = list(open_arrow_batches(data, schema=DataSchema(columns=columns), batch_rows=1000,
+                                    columns=None if read is None else [*read, "t"]))
+    assert len(items) > 8  # several pieces of several blocks
+    assert pa_column(items, "n") == list(range(1, 60_001))
+    assert pa_column(items, "t") == [f"row {i}" for i in range(1, 60_001)]
+    assert all(item.batch.column("n")[0].as_py() == item.first_row for item in items)
+
+
+@pytest.mark.parametrize("at_start", [1, 4, 8])
+def test_a_bad_value_in_a_late_piece_of_a_started_read_is_counted_on_its_row(tmp_path, monkeypatch, at_start):
+    """The started pieces are dropped and the file is read again with the column as text (a restart)."""
+    from mlci.core.dataschema import Column, DataSchema
+    from mlci.ml.tabular import csv_reader, open_arrow_batches
+
+    monkeypatch.setattr(csv_reader, "_PIECES_AT_START", at_start)
+    data = _numbered_file(tmp_path, bad_row=55_555)
+    schema = DataSchema(columns={"n": Column(type="integer"), "f": Column(type="float"), "t": Column(type="string")})
+    items = list(open_arrow_batches(data, schema=schema, batch_rows=1000, lenient=True))
+    failed = [(item.first_row + int(row)) for item in items for name, failures in item.failures.items()
+              for row in failures.rows]
+    assert failed == [55_555]
+    assert pa_column(items, "n") == list(range(1, 60_001))
+
+
+def pa_column(items, name: str) -> list:
+    return [value for item in items for value in item.batch.column(name).to_pylist()]
