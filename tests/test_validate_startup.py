@@ -45,6 +45,27 @@ def test_validating_bare_files_imports_no_pandas_scikit_learn_or_project_config(
     assert "mlci.core.config" not in loaded  # the project's config model: no mlci.yaml here
 
 
+_LATE = ("jinja2", "mlci.ops.data.file_checks", "mlci.ml.arrow_rules", "mlci.core.reports")
+
+_RECORD_FIRST_SUBMIT = """
+from concurrent.futures import ThreadPoolExecutor
+submit = ThreadPoolExecutor.submit
+def recorded(self, *args, **kwargs):
+    if not events:  # the first task handed to a worker thread: the first piece of the parse
+        events.append(sorted(m for m in %r if m in sys.modules))
+    return submit(self, *args, **kwargs)
+ThreadPoolExecutor.submit = recorded
+""" % (_LATE,)
+
+
+def test_the_parse_starts_before_the_rule_and_report_code_is_imported(bare_files):
+    """Those imports (about 60 ms of CPU) then run beside the parse instead of before it."""
+    loaded, result = _run_validate(bare_files, _RECORD_FIRST_SUBMIT)
+    assert result["events"], "no piece was handed to a parse thread"
+    assert result["events"][0] == [], f"imported before the parse started: {result['events'][0]}"
+    assert set(_LATE) <= loaded  # they did run, after it
+
+
 def _numbered_file(tmp_path, rows: int = 60_000, bad_row: int | None = None):
     data = tmp_path / "d.csv"
     lines = [f"{i},{'x' if i == bad_row else i * 0.25},row {i}\n" for i in range(1, rows + 1)]
