@@ -16,7 +16,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from mlci.core.csvoptions import CsvOptions
@@ -140,6 +139,8 @@ class CsvReader:
 
     def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
+        import pyarrow.compute as pc  # here, not at the top: the parse starts before this import
+
         for column in last.columns:
             if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\n")).as_py():
                 problem = diagnose(self.path, self.options, None)
