@@ -28,8 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-PHASES = ["imports", "schema", "open (parse starts)", "late imports", "reader", "rules", "profile", "unique", "per-batch rest", "report render",
-          "report write"]
+PHASES = ["imports", "schema", "open (parse starts)", "late imports", "reader", "rules", "profile", "unique",
+          "per-batch rest", "report render", "report write"]
 
 _CHILD = r"""
 import builtins, json, sys, time
