@@ -1,15 +1,20 @@
 """Validation speed: `mlci validate` against a bare `pandas.read_csv` and pandera, on 1M rows x 20 columns.
 
     python3 benchmarks/bench_validate.py [--rows 1000000 [10000000 ...]] [--rounds 3] [--duplicate-rows]
+                                         [--before CHECKOUT]
 
 The dataset is generated once per size (seed 42) and cached under benchmarks/.data/. Each tool runs in a
 fresh subprocess; rounds are interleaved (A B C A B C ...) and the table shows medians. With several
-sizes, each size gets its table and a last line gives mlci's ratio to the bare read at every size (the
-ratio must not grow with size). Wall time is measured
+sizes, each size gets its table and the last lines give mlci's and pandera's ratios to the bare read at
+every size (the ratio must not grow with size), in wall time and in CPU seconds (user + system of all of
+a command's threads: on a loaded machine the wall ratio tends to the CPU ratio), with the load average
+before and after each size. Wall time is measured
 from spawn to exit (imports included); peak RSS is the command's own (see ``peak_rss.py``: not the
 benchmark process's pages, which a plain fork-and-wait4 would count).
 pandera comes from the `bench` extra: ``pip install -e '.[bench]'``. ``--duplicate-rows`` adds a run of
 mlci with ``allow_duplicate_rows: false`` (a 64-bit code per row, kept for the whole file).
+``--before CHECKOUT`` adds another checkout of mlci (run with ``PYTHONPATH=CHECKOUT`` from outside both)
+to the same rounds, to compare a change with what it changes.
 """
 
 from __future__ import annotations
@@ -120,10 +125,13 @@ def pandera_script() -> str:
     return PANDERA % (LEVELS, INT_BOUNDS, NULLABLE, NULLABLE)
 
 
-def run_once(argv: list[str]) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS MiB and exit code of one fresh process."""
-    measured = run_measured(argv)
-    return measured.seconds, measured.peak_mib, measured.returncode
+Sample = tuple[float, float, float]  # wall seconds, peak RSS MiB, CPU seconds
+
+
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[Sample, int]:
+    """Wall seconds, peak RSS MiB and CPU seconds of one fresh process, and its exit code."""
+    measured = run_measured(argv, env=env, cwd=DATA_DIR)
+    return (measured.seconds, measured.peak_mib, measured.cpu_seconds), measured.returncode
 
 
 def main() -> int:
@@ -131,31 +139,41 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duplicate-rows", action="store_true", help="also run mlci forbidding duplicate rows")
+    parser.add_argument("--before", type=Path, help="another mlci checkout to run in the same rounds")
     args = parser.parse_args()
-    ratios = {}
+    summary: dict[int, dict[str, list[Sample]]] = {}
     for rows in args.rows:
-        results = measure(rows, args.rounds, args.duplicate_rows)
+        load = os.getloadavg()[0]
+        results = measure(rows, args.rounds, args.duplicate_rows, args.before)
         if results is None:
             return 2
         print_table(results, rows)
-        print()
-        ratios[rows] = _median_wall(results["mlci validate"]) / _median_wall(results["pandas.read_csv (floor)"])
-    print("mlci validate / bare pandas.read_csv: "
-          + ", ".join(f"{rows:,} rows {ratio:.2f}x" for rows, ratio in ratios.items()))
+        print(f"load average (1 min): {load:.1f} before, {os.getloadavg()[0]:.1f} after\n")
+        summary[rows] = results
+    for tool in [name for name in summary[args.rows[0]] if name != FLOOR]:
+        for index, kind in ((0, "wall"), (2, "CPU")):
+            print(f"{tool} / bare pandas.read_csv, {kind}: "
+                  + ", ".join(f"{rows:,} rows {_median(r[tool], index) / _median(r[FLOOR], index):.2f}x"
+                              for rows, r in summary.items()))
     return 0
 
 
-def measure(rows: int, rounds: int, duplicate_rows: bool) -> dict[str, list[tuple[float, float]]] | None:
-    """Wall seconds and peak RSS of every tool, ``rounds`` interleaved rounds after one warm-up round."""
+FLOOR = "pandas.read_csv (floor)"
+
+
+def measure(rows: int, rounds: int, duplicate_rows: bool, before: Path | None) -> dict[str, list[Sample]] | None:
+    """Wall seconds, peak RSS and CPU seconds of every tool, ``rounds`` interleaved rounds after one warm-up
+    round."""
     print(f"generating {rows:,} rows (cached under {DATA_DIR.relative_to(HERE.parent)}/) ...", file=sys.stderr)
     data = generate(rows)
     schema = data.with_name(f"bench_{rows}.schema.yaml")
     reports = DATA_DIR / "reports"
-    tools = {
-        "pandas.read_csv (floor)": [sys.executable, "-c", PANDAS_READ, str(data)],
-        "mlci validate": [sys.executable, "-m", "mlci", "validate", str(data), "--schema", str(schema),
-                          "--reports", str(reports)],
-    }
+    mlci = [sys.executable, "-m", "mlci", "validate", str(data), "--schema", str(schema), "--reports", str(reports)]
+    tools = {FLOOR: [sys.executable, "-c", PANDAS_READ, str(data)], "mlci validate": mlci}
+    envs: dict[str, dict[str, str]] = {}
+    if before is not None:
+        tools["mlci, --before checkout"] = mlci
+        envs["mlci, --before checkout"] = dict(os.environ, PYTHONPATH=str(before.resolve()))
     if duplicate_rows:
         strict = schema.with_name(f"bench_{rows}.no-duplicates.schema.yaml")
         strict.write_text(schema.read_text() + "allow_duplicate_rows: false\n")
@@ -167,38 +185,37 @@ def measure(rows: int, rounds: int, duplicate_rows: bool) -> dict[str, list[tupl
     except ImportError:
         print("pandera is not installed (pip install -e '.[bench]'): skipping it", file=sys.stderr)
 
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in tools}
+    results: dict[str, list[Sample]] = {name: [] for name in tools}
     for round_number in range(rounds + 1):
         for name, argv in tools.items():
-            wall, rss, code = run_once(argv)
+            sample, code = run_once(argv, envs.get(name))
             if code not in (0, 1):
                 print(f"{name} exited {code}", file=sys.stderr)
                 return None
             if round_number:  # the first round warms the page cache
-                results[name].append((wall, rss))
+                results[name].append(sample)
     return results
 
 
-def _median_wall(samples: list[tuple[float, float]]) -> float:
-    return statistics.median(wall for wall, _ in samples)
+def _median(samples: list[Sample], index: int) -> float:
+    return statistics.median(sample[index] for sample in samples)
 
 
-def print_table(results: dict[str, list[tuple[float, float]]], rows: int) -> None:
-    floor = statistics.median(w for w, _ in results["pandas.read_csv (floor)"])
+def print_table(results: dict[str, list[Sample]], rows: int) -> None:
+    floor, floor_cpu = _median(results[FLOOR], 0), _median(results[FLOOR], 2)
     pandera = results.get("pandera (lazy)")
-    pandera_wall = statistics.median(w for w, _ in pandera) if pandera else None
-    pandera_rss = statistics.median(r for _, r in pandera) if pandera else None
+    pandera_wall = _median(pandera, 0) if pandera else None
+    pandera_rss = _median(pandera, 1) if pandera else None
     print(f"{rows:,} rows x 20 columns, median of {len(next(iter(results.values())))} rounds\n")
-    print(f"{'tool':<26}{'wall s':>9}{'[min..max]':>16}{'peak RSS MiB':>14}{'x read':>9}{'x pandera':>11}"
-          f"{'RSS/pandera':>13}")
+    print(f"{'tool':<26}{'wall s':>9}{'[min..max]':>16}{'CPU s':>8}{'peak RSS MiB':>14}{'x read':>9}"
+          f"{'CPU x read':>12}{'x pandera':>11}{'RSS/pandera':>13}")
     for name, samples in results.items():
-        walls = [w for w, _ in samples]
-        wall = statistics.median(walls)
-        rss = statistics.median(r for _, r in samples)
+        walls = [w for w, _, _ in samples]
+        wall, rss, cpu = statistics.median(walls), _median(samples, 1), _median(samples, 2)
         vs_pandera = f"{wall / pandera_wall:.2f}" if pandera_wall else "-"
         rss_ratio = f"{rss / pandera_rss:.2f}" if pandera_rss else "-"
-        print(f"{name:<26}{wall:>9.3f}{f'[{min(walls):.2f}..{max(walls):.2f}]':>16}{rss:>14.0f}"
-              f"{wall / floor:>9.2f}{vs_pandera:>11}{rss_ratio:>13}")
+        print(f"{name:<26}{wall:>9.3f}{f'[{min(walls):.2f}..{max(walls):.2f}]':>16}{cpu:>8.2f}{rss:>14.0f}"
+              f"{wall / floor:>9.2f}{cpu / floor_cpu:>12.2f}{vs_pandera:>11}{rss_ratio:>13}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ if pid == 0:
         os._exit(127)
 _, status, usage = os.wait4(pid, 0)
 with open(report, "w") as handle:
-    handle.write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    handle.write(f"{usage.ru_maxrss} {os.waitstatus_to_exitcode(status)} {usage.ru_utime + usage.ru_stime}")
 """
 
 
@@ -39,12 +39,13 @@ class Measured:
     peak_mib: float
     returncode: int
     stdout: str
+    cpu_seconds: float = 0.0  # user + system, all of the command's threads
 
 
 def run_measured(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
                  capture: bool = False) -> Measured:
-    """Wall seconds (spawn to exit, imports included), the command's own peak RSS in MiB, its exit code
-    and (with ``capture``) its stdout."""
+    """Wall seconds (spawn to exit, imports included), the command's own peak RSS in MiB, its exit code,
+    its CPU seconds and (with ``capture``) its stdout."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-S", "-c", _HELPER, report.name, *argv], cwd=cwd, env=env,
@@ -52,6 +53,6 @@ def run_measured(argv: list[str], *, cwd: Path | None = None, env: dict[str, str
                                 stderr=subprocess.DEVNULL, text=True)
         seconds = time.perf_counter() - started
         fields = Path(report.name).read_text().split()
-    if len(fields) != 2:
+    if len(fields) != 3:
         raise RuntimeError(f"the measuring helper failed for {argv[0]} (exit {result.returncode})")
-    return Measured(seconds, int(fields[0]) / 1024, int(fields[1]), result.stdout or "")
+    return Measured(seconds, int(fields[0]) / 1024, int(fields[1]), result.stdout or "", float(fields[2]))

@@ -4,8 +4,10 @@
 
 Runs ``mlci.ops.data.validate.validate`` (what the command runs) on the data set of ``bench_validate.py``,
 in a fresh process per run, with each phase timed from outside (the functions are wrapped, not edited):
-imports, schema, the reader (the parse runs on pyarrow's threads: this is the main thread reading the
-file's pieces and waiting for the parse), the column rules, the column profile, uniqueness, the rest of
+imports, schema, opening the file (header, first pieces handed to the parse), the imports that
+``validate`` does after that (the rule and report code: they overlap the parse), the reader (the parse
+runs on pyarrow's threads: this is the main thread reading the file's pieces and waiting for the
+parse), the column rules, the column profile, uniqueness, the rest of
 the per-batch bookkeeping, and the report (HTML rendering, then writing the files). Each phase is given
 in wall seconds and in the main thread's CPU seconds, each with its share of the run (on a loaded
 machine the wall shares mostly measure waiting for a core; the CPU shares do not). The table shows the
@@ -26,11 +28,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-PHASES = ["imports", "schema", "reader", "rules", "profile", "unique", "per-batch rest", "report render",
-          "report write"]
+PHASES = ["imports", "schema", "open (parse starts)", "late imports", "reader", "rules", "profile", "unique",
+          "per-batch rest", "report render", "report write"]
 
 _CHILD = r"""
-import json, sys, time
+import builtins, json, sys, time
 from pathlib import Path
 started = time.perf_counter()
 import mlci.cli.main  # noqa: F401  (what `mlci validate` imports before it runs)
@@ -50,15 +52,16 @@ def timed(name, function):
     return wrapper
 def timed_iterator(name, function):
     def wrapper(*args, **kwargs):
-        iterator = function(*args, **kwargs)
-        while True:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            item = next(iterator, None)
-            add(name, time.perf_counter() - wall, time.thread_time() - cpu)
-            if item is None:
-                return
-            yield item
+        return timed_items(name, function(*args, **kwargs))  # called now: the parse starts now
     return wrapper
+def timed_items(name, iterator):
+    while True:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        item = next(iterator, None)
+        add(name, time.perf_counter() - wall, time.thread_time() - cpu)
+        if item is None:
+            return
+        yield item
 def rules_timed(function):
     def wrapper(*args, **kwargs):
         rules = function(*args, **kwargs)
@@ -66,16 +69,44 @@ def rules_timed(function):
             rule.find = timed("rules", rule.find)
         return rules
     return wrapper
+def patch_report(module):
+    if hasattr(module, "render"):
+        module.render = timed("report render", module.render)
+    else:
+        module.write_report = timed("report write", module.write_report)
+def patch_checks(F):  # when validate() imports the rule code, not before: it overlaps the parse
+    F.column_rules = rules_timed(F.column_rules)
+    F._ColumnProfile.add = timed("profile", F._ColumnProfile.add)
+    F._UniqueValues.add = timed("unique add", F._UniqueValues.add)
+    F._UniqueValues.check = timed("unique", F._UniqueValues.check)
+    F._FileTally.add = timed("batch total", F._FileTally.add)
+plain_import, depth, late, patched = builtins.__import__, [0], [False], set()
+def timed_import(name, *args, **kwargs):
+    wall, cpu = time.perf_counter(), time.thread_time()
+    depth[0] += 1
+    try:
+        return plain_import(name, *args, **kwargs)
+    finally:
+        depth[0] -= 1
+        if late[0] and not depth[0]:
+            add("late imports", time.perf_counter() - wall, time.thread_time() - cpu)
+        patch = {"mlci.ops.data.file_checks": patch_checks, "mlci.ops.reporting.render": patch_report,
+                 "mlci.core.reports": patch_report}.get(name)
+        if patch is not None and name not in patched and name in sys.modules:
+            patched.add(name)
+            patch(sys.modules[name])
+builtins.__import__ = timed_import
+def opened(function):
+    def wrapper(*args, **kwargs):
+        result = function(*args, **kwargs)
+        late[0] = True
+        return result
+    return wrapper
 V.load_schema = timed("schema", V.load_schema)
 V.compile_schema = timed("schema", V.compile_schema)
-V.tabular.iter_arrow_batches = timed_iterator("reader", V.tabular.iter_arrow_batches)
-V.column_rules = rules_timed(V.column_rules)
-V._ColumnProfile.add = timed("profile", V._ColumnProfile.add)
-V._UniqueValues.add = timed("unique add", V._UniqueValues.add)
-V._UniqueValues.check = timed("unique", V._UniqueValues.check)
-V._FileTally.add = timed("batch total", V._FileTally.add)
-V.render = timed("report render", V.render)
-V.write_report = timed("report write", V.write_report)
+V.open_file = opened(timed("open (parse starts)", V.open_file))
+import mlci.ml.tabular as tabular
+tabular.open_arrow_batches = timed_iterator("reader", tabular.open_arrow_batches)
 cpu_started = time.process_time()
 V.validate(data=[Path(sys.argv[1])], schema_path=Path(sys.argv[2]), reports_dir=Path(sys.argv[3]), progress=False)
 spent["total"] = [time.perf_counter() - started, time.thread_time()]
@@ -112,9 +143,9 @@ def main() -> int:
     print(f"mlci validate, {args.rows:,} rows x 20 columns, median of {len(runs)} runs in process: {wall:.3f} s "
           f"wall, {cpu:.3f} s CPU on the main thread; the parse's threads add "
           f"{median('process cpu after imports', 1) - (cpu - median('imports', 1)):.3f} s CPU\n")
-    print(f"{'phase':<16}{'wall s':>8}{'share':>7}{'main-thread CPU s':>19}{'share':>7}")
+    print(f"{'phase':<20}{'wall s':>8}{'share':>7}{'main-thread CPU s':>19}{'share':>7}")
     for phase in PHASES:
-        print(f"{phase:<16}{median(phase, 0):>8.3f}{median(phase, 0) / wall:>7.0%}"
+        print(f"{phase:<20}{median(phase, 0):>8.3f}{median(phase, 0) / wall:>7.0%}"
               f"{median(phase, 1):>19.3f}{median(phase, 1) / cpu:>7.0%}")
     return 0
 

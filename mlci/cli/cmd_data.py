@@ -102,7 +102,7 @@ def _csv_options(project, delimiter: str | None, encoding: str | None, decimal: 
     """The project's CSV options (or the defaults), with the command-line ones on top."""
     from dataclasses import replace
 
-    from mlci.core.config import CsvOptions
+    from mlci.core.csvoptions import CsvOptions
 
     base = project.config.data.csv if project is not None else CsvOptions()
     overrides = {k: v for k, v in (("delimiter", delimiter), ("encoding", encoding), ("decimal", decimal)) if v}

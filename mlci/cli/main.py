@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -57,7 +58,26 @@ def cli(ctx: click.Context, project_dir: Path | None, config_file: Path | None, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
+    code = run(argv)
+    if threading.active_count() == 1:  # no other thread to wait for
+        _exit_without_teardown(code)
+    sys.exit(code)
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End the process as Python's own exit does (atexit handlers, then the standard streams flushed),
+    but without tearing down every module and freeing every object one by one, which costs 80–110 ms of
+    CPU after ``mlci validate`` (about 370 modules, Arrow's memory pools) and serves no process that is
+    about to end. Files are closed by ``with`` blocks and reports written atomically before this."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`mlci ... | head`) or stream: nothing left to say
+            pass
+    os._exit(code)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mlci.core.csvoptions import CsvOptions  # re-exported: data.csv of mlci.yaml
 from mlci.core.redact import redact_url, url_problem
 from mlci.core.spec import IDENTIFIER, build, opt, section
 from mlci.core.yamlsrc import YamlDocument, load_yaml_file, load_yaml_text
@@ -22,15 +23,6 @@ CONFIG_FILE = "mlci.yaml"
 ENV_PREFIX = "MLCI_"
 Task = Literal["binary", "multiclass", "regression"]
 Severity = Literal["fail", "warn"]
-
-
-@section
-class CsvOptions:
-    """How CSV files are read."""
-
-    delimiter: str = opt(",", help="field separator")
-    encoding: str = opt("utf-8", help="text encoding")
-    decimal: str = opt(".", help="decimal mark for numbers")
 
 
 @section

@@ -11,7 +11,6 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 def numpy_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -40,6 +39,8 @@ def _numpy_dtype(arrow_type: pa.DataType) -> np.dtype:
 
 def true_positions(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """0-based positions where a boolean array is true (a null is not true)."""
+    import pyarrow.compute as pc  # here, not at the top: a CSV's parse starts before this 30 ms import
+
     return numpy_values(pc.indices_nonzero(mask)).astype(np.int64)
 
 

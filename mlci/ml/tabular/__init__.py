@@ -13,7 +13,7 @@ A UTF-8 byte-order mark is accepted and stripped, so it never becomes part of th
 Where things are (import them from ``mlci.ml.tabular``, which re-exports the public names):
 
 - ``reading``: the entry points: ``file_kind``, ``column_names``, ``table_rows``, ``read_table``,
-  ``iter_batches``, ``iter_arrow_batches``.
+  ``iter_batches``, ``iter_arrow_batches``, ``open_arrow_batches``.
 - ``csv_reader``: the CSV reader (parallel pyarrow parse in pieces of lines, restarts).
 - ``parquet_reader``: the Parquet reader.
 - ``hostile``: hostile-file detection: exact passes that name the broken line.
@@ -36,6 +36,7 @@ from mlci.ml.tabular.reading import (
     file_kind,
     iter_arrow_batches,
     iter_batches,
+    open_arrow_batches,
     parquet_rows,
     read_table,
     table_rows,
@@ -56,6 +57,6 @@ __all__ = [
     "ARROW_TYPES", "CSV_SUFFIXES", "FALSE_VALUES", "INTEGER_PATTERN", "NULL_VALUES", "PARQUET_SUFFIXES",
     "TRUE_VALUES", "ArrowBatch", "FileKind", "ParseFailures", "arrow_to_pandas", "column_names",
     "convert_text", "file_kind", "float_pattern", "iter_arrow_batches", "iter_batches", "numpy_to_arrow",
-    "numpy_values", "pandas_types", "parquet_rows", "python_to_arrow", "read_table", "shorten", "table_rows",
-    "true_positions",
+    "numpy_values", "open_arrow_batches", "pandas_types", "parquet_rows", "python_to_arrow", "read_table",
+    "shorten", "table_rows", "true_positions",
 ]

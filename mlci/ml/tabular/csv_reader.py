@@ -13,14 +13,12 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.ml.tabular.hostile import check_header, csv_header, diagnose, diagnose_conversion, is_utf8
 from mlci.ml.tabular.lines import SAMPLE_BYTES, pieces_of_lines, refuse_nul_bytes
@@ -29,6 +27,7 @@ from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, Arrow
 _MAX_BLOCK = 1 << 21
 _PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
 _PIECES_AHEAD = 2  # pieces being parsed while the caller works on the current one
+_PIECES_AT_START = 4  # parsed while the caller is still getting ready (see ``CsvReader.start``)
 _CATEGORY = pa.dictionary(pa.int32(), pa.string())
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 
@@ -50,13 +49,22 @@ class CsvReader:
         self.as_text: set[str] = set()  # columns read as text and converted here (their values failed)
         self.rows_yielded = 0  # a restart skips these rows
         self.newlines_in_values = False  # set when a quoted value with a line break crosses a piece's end
+        self._header: list[str] = []
+        self._started: _PieceParser | None = None  # pieces parsing since ``start``, not yet iterated
+
+    def start(self) -> None:
+        """Check the header and start parsing the file's first pieces on worker threads, now: the caller
+        can do other work (imports, compiling rules) while they are parsed; iterating continues from them."""
+        if self._started is None:
+            self._header = csv_header(self.path, self.options)
+            check_header(self.path, self._header)
+            self._started = self._piece_parser(self._header)
 
     def __iter__(self) -> Iterator[ArrowBatch]:
-        header = csv_header(self.path, self.options)
-        check_header(self.path, header)
+        self.start()
         while True:
             try:
-                yield from self._read(header)
+                yield from self._read(self._header)
                 return
             except _Restart:
                 continue
@@ -82,39 +90,30 @@ class CsvReader:
         pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
         parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
         gets the parallel parse in bounded memory, and the next pieces are parsed (without the GIL) while
-        the caller works on this one's batches: two at a time, so that the cores stay busy while one
-        piece's last block finishes and while the caller reads the next piece. Later pieces keep the first
-        piece's column types, as the streaming reader keeps its first block's: a value that does not fit is
-        a conversion error.
+        the caller works on this one's batches (see ``_PieceParser``).
         """
         if self.newlines_in_values:
             yield from self._streamed_batches(header)
             return
-        block_size = self._block_size()
-        pieces = pieces_of_lines(self.path, block_size * _PARALLEL_BLOCKS)
-        with ThreadPoolExecutor(max_workers=_PIECES_AHEAD) as parser:
-            first = next(pieces, None)
-            if first is None:
-                return
-            table = self._table(parser.submit(self._parse, first, header, block_size, None), header)
-            types = dict(zip(table.schema.names, table.schema.types))
-            ahead = deque(parser.submit(self._parse, piece, header, block_size, types)
-                          for piece in islice(pieces, _PIECES_AHEAD - 1))
-            batches = table.to_batches()
-            while True:
-                piece = next(pieces, None)
-                if piece is not None:
-                    ahead.append(parser.submit(self._parse, piece, header, block_size, types))
-                yield from batches
-                if not ahead:
-                    return
-                batches = self._table(ahead.popleft(), header).to_batches()
+        parser, self._started = self._started, None  # a restart parses afresh
+        for table in (parser or self._piece_parser(header)).tables():
+            yield from table.to_batches()
+
+    def _piece_parser(self, header: list[str]) -> _PieceParser:
+        return _PieceParser(self, header, self._block_size(), self._declared_types(header))
+
+    def _declared_types(self, header: list[str]) -> dict[str, pa.DataType] | None:
+        """The Arrow type of every column read, when the schema gives them all (else None: the first
+        piece's parse decides the rest)."""
+        types = self._column_types(header)
+        read = [n for n in header if self.columns is None or n in self.columns]
+        return {n: types[n] for n in read} if all(n in types for n in read) else None
 
     def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
-               types: dict[str, pa.DataType] | None) -> pa.Table:
-        """One piece; the first (``types`` None) starts with the header, later ones with data."""
+               types: dict[str, pa.DataType] | None, first: bool) -> pa.Table:
+        """One piece; the first starts with the header, later ones with data."""
         read_options = pa_csv.ReadOptions(block_size=block_size, encoding=self._encoding(),
-                                          column_names=None if types is None else header)
+                                          column_names=None if first else header)
         return pa_csv.read_csv(piece, read_options=read_options, parse_options=self._parse_options(),
                                convert_options=self._convert_options(header, types))
 
@@ -140,6 +139,8 @@ class CsvReader:
 
     def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
+        import pyarrow.compute as pc  # here, not at the top: the parse starts before this import
+
         for column in last.columns:
             if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\n")).as_py():
                 problem = diagnose(self.path, self.options, None)
@@ -150,18 +151,23 @@ class CsvReader:
     def _convert_options(self, header: list[str], types: dict[str, pa.DataType] | None = None
                          ) -> pa_csv.ConvertOptions:
         if types is None:
-            types = {}
-            for name in header:
-                target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
-                if self.dictionary_categories and target == pa.string() and self._is_category(name):
-                    target = _CATEGORY  # encoded while the blocks are parsed, in parallel
-                if target is not None:
-                    types[name] = target
+            types = self._column_types(header)
         include = [n for n in header if n in self.columns] if self.columns is not None else None
         return pa_csv.ConvertOptions(
             column_types=types, null_values=NULL_VALUES, strings_can_be_null=True, true_values=TRUE_VALUES,
             false_values=FALSE_VALUES, decimal_point=self.options.decimal, include_columns=include,
             timestamp_parsers=None)
+
+    def _column_types(self, header: list[str]) -> dict[str, pa.DataType]:
+        """The Arrow type the schema gives each column (columns it does not type are left out)."""
+        types = {}
+        for name in header:
+            target = pa.string() if self.text or name in self.as_text else target_type(self.schema, name)
+            if self.dictionary_categories and target == pa.string() and self._is_category(name):
+                target = _CATEGORY  # encoded while the blocks are parsed, in parallel
+            if target is not None:
+                types[name] = target
+        return types
 
     def _is_category(self, name: str) -> bool:
         return self.schema is not None and name in self.schema.columns \
@@ -221,3 +227,56 @@ class CsvReader:
 
 class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
+
+
+class _PieceParser:
+    """The file's pieces, parsed in order on two worker threads, ``_PIECES_AHEAD`` of them ahead of the
+    caller: two at a time keep the cores busy while one piece's last block finishes and while the caller
+    reads the next piece.
+
+    When the schema gives every column's type, the first ``_PIECES_AT_START`` pieces are read and handed
+    to the workers at once, before anyone asks for a batch. Otherwise the first piece is parsed alone and
+    later pieces keep its column types, as pyarrow's streaming reader keeps its first block's: a value
+    that does not fit is a conversion error.
+    """
+
+    def __init__(self, reader: CsvReader, header: list[str], block_size: int,
+                 types: dict[str, pa.DataType] | None) -> None:
+        self.reader = reader
+        self.header = header
+        self.block_size = block_size
+        self.types = types
+        self.pieces = pieces_of_lines(reader.path, block_size * _PARALLEL_BLOCKS)
+        self.workers = ThreadPoolExecutor(max_workers=_PIECES_AHEAD)
+        self.ahead: deque[Future] = deque()
+        try:
+            self._submit(first=True)
+            if types is not None:
+                self._fill(_PIECES_AT_START)
+        except BaseException:  # a NUL byte in the first pieces: no workers left behind
+            self.workers.shutdown(wait=True, cancel_futures=True)
+            raise
+
+    def tables(self) -> Iterator[pa.Table]:
+        """Each piece's table, in the file's order."""
+        try:
+            while self.ahead:
+                table = self.reader._table(self.ahead.popleft(), self.header)
+                if self.types is None:
+                    self.types = dict(zip(table.schema.names, table.schema.types))
+                self._fill(_PIECES_AHEAD)  # before the caller works on this table
+                yield table
+        finally:
+            self.workers.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self, count: int) -> None:
+        while len(self.ahead) < count and self._submit(first=False):
+            pass
+
+    def _submit(self, *, first: bool) -> bool:
+        piece = next(self.pieces, None)
+        if piece is None:
+            return False
+        self.ahead.append(self.workers.submit(self.reader._parse, piece, self.header, self.block_size,
+                                              self.types, first))
+        return True

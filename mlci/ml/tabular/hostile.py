@@ -14,7 +14,7 @@ from typing import overload
 
 import pyarrow as pa
 
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ml.tabular.lines import find_undecodable

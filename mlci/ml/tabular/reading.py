@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
 
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import DataSchema
 from mlci.errors import DataError
 from mlci.ml.tabular.csv_reader import CsvReader
@@ -103,10 +103,27 @@ def iter_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None
     ``dictionary_categories`` reads a CSV's category columns dictionary-encoded (each batch its own
     dictionary of the values it holds), which the parse does in parallel at little cost.
     """
+    yield from open_arrow_batches(path, csv=csv, schema=schema, batch_rows=batch_rows, columns=columns,
+                                  lenient=lenient, text=text, dictionary_categories=dictionary_categories)
+
+
+def open_arrow_batches(path: str | os.PathLike, *, csv: CsvOptions | None = None,
+                       schema: DataSchema | None = None, batch_rows: int = 200_000,
+                       columns: list[str] | None = None, lenient: bool = False, text: bool = False,
+                       dictionary_categories: bool = False) -> Iterator[ArrowBatch]:
+    """``iter_arrow_batches``, with a CSV's parse started before this returns: its first pieces are
+    parsed on worker threads while the caller gets ready, and iterating continues from them. A file that
+    cannot be opened, or a bad header, raises DataError here."""
     path = Path(path)
     kind = file_kind(path)
-    reader = CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text, dictionary_categories) \
-        if kind == "csv" else ParquetReader(path, schema, batch_rows, columns, lenient)
+    if kind == "parquet":
+        return _counted(ParquetReader(path, schema, batch_rows, columns, lenient), path, schema)
+    reader = CsvReader(path, csv or CsvOptions(), schema, batch_rows, columns, lenient, text, dictionary_categories)
+    reader.start()
+    return _counted(reader, path, schema)
+
+
+def _counted(reader: CsvReader | ParquetReader, path: Path, schema: DataSchema | None) -> Iterator[ArrowBatch]:
     rows = 0
     for item in reader:
         rows += item.batch.num_rows

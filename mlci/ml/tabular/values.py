@@ -1,6 +1,9 @@
 """Typed values: the Arrow type of each schema type, the words read as null, true and false, and the
 conversion of text to a column's type that reports the values that do not parse (``ParseFailures``),
 with ``ArrowBatch``, the batch both readers yield.
+
+pyarrow.compute is imported inside the functions that use it: a CSV's parse starts before that import
+(see ``mlci.ops.data.validate``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlci.core.dataschema import DataSchema
 from mlci.ml.schema_rules import INT64_RANGE, parse_datetime
@@ -60,6 +62,8 @@ def float_pattern(decimal: str) -> str:
 
 def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple[pa.Array, ParseFailures | None]:
     """Convert text values to ``col_type``; values that do not parse become null and are returned."""
+    import pyarrow.compute as pc
+
     target = ARROW_TYPES[col_type]
     if pa.types.is_string(target):
         return array.cast(pa.string()), None
@@ -83,6 +87,8 @@ def convert_text(array: pa.Array, col_type: str, *, decimal: str = ".") -> tuple
 def _fits_int64(array: pa.Array, integral: pa.Array) -> pa.Array:
     """``integral`` (texts that are integers) narrowed to the 64-bit ones: a longer one is a type
     failure, as in the model server. Only texts of 19 or more characters are looked at one by one."""
+    import pyarrow.compute as pc
+
     lengths = pc.utf8_length(array)
     longest = pc.max(lengths).as_py()
     if longest is None or longest < 19:
@@ -98,6 +104,8 @@ def _fits_int64(array: pa.Array, integral: pa.Array) -> pa.Array:
 
 
 def _cast_text(array: pa.Array, col_type: str, decimal: str) -> pa.Array:
+    import pyarrow.compute as pc
+
     if col_type == "boolean":
         return pc.if_else(pc.is_valid(array), pc.is_in(array, python_to_arrow(TRUE_VALUES)),
                           pa.nulls(len(array), pa.bool_()))

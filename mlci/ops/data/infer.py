@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlci.core.atomic import atomic_write_text
-from mlci.core.config import CsvOptions
+from mlci.core.csvoptions import CsvOptions
 from mlci.core.dataschema import Column, ColumnType, DataSchema, RowBounds, dump_schema
 from mlci.core.progress import Progress
 from mlci.errors import UsageError
