@@ -116,3 +116,69 @@ def test_a_batchs_log_lines_are_one_json_dumps_per_row(batch, non_finite):
             batch_lines(batch)
         return
     assert batch_lines(batch) == _one_dumps_per_row(batch)
+
+
+class _CountingLog:
+    """A PredictionLog whose writer counts its flushes (one per time it finds the queue drained)."""
+
+    @staticmethod
+    def open(directory, **options):
+        from mlci.serve.predlog import PredictionLog
+
+        class Counting(PredictionLog):
+            flushes = 0
+
+            def _flush(self) -> None:
+                Counting.flushes += 1
+                super()._flush()
+
+        log = Counting(directory, max_bytes=10_000_000, on_drop=lambda rows: None, on_error=lambda: None,
+                       **options)
+        log.start()
+        return log
+
+
+def _batch(rows: int):
+    from mlci.serve.predlog import LoggedBatch
+
+    return LoggedBatch("ts", "id", 1, {"x": list(range(rows))}, [0] * rows, None, None)
+
+
+def _logged_rows(directory) -> int:
+    return sum(len(f.read_text().splitlines()) for f in directory.glob("*.jsonl"))
+
+
+def test_the_log_writer_wakes_once_per_pause_not_once_per_request(tmp_path):
+    """Requests a few ms apart must not each wake the writer thread (each wake-up is one more thread
+    hand-off, and on a busy host one more wait for a CPU, inside some request's answer time)."""
+    import time
+
+    log = _CountingLog.open(tmp_path, max_rows=100_000)
+    started = time.monotonic()
+    for _ in range(40):
+        log.submit(_batch(1))
+        time.sleep(0.002)
+    elapsed = time.monotonic() - started
+    drained = type(log).flushes
+    log.close()
+    assert _logged_rows(tmp_path) == 40
+    assert drained <= 2 + elapsed / 0.05, (drained, elapsed)  # at most one drain per (default) 50 ms pause
+
+
+def test_a_half_full_queue_or_shutdown_ends_the_writers_pause(tmp_path):
+    import time
+
+    log = _CountingLog.open(tmp_path, max_rows=100, pause=600)
+    log.submit(_batch(10))
+    deadline = time.monotonic() + 30
+    while _logged_rows(tmp_path) < 10 and time.monotonic() < deadline:  # written, now pausing 10 minutes
+        time.sleep(0.01)
+    for _ in range(6):  # 60 of 100 rows queued: past half, the writer must not wait out its pause
+        assert log.submit(_batch(10))
+    while _logged_rows(tmp_path) < 70 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _logged_rows(tmp_path) == 70
+    log.submit(_batch(3))
+    started = time.monotonic()
+    log.close(timeout=60)
+    assert time.monotonic() - started < 30 and _logged_rows(tmp_path) == 73
