@@ -33,6 +33,29 @@ def test_a_datetime_column_passes_exactly_when_each_of_its_texts_does(texts):
         assert column_check(rules)(texts) == all(check(text) is None for text in texts), (rules, texts)
 
 
+
+NUMBER_RULES = [compile_column("x", Column(**options)) for options in (
+    {"type": "float"}, {"type": "float", "finite": False}, {"type": "float", "min": 0, "max": 2},
+    {"type": "float", "finite": False, "min": -1.5}, {"type": "float", "values": [0.5, 1, 2]},
+    {"type": "integer"}, {"type": "integer", "min": 18, "max": 100}, {"type": "integer", "values": [12, 24, 36]})]
+COLUMN_NUMBERS = st.one_of(
+    st.integers(min_value=-5, max_value=120), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+    st.floats(), st.floats(min_value=-3, max_value=3), st.sampled_from([0.5, 1.0, 2.0, 12.0, 36.0, -0.0, 1e308]),
+    st.booleans())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(COLUMN_NUMBERS, min_size=1, max_size=8))
+@example([1e308, 1e308])  # finite values whose sum is an infinity
+@example([float("inf"), float("-inf")])  # infinities whose sum is NaN
+@example([2 ** 63, 1])  # beyond 64 bits
+def test_a_number_column_passes_exactly_when_each_of_its_values_does(values):
+    """The column check finds a float column's NaN and infinities from its sum, and its bounds from one
+    min and one max: the same verdict as checking value by value."""
+    for rules in NUMBER_RULES:
+        check = value_check(rules)
+        assert column_check(rules)(values) == all(check(value) is None for value in values), (rules, values)
+
 def test_metrics_keep_counting_through_their_cached_children():
     from prometheus_client.parser import text_string_to_metric_families
 
