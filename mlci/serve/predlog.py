@@ -12,10 +12,10 @@ Requests only put a batch on a bounded queue; a background thread serialises and
 never blocks a request. When the queue is full the batch is dropped and counted, never waited for.
 
 The writer drains the queue, flushes, then pauses (``pause``, 50 ms) before it looks again, unless the
-queue passes half its capacity. Waking per request cost each answer more thread hand-offs (the writer's
-wake-up and its turn at the GIL), each one more wait for a CPU on a busy host: 4-7 context switches per
-single-row request against 1.2-3.1 now (``docs/serving.md``, keep-alive). A line reaches its file at
-most one pause after its request; shutdown (``close``) still writes everything queued.
+queue passes half its capacity. Waking per request would cost each answer two more thread hand-offs (the
+writer's wake-up and its turn at the GIL) that, on a busy host, each wait for a CPU: one keep-alive client
+saw its single-row p50 go from about 1 to 2-4 ms that way (``docs/serving.md``). A line reaches its file
+at most one pause after its request; shutdown (``close``) still writes everything queued.
 """
 
 from __future__ import annotations
