@@ -10,12 +10,6 @@ JSON Lines files ``<log_dir>/predictions-YYYYMMDD-HHMMSS-<host>-<pid>.jsonl``, o
 current one reaches ``max_bytes``.
 Requests only put a batch on a bounded queue; a background thread serialises and writes, so a slow disk
 never blocks a request. When the queue is full the batch is dropped and counted, never waited for.
-
-The writer drains the queue, flushes, then pauses (``pause``, 50 ms) before it looks again, unless the
-queue passes half its capacity. Waking per request would cost each answer two more thread hand-offs (the
-writer's wake-up and its turn at the GIL) that, on a busy host, each wait for a CPU: one keep-alive client
-saw its single-row p50 go from about 1 to 2-4 ms that way (``docs/serving.md``). A line reaches its file
-at most one pause after its request; shutdown (``close``) still writes everything queued.
 """
 
 from __future__ import annotations
@@ -67,10 +61,9 @@ def utc_timestamp() -> str:
 
 class PredictionLog:
     def __init__(self, directory: Path, *, max_bytes: int, max_rows: int,
-                 on_drop: Callable[[int], None], on_error: Callable[[], None], pause: float = 0.05) -> None:
+                 on_drop: Callable[[int], None], on_error: Callable[[], None]) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
-        self.pause = pause
         self.on_drop = on_drop
         self.on_error = on_error
         # Bounded by rows, not batches: a queue of 1000-row batches would otherwise hold far more.
@@ -78,7 +71,6 @@ class PredictionLog:
         self._queued_rows = 0
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._wake = threading.Event()  # ends the writer's pause early: half-full queue, or shutdown
         self._file: TextIO | None = None
         self._written = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -90,41 +82,32 @@ class PredictionLog:
         """Queue a batch for writing; False (and counted) when the queue is full."""
         with self._lock:
             if self._queued_rows + batch.rows > self._capacity:
-                full, urgent = True, False
+                full = True
             else:
                 self._queued_rows += batch.rows
                 full = False
-                urgent = self._queued_rows * 2 > self._capacity
         if full:
             self.on_drop(batch.rows)
             return False
         self._queue.put(batch)
-        if urgent:
-            self._wake.set()
         return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued so far, then stop the writer (called on shutdown)."""
         if self._thread.is_alive():
             self._queue.put(_STOP)
-            self._wake.set()
             self._thread.join(timeout)
 
     # -- writer thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        item = self._queue.get()
-        while item is not _STOP:
-            self._write_safely(item)
-            try:
-                item = self._queue.get_nowait()
-                continue
-            except queue.Empty:
-                pass
-            self._flush()
-            self._wake.wait(self.pause)  # requests only queue meanwhile: nothing wakes this thread
-            self._wake.clear()
+        while True:
             item = self._queue.get()
+            if item is _STOP:
+                break
+            self._write_safely(item)
+            if self._queue.empty() and self._file is not None:
+                self._flush()
         self._flush()
         if self._file is not None:
             self._file.close()
