@@ -39,6 +39,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -257,27 +258,77 @@ def hey(url: str, body: Path, *, requests: int, concurrency: int) -> dict:
 
 def keepalive(url: str, body: Path, *, requests: int) -> dict:
     """One pooled client: sequential requests on one persistent connection, as an application's HTTP
-    client sends them. A server that leaves Nagle's algorithm on stalls each answer ~40 ms here."""
-    import http.client
+    client sends them. A server that leaves Nagle's algorithm on stalls each answer ~40 ms here.
+
+    The client is a bare socket that sends each prebuilt request in one ``send`` and reads the answer by
+    its Content-Length: ``http.client`` spent 200-300 us of CPU per request (and its own waits for a CPU
+    on a busy host) inside every measured latency."""
     from urllib.parse import urlparse
 
     target, payload = urlparse(url), body.read_bytes()
-    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    request = (f"POST {target.path} HTTP/1.1\r\nHost: {target.hostname}:{target.port}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
     times = []
-    try:
+    with socket.create_connection((target.hostname, target.port), timeout=30) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = b""
         for _ in range(requests):
             started = time.perf_counter()
-            connection.request("POST", target.path, body=payload, headers={"Content-Type": "application/json"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"{url}: keep-alive request answered {response.status}")
+            connection.sendall(request)
+            status, pending = _read_answer(connection, pending)
             times.append((time.perf_counter() - started) * 1000)
-    finally:
-        connection.close()
+            if status != 200:
+                raise RuntimeError(f"{url}: keep-alive request answered {status}")
     times.sort()
     return {"requests": requests, "rps": requests / (sum(times) / 1000), "p50_ms": times[len(times) // 2],
             "p99_ms": times[int(len(times) * 0.99)]}
+
+
+def _read_answer(connection: socket.socket, pending: bytes) -> tuple[int, bytes]:
+    """The status of one HTTP/1.1 answer with a Content-Length, and any bytes read past it."""
+    while b"\r\n\r\n" not in pending:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed the keep-alive connection")
+        pending += chunk
+    head, _, rest = pending.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?im)^content-length:\s*(\d+)", head).group(1))
+    while len(rest) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            raise RuntimeError("the server closed the keep-alive connection")
+        rest += chunk
+    return int(head.split(b" ", 2)[1]), rest[length:]
+
+
+def scheduler_times(group: int) -> tuple[int, int]:
+    """CPU time and time spent waiting for a CPU (run queue), in ns, summed over the threads of the
+    processes of one process group (a server and its children), from ``/proc/PID/task/TID/schedstat``.
+    (0, 0) where the kernel does not keep them."""
+    cpu = waited = 0
+    for pid in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else []):
+        try:
+            if os.getpgid(int(pid)) != group:
+                continue
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stats:
+                    ran, queued, _ = stats.read().split()
+                cpu, waited = cpu + int(ran), waited + int(queued)
+        except OSError:  # gone meanwhile, or no schedstat
+            continue
+    return cpu, waited
+
+
+def timed(server: Server, run, requests_key: str = "requests") -> dict:
+    """``run()``'s result with the server's CPU and run-queue wait per request, and the bench process's
+    own wait (the keep-alive client runs in it), in microseconds."""
+    server_before, own_before = scheduler_times(server.process.pid), scheduler_times(os.getpgid(0))
+    result = run()
+    server_after, own_after = scheduler_times(server.process.pid), scheduler_times(os.getpgid(0))
+    per = lambda after, before: (after - before) / result[requests_key] / 1000  # noqa: E731
+    return {**result, "server_cpu_us": per(server_after[0], server_before[0]),
+            "server_wait_us": per(server_after[1], server_before[1]),
+            "client_wait_us": per(own_after[1], own_before[1])}
 
 
 def requests_for(server: Server, body: Path, seconds: float, cap: int) -> int:
@@ -343,14 +394,21 @@ def verdicts(results: list[dict]) -> list[str]:
         where = {"model": model, "rows": 1, "concurrency": "keep-alive", "server": "mlci"}
         if any(all(r[k] == v for k, v in where.items()) for r in results):
             p50 = median_of(results, "p50_ms", **where)
+            waits = (median_of(results, "server_wait_us", **where), median_of(results, "client_wait_us", **where))
+            bare = median_of(results, "p50_ms", **{**where, "server": "starlette-numpy"})
             lines.append(f"{model}, 1 row, one keep-alive client: mlci p50 {p50:.2f} ms (target ≤ 2 ms): "
-                         f"{'met' if p50 <= 2 else 'NOT met'}")
+                         f"{'met' if p50 <= 2 else 'NOT met'}; per request the server waited {waits[0]:.0f} us "
+                         f"for a CPU and the client {waits[1]:.0f} us; the bare app's p50 {bare:.2f} ms")
     for clients in sorted({r["concurrency"] for r in results if r["model"] == "logistic" and r["rows"] == 100},
                           key=lambda c: str(c).zfill(4)):
         speed = ratio(results, "rps", "mlci", "starlette-numpy", model="logistic", rows=100, concurrency=clients)
         if not math.isnan(speed):
+            # what the ratio is where the server's own CPU is the only limit: less moved by other load
+            cpu = ratio(results, "server_cpu_us", "starlette-numpy", "mlci", model="logistic", rows=100,
+                        concurrency=clients)
             lines.append(f"logistic, 100 rows, {clients} clients: mlci {speed:.2f}× the bare Starlette+NumPy "
-                         f"throughput (target ≥ {BATCH_TARGET:g}×): {'met' if speed >= BATCH_TARGET else 'NOT met'}")
+                         f"throughput (target ≥ {BATCH_TARGET:g}×): {'met' if speed >= BATCH_TARGET else 'NOT met'}; "
+                         f"by server CPU per request {cpu:.2f}×")
     return lines
 
 
@@ -415,18 +473,22 @@ def measure(model: str, servers: dict[str, Server], files: dict[int, dict[str, P
         for rows in files:
             for concurrency in args.concurrency:
                 for name, server in servers.items():
-                    result = hey(server.predict_url, files[rows][name], requests=sizes[name, rows],
-                                 concurrency=concurrency)
+                    result = timed(server, partial(hey, server.predict_url, files[rows][name],
+                                                   requests=sizes[name, rows], concurrency=concurrency))
                     results.append({"model": model, "server": name, "rows": rows, "concurrency": concurrency,
                                     "repeat": repeat, **result})
                     print(f"{model:8} {name:15} rows={rows:<3} c={concurrency:<3} {result['rps']:8.1f} req/s  "
-                          f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms", file=sys.stderr)
+                          f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+                          f"server CPU {result['server_cpu_us']:5.0f} us/req", file=sys.stderr)
             for name, server in servers.items():
-                result = keepalive(server.predict_url, files[rows][name], requests=args.keepalive_requests)
+                result = timed(server, partial(keepalive, server.predict_url, files[rows][name],
+                                               requests=args.keepalive_requests))
                 results.append({"model": model, "server": name, "rows": rows, "concurrency": "keep-alive",
                                 "repeat": repeat, **result})
                 print(f"{model:8} {name:15} rows={rows:<3} keep-alive p50 {result['p50_ms']:7.2f} ms  "
-                      f"p99 {result['p99_ms']:7.2f} ms", file=sys.stderr)
+                      f"p99 {result['p99_ms']:7.2f} ms  server CPU {result['server_cpu_us']:5.0f} us/req, "
+                      f"waited for a CPU {result['server_wait_us']:5.0f} us/req "
+                      f"(client {result['client_wait_us']:5.0f})", file=sys.stderr)
     return results
 
 

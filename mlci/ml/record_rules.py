@@ -118,6 +118,9 @@ def column_check(rules: ColumnRules, *, accept_unknown_categories: bool = False)
                 and (pattern is None or all(map(pattern.fullmatch, values)))
         if rules.type == "float" and kinds <= {float, int} and (kinds == {float} or _small_ints(values)):
             numbers = [float(v) for v in values] if int in kinds else values
+            if abs(sum(numbers)) < math.inf:  # no NaN and no infinity: either would make the sum one
+                return _bounds_pass(rules, min(numbers), max(numbers)) \
+                    and (allowed is None or allowed.issuperset(numbers))
             return not any(map(math.isnan, numbers)) and _numbers_pass(rules, numbers, allowed)
         if rules.type == "boolean" and kinds == {bool}:
             return allowed is None or allowed.issuperset(values)
@@ -126,8 +129,9 @@ def column_check(rules: ColumnRules, *, accept_unknown_categories: bool = False)
                                               [v for v in values if type(v) is float])):
                 return False
             # whole numbers within 64 bits: finite, so only the bounds and the allowed values are left
-            return INT64_RANGE[0] <= min(values) and max(values) <= INT64_RANGE[1] \
-                and _within(rules, values) and (allowed is None or allowed.issuperset(values))
+            low, high = min(values), max(values)
+            return INT64_RANGE[0] <= low and high <= INT64_RANGE[1] and _bounds_pass(rules, low, high) \
+                and (allowed is None or allowed.issuperset(values))
         if rules.type == "datetime" and kinds == {str}:
             moments = _moments(values)
             return None not in moments and _within(rules, moments) \
@@ -159,6 +163,11 @@ def _small_ints(values: list[Any]) -> bool:
 
 def _within(rules: ColumnRules, values: list[Any]) -> bool:
     return (rules.low is None or min(values) >= rules.low) and (rules.high is None or max(values) <= rules.high)
+
+
+def _bounds_pass(rules: ColumnRules, low: Any, high: Any) -> bool:
+    """``_within`` from a column's smallest and largest value, found once."""
+    return (rules.low is None or low >= rules.low) and (rules.high is None or high <= rules.high)
 
 
 def _numbers_pass(rules: ColumnRules, numbers: list[Any], allowed: frozenset | None) -> bool:

@@ -62,7 +62,7 @@ def number_texts(values: list[Any]) -> list[str]:
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         return [_STDLIB_ENCODE(value) for value in values]
     texts = text[1:-1].split(",") if values else []
-    if texts.count("null") != values.count(None):
+    if "null" in text and texts.count("null") != values.count(None):
         raise ValueError("Out of range float values are not JSON compliant")
     if any(marker in text for marker in _SMALL_FLOAT):
         texts = [repr(float(t)) if "e-" in t or t.startswith(("0.0000", "-0.0000")) else t for t in texts]

@@ -168,34 +168,45 @@ def _safe_host() -> str:
 
 def batch_lines(batch: LoggedBatch) -> str:
     """The batch's JSON lines, each exactly ``json.dumps(line, separators=(",", ":"), allow_nan=False)``
-    of the documented line object. Built from the fixed pieces between the values, with each column
-    encoded once, rather than a dict and an encoder call per row: the log thread shares the interpreter
-    with requests."""
+    of the documented line object. Built from the fixed pieces between the values, with the values
+    encoded column by column (every number column of the batch in one encoder call) rather than a dict
+    and an encoder call per row: the log thread shares the interpreter with requests."""
     pieces = ['{"ts":' + _encode(batch.ts) + ',"request_id":' + _encode(batch.request_id) + ',"row":']
-    columns = [[str(row) for row in range(batch.rows)]]
+    columns: list[list[Any]] = []
     experiment = (',"role":' + _encode(batch.role) + ',"experiment":' + _encode(batch.experiment)
                   if batch.experiment else "")
     pieces.append(',"model_version":' + _encode(batch.model_version) + experiment + ',"features":{')
     for index, (name, values) in enumerate(batch.columns.items()):
         pieces[-1] += ("," if index else "") + _encode(name) + ":"
-        columns.append(_encoded_values(values))
+        columns.append(values)
         pieces.append("")
     pieces[-1] += '},"prediction":'
-    columns.append(_encoded_values(batch.predictions))
+    columns.append(batch.predictions)
     pieces.append("")
     if batch.probabilities is not None and batch.classes is not None:
         pieces[-1] += ',"probabilities":{'
         # as dict(zip(classes, row)) would: a repeated class name keeps its first place and last value
         positions = dict(zip(batch.classes, range(len(batch.classes))))
+        by_class = list(zip(*batch.probabilities)) if batch.rows else [()] * len(batch.classes)
         for index, (name, position) in enumerate(positions.items()):
             pieces[-1] += ("," if index else "") + _encode(name) + ":"
-            columns.append(_encoded_values([row[position] for row in batch.probabilities]))
+            columns.append(list(by_class[position]))
             pieces.append("")
         pieces[-1] += "}"
     pieces[-1] += "}\n"
-    # each line is pieces[0] + columns[0][row] + pieces[1] + ... + pieces[-1], joined in one C-level pass
-    interleaved = [part for piece, column in zip(pieces, columns) for part in (repeat(piece), column)]
+    texts = [_row_texts(batch.rows), *_encoded_columns(columns)]
+    # each line is pieces[0] + texts[0][row] + pieces[1] + ... + pieces[-1], joined in one C-level pass
+    interleaved = [part for piece, column in zip(pieces, texts) for part in (repeat(piece), column)]
     return "".join(chain.from_iterable(zip(*interleaved, repeat(pieces[-1]))))
+
+
+def _row_texts(rows: int) -> list[str]:
+    if rows > len(_ROW_TEXTS):
+        _ROW_TEXTS.extend(map(str, range(len(_ROW_TEXTS), rows)))
+    return _ROW_TEXTS[:rows]
+
+
+_ROW_TEXTS: list[str] = []
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -203,16 +214,29 @@ _COMMA_FREE_TYPES = {int, float, bool, type(None)}  # their JSON forms never con
 _TEXT_OR_NULL = {str, type(None)}
 
 
-def _encoded_values(values: list[Any]) -> list[str]:
-    """Each value's JSON text; a list of plain numbers (and true, false, null) in a single encoder call."""
-    types = set(map(type, values))
-    if types == {str}:
-        return list(map(encode_basestring_ascii, values))  # what the encoder does to text (ensure_ascii)
-    if types <= _COMMA_FREE_TYPES:
-        return number_texts(values)
-    if types == _TEXT_OR_NULL:  # a nullable category
-        return [_NULL if value is None else encode_basestring_ascii(value) for value in values]
-    return [_encode(value) for value in values]
+def _encoded_columns(columns: list[list[Any]]) -> list[list[str]]:
+    """Each value's JSON text, column by column. The columns of plain numbers (and true, false, null) are
+    encoded together, in a single encoder call: one call per column cost more than the numbers."""
+    encoded: list[list[str] | None] = []
+    numbers: list[list[Any]] = []
+    for values in columns:
+        types = set(map(type, values))
+        if types == {str}:
+            encoded.append(list(map(encode_basestring_ascii, values)))  # what the encoder does to text
+        elif types <= _COMMA_FREE_TYPES:
+            encoded.append(None)
+            numbers.append(values)
+        elif types == _TEXT_OR_NULL:  # a nullable category
+            encoded.append([_NULL if value is None else encode_basestring_ascii(value) for value in values])
+        else:
+            encoded.append([_encode(value) for value in values])
+    texts = number_texts(list(chain.from_iterable(numbers)))
+    start = 0
+    for index, values in enumerate(columns):
+        if encoded[index] is None:
+            encoded[index] = texts[start:start + len(values)]
+            start += len(values)
+    return encoded  # type: ignore[return-value]  # every None was replaced
 
 
 _NULL = "null"
