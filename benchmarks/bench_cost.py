@@ -50,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bench_drift  # noqa: E402
+import bench_serve  # noqa: E402
 import bench_validate  # noqa: E402
 from peak_rss import run_measured  # noqa: E402
 
@@ -175,22 +176,6 @@ def serve_curve(workers: list[int], row_sizes: list[int], *, concurrency: int, r
         shutil.rmtree(work, ignore_errors=True)
 
 
-def hey(url: str, body: Path, *, requests: int, concurrency: int) -> dict:
-    """``hey`` with a new connection per request; the requests it sent, req/s, p50 and p99 in ms."""
-    import subprocess
-
-    requests = -(-requests // concurrency) * concurrency  # hey sends requests // concurrency per client
-    command = ["hey", "-n", str(requests), "-c", str(concurrency), "-disable-keepalive", "-m", "POST",
-               "-T", "application/json", "-D", str(body), url]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True).stdout
-    statuses = {int(code): int(count) for code, count in re.findall(r"\[(\d+)\]\s+(\d+) responses", output)}
-    if set(statuses) != {200} or sum(statuses.values()) != requests or "Error distribution" in output:
-        raise CounterMismatch(f"{url}: not every one of {requests} requests answered 200: {statuses}")
-    quantile = lambda percent: float(re.search(rf"{percent}%+ in ([\d.]+) secs", output).group(1)) * 1000  # noqa: E731
-    return {"requests": requests, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-            "p50_ms": quantile(50), "p99_ms": quantile(99)}
-
-
 def _measure_servers(servers: dict, bodies: dict[int, Path], *, concurrency: int, rounds: int,
                      seconds: float) -> list[dict]:
     for server in servers.values():
@@ -199,7 +184,8 @@ def _measure_servers(servers: dict, bodies: dict[int, Path], *, concurrency: int
     rows_sent = {n: 0 for n in servers}
 
     def send(n: int, rows: int, requests: int) -> dict:
-        result = hey(servers[n].predict_url, bodies[rows], requests=requests, concurrency=concurrency)
+        result = bench_serve.hey(servers[n].predict_url, bodies[rows], requests=requests, concurrency=concurrency,
+                                        new_connections=True)
         sent[n] += result["requests"]
         rows_sent[n] += result["requests"] * rows
         check_counters(servers[n].name, servers[n].url, sent[n], rows_sent[n])
@@ -255,7 +241,7 @@ def main() -> int:
         try:
             results = serve_curve(args.workers, args.rows, concurrency=args.concurrency, rounds=args.rounds,
                                   seconds=args.seconds)
-        except CounterMismatch as exc:
+        except (CounterMismatch, RuntimeError) as exc:  # counters off, or a request not answered 200
             print(f"bench_cost --serve: FAILED: {exc}", file=sys.stderr)
             return 1
         print_serve_table(results, args.concurrency)
