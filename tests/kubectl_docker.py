@@ -30,7 +30,10 @@ Addresses: the pods use the host network, so a pod's own address (its pod IP) is
 its own, ``MLCI_SERVE_CHECK_PORT``; the Service's port is the shared ``containerPort``, which the mlci
 server joins with SO_REUSEPORT only once its model is loaded and verified (mlci/serve/runner.py). So, as
 through a Service, the kernel spreads connections over the ready pods only, and a pod being terminated
-leaves the port when its server stops.
+leaves the port when its server stops. Connections the kernel queued on a terminating server's listener
+are handed to another pod's (``net.ipv4.tcp_migrate_req``, set by ``service_hands_over_queued_connections``)
+rather than reset: a real terminating pod is taken out of its Service's endpoints, so kube-proxy sends it no
+new connections, while SO_REUSEPORT keeps a listener in the group until the moment it closes.
 """
 
 from __future__ import annotations
@@ -145,6 +148,21 @@ def _create_pod(engine, state: dict, template: dict) -> dict:
         entry["initFailed"] = str(exc)[-300:]
     entry["pod"] = pod.state()
     return entry
+
+
+TCP_MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")  # Linux 5.14+, per network namespace
+
+
+@contextlib.contextmanager
+def service_hands_over_queued_connections():
+    """While the stand-in's Service runs: a closing listener's queued connections go to another listener of
+    its SO_REUSEPORT group (kernel Documentation/networking/ip-sysctl.rst, ``tcp_migrate_req``); restored after."""
+    before = TCP_MIGRATE_REQ.read_text()
+    TCP_MIGRATE_REQ.write_text("1")
+    try:
+        yield
+    finally:
+        TCP_MIGRATE_REQ.write_text(before)
 
 
 def _terminate(engine, state: dict, pod: dict) -> None:

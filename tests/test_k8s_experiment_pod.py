@@ -168,7 +168,7 @@ def cluster(pushed, docker_engine, tmp_path, monkeypatch):
     import os
     import sys
 
-    from tests.kubectl_docker import delete_everything
+    from tests.kubectl_docker import TCP_MIGRATE_REQ, delete_everything, service_hands_over_queued_connections
     from tests.serving_support import REPO
 
     bindir = tmp_path / "bin"
@@ -184,7 +184,11 @@ def cluster(pushed, docker_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.setenv("KUBECTL_DOCKER_STATE", str(state_dir))
     monkeypatch.setenv("KUBECTL_DOCKER_CLAIMS", json.dumps({"mlci-predictions": str(log_dir)}))
-    yield state_dir
+    if not os.access(TCP_MIGRATE_REQ, os.W_OK):
+        pytest.fail(f"{TCP_MIGRATE_REQ} cannot be set here (needs root and Linux 5.14+): without it the "
+                    "stand-in's Service resets connections queued on a terminating pod")
+    with service_hands_over_queued_connections():
+        yield state_dir
     delete_everything(state_dir, docker_engine)
 
 
