@@ -50,7 +50,7 @@ from mlci.core.dataschema import DataSchema
 COALESCE_ROWS = 1000  # rows scored in one challenger call at most
 # How long the scorer waits, once something has arrived, before it reads the pipe again: it then finds many
 # requests at once, and the writes in between wake nobody (a wake-up costs the writing request its time).
-COLLECT_SECONDS = 0.01
+COLLECT_SECONDS = 0.05
 PROCESS_NAME = "mlci-shadow"  # what ps and top show for the scorer
 PIPE_BYTES = 1 << 20  # the request pipe's capacity where the system lets it be raised (Linux: F_SETPIPE_SZ)
 
