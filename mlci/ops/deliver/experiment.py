@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlci.core.config import ExperimentSection, Project
-from mlci.core.records import Experiment
+from mlci.core.records import Deployment, Experiment
 from mlci.core.reports import Check, Report
 from mlci.errors import DataError, IntegrityError, NotFound, ServiceError, UsageError
 from mlci.ops.deliver.experiment_state import (
@@ -321,7 +321,8 @@ def _add_sample(numbers: ServerNumbers, name: str, labels: dict[str, str], value
         points[bound] = points.get(bound, 0.0) + value
 
 
-def guardrail_numbers(project: Project, env_name: str, deployment, experiment: Experiment) -> ServerNumbers | str:
+def guardrail_numbers(project: Project, env_name: str, deployment: Deployment | None,
+                      experiment: Experiment) -> ServerNumbers | str:
     """The guardrails' numbers from every server of the environment: on kubernetes every ready pod of the
     experiment (a Service would show one replica per look), elsewhere the one server at the record's url."""
     if deployment is not None and deployment.target == "kubernetes":
