@@ -329,10 +329,44 @@ def test_settings_round_trip_through_the_environment(monkeypatch, tmp_path):
 
     settings = ServeSettings(registry=tmp_path / "registry", model="3", host="127.0.0.2", port=9123, check_port=9124,
                              workers=2, max_body_bytes=2048, max_rows=7, log_dir=tmp_path / "log",
-                             log_max_bytes=2_000_000, log_queue_rows=64, unknown_categories="reject")
+                             log_max_bytes=2_000_000, log_queue_rows=64, unknown_categories="reject",
+                             shadow_cpu_share=0.125)
     for name, value in settings.environment().items():
         monkeypatch.setenv(name, value)
     assert parse([]) == settings
+
+
+@pytest.mark.parametrize("share", ["0", "-0.5", "1.5"])
+def test_a_shadow_cpu_share_outside_0_to_1_is_a_one_line_usage_error(monkeypatch, capsys, share):
+    from mlci.serve.__main__ import parse
+
+    monkeypatch.setenv("MLCI_SERVE_SHADOW_CPU_SHARE", share)
+    with pytest.raises(SystemExit) as exited:
+        parse([])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "MLCI_SERVE_SHADOW_CPU_SHARE) must be above 0 and at most 1" in error
+
+
+def test_the_shadow_cpu_share_goes_from_mlci_yaml_into_every_targets_server(project, monkeypatch, tmp_path):
+    """``serve.shadow_cpu_share`` reaches the local server's settings and the docker and kubernetes
+    containers' environment, which ``python -m mlci.serve`` reads back."""
+    import shutil
+
+    from mlci.core.config import load_project
+    from mlci.ops.deliver.settings import container_environment, serve_settings
+    from mlci.serve.__main__ import parse
+
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    config = copy / "mlci.yaml"
+    assert "\nserve:" not in config.read_text()
+    config.write_text(config.read_text() + "serve:\n  shadow_cpu_share: 0.125\n")
+    settings = serve_settings(load_project(copy))
+    assert settings.shadow_cpu_share == 0.125
+    for name, value in container_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    assert parse([]).shadow_cpu_share == 0.125
 
 
 def _documented_lines(batch: LoggedBatch) -> str:

@@ -6,7 +6,9 @@
 - while it cannot keep up, rows beyond its bound, or beyond what its pipe holds, are skipped and counted,
   exactly, and never wait; a body only partly written into a full pipe is never scored;
 - it receives each accepted request's body as the server received it, in frames of at most PIPE_BUF bytes,
-  and scores exactly the bodies the champion accepted.
+  and scores exactly the bodies the champion accepted;
+- it keeps to its CPU budget over any stretch of time, however much work waits, and still gets its whole
+  share when flooded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,8 +33,19 @@ from hypothesis import strategies as st
 from mlci.ops.deliver.deploy import free_port
 from mlci.ops.deliver.experiment import logged_rows
 from mlci.serve.model import load_served_model
-from mlci.serve.shadow import FRAME_BYTES, PROCESS_NAME, FrameReader, ScorerPlan, ShadowScorer, encode, write_frames
+from mlci.serve.shadow import (
+    BUDGET_WINDOW_SECONDS,
+    FRAME_BYTES,
+    PROCESS_NAME,
+    CpuBudget,
+    FrameReader,
+    ScorerPlan,
+    ShadowScorer,
+    encode,
+    write_frames,
+)
 from tests.serving_support import copy_example, holdout_records, register_version
+from tests.slow_challenger import SECONDS_PER_ROW, SlowScorer
 
 pytestmark = pytest.mark.slow
 
@@ -446,3 +460,118 @@ def test_a_body_the_scorer_cannot_read_fails_alone_and_the_others_are_scored(tmp
     assert sorted(rows for r in reports if not r.failed for rows in r.rows) == [1, 2, 2]
     logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
     assert set(logged) == {("good-1", 0), ("good-1", 1), ("good-2", 0), ("after", 0), ("after", 1)}
+
+
+# -- the CPU budget -------------------------------------------------------------------------------
+
+
+class _Process:
+    """A process on fake clocks: its CPU time grows only while it runs, its wall-clock time always."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def run(self, seconds: float) -> None:
+        self.wall += seconds
+        self.cpu += seconds
+
+    def idle(self, seconds: float) -> None:
+        self.wall += seconds
+
+
+@settings(max_examples=300, deadline=None)
+@given(share=st.floats(0.01, 1.0), window=st.floats(0.05, 3.0),
+       calls=st.lists(st.tuples(st.floats(0.0, 5.0), st.integers(1, 2000), st.floats(1e-6, 0.05)),
+                      min_size=1, max_size=80))
+def test_the_cpu_budget_holds_any_stretch_of_time_to_its_share(share, window, calls):
+    """Calls of any cost (the cost per row may change from call to call), after idle spells of any length:
+    between any two moments the process's CPU time grows by at most share * (elapsed + window), plus the
+    cost of the call running at the later moment; each call takes no more rows than the budget allows."""
+    process = _Process()
+    budget = CpuBudget(share, window=window, cpu=lambda: process.cpu, clock=lambda: process.wall,
+                       sleep=process.idle)
+    moments = [(process.wall, process.cpu, 0.0)]  # (wall, cpu, the cost of the call running then)
+    for gap, rows, seconds_per_row in calls:
+        process.idle(gap)
+        moments.append((process.wall, process.cpu, 0.0))
+        rows = min(rows, budget.rows_per_call())
+        process.run(rows * seconds_per_row)
+        moments.append((process.wall, process.cpu, rows * seconds_per_row))
+        budget.charge(rows)
+        moments.append((process.wall, process.cpu, 0.0))
+    for i, (wall_1, cpu_1, _) in enumerate(moments):
+        for wall_2, cpu_2, running in moments[i + 1:]:
+            assert cpu_2 - cpu_1 <= share * (wall_2 - wall_1 + window) + running + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(share=st.floats(0.01, 1.0), window=st.floats(0.05, 3.0),
+       costs=st.lists(st.floats(1e-5, 0.5), min_size=1, max_size=80))
+def test_a_flooded_scorer_gets_its_whole_share(share, window, costs):
+    """With work always waiting (no idle spell), the budget never holds the process below its share."""
+    process = _Process()
+    budget = CpuBudget(share, window=window, cpu=lambda: process.cpu, clock=lambda: process.wall,
+                       sleep=process.idle)
+    for cost in costs:
+        process.run(cost)
+        budget.charge(1)
+        assert process.cpu >= share * process.wall - 1e-9
+
+
+def test_a_cpu_share_outside_0_to_1_is_refused():
+    for share in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="CPU share"):
+            CpuBudget(share)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_for_reported_rows(reports: list, rows: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(sum(r.rows) for r in reports) < rows:
+        assert time.monotonic() < deadline, "the accepted rows were not scored"
+        time.sleep(0.05)
+
+
+def test_a_flooded_scorer_keeps_to_its_cpu_share_and_counts_every_skipped_row_once(tmp_path):
+    """A real scorer process with a challenger that costs 2 ms of CPU per row, at normal priority (so that
+    only its budget holds it back), flooded with one-row requests for several seconds: its CPU time stays
+    within its share of the wall-clock time (plus one window and one call, as the budget promises); what it
+    could not take is skipped and counted exactly once; what it took is all scored; and the CPU seconds it
+    reports are the challenger's CPU time, not the time it waited for its budget."""
+    share, flood_seconds = 0.2, 6.0
+    project = copy_example(tmp_path)
+    record = register_version(project, seed=1)
+    registry = project / ".mlci" / "registry"
+    skipped, reports = [], []
+    scorer = SlowScorer(replace(_plan(registry, record["version"], tmp_path / "logs"), cpu_share=share),
+                        capacity=300, on_skip=skipped.append, on_report=reports.append)
+    scorer.start()
+    body = json.dumps(holdout_records(project, 1)).encode()
+    try:
+        assert scorer.submit("2026-01-01T00:00:00.000Z", "warm", body, 1)
+        _wait_for_reported_rows(reports, 1)  # loaded: from here on every CPU second is the budget's
+        cpu_before, started = _cpu_seconds(scorer.process.pid), time.monotonic()
+        accepted = []
+        while time.monotonic() - started < flood_seconds:
+            accepted.append(scorer.submit("2026-01-01T00:00:00.000Z", f"r{len(accepted)}", body, 1))
+            time.sleep(0.0002)
+        elapsed, cpu_used = time.monotonic() - started, _cpu_seconds(scorer.process.pid) - cpu_before
+        _wait_for_reported_rows(reports, 1 + sum(accepted))
+        cpu_total = _cpu_seconds(scorer.process.pid) - cpu_before
+    finally:
+        scorer.close()
+    window = BUDGET_WINDOW_SECONDS
+    # one window's burst, one call of about one window's worth, and /proc's clock ticks (10 ms) with room
+    assert cpu_used <= share * (elapsed + 2 * window) + 0.1, (cpu_used, elapsed)
+    assert 0 < sum(accepted) < len(accepted)  # some rows were taken, and the flood was more than its share
+    assert sum(skipped) == len(accepted) - sum(accepted)
+    assert sorted(rows for r in reports for rows in r.rows) == [1] * (1 + sum(accepted))
+    assert not any(r.failed for r in reports)
+    reported = sum(r.cpu_seconds for r in reports[1:])
+    assert sum(accepted) * SECONDS_PER_ROW <= reported <= cpu_total + 0.02
+    logged = logged_rows(tmp_path / "logs", "exp1")["challenger"]
+    assert {request_id for request_id, _ in logged} == {"warm"} | {f"r{n}" for n, ok in enumerate(accepted) if ok}

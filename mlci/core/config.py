@@ -225,6 +225,11 @@ class Environment:
                                                "instead of a straight deploy; the nightly one concludes it")
 
 
+# The share of one CPU a shadow scorer may use by default: room for a challenger several times the cost of
+# a small champion, while the server keeps the rest of the host (mlci.serve.shadow.CpuBudget).
+SHADOW_CPU_SHARE = 0.25
+
+
 @section
 class ServeSection:
     max_body_bytes: int = opt(1_048_576, min=1024, help="largest accepted request body")
@@ -238,6 +243,9 @@ class ServeSection:
         "accept", help="category values outside the schema: accept (the model ignores them; the monitor sees them) "
                        "or reject (422)")
     workers: int = opt(1, min=1, max=64, help="server processes sharing the port")
+    shadow_cpu_share: float = opt(SHADOW_CPU_SHARE, min=0.01, max=1, help="largest share of one CPU the "
+                                  "challenger of a shadow experiment may use, per worker; work beyond it waits, "
+                                  "then is skipped and counted")
 
 
 @section

@@ -52,7 +52,14 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
     parser.add_argument("--experiment-id", default=_env("experiment_id", ""))
     parser.add_argument("--experiment-registry", default=_env("experiment_registry", ""))
     parser.add_argument("--experiment-queue-rows", type=int, default=_env("experiment_queue_rows", 10_000))
+    parser.add_argument("--shadow-cpu-share", type=float,
+                        default=_env("shadow_cpu_share", ServeSettings.shadow_cpu_share),
+                        help="shadow: largest share of one CPU each scorer process may use")
     args = parser.parse_args(argv)
+    if not 0 < args.shadow_cpu_share <= 1:
+        print(f"python -m mlci.serve: --shadow-cpu-share ({ENV_PREFIX}SHADOW_CPU_SHARE) must be above 0 "
+              f"and at most 1, not {args.shadow_cpu_share}", file=sys.stderr)
+        raise SystemExit(2)
     return ServeSettings(registry=args.registry, model=str(args.model), host=args.host, port=args.port,
                          check_port=args.check_port or None, workers=args.workers,
                          max_body_bytes=args.max_body_bytes, max_rows=args.max_rows,
@@ -62,6 +69,7 @@ def parse(argv: list[str] | None = None) -> ServeSettings:
                          experiment_challenger=str(args.experiment_challenger),
                          experiment_share=args.experiment_share, experiment_key=args.experiment_key,
                          experiment_id=args.experiment_id, experiment_queue_rows=args.experiment_queue_rows,
+                         shadow_cpu_share=args.shadow_cpu_share,
                          experiment_registry=Path(args.experiment_registry) if args.experiment_registry else None)
 
 

@@ -93,7 +93,8 @@ class ServerState:
         check_compatible(champion, challenger)
         return Experiment(mode=settings.experiment_mode, experiment_id=settings.experiment_id,
                           challenger=challenger, share=settings.experiment_share, key=settings.experiment_key,
-                          queue_rows=settings.experiment_queue_rows, metrics=self.metrics,
+                          queue_rows=settings.experiment_queue_rows, cpu_share=settings.shadow_cpu_share,
+                          metrics=self.metrics,
                           log=self._log_batch, challenger_registry=registry, champion_schema=champion.schema,
                           accept_unknown_categories=settings.unknown_categories == "accept",
                           log_plan=LogPlan(settings.log_dir, settings.log_max_bytes, settings.log_queue_rows))

@@ -79,7 +79,7 @@ def scoring_clock(mode: str) -> Callable[[], float]:
 
 class Experiment:
     def __init__(self, *, mode: str, experiment_id: str, challenger: ServedModel, share: float, key: str,
-                 queue_rows: int, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None,
+                 queue_rows: int, cpu_share: float, metrics: ServerMetrics, log: Callable[[LoggedBatch], Any] | None,
                  challenger_registry: Path | None = None, log_plan: LogPlan | None = None,
                  champion_schema: DataSchema | None = None, accept_unknown_categories: bool = True) -> None:
         if mode not in MODES:
@@ -103,7 +103,7 @@ class Experiment:
             plan = ScorerPlan(registry=challenger_registry, version=challenger.version, experiment_id=experiment_id,
                               role=CHALLENGER, log_dir=logs.directory, log_max_bytes=logs.max_bytes,
                               log_queue_rows=logs.queue_rows, schema=champion_schema,
-                              accept_unknown_categories=accept_unknown_categories)
+                              accept_unknown_categories=accept_unknown_categories, cpu_share=cpu_share)
             self.scorer = ShadowScorer(plan, capacity=queue_rows, on_skip=self._skipped, on_report=self._scored)
 
     # -- canary ---------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from mlci.core.config import SHADOW_CPU_SHARE
+
 ENV_PREFIX = "MLCI_SERVE_"
 
 
@@ -35,6 +37,7 @@ class ServeSettings:
     experiment_key: str = ""
     experiment_id: str = ""
     experiment_queue_rows: int = 10_000
+    shadow_cpu_share: float = SHADOW_CPU_SHARE  # of one CPU, for each shadow scorer process
     # Where the challenger's version is read from when not ``registry`` (a container's image holds only the
     # champion; the docker target mounts the project's registry here, read-only).
     experiment_registry: Path | None = None

@@ -13,7 +13,11 @@ worker) starts one scorer process beside it, and the response path does as littl
   frames went in but not the rest is dropped by the scorer, and its rows are counted as skipped;
 - the scorer loads and verifies the challenger from the registry itself (models are never pickled across
   processes), then moves every one of its threads to ``SCHED_IDLE`` (nice 19 where that policy does not
-  exist): it runs only on CPU time nobody else wants. It wakes at most once per ``COLLECT_SECONDS`` (a
+  exist): it runs only on CPU time nobody else wants. Idle priority alone still lets it take a CPU whenever
+  one is idle for a moment, and the server's next wake-up may then wait for it or move away from its
+  cache, so it also keeps to a budget of its own: ``CpuBudget`` holds its CPU time to ``cpu_share`` of one
+  CPU by sleeping after a call that overdrew it (meanwhile requests wait in the pipe, and once it is full
+  they are skipped and counted). It wakes at most once per ``COLLECT_SECONDS`` (a
   write into the pipe wakes nobody while it sleeps), parses and validates the bodies itself with the
   champion's schema (the champion accepted each of them) and scores what is waiting together (up to
   ``COALESCE_ROWS`` rows per model call);
@@ -45,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlci.core.config import SHADOW_CPU_SHARE
 from mlci.core.dataschema import DataSchema
 
 COALESCE_ROWS = 1000  # rows scored in one challenger call at most
@@ -53,6 +58,9 @@ COALESCE_ROWS = 1000  # rows scored in one challenger call at most
 COLLECT_SECONDS = 0.05
 PROCESS_NAME = "mlci-shadow"  # what ps and top show for the scorer
 PIPE_BYTES = 1 << 20  # the request pipe's capacity where the system lets it be raised (Linux: F_SETPIPE_SZ)
+# The scorer's CPU budget refills at ``cpu_share`` CPU seconds per second up to ``cpu_share`` times this: after
+# an idle spell it may spend that much at once, and no more.
+BUDGET_WINDOW_SECONDS = 1.0
 
 # The request pipe carries frames: a 2-byte length, then a kind and its payload. A frame is at most
 # PIPE_BUF bytes so that a non-blocking write puts all of it into the pipe or none of it (POSIX), and the
@@ -77,6 +85,7 @@ class ScorerPlan:
     log_queue_rows: int
     schema: DataSchema  # the champion's: the bodies are the champion's requests, validated as it does
     accept_unknown_categories: bool = True
+    cpu_share: float = SHADOW_CPU_SHARE  # of one CPU: the scorer's CpuBudget
 
 
 @dataclass(frozen=True)
@@ -210,7 +219,7 @@ class ShadowScorer:
         self._fd = self._requests.fileno()
         _widen(self._fd)
         os.set_blocking(self._fd, False)
-        self.process = context.Process(target=run_scorer, args=(self.plan, requests_in, reports_out),
+        self.process = context.Process(target=self.entry_point(), args=(self.plan, requests_in, reports_out),
                                        name="mlci-shadow-scorer", daemon=True)
         self.process.start()
         # The scorer holds the only other ends: its exit ends the reports, the server's ends the requests.
@@ -218,6 +227,10 @@ class ShadowScorer:
         reports_out.close()
         self._thread = threading.Thread(target=self._receive, name="shadow-reports", daemon=True)
         self._thread.start()
+
+    def entry_point(self) -> Callable[[ScorerPlan, Any, Any], None]:
+        """What the scorer process runs (a subclass may wrap it, e.g. to slow the challenger down)."""
+        return run_scorer
 
     def submit(self, ts: str, request_id: str, body: bytes, rows: int) -> bool:
         """Write the request's body into the scorer's pipe; False (and counted) when ``capacity`` rows are in
@@ -319,8 +332,10 @@ def run_scorer(plan: ScorerPlan, requests: Any, reports: Any) -> None:
                             on_error=lambda: counts.__setitem__("errors", counts["errors"] + 1))
         log.start()
     scorer = _Scorer(model, validator, plan, log, counts, reports)
-    for bodies in _batches(requests.fileno()):
+    budget = CpuBudget(plan.cpu_share)
+    for bodies in _batches(requests.fileno(), budget.rows_per_call):
         scorer.score(bodies)
+        budget.charge(sum(body.rows for body in bodies))
     if log is not None:
         log.close()
     if counts["dropped"] or counts["errors"]:
@@ -348,9 +363,52 @@ def lower_priority() -> str:
         return "nice 19"
 
 
-def _batches(fd: int) -> Iterator[list[Body]]:
-    """The bodies the server sends, the oldest first, up to COALESCE_ROWS rows (at least one body) at a
-    time, until it says STOP (and everything before it is scored). Exits the process when the server is
+class CpuBudget:
+    """Holds the process's CPU time (every thread's: parsing, scoring, the log writer) to ``share`` of one
+    CPU, whatever the host or container lets it take: a token bucket that refills at ``share`` CPU seconds
+    per second of wall-clock time, up to ``share * window``. ``charge`` takes the CPU used since the last
+    charge out of it and, when that overdrew it, sleeps until it is back at zero. So over any stretch of T
+    seconds the process uses at most ``share * (T + window)`` CPU seconds, plus the call it is in (which
+    ``rows_per_call`` keeps to about ``share * window``, at least one request, at the recent cost per row).
+    The clocks are parameters so that the bound can be checked without waiting for it."""
+
+    def __init__(self, share: float, *, window: float = BUDGET_WINDOW_SECONDS,
+                 cpu: Callable[[], float] = time.process_time, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"a CPU share must be above 0 and at most 1, not {share}")
+        self.share, self.limit = share, share * window
+        self._cpu, self._clock, self._sleep = cpu, clock, sleep
+        self._credit = self.limit  # CPU seconds it may spend now
+        self._cpu_seen, self._seen = cpu(), clock()
+        self._seconds_per_row: float | None = None  # the last call's CPU per row, overhead included
+
+    def charge(self, rows: int) -> None:
+        """Take the CPU used since the last charge (a call of ``rows`` rows and whatever came with it) out
+        of the budget; sleep while it is overdrawn."""
+        now, cpu = self._clock(), self._cpu()
+        elapsed, used = now - self._seen, cpu - self._cpu_seen
+        busy = min(elapsed, used)
+        # Taken as an idle spell, then the call: the refill while idle stops at the limit; the refill during
+        # the call (which spends faster than that) does not.
+        self._credit = min(self.limit, self._credit + self.share * (elapsed - busy)) + self.share * busy - used
+        self._cpu_seen, self._seen = cpu, now
+        if rows > 0:
+            self._seconds_per_row = used / rows
+        if self._credit < 0:  # refilled by the time it wakes; the next charge counts the refill
+            self._sleep(-self._credit / self.share)
+
+    def rows_per_call(self) -> int:
+        """How many rows one call may take: what ``share * window`` pays for at the last call's cost per
+        row, between 1 and COALESCE_ROWS (the first call, with no cost known yet, may take them all)."""
+        if not self._seconds_per_row:
+            return COALESCE_ROWS
+        return max(1, min(COALESCE_ROWS, int(self.limit / self._seconds_per_row)))
+
+
+def _batches(fd: int, rows_per_call: Callable[[], int]) -> Iterator[list[Body]]:
+    """The bodies the server sends, the oldest first, up to ``rows_per_call()`` rows (at least one body) at
+    a time, until it says STOP (and everything before it is scored). Exits the process when the server is
     gone, however it ended."""
     os.set_blocking(fd, False)
     reader, backlog = FrameReader(), deque[Body]()
@@ -361,7 +419,7 @@ def _batches(fd: int) -> Iterator[list[Body]]:
                 time.sleep(COLLECT_SECONDS)  # let the next requests arrive: one wake-up for them all
             backlog.extend(reader.feed(_read_waiting(fd)))
         if backlog:
-            yield _take(backlog)
+            yield _take(backlog, rows_per_call())
 
 
 def _read_waiting(fd: int) -> bytes:
@@ -378,12 +436,12 @@ def _read_waiting(fd: int) -> bytes:
         chunks.append(chunk)
 
 
-def _take(backlog: deque) -> list[Body]:
-    """The oldest requests, up to COALESCE_ROWS rows (at least one request): one model call for many small
+def _take(backlog: deque, limit: int) -> list[Body]:
+    """The oldest requests, up to ``limit`` rows (at least one request): one model call for many small
     requests costs little more than for one."""
     items = [backlog.popleft()]
     rows = items[0].rows
-    while backlog and rows + backlog[0].rows <= COALESCE_ROWS:
+    while backlog and rows + backlog[0].rows <= limit:
         items.append(backlog.popleft())
         rows += items[-1].rows
     return items

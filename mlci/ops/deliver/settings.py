@@ -36,7 +36,7 @@ def serve_settings(project: Project, *, ref: str = "latest", host: str = "127.0.
                          max_body_bytes=serve.max_body_bytes, max_rows=serve.max_rows,
                          log_dir=project.path(serve.log_dir) if log and serve.log_predictions else None,
                          log_max_bytes=serve.log_max_bytes, log_queue_rows=serve.log_queue_rows,
-                         unknown_categories=serve.unknown_categories)
+                         unknown_categories=serve.unknown_categories, shadow_cpu_share=serve.shadow_cpu_share)
 
 
 def serving_registry(project: Project, registry: Registry, version: int) -> Path:
