@@ -20,8 +20,9 @@ Kubernetes' documentation or source:
   period, then left behind), and only then is the container stopped with what is left of the grace period,
   but never less than ``minimumGracePeriodInSeconds`` (2 s): SIGTERM, then SIGKILL when that runs out
   (the runtime's StopContainer; Docker's stop does the same). The grace period is the pod's
-  ``terminationGracePeriodSeconds`` (default 30). kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
-  and .../concepts/containers/container-lifecycle-hooks/#hook-handler-execution say the same.
+  ``terminationGracePeriodSeconds`` (default 30). The docs say the same:
+  kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination and
+  .../concepts/containers/container-lifecycle-hooks/#hook-handler-execution.
 
 Containers use the host network (how this machine's Docker reaches them), so ``containerPort`` is the
 host's port. Anything else in a pod spec (other volume kinds, probes' exec, sidecars) is refused, not

@@ -23,7 +23,13 @@ from mlci.ops.deliver.history import environment
 from mlci.ops.deliver.kubernetes import kubernetes_manifests
 from mlci.ops.model.registry import open_registry
 from tests.kubelet_docker import Pod
-from tests.serving_support import configure_delivery, copy_example, holdout_records, register_version
+from tests.serving_support import (
+    answers_during,
+    configure_delivery,
+    copy_example,
+    holdout_records,
+    register_version,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -38,7 +44,8 @@ def pushed(tmp_path_factory, docker_engine, image_registry, base_image):
                                     ports=(free_port(), free_port()))
     path = directory / "mlci.yaml"
     config = yaml.safe_load(path.read_text())
-    config["environments"]["production"]["port"] = free_port()
+    # a short preStop wait, still several times the stand-in Service's endpoint refresh (ENDPOINTS_REFRESH)
+    config["environments"]["production"].update(port=free_port(), pre_stop_seconds=1)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     for seed, flip in ((0, False), (1, True)):
         version = register_version(directory, seed=seed, flip_labels=flip)["version"]
@@ -168,7 +175,7 @@ def cluster(pushed, docker_engine, tmp_path, monkeypatch):
     import os
     import sys
 
-    from tests.kubectl_docker import TCP_MIGRATE_REQ, delete_everything, service_hands_over_queued_connections
+    from tests.kubectl_docker import delete_everything
     from tests.serving_support import REPO
 
     bindir = tmp_path / "bin"
@@ -184,11 +191,7 @@ def cluster(pushed, docker_engine, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.setenv("KUBECTL_DOCKER_STATE", str(state_dir))
     monkeypatch.setenv("KUBECTL_DOCKER_CLAIMS", json.dumps({"mlci-predictions": str(log_dir)}))
-    if not os.access(TCP_MIGRATE_REQ, os.W_OK):
-        pytest.fail(f"{TCP_MIGRATE_REQ} cannot be set here (needs root and Linux 5.14+): without it the "
-                    "stand-in's Service resets connections queued on a terminating pod")
-    with service_hands_over_queued_connections():
-        yield state_dir
+    yield state_dir
     delete_everything(state_dir, docker_engine)
 
 
@@ -275,8 +278,6 @@ def test_guardrails_read_every_replica_and_a_rollout_never_leaves_the_service_wi
     API server's pod proxy and merges them (the counts are the sum; the p99 comes from the summed buckets),
     where a look through the Service would have read one. A pod that goes away between the listing and its
     read is left out and named."""
-    import threading
-
     import pandas as pd
 
     from mlci.ops.deliver.experiment import histogram_quantile, merged_server_numbers
@@ -293,28 +294,11 @@ def test_guardrails_read_every_replica_and_a_rollout_never_leaves_the_service_wi
     before = {p["name"] for p in _cluster_pods(cluster)}
     assert len(before) == 2
 
-    answers: list = []
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            try:
-                answer = httpx.get(f"{base}/version", timeout=5, headers={"Connection": "close"})
-                answers.append((answer.status_code, bool(answer.json().get("experiment"))))
-            except (httpx.HTTPError, ValueError) as exc:
-                answers.append((type(exc).__name__, None))
-            time.sleep(0.05)
-
-    poller = threading.Thread(target=poll)
-    poller.start()
-    try:
+    with answers_during(f"{base}/version") as answers:
         code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", "1")
-    finally:
-        stop.set()
-        poller.join()
     assert code == 0, err
-    assert [a for a in answers if a[0] != 200] == []  # no gap: a ready pod answered every request
-    assert answers[0] == (200, False) and answers[-1] == (200, True)
+    assert [a.status for a in answers if a.status != 200] == []  # no gap: a ready pod answered every request
+    assert bool(answers[0].body.get("experiment")) is False and bool(answers[-1].body.get("experiment")) is True
     pods = _cluster_pods(cluster)
     assert len(pods) == 2 and not before & {p["name"] for p in pods}  # both replicas were replaced
 

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
+from tests.kubectl_docker import service_endpoints
 from tests.kubelet_docker import MINIMUM_GRACE_PERIOD, Pod
 
-pytestmark = [pytest.mark.docker]
+docker = pytest.mark.docker
 
 # The app container: on SIGTERM, record whether the preStop hook's marker was there, then exit 0.
 RECORD_ON_SIGTERM = """
@@ -54,6 +55,7 @@ def _started_pod(docker_engine, template: dict, data) -> Pod:
     return pod
 
 
+@docker
 def test_the_pre_stop_hook_runs_to_its_end_before_sigterm(docker_engine, base_image, tmp_path):
     hook = ["python", "-c", "import time; time.sleep(1); open('/data/marker', 'w').close()"]
     pod = _started_pod(docker_engine, _template(base_image, RECORD_ON_SIGTERM, pre_stop=hook, grace=30), tmp_path)
@@ -65,6 +67,7 @@ def test_the_pre_stop_hook_runs_to_its_end_before_sigterm(docker_engine, base_im
     assert json.loads((tmp_path / "sigterm.json").read_text()) == {"marker_at_sigterm": True}
 
 
+@docker
 def test_without_a_hook_sigterm_comes_at_once(docker_engine, base_image, tmp_path):
     """The same container without the hook sees no marker: the test above can tell the order."""
     pod = _started_pod(docker_engine, _template(base_image, RECORD_ON_SIGTERM, pre_stop=None, grace=30), tmp_path)
@@ -75,6 +78,7 @@ def test_without_a_hook_sigterm_comes_at_once(docker_engine, base_image, tmp_pat
     assert json.loads((tmp_path / "sigterm.json").read_text()) == {"marker_at_sigterm": False}
 
 
+@docker
 def test_a_hook_longer_than_the_grace_period_still_ends_in_sigkill_when_it_runs_out(docker_engine, base_image,
                                                                                       tmp_path):
     """A 60 s hook in a 3 s grace period, in a container that ignores SIGTERM: the hook is left behind at
@@ -90,3 +94,15 @@ def test_a_hook_longer_than_the_grace_period_still_ends_in_sigkill_when_it_runs_
     took = time.monotonic() - started
     assert codes == {"app": 137}
     assert grace + MINIMUM_GRACE_PERIOD <= took < grace + MINIMUM_GRACE_PERIOD + 15, took
+
+
+def test_the_stand_in_service_sends_no_new_connection_to_a_terminating_pod_even_while_it_is_ready():
+    """The first step of a pod's termination (tests/kubectl_docker.py ``_terminate``) takes it out of the
+    Service's endpoints: a pod marked terminating is left out although it still answers its readiness
+    probe (it serves through its preStop wait), as is one that is not ready or whose init container failed."""
+    def pod(port: int, **fields) -> dict:
+        return {"name": f"p{port}", "port": port, "initFailed": None, **fields}
+
+    state = {"pods": [pod(1), pod(2, deletionTimestamp="2026-12-01T00:00:00Z"), pod(3), pod(4, initFailed="exit 1")]}
+    assert service_endpoints(state, lambda p: p["port"] != 3) == [1]
+    assert service_endpoints(state, lambda p: True) == [1, 3]
