@@ -56,7 +56,8 @@ EXPERIMENT_LABEL = "mlci/experiment"
 # learns of the removal a little later, so without a hook the server could stop listening while
 # connections are still sent to it. The hook waits ``pre_stop_seconds`` and keeps serving meanwhile. It is
 # an ``exec`` of the image's own Python (an mlci image may have no ``sleep`` binary); the ``sleep``
-# lifecycle action would need Kubernetes 1.30 or later (on by default from there, alpha in 1.29).
+# lifecycle action (KEP-3960) is alpha in 1.29 and on by default only from 1.30, and mlci validates its
+# manifests for 1.28 too (tests/test_k8s_manifests.py).
 # The hook's time counts against terminationGracePeriodSeconds: the kubelet's ``killContainer``
 # (pkg/kubelet/kuberuntime/kuberuntime_container.go) runs it for at most the grace period, then stops the
 # container with what is left of it (at least ``minimumGracePeriodInSeconds``, 2 s), SIGTERM then SIGKILL.
@@ -199,16 +200,39 @@ def experiment_pod_metrics(project: Project, *, env_name: str, experiment_id: st
 
 
 def ready_pods(base: list[str], selector: str) -> list[str]:
-    """Names of the pods matching ``selector`` that are Ready and not terminating (``kubectl get pods -o
-    json`` answers a v1 List of Pods)."""
+    """Names of the pods matching ``selector`` that are Ready and not terminating."""
+    return [pod["metadata"]["name"] for pod in _ready_pod_objects(base, selector)]
+
+
+def _ready_pod_objects(base: list[str], selector: str) -> list[dict[str, Any]]:
+    """The pods matching ``selector`` that are Ready and not terminating (``kubectl get pods -o json``
+    answers a v1 List of Pods)."""
     answer = run_command(base + ["get", "pods", "-l", selector, "-o", "json"], what="kubectl get pods",
                          timeout=KUBECTL_TIMEOUT, check=True, hint=_KUBECTL_HINT)
     try:
-        items = json.loads(answer.stdout)["items"]
-        return [pod["metadata"]["name"] for pod in items if _serves(pod)]
-    except (ValueError, KeyError, TypeError) as exc:
+        return [pod for pod in json.loads(answer.stdout)["items"] if _serves(pod)]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ServiceError(f"kubectl get pods answered something other than a list of pods ({exc})",
                            hint=_KUBECTL_HINT) from None
+
+
+def unlabelled_pods_reason(project: Project, *, env_name: str, experiment: Experiment) -> str | None:
+    """Why an experiment's guardrails read no pod when the Deployment's ready pods lack its label (they were
+    rendered before pods were labelled with their experiment), with the deploy that renders them again
+    (a deploy of the champion keeps the running experiment); None when that is not the reason."""
+    from mlci.ops.deliver.history import environment
+
+    env = environment(project, env_name)
+    base = _kubectl_base(env, hint="install kubectl to read the experiment's metrics from every pod")
+    name = deployment_name(project, env_name)
+    unlabelled = [pod for pod in _ready_pod_objects(base, f"app.kubernetes.io/name={name}")
+                  if (pod["metadata"].get("labels") or {}).get(EXPERIMENT_LABEL) != experiment.id]
+    if not unlabelled:
+        return None
+    return (f"no pod carries the label {EXPERIMENT_LABEL}={experiment.id}: {len(unlabelled)} ready pod"
+            f"{'s' if len(unlabelled) != 1 else ''} of {name} run without it (rendered before the experiment's "
+            f"pods were labelled); run `mlci deploy --env {env_name} --model {experiment.champion}` to render them "
+            "again with it (the experiment goes on)")
 
 
 def _serves(pod: dict[str, Any]) -> bool:
