@@ -68,7 +68,9 @@ import docker
 from tests.kubelet_docker import Pod
 
 CONTROLLER_STOP_TIMEOUT = 200.0
-ENDPOINTS_REFRESH = 0.2  # seconds between the Service's reads of its endpoints
+# Seconds between the Service's reads of its endpoints: kube-proxy too learns of an endpoint change only
+# after the EndpointSlice controller wrote it and the change reached its node.
+ENDPOINTS_REFRESH = 1.0
 
 
 def _state_dir() -> Path:

@@ -44,8 +44,10 @@ def pushed(tmp_path_factory, docker_engine, image_registry, base_image):
                                     ports=(free_port(), free_port()))
     path = directory / "mlci.yaml"
     config = yaml.safe_load(path.read_text())
-    # a short preStop wait, still several times the stand-in Service's endpoint refresh (ENDPOINTS_REFRESH)
-    config["environments"]["production"].update(port=free_port(), pre_stop_seconds=1)
+    # A preStop wait longer than the stand-in Service takes to drop a terminating pod (ENDPOINTS_REFRESH and
+    # a round of readiness probes). With no wait, the rollout below lost 3 polls to connections the Service
+    # still sent to a pod that had stopped listening.
+    config["environments"]["production"].update(port=free_port(), pre_stop_seconds=3)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     for seed, flip in ((0, False), (1, True)):
         version = register_version(directory, seed=seed, flip_labels=flip)["version"]

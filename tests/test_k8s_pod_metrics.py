@@ -167,8 +167,9 @@ def test_pods_rendered_without_the_experiments_label_are_named_with_the_command_
     deployment, experiment = _running_shadow()
     numbers = guardrail_numbers(project, "production", deployment, experiment)
     assert numbers == ("no pod carries the label mlci/experiment=e1: 2 ready pods of credit-risk-production run "
-                       "without it (rendered before the experiment's pods were labelled); run `mlci deploy --env "
-                       "production --model 1` to render them again with it (the experiment goes on)")
+                       "without it (rendered before mlci labelled experiment pods, or for another experiment); "
+                       "run `mlci deploy --env production --model 1` to render them again with it "
+                       "(the experiment goes on)")
     [check] = guardrail_checks(experiment, numbers)
     assert check.skipped and check.message == f"not read: {numbers}"
 
@@ -179,3 +180,36 @@ def test_no_ready_pod_at_all_is_not_mistaken_for_a_missing_label(project, kubect
     kubectl([_pod("a", "False", experiment=None), _pod("b", "True", terminating=True, experiment=None)], {})
     deployment, experiment = _running_shadow()
     assert guardrail_numbers(project, "production", deployment, experiment) == "no ready pod runs the experiment"
+
+
+def test_experiment_status_says_which_label_is_missing_and_how_to_render_it(tmp_path, kubectl, run_cli):
+    """Through `mlci experiment status`: the guardrails of an experiment whose pods carry no label are *not
+    read*, with the reason, so the experiment continues and is never promoted on them."""
+    import dataclasses
+
+    from mlci.ops.deliver.experiment import plan_for
+    from mlci.ops.deliver.experiment_state import record_experiment
+    from mlci.ops.deliver.history import activate
+    from mlci.ops.model.registry import open_registry
+    from tests.serving_support import register_version
+
+    directory = copy_example(tmp_path)
+    register_version(directory, seed=0)
+    register_version(directory, seed=1)
+    project = load_project(directory)
+    registry = open_registry(project)
+    deployment, experiment = _running_shadow()
+    activate(registry, deployment)
+    record_experiment(registry, dataclasses.replace(experiment, plan=plan_for(project, "production", mode="shadow",
+                                                                             share=None)))
+    labels = directory / "labels.csv"
+    labels.write_text("request_id,row,default\nnot-logged,0,1\n")  # labels of no logged request yet
+    kubectl([_pod("a", "True", experiment=None)], {"a": EXPOSITION})
+    code, out, err = run_cli("-C", directory, "--json", "experiment", "status", "--env", "production",
+                             "--labels", labels)
+    assert code == 0, out + err
+    result = json.loads(out)
+    guardrails = next(c for c in result["checks"] if c["name"] == "guardrails")
+    assert guardrails["message"].startswith("not read: no pod carries the label mlci/experiment=e1: 1 ready pod of ")
+    assert "`mlci deploy --env production --model 1`" in guardrails["message"]
+    assert result["details"]["decision"] == "continue"

@@ -230,9 +230,10 @@ def unlabelled_pods_reason(project: Project, *, env_name: str, experiment: Exper
     if not unlabelled:
         return None
     return (f"no pod carries the label {EXPERIMENT_LABEL}={experiment.id}: {len(unlabelled)} ready pod"
-            f"{'s' if len(unlabelled) != 1 else ''} of {name} run without it (rendered before the experiment's "
-            f"pods were labelled); run `mlci deploy --env {env_name} --model {experiment.champion}` to render them "
-            "again with it (the experiment goes on)")
+            f"{'s' if len(unlabelled) != 1 else ''} of {name} run without it (rendered before mlci labelled "
+            "experiment pods, or for another experiment); run "
+            f"`mlci deploy --env {env_name} --model {experiment.champion}` to render them again with it "
+            "(the experiment goes on)")
 
 
 def _serves(pod: dict[str, Any]) -> bool:
