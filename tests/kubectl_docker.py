@@ -164,7 +164,9 @@ def _terminate(engine, state: dict, pod: dict) -> None:
     while the kubelet stops it (preStop, SIGTERM, SIGKILL at the end of the grace period)."""
     pod["deletionTimestamp"] = _now()
     _save(state)
-    _attach(engine, pod).terminate()
+    _log(f"terminating pod {pod['name']} (port {pod['port']})")
+    codes = _attach(engine, pod).terminate()
+    _log(f"terminated pod {pod['name']}: exit codes {codes}")
     state["pods"].remove(pod)
     _save(state)
 
@@ -176,6 +178,30 @@ def service_endpoints(state: dict, ready) -> list[int]:
     """The addresses (ports) the Service sends new connections to: pods that are not terminating and
     answer ``ready(pod)``."""
     return [p["port"] for p in state["pods"] if not p.get("deletionTimestamp") and not p["initFailed"] and ready(p)]
+
+
+class Readiness:
+    """Each pod's Ready condition as the kubelet keeps it from its readiness probe (``probe(pod)``): not
+    Ready until a probe succeeds, and Ready again only after a success; a Ready pod stays Ready until
+    ``failureThreshold`` probes in a row fail (default 3, pkg/apis/core/v1/defaults.go;
+    kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/), so one slow answer on
+    a loaded machine does not take a pod out of the Service."""
+
+    def __init__(self, probe) -> None:
+        self.probe = probe
+        self.ready: dict[str, bool] = {}
+        self.failures: dict[str, int] = {}
+
+    def __call__(self, pod: dict) -> bool:
+        name = pod["name"]
+        if self.probe(pod):
+            self.ready[name], self.failures[name] = True, 0
+        else:
+            self.failures[name] = self.failures.get(name, 0) + 1
+            threshold = pod["pod"]["template"]["spec"]["containers"][0]["readinessProbe"].get("failureThreshold", 3)
+            if self.failures[name] >= threshold:
+                self.ready[name] = False
+        return self.ready.get(name, False)
 
 
 def _answers_readiness(pod: dict) -> bool:
@@ -195,22 +221,30 @@ def run_service(port: int) -> int:
 
 async def _serve(port: int) -> None:
     endpoints: list[int] = []
+    readiness = Readiness(_answers_readiness)
 
     async def follow_endpoints() -> None:
         while True:
-            endpoints[:] = await asyncio.to_thread(service_endpoints, _load(), _answers_readiness)
+            now = await asyncio.to_thread(service_endpoints, _load(), readiness)
+            if now != endpoints:
+                _log(f"endpoints {now}")
+            endpoints[:] = now
             await asyncio.sleep(ENDPOINTS_REFRESH)
 
     async def connect(client_reader, client_writer) -> None:
         if not endpoints:  # a Service without endpoints rejects the connection
+            _log("no endpoints: connection closed")
             client_writer.close()
             return
+        target = random.choice(endpoints)
         try:
-            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", random.choice(endpoints))
-        except OSError:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target)
+        except OSError as exc:
+            _log(f"endpoint {target} refused ({exc}): connection closed")
             client_writer.close()
             return
-        await _relay(client_reader, client_writer, upstream_reader, upstream_writer)
+        if not await _relay(client_reader, client_writer, upstream_reader, upstream_writer):
+            _log(f"endpoint {target} closed the connection without answering")
 
     follower = asyncio.ensure_future(follow_endpoints())
     server = await asyncio.start_server(connect, "127.0.0.1", port, reuse_address=True)
@@ -218,18 +252,27 @@ async def _serve(port: int) -> None:
         await asyncio.gather(server.serve_forever(), follower)
 
 
-async def _relay(client_reader, client_writer, upstream_reader, upstream_writer) -> None:
-    """Bytes both ways until the pod's side ends (the client's end is passed on as a half-close)."""
-    async def pipe(reader, writer) -> None:
+def _log(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S.%f} {message}", file=sys.stderr, flush=True)
+
+
+async def _relay(client_reader, client_writer, upstream_reader, upstream_writer) -> int:
+    """Bytes both ways until the pod's side ends (the client's end is passed on as a half-close); returns
+    how many bytes the pod sent."""
+    async def pipe(reader, writer) -> int:
+        sent = 0
         while data := await reader.read(65536):
             writer.write(data)
+            sent += len(data)
             await writer.drain()
         if writer.can_write_eof():
             writer.write_eof()
+        return sent
 
     forward = asyncio.ensure_future(pipe(client_reader, upstream_writer))
+    answered = 0
     try:
-        await pipe(upstream_reader, client_writer)
+        answered = await pipe(upstream_reader, client_writer)
     except OSError:
         pass
     finally:
@@ -237,6 +280,7 @@ async def _relay(client_reader, client_writer, upstream_reader, upstream_writer)
         await asyncio.gather(forward, return_exceptions=True)
         for writer in (client_writer, upstream_writer):
             writer.close()
+    return answered
 
 
 def _start_service(port: int) -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.kubectl_docker import service_endpoints
+from tests.kubectl_docker import Readiness, service_endpoints
 from tests.kubelet_docker import MINIMUM_GRACE_PERIOD, Pod
 
 docker = pytest.mark.docker
@@ -106,3 +106,14 @@ def test_the_stand_in_service_sends_no_new_connection_to_a_terminating_pod_even_
     state = {"pods": [pod(1), pod(2, deletionTimestamp="2026-12-01T00:00:00Z"), pod(3), pod(4, initFailed="exit 1")]}
     assert service_endpoints(state, lambda p: p["port"] != 3) == [1]
     assert service_endpoints(state, lambda p: True) == [1, 3]
+
+
+def test_the_stand_in_service_keeps_a_ready_pod_through_fewer_failed_probes_than_the_threshold():
+    """Ready, as the kubelet keeps it: not before a probe succeeded; lost only after ``failureThreshold``
+    failures in a row (2 in mlci's manifests), not after one slow answer."""
+    answers = {"a": [True, False, True, False, False, True], "b": [False, False, True]}
+    pods = {name: {"name": name, "pod": {"template": {"spec": {"containers": [
+        {"readinessProbe": {"httpGet": {"path": "/health/ready"}, "failureThreshold": 2}}]}}}} for name in answers}
+    readiness = Readiness(lambda pod: answers[pod["name"]].pop(0))
+    assert [readiness(pods["a"]) for _ in range(6)] == [True, True, True, True, False, True]
+    assert [readiness(pods["b"]) for _ in range(3)] == [False, False, True]
