@@ -71,6 +71,10 @@ CONTROLLER_STOP_TIMEOUT = 200.0
 # Seconds between the Service's reads of its endpoints: kube-proxy too learns of an endpoint change only
 # after the EndpointSlice controller wrote it and the change reached its node.
 ENDPOINTS_REFRESH = 1.0
+# The readiness probes run on their own clock, as the kubelet's do (not in the endpoints' loop, so a slow
+# probe never delays taking a terminating pod out); 1 s is a probe's default timeoutSeconds.
+PROBE_PERIOD = 1.0
+PROBE_TIMEOUT = 1.0
 
 
 def _state_dir() -> Path:
@@ -192,7 +196,12 @@ class Readiness:
         self.ready: dict[str, bool] = {}
         self.failures: dict[str, int] = {}
 
+    def is_ready(self, pod: dict) -> bool:
+        """The condition as the last probe left it."""
+        return self.ready.get(pod["name"], False)
+
     def __call__(self, pod: dict) -> bool:
+        """Probe ``pod`` once; its condition after that probe."""
         name = pod["name"]
         if self.probe(pod):
             self.ready[name], self.failures[name] = True, 0
@@ -201,14 +210,14 @@ class Readiness:
             threshold = pod["pod"]["template"]["spec"]["containers"][0]["readinessProbe"].get("failureThreshold", 3)
             if self.failures[name] >= threshold:
                 self.ready[name] = False
-        return self.ready.get(name, False)
+        return self.is_ready(pod)
 
 
 def _answers_readiness(pod: dict) -> bool:
     container = pod["pod"]["template"]["spec"]["containers"][0]
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{pod['port']}{container['readinessProbe']['httpGet']['path']}",
-                                    timeout=2) as answer:
+                                    timeout=PROBE_TIMEOUT) as answer:
             return 200 <= answer.status < 400
     except OSError:
         return False
@@ -223,9 +232,15 @@ async def _serve(port: int) -> None:
     endpoints: list[int] = []
     readiness = Readiness(_answers_readiness)
 
+    async def probe_pods() -> None:
+        while True:
+            pods = [p for p in _load()["pods"] if not p.get("deletionTimestamp") and not p["initFailed"]]
+            await asyncio.gather(*(asyncio.to_thread(readiness, pod) for pod in pods))
+            await asyncio.sleep(PROBE_PERIOD)
+
     async def follow_endpoints() -> None:
         while True:
-            now = await asyncio.to_thread(service_endpoints, _load(), readiness)
+            now = service_endpoints(_load(), readiness.is_ready)
             if now != endpoints:
                 _log(f"endpoints {now}")
             endpoints[:] = now
@@ -246,10 +261,10 @@ async def _serve(port: int) -> None:
         if not await _relay(client_reader, client_writer, upstream_reader, upstream_writer):
             _log(f"endpoint {target} closed the connection without answering")
 
-    follower = asyncio.ensure_future(follow_endpoints())
+    tasks = [asyncio.ensure_future(probe_pods()), asyncio.ensure_future(follow_endpoints())]
     server = await asyncio.start_server(connect, "127.0.0.1", port, reuse_address=True)
     async with server:
-        await asyncio.gather(server.serve_forever(), follower)
+        await asyncio.gather(server.serve_forever(), *tasks)
 
 
 def _log(message: str) -> None:

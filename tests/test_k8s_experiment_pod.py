@@ -7,6 +7,7 @@ in the pod's predictions volume holds the challenger's rows of the same requests
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -268,6 +269,18 @@ def test_on_the_kubernetes_target_a_better_challenger_is_promoted_and_a_worse_on
     assert answer.headers["x-model-version"] == str(better) and "x-model-role" not in answer.headers
 
 
+def _wait_for_endpoints(base: str) -> None:
+    """The first rollout creates the Service's endpoints; like kube-proxy's, the stand-in's learn of them a
+    moment after the rollout completed, and until then a connection is rejected."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/health/ready", timeout=5).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"the Service at {base} never answered")
+
+
 def _metrics(port: int) -> str:
     return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
 
@@ -295,6 +308,7 @@ def test_guardrails_read_every_replica_and_a_rollout_never_leaves_the_service_wi
     assert code == 0, err
     before = {p["name"] for p in _cluster_pods(cluster)}
     assert len(before) == 2
+    _wait_for_endpoints(base)
 
     with answers_during(f"{base}/version") as answers:
         code, out, err = run_cli("-C", pushed, "deploy", "--env", "production", "--shadow", "1")
