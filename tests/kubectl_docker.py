@@ -26,24 +26,30 @@ reports:
 - ``get --raw /api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH``: the API server's pod proxy; the body
   on stdout, or ``Error from server (NotFound): pods "NAME" not found`` (exit 1) for a pod that is gone.
 
-Addresses: the pods use the host network, so a pod's own address (its pod IP) is modelled as a port of
-its own, ``MLCI_SERVE_CHECK_PORT``; the Service's port is the shared ``containerPort``, which the mlci
-server joins with SO_REUSEPORT only once its model is loaded and verified (mlci/serve/runner.py). So, as
-through a Service, the kernel spreads connections over the ready pods only, and a pod being terminated
-leaves the port when its server stops. Connections the kernel queued on a terminating server's listener
-are handed to another pod's (``net.ipv4.tcp_migrate_req``, set by ``service_hands_over_queued_connections``)
-rather than reset: a real terminating pod is taken out of its Service's endpoints, so kube-proxy sends it no
-new connections, while SO_REUSEPORT keeps a listener in the group until the moment it closes.
+Addresses: the pods use the host network, so a pod's own address (its pod IP and ``containerPort``) is
+modelled as a port of its own: the server listens there alone (``MLCI_SERVE_PORT``). The Service is a
+proxy process on the Service's port (``run_service``, as kube-proxy's former userspace mode was; the
+iptables mode, like it, does not retry a refused connection on another endpoint): each new connection
+goes to a random one of the endpoints, the pods that are Ready and not terminating (the EndpointSlice
+controller's ready endpoints: kubernetes.io/docs/concepts/services-networking/endpoint-slices/#conditions),
+which it re-reads every ``ENDPOINTS_REFRESH`` seconds, so it learns of a change a little late, as kube-proxy
+does. Terminating a pod (``_terminate``) follows the order of
+kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination: the pod is marked terminating
+(``deletionTimestamp``), which takes it out of the endpoints, and the kubelet's stop runs at the same time
+(tests/kubelet_docker.py ``Pod.terminate``: the preStop hook, SIGTERM, SIGKILL when the grace period runs
+out). A connection the Service made before the pod left its endpoints is served to its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
 import json
 import math
 import os
+import random
 import secrets
 import signal
 import socket
@@ -62,6 +68,13 @@ import docker
 from tests.kubelet_docker import Pod
 
 CONTROLLER_STOP_TIMEOUT = 200.0
+# Seconds between the Service's reads of its endpoints: kube-proxy too learns of an endpoint change only
+# after the EndpointSlice controller wrote it and the change reached its node.
+ENDPOINTS_REFRESH = 1.0
+# The readiness probes run on their own clock, as the kubelet's do (not in the endpoints' loop, so a slow
+# probe never delays taking a terminating pod out); 1 s is a probe's default timeoutSeconds.
+PROBE_PERIOD = 1.0
+PROBE_TIMEOUT = 1.0
 
 
 def _state_dir() -> Path:
@@ -135,8 +148,8 @@ def _create_pod(engine, state: dict, template: dict) -> dict:
     port = _free_port()
     own = copy.deepcopy(template)
     server = own["spec"]["containers"][0]
-    server["env"] = [e for e in server.get("env", []) if e["name"] != "MLCI_SERVE_CHECK_PORT"] + [
-        {"name": "MLCI_SERVE_CHECK_PORT", "value": str(port)}]
+    server["env"] = [e for e in server.get("env", []) if e["name"] != "MLCI_SERVE_PORT"] + [
+        {"name": "MLCI_SERVE_PORT", "value": str(port)}]
     pod = Pod(engine, own, labels={"org.mlci.test": "kubectl-docker", "org.mlci.kubectl-docker": str(_state_dir())},
               claims=json.loads(os.environ.get("KUBECTL_DOCKER_CLAIMS", "{}")), hostname=name)
     entry = {"name": name, "hash": digest, "port": port, "created": _now(),
@@ -150,27 +163,156 @@ def _create_pod(engine, state: dict, template: dict) -> dict:
     return entry
 
 
-TCP_MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")  # Linux 5.14+, per network namespace
-
-
-@contextlib.contextmanager
-def service_hands_over_queued_connections():
-    """While the stand-in's Service runs: a closing listener's queued connections go to another listener of
-    its SO_REUSEPORT group (kernel Documentation/networking/ip-sysctl.rst, ``tcp_migrate_req``); restored after."""
-    before = TCP_MIGRATE_REQ.read_text()
-    TCP_MIGRATE_REQ.write_text("1")
-    try:
-        yield
-    finally:
-        TCP_MIGRATE_REQ.write_text(before)
-
-
 def _terminate(engine, state: dict, pod: dict) -> None:
-    pod["deletionTimestamp"] = _now()  # listed as terminating (not Ready) through its grace period
+    """Pod termination: marked terminating (listed so, not Ready, and out of the Service's endpoints)
+    while the kubelet stops it (preStop, SIGTERM, SIGKILL at the end of the grace period)."""
+    pod["deletionTimestamp"] = _now()
     _save(state)
-    _attach(engine, pod).terminate()
+    _log(f"terminating pod {pod['name']} (port {pod['port']})")
+    codes = _attach(engine, pod).terminate()
+    _log(f"terminated pod {pod['name']}: exit codes {codes}")
     state["pods"].remove(pod)
     _save(state)
+
+
+# -- the Service ----------------------------------------------------------------------------------------
+
+
+def service_endpoints(state: dict, ready) -> list[int]:
+    """The addresses (ports) the Service sends new connections to: pods that are not terminating and
+    answer ``ready(pod)``."""
+    return [p["port"] for p in state["pods"] if not p.get("deletionTimestamp") and not p["initFailed"] and ready(p)]
+
+
+class Readiness:
+    """Each pod's Ready condition as the kubelet keeps it from its readiness probe (``probe(pod)``): not
+    Ready until a probe succeeds, and Ready again only after a success; a Ready pod stays Ready until
+    ``failureThreshold`` probes in a row fail (default 3, pkg/apis/core/v1/defaults.go;
+    kubernetes.io/docs/concepts/configuration/liveness-readiness-startup-probes/), so one slow answer on
+    a loaded machine does not take a pod out of the Service."""
+
+    def __init__(self, probe) -> None:
+        self.probe = probe
+        self.ready: dict[str, bool] = {}
+        self.failures: dict[str, int] = {}
+
+    def is_ready(self, pod: dict) -> bool:
+        """The condition as the last probe left it."""
+        return self.ready.get(pod["name"], False)
+
+    def __call__(self, pod: dict) -> bool:
+        """Probe ``pod`` once; its condition after that probe."""
+        name = pod["name"]
+        if self.probe(pod):
+            self.ready[name], self.failures[name] = True, 0
+        else:
+            self.failures[name] = self.failures.get(name, 0) + 1
+            threshold = pod["pod"]["template"]["spec"]["containers"][0]["readinessProbe"].get("failureThreshold", 3)
+            if self.failures[name] >= threshold:
+                self.ready[name] = False
+        return self.is_ready(pod)
+
+
+def _answers_readiness(pod: dict) -> bool:
+    container = pod["pod"]["template"]["spec"]["containers"][0]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{pod['port']}{container['readinessProbe']['httpGet']['path']}",
+                                    timeout=PROBE_TIMEOUT) as answer:
+            return 200 <= answer.status < 400
+    except OSError:
+        return False
+
+
+def run_service(port: int) -> int:
+    asyncio.run(_serve(port))
+    return 0
+
+
+async def _serve(port: int) -> None:
+    endpoints: list[int] = []
+    readiness = Readiness(_answers_readiness)
+
+    async def probe_pods() -> None:
+        while True:
+            pods = [p for p in _load()["pods"] if not p.get("deletionTimestamp") and not p["initFailed"]]
+            await asyncio.gather(*(asyncio.to_thread(readiness, pod) for pod in pods))
+            await asyncio.sleep(PROBE_PERIOD)
+
+    async def follow_endpoints() -> None:
+        while True:
+            now = service_endpoints(_load(), readiness.is_ready)
+            if now != endpoints:
+                _log(f"endpoints {now}")
+            endpoints[:] = now
+            await asyncio.sleep(ENDPOINTS_REFRESH)
+
+    async def connect(client_reader, client_writer) -> None:
+        if not endpoints:  # a Service without endpoints rejects the connection
+            _log("no endpoints: connection closed")
+            client_writer.close()
+            return
+        target = random.choice(endpoints)
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", target)
+        except OSError as exc:
+            _log(f"endpoint {target} refused ({exc}): connection closed")
+            client_writer.close()
+            return
+        if not await _relay(client_reader, client_writer, upstream_reader, upstream_writer):
+            _log(f"endpoint {target} closed the connection without answering")
+
+    tasks = [asyncio.ensure_future(probe_pods()), asyncio.ensure_future(follow_endpoints())]
+    server = await asyncio.start_server(connect, "127.0.0.1", port, reuse_address=True)
+    async with server:
+        await asyncio.gather(server.serve_forever(), *tasks)
+
+
+def _log(message: str) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S.%f} {message}", file=sys.stderr, flush=True)
+
+
+async def _relay(client_reader, client_writer, upstream_reader, upstream_writer) -> int:
+    """Bytes both ways until the pod's side ends (the client's end is passed on as a half-close); returns
+    how many bytes the pod sent."""
+    async def pipe(reader, writer) -> int:
+        sent = 0
+        while data := await reader.read(65536):
+            writer.write(data)
+            sent += len(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        return sent
+
+    forward = asyncio.ensure_future(pipe(client_reader, upstream_writer))
+    answered = 0
+    try:
+        answered = await pipe(upstream_reader, client_writer)
+    except OSError:
+        pass
+    finally:
+        forward.cancel()
+        await asyncio.gather(forward, return_exceptions=True)
+        for writer in (client_writer, upstream_writer):
+            writer.close()
+    return answered
+
+
+def _start_service(port: int) -> None:
+    """The Service's proxy, once per state directory; returns when it accepts connections."""
+    pid_file = _state_dir() / "service.pid"
+    if pid_file.exists() and _running(int(pid_file.read_text())):
+        return
+    with open(_state_dir() / "service.log", "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.kubectl_docker", "--service", str(port)],
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"kubectl (docker): the Service's proxy did not start on port {port}")
 
 
 # -- the Deployment controller ------------------------------------------------------------------------
@@ -269,6 +411,10 @@ def _running(pid: int) -> bool:
 def delete_everything(state_dir: Path, engine) -> None:
     """The test's teardown: stop the controller and remove every pod this stand-in started."""
     _stop_controller(state_dir, signal.SIGKILL)
+    service = state_dir / "service.pid"
+    if service.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(service.read_text()), signal.SIGKILL)
     state = _load(state_dir)
     for pod in state["pods"]:
         Pod.attach(engine, pod["pod"]).stop()
@@ -341,6 +487,8 @@ def _get_raw(engine, state: dict, path: str) -> int:
 def main(argv: list[str]) -> int:
     if argv == ["--controller"]:
         return run_controller()
+    if argv[:1] == ["--service"]:
+        return run_service(int(argv[1]))
     args = list(argv)
     for flag in ("--context", "-n"):
         if flag in args:
@@ -362,6 +510,8 @@ def main(argv: list[str]) -> int:
         state.update(failed=None, complete=None)
         _save(state)
         _start_controller()
+        for service in (d for d in documents if d["kind"] == "Service"):
+            _start_service(service["spec"]["ports"][0]["port"])
         print(f"deployment.apps/{state['deployment']['name']} configured")
         return 0
     if args[:2] == ["rollout", "status"]:

@@ -13,7 +13,16 @@ Kubernetes' documentation or source:
   (kubernetes.io/docs/tasks/inject-data-application/define-command-argument-container/);
 - ``env``; the pod's ``securityContext.runAsUser`` unless the container sets its own; a container's
   ``readOnlyRootFilesystem`` and ``capabilities.drop: [ALL]``;
-- the startup/readiness probe's ``httpGet`` on a named port (``ports[].name``) says when the pod is ready.
+- the startup/readiness probe's ``httpGet`` on a named port (``ports[].name``) says when the pod is ready;
+- stopping a pod (``terminate``) as the kubelet's ``killContainer`` does
+  (pkg/kubelet/kuberuntime/kuberuntime_container.go), every container at once: the container's
+  ``lifecycle.preStop.exec`` command runs inside it (``executePreStopHook``: waited for at most the grace
+  period, then left behind), and only then is the container stopped with what is left of the grace period,
+  but never less than ``minimumGracePeriodInSeconds`` (2 s): SIGTERM, then SIGKILL when that runs out
+  (the runtime's StopContainer; Docker's stop does the same). The grace period is the pod's
+  ``terminationGracePeriodSeconds`` (default 30). The docs say the same:
+  kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination and
+  .../concepts/containers/container-lifecycle-hooks/#hook-handler-execution.
 
 Containers use the host network (how this machine's Docker reaches them), so ``containerPort`` is the
 host's port. Anything else in a pod spec (other volume kinds, probes' exec, sidecars) is refused, not
@@ -22,14 +31,18 @@ silently ignored.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 SUPPORTED_VOLUMES = {"emptyDir", "persistentVolumeClaim"}
+MINIMUM_GRACE_PERIOD = 2  # minimumGracePeriodInSeconds in kuberuntime_container.go
+DEFAULT_GRACE_PERIOD = 30  # terminationGracePeriodSeconds' default (pkg/apis/core/v1/defaults.go)
 
 
 class Pod:
@@ -167,15 +180,45 @@ class Pod:
         except OSError:
             return False
 
-    def terminate(self) -> None:
-        """The kubelet's stop: SIGTERM, then SIGKILL after ``terminationGracePeriodSeconds`` (default 30)."""
-        grace = int(self.spec.get("terminationGracePeriodSeconds", 30))
-        for container in self.containers:
-            try:
-                container.stop(timeout=grace)
-            except Exception:  # already gone
-                pass
+    def terminate(self) -> dict[str, int | None]:
+        """The kubelet's stop of every container at once (see the module's docstring); returns each
+        container's exit code (137: SIGKILLed), then removes the pod."""
+        grace = int(self.spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_PERIOD))
+        specs = {f"{self.root.name}-{c['name']}": c for c in self.spec["containers"]}
+        codes: dict[str, int | None] = {}
+
+        def kill(container) -> None:
+            codes[specs[container.name]["name"]] = self._kill_container(container, specs[container.name], grace)
+
+        threads = [threading.Thread(target=kill, args=(c,)) for c in self.containers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         self.stop()
+        return codes
+
+    def _kill_container(self, container, spec: dict[str, Any], grace: int) -> int | None:
+        started = time.monotonic()
+        hook = ((spec.get("lifecycle") or {}).get("preStop") or {}).get("exec")
+        if hook:
+            runner = threading.Thread(target=self._run_hook, args=(container, hook["command"]), daemon=True)
+            runner.start()
+            runner.join(timeout=grace)  # a hook still running then is left behind, as the kubelet does
+        left = max(grace - (time.monotonic() - started), MINIMUM_GRACE_PERIOD)
+        try:
+            container.stop(timeout=math.ceil(left))  # SIGTERM, then SIGKILL when ``left`` runs out
+            container.reload()
+        except Exception:  # already gone
+            return None
+        return container.attrs["State"]["ExitCode"]
+
+    @staticmethod
+    def _run_hook(container, command: list[str]) -> None:
+        try:
+            container.exec_run(command)  # as the container's user, in its namespaces (CRI ExecSync)
+        except Exception:  # the container went away under the hook: the kubelet only logs a failed hook
+            pass
 
     def stop(self) -> None:
         for container in self.containers:

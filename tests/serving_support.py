@@ -3,8 +3,14 @@ pipeline fitted on it, registered through the real registry (as `mlci train` wou
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
@@ -136,3 +142,43 @@ def pipeline_frame(model, columns: dict[str, list]) -> pd.DataFrame:
             if model.schema.columns[name].type in NUMERIC_TYPES else np.array(columns[name], dtype=object)
             for name in model.features}
     return pd.DataFrame(data, columns=model.features)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | str  # the HTTP status, or the name of the transport error
+    body: Any = None  # the JSON body, when there was one
+
+
+@contextlib.contextmanager
+def answers_during(url: str, *, json: Any = None, interval: float = 0.05) -> Iterator[list[Answer]]:
+    """Ask ``url`` again and again while the ``with`` block runs (a deploy), each time on a new connection
+    (GET, or POST of ``json``); yields the list of answers, complete once the block has ended."""
+    import httpx
+
+    answers: list[Answer] = []
+    stop = threading.Event()
+
+    def ask() -> Answer:
+        try:
+            answer = (httpx.post(url, json=json, timeout=10, headers={"Connection": "close"}) if json is not None
+                      else httpx.get(url, timeout=10, headers={"Connection": "close"}))
+        except httpx.TransportError as exc:
+            return Answer(type(exc).__name__)
+        try:
+            return Answer(answer.status_code, answer.json())
+        except ValueError:
+            return Answer(answer.status_code)
+
+    def keep_asking() -> None:
+        while not stop.is_set():
+            answers.append(ask())
+            time.sleep(interval)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        asker.join()

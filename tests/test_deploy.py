@@ -5,7 +5,6 @@ a second version over it, a broken image rolled back while the old server keeps 
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import docker.errors
@@ -16,7 +15,13 @@ from mlci.core.config import load_project
 from mlci.ops.deliver.health import free_port
 from mlci.ops.deliver.history import active_deployment, deployments
 from mlci.ops.model.registry import open_registry
-from tests.serving_support import configure_delivery, copy_example, holdout_records, register_version
+from tests.serving_support import (
+    answers_during,
+    configure_delivery,
+    copy_example,
+    holdout_records,
+    register_version,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -68,27 +73,10 @@ def test_docker_deploy_then_a_second_version_then_a_broken_image_then_rollback(d
     assert log_files, "the container's prediction log is written into the project"
 
     # version 2 over it, with requests running the whole time: none may fail
-    failures, stop = [], threading.Event()
-
-    def keep_asking() -> None:
-        while not stop.is_set():
-            try:
-                status = httpx.post(f"http://127.0.0.1:{port}/predict", json=records, timeout=10).status_code
-            except httpx.TransportError as exc:
-                status = type(exc).__name__
-            if status != 200:
-                failures.append(status)
-            time.sleep(0.02)
-
-    client = threading.Thread(target=keep_asking)
-    client.start()
-    try:
+    with answers_during(f"http://127.0.0.1:{port}/predict", json=records, interval=0.02) as answers:
         code, out, err = run_cli("-C", directory, "deploy", "--env", "staging", "--model", "2")
-    finally:
-        stop.set()
-        client.join()
     assert code == 0, err
-    assert failures == []
+    assert answers and [a.status for a in answers if a.status != 200] == []
     assert _predict(port, records)["model_version"] == 2
     with pytest.raises(docker.errors.NotFound):  # the old container was removed, not just stopped
         docker_engine.containers.get(first.handle["container"])

@@ -93,6 +93,50 @@ def test_prediction_logs_go_to_a_claimed_volume_when_configured(project, tmp_pat
         assert {k: v for k, v in volumes["predictions"].items() if k != "name"} == expected
 
 
+@pytest.mark.parametrize("seconds", [0, 1, 5, 300])
+def test_a_terminating_pod_waits_in_its_pre_stop_hook_within_its_grace_period(project, seconds):
+    """The preStop hook runs the image's Python to wait ``pre_stop_seconds`` before SIGTERM; the hook's time
+    counts against the grace period, which still leaves the server its whole graceful shutdown."""
+    import dataclasses
+    import subprocess
+    import sys
+    import time
+
+    from mlci.serve.settings import GRACEFUL_SHUTDOWN_SECONDS
+
+    loaded = load_project(project)
+    record = open_registry(loaded).get_version("latest")
+    env = dataclasses.replace(environment(loaded, "production"), pre_stop_seconds=seconds)
+    text = kubernetes_manifests(loaded, env_name="production", env=env, record=record)
+    deployment = next(doc for doc in yaml.safe_load_all(text) if doc and doc["kind"] == "Deployment")
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(deployment, version, strict=True)
+    pod = deployment["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    assert pod["terminationGracePeriodSeconds"] >= seconds + GRACEFUL_SHUTDOWN_SECONDS + 1
+    if not seconds:
+        assert "lifecycle" not in server
+        return
+    command = server["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "python"  # the image's ENTRYPOINT runs it too: no shell or coreutils needed
+    if seconds > 1:
+        return
+    started = time.monotonic()
+    subprocess.run([sys.executable, *command[1:]], check=True, timeout=30)
+    assert time.monotonic() - started >= seconds
+
+
+def test_pre_stop_seconds_out_of_range_is_refused_in_one_line(tmp_path, run_cli):
+    directory = copy_example(tmp_path)
+    path = directory / "mlci.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["environments"]["production"]["pre_stop_seconds"] = -1
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    code, out, err = run_cli("-C", directory, "deploy", "--env", "production", "--render-only")
+    assert code == 2, out + err
+    assert "pre_stop_seconds" in err and "mlci.yaml" in err and "Traceback" not in err
+
+
 # -- live experiments on the kubernetes target -------------------------------------------------------------
 
 CHALLENGER_DIGEST = "sha256:" + "cd" * 32

@@ -18,8 +18,10 @@ from tests.serving_support import copy_example
 EXPOSITION = 'mlci_experiment_batches_total{role="challenger"} 4.0\n'
 
 
-def _pod(name: str, ready: str, terminating: bool = False) -> dict:
-    metadata = {"name": name, "namespace": "default", "labels": {"mlci/experiment": "e1"}}
+def _pod(name: str, ready: str, terminating: bool = False, experiment: str | None = "e1") -> dict:
+    labels = {"app.kubernetes.io/name": "credit-risk-production", **({"mlci/experiment": experiment} if experiment
+                                                                      else {})}
+    metadata = {"name": name, "namespace": "default", "labels": labels}
     if terminating:
         metadata["deletionTimestamp"] = "2026-12-01T00:00:00Z"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
@@ -49,7 +51,15 @@ if "pods" in args and "-l" in args:
     if {list_exit}:
         print("The connection to the server localhost:8080 was refused", file=sys.stderr)
         sys.exit({list_exit})
-    print({listing(later)!r} if listed and {later is not None} else {listing(pods)!r})
+    text = {listing(later)!r} if listed and {later is not None} else {listing(pods)!r}
+    wanted = [term.split("=", 1) for term in args[args.index("-l") + 1].split(",")]
+    try:  # the API server answers the pods that match the label selector
+        answer = json.loads(text)
+        answer["items"] = [p for p in answer["items"] if all(p["metadata"]["labels"].get(k) == v for k, v in wanted)]
+        text = json.dumps(answer)
+    except ValueError:
+        pass
+    print(text)
     sys.exit(0)
 name = args[args.index("--raw") + 1].split("/pods/")[1].split(":")[0]
 body = {raw!r}.get(name)
@@ -131,3 +141,75 @@ def test_unreadable_pods_leave_the_guardrails_unread_as_an_unreachable_url_does(
     assert isinstance(numbers, str) and "kubectl" in numbers
     [check] = guardrail_checks(experiment, numbers)
     assert check.skipped and check.message.startswith("not read: kubectl")
+
+
+def _running_shadow():
+    """A shadow experiment (e1, champion 1) and its active kubernetes deployment."""
+    from mlci.core.records import Deployment, Experiment
+
+    deployment = Deployment(id="d1", env="production", version=1, target="kubernetes", time="t", status="active",
+                            kind="shadow", url="http://svc:8080")
+    experiment = Experiment.from_dict({"id": "e1", "env": "production", "mode": "shadow", "champion": 1,
+                                       "challenger": 2, "started": "t", "status": "running"})
+    return deployment, experiment
+
+
+@pytest.mark.parametrize("other", [None, "an-earlier-experiment"])
+def test_pods_rendered_without_the_experiments_label_are_named_with_the_command_that_relabels_them(
+        project, kubectl, other):
+    """An experiment started before its pods were labelled: no pod matches its label, so its guardrails
+    would read nothing, and it could never be promoted. The reason says which label is missing and that a
+    deploy of the champion renders the pods again with it (the running experiment is kept)."""
+    from mlci.ops.deliver.experiment import guardrail_checks, guardrail_numbers
+
+    kubectl([_pod("a", "True", experiment=other), _pod("b", "True", experiment=other), _pod("c", "False")],
+            {"a": EXPOSITION, "b": EXPOSITION})
+    deployment, experiment = _running_shadow()
+    numbers = guardrail_numbers(project, "production", deployment, experiment)
+    assert numbers == ("no pod carries the label mlci/experiment=e1: 2 ready pods of credit-risk-production run "
+                       "without it (rendered before mlci labelled experiment pods, or for another experiment); "
+                       "run `mlci deploy --env production --model 1` to render them again with it "
+                       "(the experiment goes on)")
+    [check] = guardrail_checks(experiment, numbers)
+    assert check.skipped and check.message == f"not read: {numbers}"
+
+
+def test_no_ready_pod_at_all_is_not_mistaken_for_a_missing_label(project, kubectl):
+    from mlci.ops.deliver.experiment import guardrail_numbers
+
+    kubectl([_pod("a", "False", experiment=None), _pod("b", "True", terminating=True, experiment=None)], {})
+    deployment, experiment = _running_shadow()
+    assert guardrail_numbers(project, "production", deployment, experiment) == "no ready pod runs the experiment"
+
+
+def test_experiment_status_says_which_label_is_missing_and_how_to_render_it(tmp_path, kubectl, run_cli):
+    """Through `mlci experiment status`: the guardrails of an experiment whose pods carry no label are *not
+    read*, with the reason, so the experiment continues and is never promoted on them."""
+    import dataclasses
+
+    from mlci.ops.deliver.experiment import plan_for
+    from mlci.ops.deliver.experiment_state import record_experiment
+    from mlci.ops.deliver.history import activate
+    from mlci.ops.model.registry import open_registry
+    from tests.serving_support import register_version
+
+    directory = copy_example(tmp_path)
+    register_version(directory, seed=0)
+    register_version(directory, seed=1)
+    project = load_project(directory)
+    registry = open_registry(project)
+    deployment, experiment = _running_shadow()
+    activate(registry, deployment)
+    record_experiment(registry, dataclasses.replace(experiment, plan=plan_for(project, "production", mode="shadow",
+                                                                             share=None)))
+    labels = directory / "labels.csv"
+    labels.write_text("request_id,row,default\nnot-logged,0,1\n")  # labels of no logged request yet
+    kubectl([_pod("a", "True", experiment=None)], {"a": EXPOSITION})
+    code, out, err = run_cli("-C", directory, "--json", "experiment", "status", "--env", "production",
+                             "--labels", labels)
+    assert code == 0, out + err
+    result = json.loads(out)
+    guardrails = next(c for c in result["checks"] if c["name"] == "guardrails")
+    assert guardrails["message"].startswith("not read: no pod carries the label mlci/experiment=e1: 1 ready pod of ")
+    assert "`mlci deploy --env production --model 1`" in guardrails["message"]
+    assert result["details"]["decision"] == "continue"

@@ -217,6 +217,9 @@ class Environment:
     branch: str | None = opt(None, help="deploy only from this branch (default: jenkins.branch)")
     smoke_rows: int = opt(5, min=0, max=1000, help="holdout rows sent to /predict before the switch (0: none)")
     kubectl_context: str | None = opt(None, help="kubectl context of the cluster (default: kubectl's current)")
+    pre_stop_seconds: int = opt(5, min=0, max=300, help="kubernetes: seconds a terminating pod keeps serving "
+                                "(its preStop hook) before SIGTERM, while the Service stops sending it "
+                                "connections (0: no hook)")
     predictions_claim: str | None = opt(None, pattern=IDENTIFIER, help="kubernetes PersistentVolumeClaim for the "
                                         "prediction logs, so the nightly monitor can read them (default: pod-local)")
     url: str | None = opt(None, url=True, help="kubernetes: the Service's address recorded for the deployment "

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import replace
 
 from mlci.serve.metrics import MULTIPROCESS_DIR_VARIABLE
-from mlci.serve.settings import ServeSettings
+from mlci.serve.settings import GRACEFUL_SHUTDOWN_SECONDS, ServeSettings
 
 
 def open_socket(host: str, port: int) -> socket.socket:
@@ -59,7 +59,7 @@ def serve_forever(settings: ServeSettings) -> None:
     else:
         sockets.append(open_socket(settings.host, settings.port))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=30, server_header=False)
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, server_header=False)
     uvicorn.Server(config).run(sockets=sockets)
 
 

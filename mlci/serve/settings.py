@@ -9,6 +9,9 @@ from pathlib import Path
 from mlci.core.config import SHADOW_CPU_SHARE
 
 ENV_PREFIX = "MLCI_SERVE_"
+# After SIGTERM the server finishes in-flight requests for at most this long (uvicorn's
+# timeout_graceful_shutdown); a Kubernetes pod's grace period leaves room for it.
+GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 @dataclass(frozen=True)

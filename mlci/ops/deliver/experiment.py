@@ -326,12 +326,16 @@ def guardrail_numbers(project: Project, env_name: str, deployment: Deployment | 
     """The guardrails' numbers from every server of the environment: on kubernetes every ready pod of the
     experiment (a Service would show one replica per look), elsewhere the one server at the record's url."""
     if deployment is not None and deployment.target == "kubernetes":
-        from mlci.ops.deliver.kubernetes import experiment_pod_metrics
+        from mlci.ops.deliver.kubernetes import experiment_pod_metrics, unlabelled_pods_reason
 
         try:
             expositions, left_out = experiment_pod_metrics(project, env_name=env_name, experiment_id=experiment.id)
+            unlabelled = None if expositions else unlabelled_pods_reason(project, env_name=env_name,
+                                                                         experiment=experiment)
         except ServiceError as exc:  # as an unreachable url elsewhere: not read, so never a promotion
             return exc.message
+        if unlabelled:
+            return unlabelled
         if not expositions:
             return "no ready pod runs the experiment" + (f" ({'; '.join(left_out)})" if left_out else "")
         return replace(merged_server_numbers(expositions), left_out=left_out)

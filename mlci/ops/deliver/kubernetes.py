@@ -36,6 +36,7 @@ from mlci.ops.deliver.settings import (
 )
 from mlci.ops.model.registry import open_registry
 from mlci.ops.reporting.render import render
+from mlci.serve.settings import GRACEFUL_SHUTDOWN_SECONDS
 
 # Where an mlci image keeps its one-version registry (templates/docker/Dockerfile.j2, MLCI_SERVE_REGISTRY).
 IMAGE_REGISTRY = "/app/registry"
@@ -49,6 +50,19 @@ COPY_REGISTRY = ("import os, shutil, sys; source, target = sys.argv[1:]\n"
 # A pod-template label naming the running experiment, so its guardrails read only pods that run it (not a
 # pod of the previous ReplicaSet still terminating).
 EXPERIMENT_LABEL = "mlci/experiment"
+# Stopping a pod: the API server marks it terminating, and, at the same time, the control plane takes it
+# out of the Service's EndpointSlices and the kubelet runs the container's preStop hook, then sends SIGTERM
+# (kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination). kube-proxy on every node
+# learns of the removal a little later, so without a hook the server could stop listening while
+# connections are still sent to it. The hook waits ``pre_stop_seconds`` and keeps serving meanwhile. It is
+# an ``exec`` of the image's own Python (an mlci image may have no ``sleep`` binary); the ``sleep``
+# lifecycle action (KEP-3960) is alpha in 1.29 and on by default only from 1.30, and mlci validates its
+# manifests for 1.28 too (tests/test_k8s_manifests.py).
+# The hook's time counts against terminationGracePeriodSeconds: the kubelet's ``killContainer``
+# (pkg/kubelet/kuberuntime/kuberuntime_container.go) runs it for at most the grace period, then stops the
+# container with what is left of it (at least ``minimumGracePeriodInSeconds``, 2 s), SIGTERM then SIGKILL.
+# So the grace period is the hook, the server's own graceful shutdown, and a margin to flush and exit.
+SHUTDOWN_MARGIN_SECONDS = 10
 DIGEST_HINT = "run `mlci build` and `mlci push` first; Kubernetes pulls by digest"
 
 
@@ -66,11 +80,18 @@ def kubernetes_manifests(project: Project, *, env_name: str, env: Environment, r
                "memory": env.memory, "health_timeout": int(env.health_timeout),
                "environment": container_environment(settings),
                "predictions_claim": env.predictions_claim, "user_id": image_section(project).user_id,
-               "challenger": _challenger(project, experiment), "experiment_label": EXPERIMENT_LABEL}
+               "challenger": _challenger(project, experiment), "experiment_label": EXPERIMENT_LABEL,
+               "pre_stop": pre_stop_command(env.pre_stop_seconds),
+               "grace_seconds": env.pre_stop_seconds + GRACEFUL_SHUTDOWN_SECONDS + SHUTDOWN_MARGIN_SECONDS}
     documents = [render("kubernetes/deployment.yaml.j2", **context), render("kubernetes/service.yaml.j2", **context)]
     if env.autoscale_max:
         documents.append(render("kubernetes/hpa.yaml.j2", **context))
     return "---\n".join(documents)
+
+
+def pre_stop_command(seconds: int) -> list[str] | None:
+    """The server container's preStop ``exec`` command: wait ``seconds`` (None: no hook)."""
+    return ["python", "-c", f"import time; time.sleep({seconds})"] if seconds else None
 
 
 def _challenger(project: Project, experiment: Experiment | None) -> dict[str, Any] | None:
@@ -179,16 +200,40 @@ def experiment_pod_metrics(project: Project, *, env_name: str, experiment_id: st
 
 
 def ready_pods(base: list[str], selector: str) -> list[str]:
-    """Names of the pods matching ``selector`` that are Ready and not terminating (``kubectl get pods -o
-    json`` answers a v1 List of Pods)."""
+    """Names of the pods matching ``selector`` that are Ready and not terminating."""
+    return [pod["metadata"]["name"] for pod in _ready_pod_objects(base, selector)]
+
+
+def _ready_pod_objects(base: list[str], selector: str) -> list[dict[str, Any]]:
+    """The pods matching ``selector`` that are Ready and not terminating (``kubectl get pods -o json``
+    answers a v1 List of Pods)."""
     answer = run_command(base + ["get", "pods", "-l", selector, "-o", "json"], what="kubectl get pods",
                          timeout=KUBECTL_TIMEOUT, check=True, hint=_KUBECTL_HINT)
     try:
-        items = json.loads(answer.stdout)["items"]
-        return [pod["metadata"]["name"] for pod in items if _serves(pod)]
-    except (ValueError, KeyError, TypeError) as exc:
+        return [pod for pod in json.loads(answer.stdout)["items"] if _serves(pod)]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ServiceError(f"kubectl get pods answered something other than a list of pods ({exc})",
                            hint=_KUBECTL_HINT) from None
+
+
+def unlabelled_pods_reason(project: Project, *, env_name: str, experiment: Experiment) -> str | None:
+    """Why an experiment's guardrails read no pod when the Deployment's ready pods lack its label (they were
+    rendered before pods were labelled with their experiment), with the deploy that renders them again
+    (a deploy of the champion keeps the running experiment); None when that is not the reason."""
+    from mlci.ops.deliver.history import environment
+
+    env = environment(project, env_name)
+    base = _kubectl_base(env, hint="install kubectl to read the experiment's metrics from every pod")
+    name = deployment_name(project, env_name)
+    unlabelled = [pod for pod in _ready_pod_objects(base, f"app.kubernetes.io/name={name}")
+                  if (pod["metadata"].get("labels") or {}).get(EXPERIMENT_LABEL) != experiment.id]
+    if not unlabelled:
+        return None
+    return (f"no pod carries the label {EXPERIMENT_LABEL}={experiment.id}: {len(unlabelled)} ready pod"
+            f"{'s' if len(unlabelled) != 1 else ''} of {name} run without it (rendered before mlci labelled "
+            "experiment pods, or for another experiment); run "
+            f"`mlci deploy --env {env_name} --model {experiment.champion}` to render them again with it "
+            "(the experiment goes on)")
 
 
 def _serves(pod: dict[str, Any]) -> bool:
