@@ -7,6 +7,8 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlci.core.dataschema import Column, DataSchema
 from mlci.errors import DataError
@@ -122,6 +124,24 @@ def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
     assert b"".join(pieces) == content
     assert all(p.endswith((b"\r", b"\n")) for p in pieces[:-1]) and pieces[-1] == b"last-without-newline"
     assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.tuples(st.text(alphabet="ab,\"x", max_size=30), st.sampled_from([b"\n", b"\r\n", b"\r"])),
+                      max_size=30),
+       tail=st.text(alphabet="ab", max_size=5), size=st.integers(1, 40))
+def test_pieces_are_whole_lines_that_add_up_to_the_file_for_any_piece_size(tmp_path_factory, lines, tail, size):
+    from mlci.ml.tabular.lines import pieces_of_lines
+
+    data = tmp_path_factory.mktemp("pieces") / "d.csv"
+    content = b"".join(text.encode() + end for text, end in lines) + tail.encode()
+    data.write_bytes(content)
+    pieces = [bytes(p) for p in pieces_of_lines(data, size)]
+    assert b"".join(pieces) == content and all(pieces)
+    assert all(p.endswith((b"\r", b"\n")) for p in pieces[:-1])
+    ends = {sum(len(p) for p in pieces[:i + 1]) for i in range(len(pieces))}
+    line_ends = {i + 1 for i, byte in enumerate(content) if byte in b"\r\n"} | {len(content)}
+    assert ends <= line_ends  # a piece never ends inside a line
 
 
 @pytest.mark.parametrize("ahead", [1, 2, 3])
