@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlci.core.dataschema import Column, DataSchema
 from mlci.errors import DataError
@@ -124,6 +127,24 @@ def test_pieces_end_after_line_breaks_and_cover_the_file(tmp_path):
     assert b"x" * 40 + b"\n" in pieces  # a line longer than a piece stays whole
 
 
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.tuples(st.text(alphabet="ab,\"x", max_size=30), st.sampled_from([b"\n", b"\r\n", b"\r"])),
+                      max_size=30),
+       tail=st.text(alphabet="ab", max_size=5), size=st.integers(1, 40))
+def test_pieces_are_whole_lines_that_add_up_to_the_file_for_any_piece_size(tmp_path_factory, lines, tail, size):
+    from mlci.ml.tabular.lines import pieces_of_lines
+
+    data = tmp_path_factory.mktemp("pieces") / "d.csv"
+    content = b"".join(text.encode() + end for text, end in lines) + tail.encode()
+    data.write_bytes(content)
+    pieces = [bytes(p) for p in pieces_of_lines(data, size)]
+    assert b"".join(pieces) == content and all(pieces)
+    assert all(p.endswith((b"\r", b"\n")) for p in pieces[:-1])
+    ends = {sum(len(p) for p in pieces[:i + 1]) for i in range(len(pieces))}
+    line_ends = {i + 1 for i, byte in enumerate(content) if byte in b"\r\n"} | {len(content)}
+    assert ends <= line_ends  # a piece never ends inside a line
+
+
 @pytest.mark.parametrize("ahead", [1, 2, 3])
 def test_a_file_read_in_many_pieces_keeps_every_row_in_order(tmp_path, monkeypatch, ahead):
     from mlci.ml.tabular import csv_reader
@@ -176,3 +197,33 @@ def test_pieces_cut_at_any_line_ending(tmp_path, newline):
                                       batch_rows=999))
     assert len(batches) > 8
     assert pa.chunked_array([b.batch.column("n") for b in batches]).to_pylist() == list(range(1, 100_001))
+
+
+_QUOTED_TEXT = st.text(alphabet='ab \n,"', max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 99), _QUOTED_TEXT, _QUOTED_TEXT), min_size=1, max_size=60),
+       piece=st.integers(8, 160), read=st.sampled_from([None, ["n", "t"], ["n", "u"], ["t"]]))
+def test_quoted_line_breaks_at_any_piece_end_read_as_a_csv_parser_reads_them(tmp_path_factory, rows, piece, read):
+    """Whichever column holds a quoted line break where a piece ends, read or not, every value read is
+    the one Python's csv module reads (a piece cut inside a quote used to end a value there)."""
+    import csv
+    import io
+    from unittest import mock
+
+    from mlci.ml.tabular import csv_reader
+
+    data = tmp_path_factory.mktemp("quoted") / "d.csv"
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([["n", "t", "u"], *rows])
+    data.write_text(text.getvalue(), newline="")
+    schema = DataSchema(columns={"n": Column(type="integer"), "t": Column(type="string"), "u": Column(type="string")})
+    pieces = csv_reader.pieces_of_lines
+    with mock.patch.object(csv_reader, "pieces_of_lines", lambda path, size: pieces(path, piece)):
+        batches = list(iter_arrow_batches(data, schema=schema, columns=read))
+    names = read or ["n", "t", "u"]
+    got = pa.Table.from_batches([b.batch for b in batches]).select(names).to_pylist()
+    expected = [dict(zip(["n", "t", "u"], (n, t or None, u or None))) for n, t, u in rows]
+    assert got == [{name: row[name] for name in names} for row in expected]
+    assert [b.first_row for b in batches] == list(np.cumsum([0] + [b.batch.num_rows for b in batches[:-1]]) + 1)

@@ -162,3 +162,31 @@ def test_the_command_ends_without_tearing_the_interpreter_down(bare_files, valid
     assert ("PASSED" if valid else "FAILED") in out.stdout and out.stdout.rstrip().endswith("atexit ran")
     assert "torn down" not in out.stdout
     assert json.loads((bare_files / "reports" / "validate.json").read_text())["ok"] is valid
+
+
+_BLAS_PROBE = """
+import contextlib, io, os, sys
+seen = []
+def on_import(event, args):  # the setting NumPy (and so OpenBLAS) sees when it is imported
+    if event == "import" and args[0] == "numpy" and not seen:
+        seen.append(os.environ.get("OPENBLAS_NUM_THREADS"))
+sys.addaudithook(on_import)
+from mlci.cli.main import run
+with contextlib.redirect_stdout(io.StringIO()):
+    rc = run(["validate", "data.csv", "--schema", "schema.yaml", "--reports", "reports"])
+print(rc, *seen)
+"""
+
+
+@pytest.mark.parametrize("chosen", [None, "2"])
+def test_validation_starts_one_blas_thread_unless_the_user_chose(bare_files, chosen):
+    """OpenBLAS threads, started when NumPy is imported, cost about 50 ms of CPU and validation does no
+    linear algebra; a user's own setting is kept."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if chosen is not None:
+        env["OPENBLAS_NUM_THREADS"] = chosen
+    out = subprocess.run([sys.executable, "-c", _BLAS_PROBE], cwd=bare_files, capture_output=True, text=True,
+                         timeout=120, check=True, env=env)
+    assert out.stdout.split() == ["0", chosen or "1"]

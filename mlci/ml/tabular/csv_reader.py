@@ -1,4 +1,4 @@
-"""The CSV reader: pyarrow parses pieces of whole lines in parallel blocks, in bounded memory.
+"""The CSV reader: pyarrow parses pieces of whole lines on parallel threads, in bounded memory.
 
 Column types come from the schema (or every column is text, for inference). When pyarrow fails, or a
 batch looks wrong (binary values, a line break that may be an unclosed quote), the reader asks
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
@@ -24,9 +25,9 @@ from mlci.ml.tabular.hostile import check_header, csv_header, diagnose, diagnose
 from mlci.ml.tabular.lines import SAMPLE_BYTES, pieces_of_lines, refuse_nul_bytes
 from mlci.ml.tabular.values import FALSE_VALUES, NULL_VALUES, TRUE_VALUES, ArrowBatch, convert_text, target_type
 
-_MAX_BLOCK = 1 << 21
-_PARALLEL_BLOCKS = max(2, min(pa.cpu_count(), 4))  # blocks per piece of a CSV file, parsed at the same time
-_PIECES_AHEAD = 2  # pieces being parsed while the caller works on the current one
+_MAX_PIECE = 4 << 20  # bytes of a piece of a CSV file, parsed as one block into one batch
+_PIECES_AHEAD = max(2, min(pa.cpu_count(), 4))  # pieces parsed at the same time, one per core, while the
+# caller works on the current one
 _PIECES_AT_START = 4  # parsed while the caller is still getting ready (see ``CsvReader.start``)
 _CATEGORY = pa.dictionary(pa.int32(), pa.string())
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
@@ -85,12 +86,12 @@ class CsvReader:
             self._check_unclosed_quote(batch)
 
     def _parsed_batches(self, header: list[str]) -> Iterator[pa.RecordBatch]:
-        """Each piece of the file parsed in parallel blocks, one batch per block.
+        """Each piece of the file parsed as one block, one batch per piece.
 
         pyarrow's streaming reader parses one block at a time; its whole-file reader parses blocks in
-        parallel but holds the whole table. Reading pieces of a few blocks each with the whole-file reader
-        gets the parallel parse in bounded memory, and the next pieces are parsed (without the GIL) while
-        the caller works on this one's batches (see ``_PieceParser``).
+        parallel but holds the whole table. Pieces of whole lines, each parsed as one block on its own
+        thread (without the GIL), get a parallel parse in bounded memory, and the next pieces are parsed
+        while the caller works on this one's batch (see ``_PieceParser``).
         """
         if self.newlines_in_values:
             yield from self._streamed_batches(header)
@@ -100,7 +101,7 @@ class CsvReader:
             yield from table.to_batches()
 
     def _piece_parser(self, header: list[str]) -> _PieceParser:
-        return _PieceParser(self, header, self._block_size(), self._declared_types(header))
+        return _PieceParser(self, header, self._piece_size(), self._declared_types(header))
 
     def _declared_types(self, header: list[str]) -> dict[str, pa.DataType] | None:
         """The Arrow type of every column read, when the schema gives them all (else None: the first
@@ -109,13 +110,22 @@ class CsvReader:
         read = [n for n in header if self.columns is None or n in self.columns]
         return {n: types[n] for n in read} if all(n in types for n in read) else None
 
-    def _parse(self, piece: pa.Buffer, header: list[str], block_size: int,
-               types: dict[str, pa.DataType] | None, first: bool) -> pa.Table:
-        """One piece; the first starts with the header, later ones with data."""
-        read_options = pa_csv.ReadOptions(block_size=block_size, encoding=self._encoding(),
+    def _parse(self, piece: pa.Buffer, header: list[str], types: dict[str, pa.DataType] | None,
+               first: bool) -> pa.Table:
+        """One piece, as one block on this thread (other pieces are parsed on other threads); the first
+        piece starts with the header, later ones with data."""
+        read_options = pa_csv.ReadOptions(block_size=piece.size + 1, use_threads=False, encoding=self._encoding(),
                                           column_names=None if first else header)
+        convert_options = self._convert_options(header, types)
+        unread = [n for n in header if self.columns is not None and n not in self.columns]
+        if unread and _holds_a_quote(piece):
+            # A quoted value of a column not read may hold a line break across the piece's end: those
+            # columns are read as text too, for ``_check_piece_end``, after the others (so that an error's
+            # column number keeps its meaning); ``_PieceParser.tables`` drops them.
+            convert_options.include_columns = [*convert_options.include_columns, *unread]
+            convert_options.column_types = {**convert_options.column_types, **dict.fromkeys(unread, pa.string())}
         return pa_csv.read_csv(piece, read_options=read_options, parse_options=self._parse_options(),
-                               convert_options=self._convert_options(header, types))
+                               convert_options=convert_options)
 
     def _table(self, parsing: Future, header: list[str]) -> pa.Table:
         try:
@@ -131,11 +141,20 @@ class CsvReader:
         try:
             reader = pa_csv.open_csv(
                 str(self.path),
-                read_options=pa_csv.ReadOptions(block_size=self._block_size(), encoding=self._encoding()),
+                read_options=pa_csv.ReadOptions(block_size=self._piece_size(), encoding=self._encoding()),
                 parse_options=self._parse_options(), convert_options=self._convert_options(header))
             yield from reader
         except pa.ArrowInvalid as exc:
             self._on_arrow_error(exc, header)
+
+    def _check_piece_end(self, table: pa.Table) -> None:
+        """A piece cut inside a quoted value that holds a line break: pyarrow takes the rest of the piece
+        into that value, which then ends with the piece's last line break. Read again, following the
+        quoting (a value that truly ends with a line break on a piece's last row is read again too: that
+        costs time only). Checked before any row of the piece is yielded."""
+        if table.num_rows and any(_ends_with_line_break(column) for column in table.columns):
+            self.newlines_in_values = True
+            raise _Restart()
 
     def _check_unclosed_quote(self, last: pa.RecordBatch) -> None:
         """An unclosed quote swallows the rest of the file into the last batch's text values."""
@@ -179,12 +198,13 @@ class CsvReader:
     def _encoding(self) -> str:
         return "utf8" if is_utf8(self.options.encoding) else self.options.encoding
 
-    def _block_size(self) -> int:
-        """Bytes per batch: ``batch_rows`` rows, at most _MAX_BLOCK (smaller blocks parse faster here)."""
+    def _piece_size(self) -> int:
+        """Bytes per piece, and so per batch: ``batch_rows`` rows, at most _MAX_PIECE (a larger piece costs
+        memory and, at the file's end, time on one core)."""
         with self.path.open("rb") as handle:
             sample = handle.read(SAMPLE_BYTES)
         bytes_per_row = len(sample) / max(sample.count(b"\n"), sample.count(b"\r"), 1)
-        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_BLOCK))
+        return int(min(max(bytes_per_row * self.batch_rows, 1 << 16), _MAX_PIECE))
 
     def _on_arrow_error(self, exc: pa.ArrowInvalid, header: list[str]) -> None:
         match = _CONVERSION_ERROR.search(str(exc))
@@ -225,14 +245,27 @@ class CsvReader:
             raise diagnose(self.path, self.options, "invalid UTF-8")
 
 
+def _holds_a_quote(piece: pa.Buffer) -> bool:
+    return bool(np.any(np.frombuffer(piece, dtype=np.uint8) == ord('"')))
+
+
+def _ends_with_line_break(column: pa.ChunkedArray) -> bool:
+    """Whether a text column's last value ends with a line break."""
+    if not (pa.types.is_string(column.type) or pa.types.is_dictionary(column.type)):
+        return False
+    last = column[len(column) - 1].as_py()
+    return isinstance(last, str) and last.endswith(("\n", "\r"))
+
+
 class _Restart(Exception):
     """Read the file again: a column's values failed to convert and will be read as text."""
 
 
 class _PieceParser:
-    """The file's pieces, parsed in order on two worker threads, ``_PIECES_AHEAD`` of them ahead of the
-    caller: two at a time keep the cores busy while one piece's last block finishes and while the caller
-    reads the next piece.
+    """The file's pieces, parsed in order on ``_PIECES_AHEAD`` worker threads (one piece each, as one
+    block), that many ahead of the caller: the cores parse while the caller works on the current piece.
+    One block per piece makes one batch per piece, and so about half as many rule evaluations per file
+    as pieces of two blocks parsed on pyarrow's threads did, for the same parse.
 
     When the schema gives every column's type, the first ``_PIECES_AT_START`` pieces are read and handed
     to the workers at once, before anyone asks for a batch. Otherwise the first piece is parsed alone and
@@ -240,13 +273,13 @@ class _PieceParser:
     that does not fit is a conversion error.
     """
 
-    def __init__(self, reader: CsvReader, header: list[str], block_size: int,
+    def __init__(self, reader: CsvReader, header: list[str], piece_size: int,
                  types: dict[str, pa.DataType] | None) -> None:
         self.reader = reader
         self.header = header
-        self.block_size = block_size
+        self.read = sum(reader.columns is None or n in reader.columns for n in header)  # columns yielded
         self.types = types
-        self.pieces = pieces_of_lines(reader.path, block_size * _PARALLEL_BLOCKS)
+        self.pieces = pieces_of_lines(reader.path, piece_size)
         self.workers = ThreadPoolExecutor(max_workers=_PIECES_AHEAD)
         self.ahead: deque[Future] = deque()
         try:
@@ -265,7 +298,9 @@ class _PieceParser:
                 if self.types is None:
                     self.types = dict(zip(table.schema.names, table.schema.types))
                 self._fill(_PIECES_AHEAD)  # before the caller works on this table
-                yield table
+                if self.ahead:  # not the file's last piece
+                    self.reader._check_piece_end(table)
+                yield table.select(range(self.read)) if table.num_columns > self.read else table
         finally:
             self.workers.shutdown(wait=True, cancel_futures=True)
 
@@ -277,6 +312,5 @@ class _PieceParser:
         piece = next(self.pieces, None)
         if piece is None:
             return False
-        self.ahead.append(self.workers.submit(self.reader._parse, piece, self.header, self.block_size,
-                                              self.types, first))
+        self.ahead.append(self.workers.submit(self.reader._parse, piece, self.header, self.types, first))
         return True

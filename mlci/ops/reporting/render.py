@@ -71,6 +71,12 @@ def render(template: str, **context: Any) -> str:
     return _environment().get_template(template).render(**context)
 
 
+def compile_template(template: str) -> None:
+    """Compile ``templates/<template>`` now (the environment keeps it), so that a later ``render`` of it
+    only renders: a command can do this while other threads work (``mlci validate``: during the parse)."""
+    _environment().get_template(template)
+
+
 def render_with(filters: Filters, template: str, **context: Any) -> str:
     """``render`` with extra template filters (``{{ value | name }}``), given by the caller: templates of
     another language bring their escaping filters (Jenkinsfiles: ``groovy``); nothing is registered globally."""
