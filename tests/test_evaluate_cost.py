@@ -159,3 +159,49 @@ def test_slice_texts_equal_the_value_by_value_mapping(values, dtype):
         return
     new = evaluate_module.slice_texts(column)
     assert new.dtype == earlier.dtype and np.array_equal(new, earlier)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 10_000), spread=st.floats(0.0, 0.5), spikes=st.floats(0.0, 0.2))
+def test_latency_timing_stops_early_only_with_both_percentiles_pinned_down(seed, spread, spikes):
+    """Row times around 5 ms, `spread` wide, with a `spikes` share of 3x outliers: wherever the rule
+    stops, the p50 and p95 of the rows timed so far lie within 10% of those of all 200 rows."""
+    rng = np.random.default_rng(seed)
+    times = 5.0 * (1 + spread * rng.random(200)) * np.where(rng.random(200) < spikes, 3.0, 1.0)
+    stop = next((n for n in range(1, 201) if evaluate_module.latency_settled(list(times[:n]))), 200)
+    assert stop >= evaluate_module.LATENCY_MIN_ROWS
+    if stop < 200:
+        for q in (50, 95):
+            assert np.percentile(times[:stop], q) == pytest.approx(np.percentile(times, q), rel=0.1)
+
+
+def test_steady_row_times_settle_at_the_minimum_and_noisy_ones_do_not():
+    steady = list(5.0 + np.random.default_rng(0).random(200) * 0.2)
+    assert evaluate_module.latency_settled(steady[:50])
+    noisy = list(5.0 * np.where(np.random.default_rng(1).random(200) < 0.1, 4.0, 1.0))
+    assert not any(evaluate_module.latency_settled(noisy[:n]) for n in range(1, 201))
+
+
+class _Clocked:
+    """A model whose predict takes `seconds[i]` on its i-th call (a fake clock, not a sleep)."""
+
+    def __init__(self, seconds, clock):
+        self.seconds, self.clock, self.calls = seconds, clock, 0
+
+    def predict(self, row):
+        self.clock[0] += self.seconds[self.calls]
+        self.calls += 1
+
+
+def test_measure_latency_times_the_rows_it_reports_and_respects_the_cap(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(evaluate_module.time, "perf_counter", lambda: clock[0])
+    frame = pd.DataFrame({"x": range(300)})
+    noisy = 0.005 * np.exp(np.random.default_rng(2).normal(0, 0.5, 300))  # spread: never settles
+    model = _Clocked(noisy, clock)
+    out = evaluate_module.measure_latency(model, frame, 120, budget=60, quiet=True)
+    assert out["rows"] == model.calls == 120
+    assert out["p50_ms"] == pytest.approx(np.percentile(noisy[:120] * 1000, 50))
+    assert out["p95_ms"] == pytest.approx(np.percentile(noisy[:120] * 1000, 95))
+    steady = _Clocked(np.full(300, 0.005), clock)
+    assert evaluate_module.measure_latency(steady, frame, 200, budget=60, quiet=True)["rows"] == 50

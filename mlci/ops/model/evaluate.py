@@ -154,10 +154,16 @@ def confusion_matrix(preds: metrics.Predictions) -> list[list[int]] | None:
     return matrix.tolist()
 
 
+LATENCY_MIN_ROWS = 50  # rows always timed before the percentiles may be taken as settled
+LATENCY_CHECK_EVERY = 10
+LATENCY_SPREAD = 0.10  # settled: each percentile's 95% confidence bounds within 10% of each other
+
+
 def measure_latency(model: Any, frame: Any, rows: int, *, budget: float, quiet: bool = False) -> dict[str, float]:
     """Wall time of predicting one row at a time (what a request to the model server costs), for up
-    to ``rows`` rows or ``budget`` seconds, whichever ends first. The batch rate is not measured here:
-    ``evaluate`` times the labels of its one pass over the holdout (``predictions_of``'s ``timing``)."""
+    to ``rows`` rows or ``budget`` seconds, or until the p50 and p95 are settled (``latency_settled``),
+    whichever comes first. The batch rate is not measured here: ``evaluate`` times the labels of its one
+    pass over the holdout (``predictions_of``'s ``timing``)."""
     deadline = time.monotonic() + budget
     timings: list[float] = []
     with Progress("latency", total=min(rows, len(frame)), unit="rows", enabled=not quiet) as progress:
@@ -167,10 +173,28 @@ def measure_latency(model: Any, frame: Any, rows: int, *, budget: float, quiet: 
             model.predict(row)
             timings.append((time.perf_counter() - start) * 1000.0)
             progress.advance(1)
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or latency_settled(timings):
                 break
     return {"rows": len(timings), "p50_ms": float(np.percentile(timings, 50)),
             "p95_ms": float(np.percentile(timings, 95))}
+
+
+def latency_settled(timings: list[float]) -> bool:
+    """Whether more rows would hardly move the p50 and p95: from LATENCY_MIN_ROWS rows on (checked every
+    LATENCY_CHECK_EVERY), each percentile's distribution-free 95% confidence interval, the order statistics
+    at ranks n*q -/+ 1.96*sqrt(n*q*(1-q)), has its upper bound within LATENCY_SPREAD of its lower one.
+    Steady per-row times settle at 50 rows; a noisy host keeps timing, up to the configured rows."""
+    n = len(timings)
+    if n < LATENCY_MIN_ROWS or n % LATENCY_CHECK_EVERY:
+        return False
+    ordered = np.sort(timings)
+    for q in (0.5, 0.95):
+        half = 1.96 * np.sqrt(n * q * (1 - q))
+        low = ordered[max(int(np.floor(n * q - half)) - 1, 0)]  # ranks count from 1
+        high = ordered[min(int(np.ceil(n * q + half)) - 1, n - 1)]
+        if high > low * (1 + LATENCY_SPREAD):
+            return False
+    return True
 
 
 def predictions_to_bytes(preds: metrics.Predictions, slices: dict[str, np.ndarray]) -> bytes:
