@@ -161,18 +161,34 @@ def test_slice_texts_equal_the_value_by_value_mapping(values, dtype):
     assert new.dtype == earlier.dtype and np.array_equal(new, earlier)
 
 
-@settings(max_examples=200, deadline=None)
-@given(seed=st.integers(0, 10_000), spread=st.floats(0.0, 0.5), spikes=st.floats(0.0, 0.2))
-def test_latency_timing_stops_early_only_with_both_percentiles_pinned_down(seed, spread, spikes):
-    """Row times around 5 ms, `spread` wide, with a `spikes` share of 3x outliers: wherever the rule
-    stops, the p50 and p95 of the rows timed so far lie within 10% of those of all 200 rows."""
-    rng = np.random.default_rng(seed)
-    times = 5.0 * (1 + spread * rng.random(200)) * np.where(rng.random(200) < spikes, 3.0, 1.0)
-    stop = next((n for n in range(1, 201) if evaluate_module.latency_settled(list(times[:n]))), 200)
-    assert stop >= evaluate_module.LATENCY_MIN_ROWS
-    if stop < 200:
-        for q in (50, 95):
-            assert np.percentile(times[:stop], q) == pytest.approx(np.percentile(times, q), rel=0.1)
+def _row_times(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
+    """Row times around 5 ms: steady, log-normally spread, or with a share of 3x outliers."""
+    if kind == "steady":
+        return 5 + 0.2 * rng.random(n)
+    if kind == "lognormal":
+        return 5 * np.exp(rng.normal(0, 0.3, n))
+    return 5 * (1 + 0.05 * rng.random(n)) * np.where(rng.random(n) < float(kind), 3.0, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["steady", "lognormal", "0.01", "0.03", "0.05", "0.08", "0.15"])
+def test_stopping_early_misses_the_true_percentiles_hardly_more_often_than_timing_all_200_rows(kind):
+    """Over 300 seeded runs, how often the p50 or p95 is more than 10% off the distribution's own (from a
+    million draws): with the stopping rule, and with all 200 rows as before. Rare outliers can be missed
+    by a short run, so the rule is a bet; it may lose at most 3 points more often than 200 rows do."""
+    rng = np.random.default_rng(0)
+    population = _row_times(rng, kind, 1_000_000)
+    truth = {q: np.percentile(population, q) for q in (50, 95)}
+
+    def off(times: np.ndarray) -> bool:
+        return any(abs(np.percentile(times, q) / truth[q] - 1) > 0.1 for q in (50, 95))
+    early = full = 0
+    for _ in range(300):
+        times = _row_times(rng, kind, 200)
+        stop = next((n for n in range(1, 201) if evaluate_module.latency_settled(list(times[:n]))), 200)
+        assert stop >= evaluate_module.LATENCY_MIN_ROWS
+        early += off(times[:stop])
+        full += off(times)
+    assert early / 300 <= full / 300 + 0.03
 
 
 def test_steady_row_times_settle_at_the_minimum_and_noisy_ones_do_not():

@@ -228,30 +228,26 @@ def _score_order(preds: Predictions, descending: bool) -> tuple[np.ndarray, np.n
     return preds.cache[key]
 
 
-# The resample weights are whole counts (ones for a point estimate), so every sum below is of integers
-# or halves of them: exact in float64 in any order. The rows run down axis 0 (one column per resample)
-# because sums over contiguous rows are several times faster than ``reduceat`` along strided rows.
-
-def _rows_in_order(weights: np.ndarray, order: np.ndarray, preds: Predictions) -> tuple[np.ndarray, np.ndarray]:
-    """Weights of the positive and of the negative rows, rows in ``order`` x resamples."""
-    ordered = weights.T[order]
-    positive = ordered * (preds.y[order] == 1)[:, None]
-    return positive, ordered - positive
-
-
 def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
-    """Weighted Mann-Whitney AUC: P(score of a positive > score of a negative), ties count one half."""
+    """Weighted Mann-Whitney AUC: P(score of a positive > score of a negative), ties count one half.
+    Tied scores form one group; its weights are summed as differences of running sums at the group ends
+    (``reduceat`` pays a call per group). The weights are whole counts (ones for a point estimate), so
+    every sum here is of whole numbers or halves of them: exact in float64 in any order."""
     proba = preds.probabilities()
     if proba.shape[1] != 2:
         return _sklearn_weighted(preds, "roc_auc", weights)
     order, scores = _score_order(preds, descending=False)
-    pos, neg = _rows_in_order(weights, order, preds)
-    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])
-    if len(starts) < len(scores):  # tied scores: one group per distinct score
-        pos, neg = np.add.reduceat(pos, starts, axis=0), np.add.reduceat(neg, starts, axis=0)
-    neg_below = np.cumsum(neg, axis=0) - neg
-    total_pos, total_neg = pos.sum(axis=0), neg.sum(axis=0)
-    wins = (pos * (neg_below + 0.5 * neg)).sum(axis=0)
+    ordered = weights[:, order]
+    pos = ordered * (preds.y[order] == 1)
+    neg = ordered - pos
+    neg_up_to = np.cumsum(neg, axis=1)
+    if len(scores) > 1 and (scores[1:] == scores[:-1]).any():  # tied scores: one group per distinct score
+        ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
+        pos = np.diff(np.cumsum(pos, axis=1)[:, ends], axis=1, prepend=0.0)
+        neg_up_to = neg_up_to[:, ends]
+        neg = np.diff(neg_up_to, axis=1, prepend=0.0)
+    total_pos, total_neg = pos.sum(axis=1), neg_up_to[:, -1]
+    wins = (pos * (neg_up_to - 0.5 * neg)).sum(axis=1)
     return np.where((total_pos > 0) & (total_neg > 0), wins / (total_pos * total_neg), np.nan)
 
 
@@ -259,15 +255,15 @@ def _binary_average_precision(preds: Predictions, weights: np.ndarray) -> np.nda
     """Weighted average precision: the sum over score thresholds (high to low) of
     (recall gained at the threshold) x (precision at the threshold), as scikit-learn computes it."""
     order, scores = _score_order(preds, descending=True)
-    pos, neg = _rows_in_order(weights, order, preds)
+    positive = (preds.y[order] == 1).astype(float)
     ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
-    true_pos = np.cumsum(pos, axis=0)[ends]
-    all_pos = true_pos + np.cumsum(neg, axis=0)[ends]
-    total_pos = true_pos[-1]
+    ordered = weights[:, order]
+    true_pos = np.cumsum(ordered * positive, axis=1)[:, ends]
+    all_pos = np.cumsum(ordered, axis=1)[:, ends]
+    total_pos = true_pos[:, -1:]
     precision = np.where(all_pos > 0, true_pos / np.where(all_pos > 0, all_pos, 1), 0.0)
-    recall_gain = np.diff(np.r_[np.zeros((1, len(weights))), true_pos], axis=0) / np.where(total_pos > 0,
-                                                                                          total_pos, 1)
-    return np.where(total_pos > 0, (recall_gain * precision).sum(axis=0), np.nan)
+    recall_gain = np.diff(np.c_[np.zeros(len(weights)), true_pos], axis=1) / np.where(total_pos > 0, total_pos, 1)
+    return np.where(total_pos[:, 0] > 0, (recall_gain * precision).sum(axis=1), np.nan)
 
 
 def _rmse(preds: Predictions, weights: np.ndarray) -> np.ndarray:
