@@ -33,7 +33,7 @@ LABELS = {"load_version_model": "load + verify model", "holdout_dataset": "read 
           "measure_latency": "latency (rows one by one)", "predictions_to_bytes": "predictions file",
           "_store": "registry write + model card", "permutation_importance": "permutation importance",
           "render_html": "HTML report (all below)", "slice_intervals": "  slice bootstrap intervals",
-          "plots": "  plots (matplotlib)", "write_report": "report files"}
+          "plots": "  plots (SVG)", "write_report": "report files"}
 
 
 def clocked(function: Callable[..., Any], name: str, totals: dict[str, list[float]]) -> Callable[..., Any]:

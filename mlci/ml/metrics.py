@@ -237,17 +237,19 @@ def _binary_roc_auc(preds: Predictions, weights: np.ndarray) -> np.ndarray:
     if proba.shape[1] != 2:
         return _sklearn_weighted(preds, "roc_auc", weights)
     order, scores = _score_order(preds, descending=False)
-    ordered = weights[:, order]
+    ordered = np.take(weights, order, axis=1)  # the same as weights[:, order], several times faster
     pos = ordered * (preds.y[order] == 1)
-    neg = ordered - pos
+    neg = np.subtract(ordered, pos, out=ordered)  # in place: fewer fresh pages on a large block
     neg_up_to = np.cumsum(neg, axis=1)
     if len(scores) > 1 and (scores[1:] == scores[:-1]).any():  # tied scores: one group per distinct score
         ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
         pos = np.diff(np.cumsum(pos, axis=1)[:, ends], axis=1, prepend=0.0)
         neg_up_to = neg_up_to[:, ends]
         neg = np.diff(neg_up_to, axis=1, prepend=0.0)
-    total_pos, total_neg = pos.sum(axis=1), neg_up_to[:, -1]
-    wins = (pos * (neg_up_to - 0.5 * neg)).sum(axis=1)
+    total_pos, total_neg = pos.sum(axis=1), neg_up_to[:, -1].copy()
+    # wins = (pos * (neg_up_to - 0.5 * neg)).sum(axis=1), the same operations, in place
+    below = np.subtract(neg_up_to, np.multiply(neg, 0.5, out=neg), out=neg_up_to)
+    wins = np.multiply(pos, below, out=pos).sum(axis=1)
     return np.where((total_pos > 0) & (total_neg > 0), wins / (total_pos * total_neg), np.nan)
 
 
@@ -257,7 +259,7 @@ def _binary_average_precision(preds: Predictions, weights: np.ndarray) -> np.nda
     order, scores = _score_order(preds, descending=True)
     positive = (preds.y[order] == 1).astype(float)
     ends = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
-    ordered = weights[:, order]
+    ordered = np.take(weights, order, axis=1)  # the same as weights[:, order], several times faster
     true_pos = np.cumsum(ordered * positive, axis=1)[:, ends]
     all_pos = np.cumsum(ordered, axis=1)[:, ends]
     total_pos = true_pos[:, -1:]
