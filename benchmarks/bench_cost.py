@@ -202,7 +202,7 @@ def print_evaluate_table(results: list[dict]) -> None:
         if not profile:
             continue
         print(f"\nmlci evaluate, {r['rows']:,} holdout rows, one run by phase (wall s, CPU s):")
-        print(f"  {'imports of the CLI':40}{profile['imports'][0]:7.2f}{profile['imports'][1]:7.2f}")
+        print(f"  {'imports (mlci, pandas, scikit-learn)':40}{profile['imports'][0]:7.2f}{profile['imports'][1]:7.2f}")
         for name, (wall, cpu) in profile["phases"].items():
             print(f"  {name:40}{wall:7.2f}{cpu:7.2f}")
         print(f"  {'the whole command':40}{profile['command'][0]:7.2f}{profile['command'][1]:7.2f}")

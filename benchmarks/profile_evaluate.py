@@ -4,7 +4,8 @@
 
 Wraps the phases' functions in ``mlci.ops.model.evaluate`` (and the holdout read in ``train``) with a clock
 and runs ``mlci -C PROJECT_DIR evaluate``; prints JSON ``{"imports": [wall, cpu], "command": [wall, cpu],
-"phases": {name: [wall, cpu]}}``. Nested phases (the slice intervals and plots inside the HTML) are
+"phases": {name: [wall, cpu]}}``; "imports" are the CLI's and the evaluate and train modules' (pandas,
+scikit-learn), which the command would import anyway. Nested phases (the slice intervals and plots inside the HTML) are
 counted in their own line and in ``render_html``'s.
 """
 

@@ -2,7 +2,8 @@
 laid out down axis 0 with one sort per predictions, bootstrap resamples drawn in blocks, slice values mapped
 once per distinct value. Sums of whole numbers (ROC AUC, accuracy, F1, the slice texts) are equal bit for
 bit; sums of fractions (average precision, log loss) may round their last digit differently. The reference
-functions below are the earlier code, kept verbatim."""
+functions below are the earlier code, kept verbatim. Last, the latency timing's stopping rule, against
+timing all the rows as before."""
 
 from __future__ import annotations
 
