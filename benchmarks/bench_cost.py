@@ -16,6 +16,19 @@ Data: the validation data set of ``bench_validate.py`` (20 columns) and the drif
 ``bench_drift.py`` (reference and current, 20 columns, five shifted), generated once per size and
 cached under benchmarks/.data/.
 
+What ``mlci evaluate`` costs over the library calls it wraps:
+
+    python3 benchmarks/bench_cost.py --evaluate [--sizes 100000 1000000] [--rounds 3]
+
+For each size, a copy of the credit-risk example with a logistic regression (``bench_overhead.prepare``),
+its holdout resampled to that many rows (incomes and loan amounts jittered by up to 10%, so the scores are
+not a few thousand repeated values); ``mlci train`` once. Then, in fresh processes, rounds interleaved:
+``mlci evaluate``, and ``evaluate_bare.py``: the same imports' worth of work done bare (``skops.io.load``,
+``pandas.read_csv``, ``predict`` + ``predict_proba``, scikit-learn's metric functions overall and per
+slice). It prints medians of wall and CPU seconds and two ratios: to the bare process (imports, model and
+holdout included) and to the bare calls alone (``predict`` + ``predict_proba`` + the metric functions,
+as timed inside the bare process). One more run of ``profile_evaluate.py`` shows evaluate's phases.
+
 The server's cost curve:
 
     python3 benchmarks/bench_cost.py --serve [--workers 1 2 3 4] [--rows 1 100] [--concurrency 16]
@@ -111,6 +124,88 @@ def print_table(results: list[dict]) -> None:
             print(f"{command}: {last['rows'] // first['rows']}x the rows -> "
                   f"{last['seconds'] / first['seconds']:.1f}x the time, "
                   f"{last['peak_mib'] / first['peak_mib']:.2f}x the peak RSS")
+
+
+# -- mlci evaluate against the bare library calls ------------------------------------------------------
+
+
+def evaluate_project(rows: int) -> Path:
+    """A trained copy of the example whose holdout has ``rows`` rows (made once, kept under .data/)."""
+    import bench_overhead
+    import numpy as np
+    import pandas as pd
+
+    folder = bench_validate.DATA_DIR / f"evaluate_{rows}"
+    project = folder / "credit-risk"
+    if (project / ".mlci" / "registry").exists():
+        return project
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    bench_overhead.prepare(folder, None, "logistic")
+    holdout = pd.read_csv(project / "data" / "holdout.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(1)
+    picked = holdout.iloc[rng.integers(0, len(holdout), rows)].reset_index(drop=True)
+    picked["customer_id"] = [f"H{8_000_000_000 + i:010d}" for i in range(rows)]
+    for column in ("income", "loan_amount"):
+        picked[column] = (pd.to_numeric(picked[column]) * rng.uniform(0.9, 1.1, rows)).round(2)  # blanks stay blank
+    picked.to_csv(project / "data" / "holdout.csv", index=False)
+    measured = run_measured([sys.executable, "-m", "mlci", "-C", str(project), "train"])
+    if measured.returncode != 0:
+        raise SystemExit(f"mlci train for the {rows:,}-row evaluate project exited {measured.returncode}")
+    return project
+
+
+def evaluate_cost(sizes: list[int], rounds: int) -> list[dict]:
+    results = []
+    for rows in sizes:
+        print(f"preparing the {rows:,}-row holdout ...", file=sys.stderr)
+        project = evaluate_project(rows)
+        mlci_argv = [sys.executable, "-m", "mlci", "-C", str(project), "evaluate"]
+        bare_argv = [sys.executable, str(HERE / "evaluate_bare.py"), str(project)]
+        samples: dict[str, list] = {"mlci": [], "bare": [], "calls": []}
+        for round_number in range(rounds + 1):
+            mlci = run_measured(mlci_argv)
+            bare = run_measured(bare_argv, capture=True)
+            if mlci.returncode != 0 or bare.returncode != 0:
+                raise SystemExit(f"evaluate at {rows:,} rows: mlci exited {mlci.returncode}, bare {bare.returncode}")
+            if round_number:  # the first round warms the page cache
+                samples["mlci"].append(mlci)
+                samples["bare"].append(bare)
+                samples["calls"].append(json.loads(bare.stdout)["calls"])
+            print(f"evaluate {rows:>9,} round {round_number}: mlci {mlci.seconds:.2f} s (CPU {mlci.cpu_seconds:.2f}), "
+                  f"bare {bare.seconds:.2f} s (CPU {bare.cpu_seconds:.2f}), load {os.getloadavg()[0]:.1f}",
+                  file=sys.stderr)
+        profile = run_measured([sys.executable, str(HERE / "profile_evaluate.py"), str(project)], capture=True)
+        results.append({"rows": rows, **samples, "phases": json.loads(profile.stdout) if profile.stdout else None})
+    return results
+
+
+def print_evaluate_table(results: list[dict]) -> None:
+    median = statistics.median
+    print(f"mlci evaluate vs the bare library calls, fresh processes, medians of interleaved rounds; "
+          f"nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'holdout rows':>12}{'mlci s':>8}{'CPU s':>7}{'bare s':>8}{'CPU s':>7}{'calls s':>9}{'CPU s':>7}"
+          f"{'x bare':>8}{'CPU x':>7}{'x calls':>9}{'CPU x':>7}")
+    for r in results:
+        mlci_wall, mlci_cpu = median(m.seconds for m in r["mlci"]), median(m.cpu_seconds for m in r["mlci"])
+        bare_wall, bare_cpu = median(m.seconds for m in r["bare"]), median(m.cpu_seconds for m in r["bare"])
+        calls_wall, calls_cpu = median(c[0] for c in r["calls"]), median(c[1] for c in r["calls"])
+        print(f"{r['rows']:>12,}{mlci_wall:>8.2f}{mlci_cpu:>7.2f}{bare_wall:>8.2f}{bare_cpu:>7.2f}{calls_wall:>9.2f}"
+              f"{calls_cpu:>7.2f}{median(m.seconds / b.seconds for m, b in zip(r['mlci'], r['bare'])):>7.2f}x"
+              f"{median(m.cpu_seconds / b.cpu_seconds for m, b in zip(r['mlci'], r['bare'])):>6.2f}x"
+              f"{median(m.seconds / c[0] for m, c in zip(r['mlci'], r['calls'])):>8.1f}x"
+              f"{median(m.cpu_seconds / c[1] for m, c in zip(r['mlci'], r['calls'])):>6.1f}x")
+    print("x bare: over the bare process (imports, model load, holdout read, calls); "
+          "x calls: over predict + predict_proba + the metric functions alone (same-round ratios)")
+    for r in results:
+        profile = r["phases"]
+        if not profile:
+            continue
+        print(f"\nmlci evaluate, {r['rows']:,} holdout rows, one run by phase (wall s, CPU s):")
+        print(f"  {'imports (mlci, pandas, scikit-learn)':40}{profile['imports'][0]:7.2f}{profile['imports'][1]:7.2f}")
+        for name, (wall, cpu) in profile["phases"].items():
+            print(f"  {name:40}{wall:7.2f}{cpu:7.2f}")
+        print(f"  {'the whole command':40}{profile['command'][0]:7.2f}{profile['command'][1]:7.2f}")
 
 
 # -- the server's throughput from 1 to N workers --------------------------------------------------
@@ -229,6 +324,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve", action="store_true", help="the server's throughput from 1 to N workers")
+    parser.add_argument("--evaluate", action="store_true", help="mlci evaluate against its bare library calls")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 3, 4])
     parser.add_argument("--rows", type=int, nargs="+", default=[1, 100], help="rows per request (--serve)")
     parser.add_argument("--concurrency", type=int, default=16, help="hey's clients (--serve)")
@@ -245,6 +341,9 @@ def main() -> int:
             print(f"bench_cost --serve: FAILED: {exc}", file=sys.stderr)
             return 1
         print_serve_table(results, args.concurrency)
+        return 0
+    if args.evaluate:
+        print_evaluate_table(evaluate_cost(args.sizes, args.rounds))
         return 0
     print_table(measure(args.sizes, args.rounds))
     return 0

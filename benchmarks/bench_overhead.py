@@ -13,8 +13,8 @@ unique ids), each round runs, in this process and interleaved:
   validate ~ ``pandas.read_csv`` of the training file (the issue's anchor);
   train ~ ``pandas.read_csv`` + scikit-learn ``cross_validate`` (the same folds and metrics) + ``fit``
   of the same pipeline (``mlci.ml.features.build_pipeline``);
-  evaluate ~ ``pandas.read_csv`` of the holdout + ``skops.io.load`` + ``predict_proba`` + the same
-  metrics overall and per slice, with scikit-learn's metric functions.
+  evaluate ~ ``pandas.read_csv`` of the holdout + ``skops.io.load`` + ``predict`` + ``predict_proba`` +
+  the same metrics overall and per slice, with scikit-learn's metric functions.
 
 It prints medians and ratios (target: train <= 1.1x): of the median times, the median of same-round
 ratios, and the median ratio of CPU seconds (all threads; steadier on a busy machine, but blind to work
@@ -123,8 +123,12 @@ class Stages:
         self.bare_model = clone(pipeline).fit(X, y)
 
     def bare_evaluate(self) -> None:
+        model, frame, features = self.bare_evaluate_inputs()
+        bare_evaluate_calls(model, frame, features, self.project.config.evaluation.slices)
+
+    def bare_evaluate_inputs(self) -> tuple[Any, pd.DataFrame, list[str]]:
+        """The latest version's model (``skops.io.load``), the holdout frame and the model's features."""
         import skops.io
-        from sklearn import metrics
 
         from mlci.ops.model.registry import open_registry
 
@@ -132,23 +136,30 @@ class Stages:
         record = registry.get("latest")
         path = registry.artifact_path(record["version"], "model.skops")
         model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
-        frame = self._frame("holdout")
-        y = frame["default"].to_numpy()
-        proba = model.predict_proba(frame[record["features"]])[:, 1]
-        label = (proba >= 0.5).astype(int)
-
-        def scores(mask: np.ndarray) -> None:
-            if len(np.unique(y[mask])) == 2:
-                metrics.roc_auc_score(y[mask], proba[mask])
-            metrics.accuracy_score(y[mask], label[mask])
-            metrics.f1_score(y[mask], label[mask])
-        scores(np.ones(len(y), dtype=bool))
-        for column in self.project.config.evaluation.slices:
-            for value in frame[column].dropna().unique():
-                scores((frame[column] == value).to_numpy())
+        return model, self._frame("holdout"), list(record["features"])
 
     def bare_gate(self) -> None:
         pass  # the gate's arithmetic is mlci's own: no library call to compare with
+
+
+def bare_evaluate_calls(model: Any, frame: pd.DataFrame, features: list[str], slices: list[str]) -> None:
+    """What evaluate wraps: ``predict`` and ``predict_proba`` on the holdout, then scikit-learn's metric
+    functions (ROC AUC, accuracy, F1) overall and for each value of each slice column."""
+    from sklearn import metrics
+
+    y = frame["default"].to_numpy()
+    label = model.predict(frame[features])
+    proba = model.predict_proba(frame[features])[:, 1]
+
+    def scores(mask: np.ndarray) -> None:
+        if len(np.unique(y[mask])) == 2:
+            metrics.roc_auc_score(y[mask], proba[mask])
+        metrics.accuracy_score(y[mask], label[mask])
+        metrics.f1_score(y[mask], label[mask])
+    scores(np.ones(len(y), dtype=bool))
+    for column in slices:
+        for value in frame[column].dropna().unique():
+            scores((frame[column] == value).to_numpy())
 
 
 def timed(function: Callable[[], None]) -> tuple[float, float]:

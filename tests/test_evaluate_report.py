@@ -32,8 +32,8 @@ def _evaluate(tmp_path, run_cli, task):
 
 
 def _texts(page: str) -> set[str]:
-    """The texts drawn in the report's matplotlib plots (its SVG backend writes each as a comment)."""
-    return {html_lib.unescape(t) for t in re.findall(r"<!-- (.*?) -->", page)}
+    """The texts drawn in the report's plots (each an SVG ``<text>`` element)."""
+    return {html_lib.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", page, re.S)}
 
 
 def test_binary_report_has_curves_with_scores_calibration_thresholds_and_slice_counts(tmp_path, run_cli):

@@ -69,7 +69,8 @@ class EvaluationSection:
 
     slices: list[str] = opt(list, help="columns whose values get per-slice metrics: category, boolean or "
                             "integer columns of the schema, not the target, with at most 50 values")
-    latency_rows: int = opt(200, min=1, help="rows timed one by one for prediction latency")
+    latency_rows: int = opt(200, min=1, help="most rows timed one by one for prediction latency (fewer once "
+                            "the p50 and p95 settle, see docs/model.md)")
     latency_seconds: float = opt(5.0, min=0.1, help="stop timing single rows after this long")
     importance: bool = opt(True, help="permutation importance of each input column in the report (about "
                            "three predictions of up to 1,000 rows per column; turn off for many columns)")

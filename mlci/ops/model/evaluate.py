@@ -35,7 +35,7 @@ from mlci.ops.model.registry import (
     write_model_card,
 )
 from mlci.ops.model.scalars import log_evaluation
-from mlci.ops.reporting.plots import new_figure, to_svg
+from mlci.ops.reporting.svgchart import COLOURS, GREY, SCATTER_POINTS, Chart
 
 if TYPE_CHECKING:
     from mlci.ops.model.train import Dataset
@@ -57,7 +57,8 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     if absent:
         raise DataError(f"{holdout.lineage['path']}: feature column(s) of model version {record.version} "
                         f"missing: {', '.join(absent)}")
-    preds = predict(model, holdout, features, task)
+    timing: dict[str, float] = {}
+    preds = predict(model, holdout, features, task, timing)
     overall = metrics.compute(preds)
     names = configured_metrics(project)
     keys = slice_keys(project, holdout)
@@ -65,6 +66,7 @@ def evaluate(*, project: Project, ref: str = "latest", quiet: bool = False) -> R
     evaluation = project.config.evaluation
     latency = measure_latency(model, holdout.frame[features], evaluation.latency_rows,
                               budget=evaluation.latency_seconds, quiet=quiet)
+    latency["batch_rows_per_s"] = len(preds) / max(timing["predict"], 1e-9)
     overall.update(dict(zip(metrics.LATENCY_METRICS, (latency["p50_ms"], latency["p95_ms"]))))
     predictions_bytes = predictions_to_bytes(preds, keys)
     result = {"version": record.version, "task": task, "metrics": overall, "slices": slices,
@@ -92,9 +94,10 @@ def recorded_task(record: ModelVersion) -> str:
     return record.task
 
 
-def predict(model: Any, data: Dataset, features: list[str], task: str) -> metrics.Predictions:
+def predict(model: Any, data: Dataset, features: list[str], task: str,
+            timing: dict[str, float] | None = None) -> metrics.Predictions:
     try:
-        return metrics.predictions_of(model, data.frame[features], data.y, task)
+        return metrics.predictions_of(model, data.frame[features], data.y, task, timing)
     except LookupError as exc:
         raise DataError(f"{data.lineage['path']}: {exc}", hint="retrain with data that has every class") from None
 
@@ -106,13 +109,28 @@ def slice_keys(project: Project, data: Dataset) -> dict[str, np.ndarray]:
         if column not in data.frame.columns:
             raise config_issue(project.document, f"evaluation.slices.{i}",
                                f"slice column '{column}' is not in the holdout data", "name a column of the schema")
-        keys = data.frame[column].map(lambda v: MISSING_SLICE if v is None or v != v else slice_key(v))
-        if keys.nunique() > MAX_SLICE_VALUES:
+        keys = slice_texts(data.frame[column])
+        distinct = len(np.unique(keys))
+        if distinct > MAX_SLICE_VALUES:
             raise config_issue(project.document, f"evaluation.slices.{i}", f"slice column '{column}' has "
-                               f"{keys.nunique()} values in the holdout data; slices are limited to "
+                               f"{distinct} values in the holdout data; slices are limited to "
                                f"{MAX_SLICE_VALUES}", "slice by a column with few values")
-        out[column] = keys.to_numpy(dtype=str)
+        out[column] = keys
     return out
+
+
+def slice_texts(column: Any) -> np.ndarray:
+    """Each value's ``slice_key`` (``MISSING_SLICE`` for a missing one), worked out once per distinct value.
+    In an object column, 1, 1.0 and True are one value to pandas but have different texts: unless every
+    value there is text, each is mapped on its own."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(column, use_na_sentinel=True)
+    if not len(column) or column.dtype == object and not all(isinstance(v, str) for v in distinct):
+        return column.map(lambda v: MISSING_SLICE if v is None or v != v else slice_key(v)).to_numpy(dtype=str)
+    missing = [MISSING_SLICE] if (codes == -1).any() else []  # only then: the texts' width is the same
+    texts = np.array([slice_key(v) for v in distinct] + missing, dtype=str)
+    return texts[codes]  # code -1 (missing) picks the last text
 
 
 def slice_metrics(keys_by_column: dict[str, np.ndarray], preds: metrics.Predictions,
@@ -136,9 +154,16 @@ def confusion_matrix(preds: metrics.Predictions) -> list[list[int]] | None:
     return matrix.tolist()
 
 
+LATENCY_MIN_ROWS = 50  # rows always timed before the percentiles may be taken as settled
+LATENCY_CHECK_EVERY = 10
+LATENCY_SPREAD = 0.10  # settled: each percentile's 95% confidence bounds within 10% of each other
+
+
 def measure_latency(model: Any, frame: Any, rows: int, *, budget: float, quiet: bool = False) -> dict[str, float]:
     """Wall time of predicting one row at a time (what a request to the model server costs), for up
-    to ``rows`` rows or ``budget`` seconds, whichever ends first."""
+    to ``rows`` rows or ``budget`` seconds, or until the p50 and p95 are settled (``latency_settled``),
+    whichever comes first. The batch rate is not measured here: ``evaluate`` times the labels of its one
+    pass over the holdout (``predictions_of``'s ``timing``)."""
     deadline = time.monotonic() + budget
     timings: list[float] = []
     with Progress("latency", total=min(rows, len(frame)), unit="rows", enabled=not quiet) as progress:
@@ -148,17 +173,28 @@ def measure_latency(model: Any, frame: Any, rows: int, *, budget: float, quiet: 
             model.predict(row)
             timings.append((time.perf_counter() - start) * 1000.0)
             progress.advance(1)
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or latency_settled(timings):
                 break
     return {"rows": len(timings), "p50_ms": float(np.percentile(timings, 50)),
-            "p95_ms": float(np.percentile(timings, 95)),
-            "batch_rows_per_s": _batch_rate(model, frame)}
+            "p95_ms": float(np.percentile(timings, 95))}
 
 
-def _batch_rate(model: Any, frame: Any) -> float:
-    start = time.perf_counter()
-    model.predict(frame)
-    return len(frame) / max(time.perf_counter() - start, 1e-9)
+def latency_settled(timings: list[float]) -> bool:
+    """Whether more rows would hardly move the p50 and p95: from LATENCY_MIN_ROWS rows on (checked every
+    LATENCY_CHECK_EVERY), each percentile's distribution-free 95% confidence interval, the order statistics
+    at ranks n*q -/+ 1.96*sqrt(n*q*(1-q)), has its upper bound within LATENCY_SPREAD of its lower one.
+    Steady per-row times settle at 50 rows; a noisy host keeps timing, up to the configured rows."""
+    n = len(timings)
+    if n < LATENCY_MIN_ROWS or n % LATENCY_CHECK_EVERY:
+        return False
+    ordered = np.sort(timings)
+    for q in (0.5, 0.95):
+        half = 1.96 * np.sqrt(n * q * (1 - q))
+        low = ordered[max(int(np.floor(n * q - half)) - 1, 0)]  # ranks count from 1
+        high = ordered[min(int(np.ceil(n * q + half)) - 1, n - 1)]
+        if high > low * (1 + LATENCY_SPREAD):
+            return False
+    return True
 
 
 def predictions_to_bytes(preds: metrics.Predictions, slices: dict[str, np.ndarray]) -> bytes:
@@ -270,17 +306,22 @@ def slice_intervals(preds: metrics.Predictions, keys: dict[str, np.ndarray], nam
         out[column] = {}
         for key in sorted(set(values)):
             subset = preds.subset(values == key)
-            weights = metrics.resample_weights(rng, SLICE_RESAMPLES, len(subset))
+            blocks = [{name: _resampled(subset, name, weights) for name in names}
+                      for weights in metrics.resample_blocks(rng, SLICE_RESAMPLES, len(subset))]
             out[column][key] = {}
             for name in names:
-                try:
-                    scores = metrics.weighted(subset, name, weights)
-                except ValueError:
-                    scores = np.array([np.nan])
+                scores = np.concatenate([block[name] for block in blocks])
                 scores = scores[np.isfinite(scores)]
                 out[column][key][name] = (None if scores.size < SLICE_RESAMPLES // 2 else
                                           (float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))))
     return out
+
+
+def _resampled(preds: metrics.Predictions, name: str, weights: np.ndarray) -> np.ndarray:
+    try:
+        return metrics.weighted(preds, name, weights)
+    except ValueError:
+        return np.array([np.nan])
 
 
 def threshold_table(preds: metrics.Predictions) -> list[dict[str, Any]]:
@@ -327,20 +368,11 @@ def plots(preds: metrics.Predictions, details: dict[str, Any], intervals: dict[s
 
 
 def _confusion_plot(matrix: list[list[int]], classes: list[str]) -> str:
-    fig, ax = new_figure(4.2, 3.6)
-    data = np.asarray(matrix)
-    # vector cells: imshow would embed a PNG as a data: URI, which img-src 'self' blocks
-    ax.pcolormesh(np.arange(len(classes) + 1) - 0.5, np.arange(len(classes) + 1) - 0.5, data, cmap="Blues")
-    ax.set_ylim(len(classes) - 0.5, -0.5)
-    ax.set_aspect("equal")
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 4 else 0)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    for (i, j), value in np.ndenumerate(data):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > data.max() / 2 else "black")
-    return to_svg(fig)
+    chart = Chart(420, 360, x_label="predicted", y_label="actual", x_categories=[str(c) for c in classes],
+                  y_categories=[str(c) for c in classes], rotate_x=len(classes) > 4)
+    chart.y_range = (len(classes) - 0.5, -0.5)  # the first class at the top
+    chart.cells(matrix)
+    return chart.svg()
 
 
 def _roc_plot(preds: metrics.Predictions) -> str:
@@ -348,13 +380,11 @@ def _roc_plot(preds: metrics.Predictions) -> str:
 
     positive = preds.probabilities()[:, 1]
     fpr, tpr, _ = roc_curve(preds.y == 1, positive)
-    fig, ax = new_figure()
-    ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(preds.y == 1, positive):.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance (AUC 0.5)")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.legend(loc="lower right")
-    return to_svg(fig)
+    chart = Chart(x_label="false positive rate", y_label="true positive rate", x_range=(-0.05, 1.05),
+                  y_range=(-0.05, 1.05))
+    chart.line(fpr, tpr, label=f"model (AUC {roc_auc_score(preds.y == 1, positive):.3f})")
+    chart.line([0, 1], [0, 1], dashed=True, colour=GREY, label="chance (AUC 0.5)")
+    return chart.svg("lower right")
 
 
 def _pr_plot(preds: metrics.Predictions) -> str:
@@ -363,89 +393,88 @@ def _pr_plot(preds: metrics.Predictions) -> str:
     positive = preds.probabilities()[:, 1]
     precision, recall, _ = precision_recall_curve(preds.y == 1, positive)
     base = float(np.mean(preds.y == 1))
-    fig, ax = new_figure()
-    ax.plot(recall, precision, label=f"model (AP {average_precision_score(preds.y == 1, positive):.3f})")
-    ax.axhline(base, linestyle="--", color="grey", label=f"base rate ({base:.3f})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.legend(loc="upper right")
-    return to_svg(fig)
+    chart = Chart(x_label="recall", y_label="precision", x_range=(-0.05, 1.05), y_range=(-0.05, 1.05))
+    chart.line(recall, precision, label=f"model (AP {average_precision_score(preds.y == 1, positive):.3f})")
+    chart.hline(base, label=f"base rate ({base:.3f})")
+    return chart.svg("upper right")
 
 
 def _calibration_plot(preds: metrics.Predictions) -> str:
     from sklearn.calibration import calibration_curve
 
     observed, predicted = calibration_curve(preds.y == 1, preds.probabilities()[:, 1], n_bins=10, strategy="quantile")
-    fig, ax = new_figure()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    ax.plot(predicted, observed, marker="o", label="model (deciles of the score)")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed share of positives")
-    ax.legend(loc="upper left")
-    return to_svg(fig)
+    chart = Chart(x_label="mean predicted probability", y_label="observed share of positives",
+                  x_range=(-0.05, 1.05), y_range=(-0.05, 1.05))
+    chart.line([0, 1], [0, 1], dashed=True, colour=GREY, label="perfectly calibrated")
+    chart.line(predicted, observed, marker=True, label="model (deciles of the score)")
+    return chart.svg("upper left")
+
+
+def _histogram(chart: Chart, values: np.ndarray, bins: np.ndarray, *, colour: str, label: str,
+               density: bool = False, opacity: float = 1.0, outline: bool = False) -> None:
+    counts, edges = np.histogram(values, bins=bins, density=density and values.size > 0)
+    chart.bars(edges[:-1], edges[1:], counts, colour=colour, opacity=opacity, outline=outline, label=label)
 
 
 def _score_distribution(preds: metrics.Predictions) -> str:
-    fig, ax = new_figure()
-    bins = np.linspace(0, 1, 31)
     proba, classes = preds.probabilities(), preds.labels()
+    chart = Chart(x_label=f"predicted probability of {classes[1]}", y_label="density")
     for index, name in enumerate(classes):
         scores = proba[preds.y == index, 1]
-        ax.hist(scores, bins=bins, alpha=0.55, density=True, label=f"actual {name} ({scores.size:,} rows)")
-    ax.set_xlabel(f"predicted probability of {classes[1]}")
-    ax.set_ylabel("density")
-    ax.legend(loc="upper center")
-    return to_svg(fig)
+        _histogram(chart, scores, np.linspace(0, 1, 31), colour=COLOURS[index % len(COLOURS)], density=True,
+                   opacity=0.55, label=f"actual {name} ({scores.size:,} rows)")
+    return chart.svg("upper center")
 
 
 def _true_class_probability(preds: metrics.Predictions) -> str:
-    fig, ax = new_figure()
-    bins = np.linspace(0, 1, 21)
     proba = preds.probabilities()
+    chart = Chart(x_label="predicted probability of the actual class", y_label="density")
     for index, name in enumerate(preds.labels()):
         rows = preds.y == index
-        ax.hist(proba[rows, index], bins=bins, histtype="step", density=True,
-                label=f"{name} ({int(rows.sum()):,} rows)")
-    ax.set_xlabel("predicted probability of the actual class")
-    ax.set_ylabel("density")
-    ax.legend(loc="upper left", fontsize="small")
-    return to_svg(fig)
+        _histogram(chart, proba[rows, index], np.linspace(0, 1, 21), colour=COLOURS[index % len(COLOURS)],
+                   density=True, outline=True, label=f"{name} ({int(rows.sum()):,} rows)")
+    return chart.svg("upper left")
+
+
+def _sampled(preds: metrics.Predictions) -> tuple[np.ndarray, str]:
+    """Up to SCATTER_POINTS rows (seeded), and a note for the axis label when that is not all of them."""
+    if len(preds) <= SCATTER_POINTS:
+        return np.arange(len(preds)), ""
+    rows = np.sort(np.random.default_rng(0).choice(len(preds), SCATTER_POINTS, replace=False))
+    return rows, f" ({SCATTER_POINTS:,} of {len(preds):,} rows)"
 
 
 def _predicted_vs_actual(preds: metrics.Predictions) -> str:
-    fig, ax = new_figure()
-    ax.scatter(preds.y, preds.pred, s=6, alpha=0.4)
+    rows, note = _sampled(preds)
+    chart = Chart(x_label=f"actual{note}", y_label="predicted")
+    chart.scatter(preds.y[rows], preds.pred[rows])
     low, high = float(min(preds.y.min(), preds.pred.min())), float(max(preds.y.max(), preds.pred.max()))
-    ax.plot([low, high], [low, high], linestyle="--", color="grey")
-    ax.set_xlabel("actual")
-    ax.set_ylabel("predicted")
-    return to_svg(fig)
+    chart.line([low, high], [low, high], dashed=True, colour=GREY)
+    return chart.svg()
 
 
 def _importance_plot(importance: list[dict[str, Any]], metric: str) -> str:
     shown = importance[:15][::-1]  # largest at the top
-    fig, ax = new_figure(4.5, max(2.4, 0.28 * len(shown) + 1.0))
-    ax.barh([e["feature"] for e in shown], [e["mean"] for e in shown], xerr=[e["std"] for e in shown], capsize=2)
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel(f"drop in {metric} (mean ± std over {IMPORTANCE_REPEATS} shuffles)")
-    return to_svg(fig)
+    chart = Chart(450, int(max(240, 28 * len(shown) + 100)), y_categories=[e["feature"] for e in shown],
+                  x_label=f"drop in {metric} (mean ± std over {IMPORTANCE_REPEATS} shuffles)")
+    chart.category_bars([e["mean"] for e in shown], errors=([e["std"] for e in shown], [e["std"] for e in shown]))
+    chart.vline(0)
+    return chart.svg()
 
 
 def _residuals_vs_predicted(preds: metrics.Predictions) -> str:
-    fig, ax = new_figure()
-    ax.scatter(preds.pred, preds.y - preds.pred, s=6, alpha=0.4)
-    ax.axhline(0, linestyle="--", color="grey")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual - predicted")
-    return to_svg(fig)
+    rows, note = _sampled(preds)
+    chart = Chart(x_label=f"predicted{note}", y_label="actual - predicted")
+    chart.scatter(preds.pred[rows], preds.y[rows] - preds.pred[rows])
+    chart.hline(0)
+    return chart.svg()
 
 
 def _residuals(preds: metrics.Predictions) -> str:
-    fig, ax = new_figure()
-    ax.hist(preds.y - preds.pred, bins=40)
-    ax.set_xlabel("actual - predicted")
-    ax.set_ylabel("rows")
-    return to_svg(fig)
+    chart = Chart(x_label="actual - predicted", y_label="rows")
+    residuals = preds.y - preds.pred
+    _histogram(chart, residuals, np.histogram_bin_edges(residuals, bins=40), colour=COLOURS[0], label="")
+    return chart.svg()
 
 
 def _slice_plot(column: str, values: dict[str, Any], details: dict[str, Any],
@@ -455,19 +484,12 @@ def _slice_plot(column: str, values: dict[str, Any], details: dict[str, Any],
     heights = [values[k]["metrics"].get(metric) for k in keys]
     heights = [h if h is not None else 0.0 for h in heights]
     spans = [(intervals.get(k) or {}).get(metric) for k in keys]
-    below = [h - span[0] if span else 0.0 for h, span in zip(heights, spans)]
-    above = [span[1] - h if span else 0.0 for h, span in zip(heights, spans)]
-    fig, ax = new_figure()
-    bars = ax.bar(keys, heights, yerr=[np.maximum(below, 0), np.maximum(above, 0)], capsize=3,
-                  error_kw={"ecolor": "#444444"})
-    ax.bar_label(bars, labels=[f"n={values[k]['rows']:,}" for k in keys], label_type="center", fontsize="small",
-                 color="white")
-    if sum(len(k) for k in keys) > 30:  # long slice names would overlap
-        ax.tick_params(axis="x", labelrotation=30)
+    below = [max(h - span[0], 0.0) if span else 0.0 for h, span in zip(heights, spans)]
+    above = [max(span[1] - h, 0.0) if span else 0.0 for h, span in zip(heights, spans)]
+    chart = Chart(x_label=column, y_label=metric, x_categories=keys,
+                  rotate_x=sum(len(k) for k in keys) > 30)  # long slice names would overlap
+    chart.category_bars(heights, errors=(below, above), inside=[f"n={values[k]['rows']:,}" for k in keys])
     overall = details["metrics"].get(metric)
     if overall is not None:
-        ax.axhline(overall, linestyle="--", color="grey", label=f"overall ({overall:.3g})")
-        ax.legend(loc="lower right")
-    ax.set_xlabel(column)
-    ax.set_ylabel(metric)
-    return to_svg(fig)
+        chart.hline(overall, label=f"overall ({overall:.3g})")
+    return chart.svg("lower right")
