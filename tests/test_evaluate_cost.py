@@ -159,7 +159,9 @@ def test_slice_texts_equal_the_value_by_value_mapping(values, dtype):
     except TypeError:  # pandas' NA has no truth value: the earlier mapping failed on it
         return
     new = evaluate_module.slice_texts(column)
-    assert new.dtype == earlier.dtype and np.array_equal(new, earlier)
+    # the same texts row by row; the array's width is not compared (pandas' map of a category column can
+    # give a wider one than its texts need)
+    assert new.dtype.kind == "U" and new.tolist() == earlier.tolist()
 
 
 def _row_times(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
